@@ -1,0 +1,90 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Datenwerk",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "datenwerk", targets: ["datenwerk"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.25.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.25.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+    ],
+    targets: [
+        // Model, diagnostics, units, time, CRS: no I/O, no heavy dependency.
+        .target(name: "DatenwerkCore", swiftSettings: swiftSettings),
+        // Streaming CSV / JSON decoders over byte chunks.
+        .target(name: "DatenwerkFormats", dependencies: ["DatenwerkCore"], swiftSettings: swiftSettings),
+        // Units (UCUM), local time -> UTC, timestamp patterns, numbers, CRS -> WGS84.
+        .target(name: "DatenwerkTransforms", dependencies: ["DatenwerkCore"], swiftSettings: swiftSettings),
+        // The one HTTP fetcher (AsyncHTTPClient): timeouts, paging.
+        .target(
+            name: "DatenwerkHTTP",
+            dependencies: [
+                "DatenwerkCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // PipelineSpec (YAML), sources, mapping to the common model, runner.
+        .target(
+            name: "DatenwerkPipeline",
+            dependencies: [
+                "DatenwerkCore", "DatenwerkFormats", "DatenwerkTransforms", "DatenwerkHTTP",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // postgres-nio: embedded cluster, migrations, COPY + merge sink.
+        .target(
+            name: "DatenwerkPostgres",
+            dependencies: [
+                "DatenwerkCore", "DatenwerkPipeline",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Migrations")],
+            swiftSettings: swiftSettings
+        ),
+        // Test support: loopback HTTP server, per-test databases.
+        .target(
+            name: "DatenwerkTesting",
+            dependencies: [
+                "DatenwerkPostgres",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The command line: the only place that wires Postgres into the runner.
+        .executableTarget(
+            name: "datenwerk",
+            dependencies: [
+                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkPostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DatenwerkTests",
+            dependencies: [
+                "DatenwerkCore", "DatenwerkFormats", "DatenwerkTransforms", "DatenwerkHTTP", "DatenwerkPipeline",
+                "DatenwerkPostgres", "DatenwerkTesting",
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,85 @@
+/// A located problem in a configuration or input, printed as `file:line:col: error: message`.
+public struct Diagnostic: Error, Sendable, Hashable, CustomStringConvertible {
+    public enum Severity: String, Sendable, Hashable {
+        case error, warning
+    }
+
+    public var severity: Severity
+    public var file: String?
+    public var line: Int?
+    public var column: Int?
+    public var message: String
+
+    public init(_ severity: Severity = .error, file: String? = nil, line: Int? = nil, column: Int? = nil, _ message: String) {
+        self.severity = severity
+        self.file = file
+        self.line = line
+        self.column = column
+        self.message = message
+    }
+
+    public var description: String {
+        var prefix = ""
+        if let file {
+            prefix = file
+            if let line {
+                prefix += ":\(line)"
+                if let column { prefix += ":\(column)" }
+            }
+            prefix += ": "
+        }
+        return "\(prefix)\(severity.rawValue): \(message)"
+    }
+}
+
+/// Several diagnostics at once: validation never stops at the first problem.
+public struct DiagnosticError: Error, Sendable, CustomStringConvertible {
+    public var diagnostics: [Diagnostic]
+    public init(_ diagnostics: [Diagnostic]) { self.diagnostics = diagnostics }
+    public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
+}
+
+/// A problem with one input record: where, which field, what. The record goes to quarantine.
+public struct RecordError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var location: SourceLocation
+    public var field: String?
+    public var reason: String
+
+    public init(_ location: SourceLocation, field: String? = nil, _ reason: String) {
+        self.location = location
+        self.field = field
+        self.reason = reason
+    }
+
+    public var description: String {
+        if let field { return "\(location): field '\(field)': \(reason)" }
+        return "\(location): \(reason)"
+    }
+}
+
+/// Suggests the closest known spelling for an unknown name ("did you mean …").
+public func closestMatch(to name: String, in candidates: some Sequence<String>) -> String? {
+    var best: (String, Int)?
+    for candidate in candidates {
+        let d = editDistance(name.lowercased(), candidate.lowercased())
+        if d <= max(2, candidate.count / 3), d < (best?.1 ?? .max) { best = (candidate, d) }
+    }
+    return best?.0
+}
+
+/// Levenshtein distance over characters.
+public func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var previous = Array(0...b.count)
+    var current = [Int](repeating: 0, count: b.count + 1)
+    for i in 1...a.count {
+        current[0] = i
+        for j in 1...b.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        swap(&previous, &current)
+    }
+    return previous[b.count]
+}

@@ -1,0 +1,122 @@
+/// A point in WGS84 (EPSG:4326), longitude first as in GeoJSON and PostGIS.
+public struct GeoPoint: Sendable, Hashable {
+    public var longitude: Double
+    public var latitude: Double
+    public var altitude: Double?
+
+    public init(longitude: Double, latitude: Double, altitude: Double? = nil) {
+        self.longitude = longitude
+        self.latitude = latitude
+        self.altitude = altitude
+    }
+}
+
+/// A station (feature of interest) in the common model.
+public struct Station: Sendable, Hashable {
+    /// Stable key `<source>:<external id>`, unique per tenant.
+    public var key: String
+    public var name: String?
+    public var kind: String?
+    public var location: GeoPoint?
+    public var properties: JSONValue
+
+    public init(key: String, name: String? = nil, kind: String? = nil, location: GeoPoint? = nil, properties: JSONValue = .object([])) {
+        self.key = key
+        self.name = name
+        self.kind = kind
+        self.location = location
+        self.properties = properties
+    }
+}
+
+/// One observation: a numeric result of one property at one station for an instant or an interval.
+///
+/// Times are microseconds since 1970-01-01T00:00:00Z (UTC), so they are exact and cheap to compare.
+public struct Observation: Sendable, Hashable {
+    public var stationKey: String
+    public var property: String
+    public var phenomenonStart: Int64
+    public var phenomenonEnd: Int64?
+    public var result: Double
+    public var quality: String?
+
+    public init(stationKey: String, property: String, phenomenonStart: Int64, phenomenonEnd: Int64? = nil, result: Double, quality: String? = nil) {
+        self.stationKey = stationKey
+        self.property = property
+        self.phenomenonStart = phenomenonStart
+        self.phenomenonEnd = phenomenonEnd
+        self.result = result
+        self.quality = quality
+    }
+}
+
+/// A record rejected on the way in, with the raw payload so nothing is lost.
+public struct QuarantinedRecord: Sendable, Hashable {
+    public var error: RecordError
+    public var raw: String
+
+    public init(error: RecordError, raw: String) {
+        self.error = error
+        self.raw = raw
+    }
+}
+
+/// What the transform stage hands to a sink, in order.
+public enum StagedItem: Sendable, Hashable {
+    case station(Station)
+    case observation(Observation)
+    case quarantined(QuarantinedRecord)
+}
+
+/// An entry of the controlled vocabulary: one canonical UCUM unit per key.
+public struct ObservedProperty: Sendable, Hashable {
+    public var key: String
+    public var unit: String
+    public var labelDE: String
+    public var labelEN: String
+    /// Plausible range in the canonical unit; values outside are rejected.
+    public var range: ClosedRange<Double>?
+    /// True when a value covers an interval (counts, energy per period).
+    public var perInterval: Bool
+
+    public init(_ key: String, unit: String, de: String, en: String, range: ClosedRange<Double>? = nil, perInterval: Bool = false) {
+        self.key = key
+        self.unit = unit
+        self.labelDE = de
+        self.labelEN = en
+        self.range = range
+        self.perInterval = perInterval
+    }
+}
+
+/// The controlled vocabulary of observed properties.
+public enum Vocabulary {
+    public static let properties: [ObservedProperty] = [
+        .init("air_temperature", unit: "Cel", de: "Lufttemperatur", en: "Air temperature", range: -80...60),
+        .init("relative_humidity", unit: "%", de: "Relative Luftfeuchte", en: "Relative humidity", range: 0...100),
+        .init("precipitation", unit: "mm", de: "Niederschlagshöhe", en: "Precipitation", range: 0...500, perInterval: true),
+        .init("air_pressure", unit: "hPa", de: "Luftdruck", en: "Air pressure", range: 300...1100),
+        .init("wind_speed", unit: "m/s", de: "Windgeschwindigkeit", en: "Wind speed", range: 0...120),
+        .init("wind_direction", unit: "deg", de: "Windrichtung", en: "Wind direction", range: 0...360),
+        .init("global_radiation", unit: "J/cm2", de: "Globalstrahlung", en: "Global radiation", range: 0...10000, perInterval: true),
+        .init("sunshine_duration", unit: "min", de: "Sonnenscheindauer", en: "Sunshine duration", range: 0...1440, perInterval: true),
+        .init("pm10_concentration", unit: "ug/m3", de: "Feinstaub PM10", en: "PM10 concentration", range: 0...2000),
+        .init("pm2_5_concentration", unit: "ug/m3", de: "Feinstaub PM2,5", en: "PM2.5 concentration", range: 0...2000),
+        .init("no2_concentration", unit: "ug/m3", de: "Stickstoffdioxid", en: "NO2 concentration", range: 0...2000),
+        .init("o3_concentration", unit: "ug/m3", de: "Ozon", en: "O3 concentration", range: 0...1000),
+        .init("vehicle_count", unit: "1", de: "Kfz-Anzahl", en: "Vehicle count", range: 0...1_000_000, perInterval: true),
+        .init("bicycle_count", unit: "1", de: "Radverkehr-Anzahl", en: "Bicycle count", range: 0...1_000_000, perInterval: true),
+        .init("average_speed", unit: "km/h", de: "Mittlere Geschwindigkeit", en: "Average speed", range: 0...400),
+        .init("travel_time", unit: "s", de: "Reisezeit", en: "Travel time", range: 0...86400),
+        .init("parking_free_spaces", unit: "1", de: "Freie Stellplätze", en: "Free parking spaces", range: 0...100_000),
+        .init("parking_capacity", unit: "1", de: "Stellplatzkapazität", en: "Parking capacity", range: 0...100_000),
+        .init("electricity_generation", unit: "MW.h", de: "Stromerzeugung", en: "Electricity generation", range: 0...1e9, perInterval: true),
+        .init("electricity_consumption", unit: "MW.h", de: "Stromverbrauch", en: "Electricity consumption", range: 0...1e9, perInterval: true),
+        .init("electric_power", unit: "kW", de: "Elektrische Leistung", en: "Electric power", range: -1e9...1e9),
+        .init("battery_voltage", unit: "V", de: "Batteriespannung", en: "Battery voltage", range: 0...100),
+    ]
+
+    private static let byKey: [String: ObservedProperty] = Dictionary(uniqueKeysWithValues: properties.map { ($0.key, $0) })
+
+    public static func property(_ key: String) -> ObservedProperty? { byKey[key] }
+}
