@@ -32,6 +32,8 @@ let package = Package(
             dependencies: [
                 "DatenwerkCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -42,6 +44,7 @@ let package = Package(
             dependencies: [
                 "DatenwerkCore", "DatenwerkFormats", "DatenwerkTransforms", "DatenwerkHTTP",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -62,6 +65,8 @@ let package = Package(
             name: "DatenwerkTesting",
             dependencies: [
                 "DatenwerkPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -72,8 +77,9 @@ let package = Package(
         .executableTarget(
             name: "datenwerk",
             dependencies: [
-                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkPostgres",
+                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkPostgres", "DatenwerkHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

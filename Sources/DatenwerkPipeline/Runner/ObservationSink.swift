@@ -1,0 +1,97 @@
+import DatenwerkCore
+
+/// Counts of one run, as the runner sees them.
+public struct RunTotals: Sendable, Hashable {
+    public var recordsRead = 0
+    public var observations = 0
+    public var quarantined = 0
+    public var skipped = 0
+    public var filtered = 0
+    public var bytes = 0
+    /// Latest phenomenon start seen (µs UTC), for the checkpoint.
+    public var maxPhenomenonStart: Int64?
+    public var origins: [String] = []
+
+    public init() {}
+}
+
+/// What the sink did with the staged items.
+public struct LoadResult: Sendable, Hashable {
+    public var inserted = 0
+    public var updated = 0
+    public var unchanged = 0
+    public var stations = 0
+    public init(inserted: Int = 0, updated: Int = 0, unchanged: Int = 0, stations: Int = 0) {
+        self.inserted = inserted
+        self.updated = updated
+        self.unchanged = unchanged
+        self.stations = stations
+    }
+}
+
+/// Where normalised items go. A sink loads one run's items in ONE transaction together with the run's
+/// outcome and checkpoint, so a run either lands completely or not at all.
+public protocol ObservationSink: Sendable {
+    /// Records that a run started; returns its id.
+    func beginRun(pipeline: PipelineSpec, trigger: String) async throws -> Int64
+    /// Streams every batch from `next` into the store, then commits data, run row and checkpoint together.
+    /// `totals` is read after the last batch.
+    func load(
+        runID: Int64, pipeline: PipelineSpec,
+        next: () async throws -> [StagedItem]?,
+        totals: () -> RunTotals
+    ) async throws -> LoadResult
+    /// Marks a run failed; keeps the checkpoint; stores the quarantined records seen so far (diagnostics).
+    func failRun(runID: Int64, pipeline: PipelineSpec, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws
+}
+
+/// Why a run failed: the step, the reason, and the underlying cause.
+public struct RunFailure: Error, Sendable, CustomStringConvertible {
+    public enum Step: String, Sendable { case configure, extract, transform, load }
+    public var step: Step
+    public var reason: String
+
+    public init(step: Step, reason: String) {
+        self.step = step
+        self.reason = reason
+    }
+
+    public var description: String { "\(step.rawValue): \(reason)" }
+}
+
+/// Keeps everything in memory: for `--dry-run` and for tests that compare whole normalised output.
+public final class RecordingSink: ObservationSink, @unchecked Sendable {
+    public private(set) var items: [StagedItem] = []
+    public private(set) var failures: [RunFailure] = []
+    private var nextRun: Int64 = 1
+
+    public init() {}
+
+    public func beginRun(pipeline: PipelineSpec, trigger: String) async throws -> Int64 {
+        defer { nextRun += 1 }
+        return nextRun
+    }
+
+    public func load(runID: Int64, pipeline: PipelineSpec, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
+        var result = LoadResult()
+        while let batch = try await next() {
+            for item in batch {
+                switch item {
+                case .observation: result.inserted += 1
+                case .station: result.stations += 1
+                case .quarantined: break
+                }
+            }
+            items.append(contentsOf: batch)
+        }
+        return result
+    }
+
+    public func failRun(runID: Int64, pipeline: PipelineSpec, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
+        failures.append(failure)
+    }
+
+    public var observations: [Observation] { items.compactMap { if case .observation(let o) = $0 { return o } else { return nil } } }
+    public var stations: [Station] { items.compactMap { if case .station(let s) = $0 { return s } else { return nil } } }
+    public var quarantined: [QuarantinedRecord] { items.compactMap { if case .quarantined(let q) = $0 { return q } else { return nil } } }
+}

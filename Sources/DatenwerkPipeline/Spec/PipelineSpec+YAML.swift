@@ -1,0 +1,385 @@
+import DatenwerkCore
+import DatenwerkFormats
+import DatenwerkTransforms
+import Foundation
+import Yams
+
+extension PipelineSpec {
+    static let topKeys = [
+        "version", "name", "tenant", "description", "dataset", "schedule", "source", "transform",
+        "observations", "sink", "on_bad_record", "max_bad_records",
+    ]
+
+    /// Reads and validates a pipeline file; throws `DiagnosticError` with every problem found.
+    public static func load(file: String) throws -> PipelineSpec {
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            throw DiagnosticError([Diagnostic(file: file, "cannot read pipeline file: \(error.localizedDescription)")])
+        }
+        return try parse(yaml: text, file: file)
+    }
+
+    /// Parses pipeline YAML; relative paths resolve against the folder of `file`.
+    public static func parse(yaml: String, file: String) throws -> PipelineSpec {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw DiagnosticError([yamlSyntaxDiagnostic(error, file: file)])
+        }
+        let reader = YAMLReader(file: file)
+        guard let node else {
+            throw DiagnosticError([Diagnostic(file: file, line: 1, column: 1, "the pipeline file is empty")])
+        }
+        let spec = decode(node, reader: reader)
+        if let spec, reader.diagnostics.isEmpty { return spec }
+        throw DiagnosticError(reader.diagnostics.sorted { ($0.line ?? 0, $0.column ?? 0) < ($1.line ?? 0, $1.column ?? 0) })
+    }
+
+    private static func yamlSyntaxDiagnostic(_ error: YamlError, file: String) -> Diagnostic {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
+            return Diagnostic(file: file, line: mark.line, column: mark.column, "YAML syntax: \(problem)")
+        default:
+            return Diagnostic(file: file, "YAML syntax: \(error)")
+        }
+    }
+
+    private static func decode(_ node: Node, reader r: YAMLReader) -> PipelineSpec? {
+        guard let top = r.mapping(node, "", allowed: topKeys, required: ["version", "name", "tenant", "source", "observations"]) else { return nil }
+        if let version = top.int("version"), version != 1 {
+            top.error("version", "unsupported pipeline version \(version); this Datenwerk reads version 1")
+        }
+        let name = top.string("name")
+        if let name, name.range(of: #"^[a-z0-9][a-z0-9_-]*$"#, options: .regularExpression) == nil {
+            top.error("name", "pipeline name '\(name)' must be lowercase letters, digits, '-' or '_'")
+        }
+        let tenant = top.string("tenant")
+        if let tenant, tenant.range(of: #"^[0-9]{8}$"#, options: .regularExpression) == nil {
+            top.error("tenant", "tenant '\(tenant)' must be an 8-digit Amtlicher Gemeindeschlüssel (AGS), e.g. '05515000' for Münster")
+        }
+        let baseDirectory = (r.file as NSString).deletingLastPathComponent
+        let source = top["source"].flatMap { decodeSource($0, path: "source", base: baseDirectory, r) }
+        let transform = top["transform"].map { decodeTransform($0, r) } ?? []
+        let mapping = top["observations"].flatMap { decodeMapping($0, pipelineName: name ?? "pipeline", r) }
+        let dataset = top["dataset"].flatMap { decodeDataset($0, r) }
+        var sink = SinkSpec(kind: .postgres)
+        if let node = top["sink"], let m = r.mapping(node, "sink", allowed: ["kind"], required: ["kind"]), let kind = m.oneOf("kind", SinkSpec.Kind.self) {
+            sink.kind = kind
+        }
+        let schedule = top.string("schedule")
+        let policy = top.oneOf("on_bad_record", BadRecordPolicy.self) ?? .quarantine
+        let maxBad = top.int("max_bad_records", min: 0)
+        guard let name, let tenant, let source, let mapping else { return nil }
+        return PipelineSpec(
+            file: r.file, name: name, tenant: tenant, description: top.string("description"), dataset: dataset,
+            schedule: schedule, source: source, transform: transform, observations: mapping, sink: sink,
+            onBadRecord: policy, maxBadRecords: maxBad
+        )
+    }
+
+    private static func decodeDataset(_ node: Node, _ r: YAMLReader) -> DatasetSpec? {
+        guard let m = r.mapping(node, "dataset", allowed: [
+            "title", "title_en", "description", "description_en", "keywords", "theme", "license", "publisher",
+            "contact_email", "update_frequency", "access",
+        ], required: ["title"]) else { return nil }
+        let access = m.string("access") ?? "open"
+        if !["open", "restricted"].contains(access) { m.error("access", "access must be 'open' or 'restricted', found '\(access)'") }
+        return DatasetSpec(
+            title: m.string("title") ?? "", titleEN: m.string("title_en"), description: m.string("description"),
+            descriptionEN: m.string("description_en"), keywords: m.strings("keywords") ?? [], theme: m.string("theme"),
+            license: m.string("license") ?? "dl-de/by-2-0", publisher: m.string("publisher"),
+            contactEmail: m.string("contact_email"), updateFrequency: m.string("update_frequency"), access: access
+        )
+    }
+
+    private static func decodeSource(_ node: Node, path: String, base: String, _ r: YAMLReader) -> SourceSpec? {
+        guard let m = r.mapping(node, path, allowed: ["kind", "path", "url", "headers", "query", "paging", "timeout_seconds", "format"], required: ["kind", "format"]) else { return nil }
+        let kind = m.oneOf("kind", SourceSpec.Kind.self)
+        var filePath: String?
+        var url: String?
+        switch kind {
+        case .file:
+            if let p = m.string("path") {
+                filePath = p.hasPrefix("/") ? p : (base as NSString).appendingPathComponent(p)
+                filePath = (filePath! as NSString).standardizingPath
+            } else if !m.has("path") {
+                r.error(node, "", "missing required key 'path' in 'source' (kind: file)")
+            }
+            for key in ["url", "headers", "query", "paging"] where m.has(key) {
+                m.error(key, "'\(key)' applies to kind: http, not kind: file")
+            }
+        case .http:
+            if let u = m.string("url") {
+                if URLComponents(string: u)?.scheme.map({ ["http", "https"].contains($0) }) != true {
+                    m.error("url", "'\(u)' is not an http(s) URL")
+                }
+                url = u
+            } else if !m.has("url") {
+                r.error(node, "", "missing required key 'url' in 'source' (kind: http)")
+            }
+            if m.has("path") { m.error("path", "'path' applies to kind: file; use 'url' for kind: http") }
+        case nil: break
+        }
+        let paging = m["paging"].flatMap { decodePaging($0, path: m.path("paging"), r) }
+        let format = m["format"].flatMap { decodeFormat($0, path: m.path("format"), r) }
+        guard let kind, let format else { return nil }
+        return SourceSpec(
+            kind: kind, path: filePath, url: url, headers: m.stringMap("headers") ?? [], query: m.stringMap("query") ?? [],
+            paging: paging, timeoutSeconds: m.int("timeout_seconds", min: 1) ?? 60, format: format
+        )
+    }
+
+    private static func decodePaging(_ node: Node, path: String, _ r: YAMLReader) -> PagingSpec? {
+        enum Kind: String, CaseIterable { case next_link, offset, page }
+        guard let m = r.mapping(node, path, allowed: ["kind", "next", "param", "limit_param", "size_param", "start", "page_size", "max_pages"], required: ["kind"]),
+              let kind = m.oneOf("kind", Kind.self) else { return nil }
+        let maxPages = m.int("max_pages", min: 1) ?? 10_000
+        switch kind {
+        case .next_link:
+            return .nextLink(path: m.string("next"), maxPages: maxPages)
+        case .offset:
+            guard let size = m.int("page_size", min: 1) else {
+                if !m.has("page_size") { m.error("page_size", "paging kind 'offset' needs 'page_size'") }
+                return nil
+            }
+            return .offset(param: m.string("param") ?? "offset", limitParam: m.string("limit_param") ?? "limit", pageSize: size, maxPages: maxPages)
+        case .page:
+            guard let size = m.int("page_size", min: 1) else {
+                if !m.has("page_size") { m.error("page_size", "paging kind 'page' needs 'page_size'") }
+                return nil
+            }
+            return .page(param: m.string("param") ?? "page", sizeParam: m.string("size_param"), start: m.int("start", min: 0) ?? 1, pageSize: size, maxPages: maxPages)
+        }
+    }
+
+    private static func decodeFormat(_ node: Node, path: String, _ r: YAMLReader) -> FormatSpec? {
+        enum Kind: String, CaseIterable { case csv, json, ndjson }
+        guard case .mapping = node else {
+            r.error(node, path, "expected a mapping with 'kind: csv|json|ndjson'")
+            return nil
+        }
+        let kindNode = node["kind"]
+        guard let kindNode, let kind = r.oneOf(kindNode, join(path, "kind"), Kind.self) else {
+            if kindNode == nil { r.error(node, "", "missing required key 'kind' in '\(path)'") }
+            return nil
+        }
+        switch kind {
+        case .csv:
+            guard let m = r.mapping(node, path, allowed: [
+                "kind", "delimiter", "quote", "encoding", "skip_rows", "header", "columns", "comment_prefixes", "trim", "skip_empty_lines",
+            ], context: "kind: csv") else { return nil }
+            var options = CSVOptions()
+            if let d = m.string("delimiter") {
+                let text = d == "\\t" ? "\t" : d
+                if text.utf8.count == 1 { options.delimiter = text.utf8.first! } else { m.error("delimiter", "delimiter must be one ASCII character, found '\(d)'") }
+            }
+            if m.has("quote") {
+                let q = m.string("quote") ?? ""
+                if q.isEmpty { options.quote = nil } else if q.utf8.count == 1 { options.quote = q.utf8.first! } else { m.error("quote", "quote must be one ASCII character or empty") }
+            }
+            if let encoding = m.oneOf("encoding", TextEncoding.self) { options.encoding = encoding }
+            if let skip = m.int("skip_rows", min: 0) { options.skipRows = skip }
+            if let header = m.bool("header") { options.header = header }
+            options.columns = m.strings("columns")
+            if let prefixes = m.strings("comment_prefixes") { options.commentPrefixes = prefixes }
+            if let trim = m.bool("trim") { options.trimFields = trim }
+            if let skip = m.bool("skip_empty_lines") { options.skipEmptyLines = skip }
+            if !options.header && options.columns == nil { m.error("columns", "a CSV without header needs 'columns'") }
+            return .csv(options)
+        case .json:
+            guard let m = r.mapping(node, path, allowed: ["kind", "records"], context: "kind: json") else { return nil }
+            let records = m.string("records") ?? "$"
+            if !records.hasPrefix("$") { m.error("records", "record path must start with '$', e.g. '$.items'") }
+            return .json(recordPath: records)
+        case .ndjson:
+            _ = r.mapping(node, path, allowed: ["kind"], context: "kind: ndjson")
+            return .ndjson
+        }
+    }
+
+    private static func decodeTransform(_ node: Node, _ r: YAMLReader) -> [TransformStep] {
+        guard let items = r.sequence(node, "transform") else { return [] }
+        var steps: [TransformStep] = []
+        for (index, item) in items.enumerated() {
+            let path = "transform[\(index)]"
+            guard let m = r.mapping(item, path, allowed: ["rename", "set", "filter", "melt"]) else { continue }
+            guard m.values.count == 1, let (name, entry) = m.values.first else {
+                r.error(item, path, "each transform step has exactly one of rename, set, filter, melt")
+                continue
+            }
+            let stepPath = join(path, name)
+            switch name {
+            case "rename":
+                if let pairs = r.stringMap(entry.value, stepPath) { steps.append(.rename(pairs.map { (from: $0.0, to: $0.1) })) }
+            case "set":
+                if let pairs = r.stringMap(entry.value, stepPath) { steps.append(.set(pairs.map { (field: $0.0, value: $0.1) })) }
+            case "filter":
+                guard let f = r.mapping(entry.value, stepPath, allowed: ["field", "in", "not_in"], required: ["field"]) else { continue }
+                if f.has("in") == f.has("not_in") { r.error(entry.value, stepPath, "filter needs exactly one of 'in' or 'not_in'") }
+                if let field = f.string("field") {
+                    if let values = f.strings("in") { steps.append(.filter(field: field, values: values, keep: true)) }
+                    else if let values = f.strings("not_in") { steps.append(.filter(field: field, values: values, keep: false)) }
+                }
+            case "melt":
+                guard let f = r.mapping(entry.value, stepPath, allowed: ["id_fields", "value_fields", "name_field", "value_field"], required: ["id_fields"]) else { continue }
+                steps.append(.melt(
+                    idFields: f.strings("id_fields") ?? [], valueFields: f.strings("value_fields"),
+                    nameField: f.string("name_field") ?? "series", valueField: f.string("value_field") ?? "value"
+                ))
+            default: break
+            }
+        }
+        return steps
+    }
+
+    private static func decodeMapping(_ node: Node, pipelineName: String, _ r: YAMLReader) -> ObservationMapping? {
+        guard let m = r.mapping(node, "observations", allowed: ["station", "time", "values", "decimal", "missing", "quality_field"], required: ["station", "time", "values"]) else { return nil }
+        var station: ObservationMapping.StationMapping?
+        if let s = m["station"].flatMap({ r.mapping($0, "observations.station", allowed: ["id", "id_value", "prefix", "name", "kind", "coordinates", "properties"]) }) {
+            if s.has("id") == s.has("id_value") { r.error(s.node, "observations.station", "station needs exactly one of 'id' (a field) or 'id_value' (a constant)") }
+            var coordinates: ObservationMapping.CoordinateMapping?
+            if let c = s["coordinates"].flatMap({ r.mapping($0, "observations.station.coordinates", allowed: ["x", "y", "lon", "lat", "crs", "altitude"]) }) {
+                let x = c.string("x") ?? c.string("lon")
+                let y = c.string("y") ?? c.string("lat")
+                var epsg = 4326
+                if let crs = c.string("crs") {
+                    if let code = parseEPSG(crs) { epsg = code } else { c.error("crs", "crs '\(crs)' is not an EPSG code like 'EPSG:25832'") }
+                    if let code = parseEPSG(crs), !CoordinateTransform.supportedEPSG.contains(code) {
+                        c.error("crs", "EPSG:\(code) is not supported; supported: \(CoordinateTransform.supportedEPSG.map { "EPSG:\($0)" }.joined(separator: ", "))")
+                    }
+                }
+                if let x, let y {
+                    coordinates = .init(xField: x, yField: y, epsg: epsg, altitudeField: c.string("altitude"))
+                } else {
+                    r.error(c.node, "observations.station.coordinates", "coordinates need 'x' and 'y' (or 'lon' and 'lat')")
+                }
+            }
+            station = .init(
+                idField: s.string("id"), idValue: s.string("id_value"), prefix: s.string("prefix") ?? pipelineName,
+                nameField: s.string("name"), kind: s.string("kind"), coordinates: coordinates, properties: s.strings("properties") ?? []
+            )
+        }
+        var time: ObservationMapping.TimeMapping?
+        if let t = m["time"].flatMap({ r.mapping($0, "observations.time", allowed: ["field", "fields", "format", "zone", "ambiguous", "interval", "stamp", "strip"], required: ["format"]) }) {
+            let fields = t.strings("fields") ?? t.string("field").map { [$0] }
+            if fields == nil { r.error(t.node, "observations.time", "time needs 'field' or 'fields'") }
+            let zone = t.string("zone") ?? "UTC"
+            if (try? LocalTimeResolver(zone: zone)) == nil { t.error("zone", "unknown time zone '\(zone)'; use an IANA name like 'Europe/Berlin'") }
+            let format = t.string("format") ?? "iso8601"
+            if (try? TimestampParser(format: format, zone: nil)) == nil { t.error("format", "invalid time format '\(format)'") }
+            var interval: Int?
+            if let text = t.string("interval") {
+                interval = parseDuration(text)
+                if interval == nil { t.error("interval", "interval '\(text)' is not a duration like PT1H, PT10M, P1D, 1h or 15m") }
+            }
+            let stamp = t.string("stamp") ?? "start"
+            if !["start", "end"].contains(stamp) { t.error("stamp", "stamp must be 'start' or 'end'") }
+            if let fields {
+                time = .init(fields: fields, format: format, zone: zone, ambiguous: t.oneOf("ambiguous", ObservationMapping.AmbiguousTime.self) ?? .first,
+                             intervalSeconds: interval, stampAtEnd: stamp == "end", strip: t.string("strip"))
+            }
+        }
+        var values: [ObservationMapping.ValueMapping] = []
+        if let items = m["values"].flatMap({ r.sequence($0, "observations.values") }) {
+            if items.isEmpty { m.error("values", "values must list at least one observed value") }
+            for (index, item) in items.enumerated() {
+                let path = "observations.values[\(index)]"
+                guard let v = r.mapping(item, path, allowed: ["field", "property", "unit", "property_field", "properties", "range", "scale"], required: ["field"]) else { continue }
+                if v.has("property") == v.has("property_field") { r.error(item, path, "a value needs exactly one of 'property' or 'property_field' (with 'properties')") }
+                var lookup: [String: (property: String, unit: String?)] = [:]
+                if let node = v["properties"], case .mapping(let map) = node {
+                    for (key, value) in map {
+                        guard let series = key.string else { continue }
+                        let entryPath = join(join(path, "properties"), series)
+                        if let prop = value.string, case .scalar = value {
+                            checkProperty(prop, unit: nil, node: value, path: entryPath, r)
+                            lookup[series] = (prop, nil)
+                        } else if let e = r.mapping(value, entryPath, allowed: ["property", "unit"], required: ["property"]), let prop = e.string("property") {
+                            checkProperty(prop, unit: e.string("unit"), node: value, path: entryPath, r)
+                            lookup[series] = (prop, e.string("unit"))
+                        }
+                    }
+                } else if let node = v["properties"] {
+                    r.error(node, v.path("properties"), "expected a mapping from series name to property")
+                }
+                if let property = v.string("property") { checkProperty(property, unit: v.string("unit"), node: v["unit"] ?? item, path: path, r) }
+                var range: ClosedRange<Double>?
+                if let bounds = v["range"].flatMap({ r.sequence($0, v.path("range")) }) {
+                    let numbers = bounds.enumerated().compactMap { r.double($1, "\(v.path("range"))[\($0)]") }
+                    if numbers.count == 2, numbers[0] <= numbers[1] { range = numbers[0]...numbers[1] } else { v.error("range", "range must be [min, max]") }
+                }
+                if let field = v.string("field") {
+                    values.append(.init(field: field, property: v.string("property"), unit: v.string("unit"), propertyField: v.string("property_field"),
+                                        lookup: lookup, range: range, scale: v.double("scale")))
+                }
+            }
+        }
+        var decimalComma = false
+        if let decimal = m.string("decimal") {
+            switch decimal {
+            case ",", "comma": decimalComma = true
+            case ".", "point": decimalComma = false
+            default: m.error("decimal", "decimal must be 'comma' or 'point', found '\(decimal)'")
+            }
+        }
+        guard let station, let time else { return nil }
+        return ObservationMapping(
+            station: station, time: time, values: values, decimalComma: decimalComma,
+            missing: Set(m.strings("missing") ?? [""]), qualityField: m.string("quality_field")
+        )
+    }
+
+    private static func checkProperty(_ property: String, unit: String?, node: Node, path: String, _ r: YAMLReader) {
+        guard let known = Vocabulary.property(property) else {
+            let suggestion = closestMatch(to: property, in: Vocabulary.properties.map(\.key)).map { "; did you mean '\($0)'?" } ?? ""
+            r.error(node, path, "unknown observed property '\(property)'\(suggestion)")
+            return
+        }
+        if let unit {
+            do { _ = try Units.convert(1, from: unit, to: known.unit) } catch {
+                r.error(node, join(path, "unit"), "unit '\(unit)' cannot be converted to \(property)'s canonical unit '\(known.unit)'")
+            }
+        }
+    }
+}
+
+/// `EPSG:25832`, `epsg:25832`, `25832`, `urn:ogc:def:crs:EPSG::25832`.
+func parseEPSG(_ text: String) -> Int? {
+    let digits = text.split(whereSeparator: { !$0.isNumber }).last.map(String.init)
+    return digits.flatMap(Int.init)
+}
+
+/// `PT1H`, `PT15M`, `P1D`, `PT30S`, `1h`, `15m`, `10s`, `1d` → seconds.
+public func parseDuration(_ text: String) -> Int? {
+    let t = text.trimmingCharacters(in: .whitespaces)
+    if let value = Int(t.dropLast()), value > 0, let unit = t.last {
+        switch unit {
+        case "s": return value
+        case "m": return value * 60
+        case "h": return value * 3600
+        case "d": return value * 86400
+        default: break
+        }
+    }
+    guard t.hasPrefix("P") else { return nil }
+    var total = 0, number = "", inTime = false, any = false
+    for c in t.dropFirst() {
+        if c == "T" { inTime = true; continue }
+        if c.isNumber { number.append(c); continue }
+        guard let n = Int(number) else { return nil }
+        number = ""
+        any = true
+        switch (c, inTime) {
+        case ("D", false): total += n * 86400
+        case ("W", false): total += n * 7 * 86400
+        case ("H", true): total += n * 3600
+        case ("M", true): total += n * 60
+        case ("S", true): total += n
+        default: return nil
+        }
+    }
+    return any && number.isEmpty && total > 0 ? total : nil
+}

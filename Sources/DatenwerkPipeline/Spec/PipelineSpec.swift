@@ -1,0 +1,158 @@
+import DatenwerkCore
+import DatenwerkFormats
+
+/// A validated, typed pipeline (`version: 1`): where records come from, how they become observations,
+/// where they go, and what happens to bad records.
+public struct PipelineSpec: Sendable {
+    /// The YAML file it was read from.
+    public var file: String
+    public var name: String
+    /// Amtlicher Gemeindeschlüssel (8 digits) of the municipality that owns the data.
+    public var tenant: String
+    public var description: String?
+    public var dataset: DatasetSpec?
+    public var schedule: String?
+    public var source: SourceSpec
+    public var transform: [TransformStep]
+    public var observations: ObservationMapping
+    public var sink: SinkSpec
+    public var onBadRecord: BadRecordPolicy
+    /// The run fails when more records than this are bad (nil: no limit).
+    public var maxBadRecords: Int?
+}
+
+public enum BadRecordPolicy: String, Sendable, CaseIterable {
+    /// The first bad record fails the run; nothing is loaded.
+    case fail
+    /// Bad records are counted and reported, not stored.
+    case skip
+    /// Bad records are stored in `datenwerk.quarantine` with their raw payload.
+    case quarantine
+}
+
+public struct DatasetSpec: Sendable {
+    public var title: String
+    public var titleEN: String?
+    public var description: String?
+    public var descriptionEN: String?
+    public var keywords: [String]
+    public var theme: String?
+    public var license: String
+    public var publisher: String?
+    public var contactEmail: String?
+    public var updateFrequency: String?
+    public var access: String
+}
+
+public struct SourceSpec: Sendable {
+    public enum Kind: String, Sendable, CaseIterable { case file, http }
+    public var kind: Kind
+    /// For `file`: absolute path (resolved against the pipeline file's folder); glob `*` allowed in the last part.
+    public var path: String?
+    /// For `http`: the first page's URL.
+    public var url: String?
+    public var headers: [(String, String)]
+    public var query: [(String, String)]
+    public var paging: PagingSpec?
+    public var timeoutSeconds: Int
+    public var format: FormatSpec
+}
+
+public enum PagingSpec: Sendable {
+    /// Follow a link found in the response: a JSON path in the envelope (e.g. `@iot.nextLink`, `links.next`) or the `Link: rel="next"` header.
+    case nextLink(path: String?, maxPages: Int)
+    /// `?offset=N&limit=M`: stops at an empty or short page.
+    case offset(param: String, limitParam: String, pageSize: Int, maxPages: Int)
+    /// `?page=N&size=M` starting at `start`: stops at an empty or short page.
+    case page(param: String, sizeParam: String?, start: Int, pageSize: Int, maxPages: Int)
+}
+
+public enum FormatSpec: Sendable {
+    case csv(CSVOptions)
+    case json(recordPath: String)
+    case ndjson
+}
+
+public enum TransformStep: Sendable {
+    /// Renames fields.
+    case rename([(from: String, to: String)])
+    /// Sets fields to constant text.
+    case set([(field: String, value: String)])
+    /// Keeps only records whose field matches (or drops them, with `drop: true`).
+    case filter(field: String, values: [String], keep: Bool)
+    /// Wide → long: one record per value column, with the column name in `nameField` and the cell in `valueField`.
+    case melt(idFields: [String], valueFields: [String]?, nameField: String, valueField: String)
+}
+
+/// How a record becomes a station plus observations of the common model.
+public struct ObservationMapping: Sendable {
+    public struct StationMapping: Sendable {
+        /// Field holding the external station id (or a constant id with `id_value`).
+        public var idField: String?
+        public var idValue: String?
+        /// Key prefix (`<prefix>:<id>`); default: the pipeline name.
+        public var prefix: String
+        public var nameField: String?
+        public var kind: String?
+        public var coordinates: CoordinateMapping?
+        public var properties: [String]
+    }
+
+    public struct CoordinateMapping: Sendable {
+        /// Easting / longitude field and northing / latitude field.
+        public var xField: String
+        public var yField: String
+        public var epsg: Int
+        public var altitudeField: String?
+    }
+
+    public struct TimeMapping: Sendable {
+        /// One or more fields, joined with a space before parsing (e.g. `[Datum, Uhrzeit]`).
+        public var fields: [String]
+        public var format: String
+        public var zone: String
+        public var ambiguous: AmbiguousTime
+        /// Observations cover an interval: end = start + this many seconds.
+        public var intervalSeconds: Int?
+        /// The time stamps mark the end of the interval (start = time − interval).
+        public var stampAtEnd: Bool
+        /// Characters stripped around the time text (e.g. `'`).
+        public var strip: String?
+    }
+
+    /// The repeated autumn hour (e.g. 02:30 on 2024-10-27 in Europe/Berlin happens twice).
+    public enum AmbiguousTime: String, Sendable, CaseIterable {
+        /// The earlier instant, still summer time (the default).
+        case first
+        /// The later instant, already winter time.
+        case second
+        /// Quarantine the record.
+        case reject
+        /// In file order per station: the first occurrence is summer time, a repeat is winter time.
+        case sequence
+    }
+
+    public struct ValueMapping: Sendable {
+        public var field: String
+        /// Fixed property, or looked up from `propertyField`'s value in `lookup`.
+        public var property: String?
+        public var unit: String?
+        public var propertyField: String?
+        public var lookup: [String: (property: String, unit: String?)]
+        public var range: ClosedRange<Double>?
+        public var scale: Double?
+    }
+
+    public var station: StationMapping
+    public var time: TimeMapping
+    public var values: [ValueMapping]
+    public var decimalComma: Bool
+    /// Cell texts that mean "no value" (the observation is left out, not an error).
+    public var missing: Set<String>
+    public var qualityField: String?
+}
+
+public struct SinkSpec: Sendable {
+    public enum Kind: String, Sendable, CaseIterable { case postgres }
+    public var kind: Kind
+}

@@ -1,0 +1,156 @@
+import DatenwerkCore
+import Yams
+
+/// Walks a YAML node tree and collects *every* problem with its `file:line:col` and key path.
+///
+/// Each `mapping` call names the keys it accepts, so unknown keys are reported with a suggestion.
+final class YAMLReader {
+    let file: String
+    private(set) var diagnostics: [Diagnostic] = []
+
+    init(file: String) { self.file = file }
+
+    func error(_ node: Node?, _ path: String, _ message: String) {
+        let mark = node?.mark
+        let location = path.isEmpty ? "" : " (at '\(path)')"
+        diagnostics.append(Diagnostic(.error, file: file, line: mark?.line, column: mark?.column, message + location))
+    }
+
+    /// A mapping whose keys must be among `allowed`; `required` keys must be present.
+    func mapping(_ node: Node, _ path: String, allowed: [String], required: [String] = [], context: String? = nil) -> Mapping? {
+        guard case .mapping(let mapping) = node else {
+            error(node, path, "expected a mapping (key: value pairs), found \(describe(node))")
+            return nil
+        }
+        var values: [String: (key: Node, value: Node)] = [:]
+        for (key, value) in mapping {
+            guard let name = key.string else {
+                error(key, path, "keys must be text")
+                continue
+            }
+            if !allowed.contains(name) {
+                let suggestion = closestMatch(to: name, in: allowed).map { "; did you mean '\($0)'?" } ?? "; allowed: \(allowed.joined(separator: ", "))"
+                let inside = path.isEmpty ? "the pipeline" : "'\(path)'"
+                let ctx = context.map { " (\($0))" } ?? ""
+                error(key, "", "unknown key '\(name)' in \(inside)\(ctx)\(suggestion)")
+                continue
+            }
+            if values[name] != nil { error(key, join(path, name), "duplicate key '\(name)'") }
+            values[name] = (key, value)
+        }
+        for name in required where values[name] == nil {
+            let inside = path.isEmpty ? "the pipeline" : "'\(path)'"
+            error(node, "", "missing required key '\(name)' in \(inside)")
+        }
+        return Mapping(reader: self, node: node, path: path, values: values)
+    }
+
+    func string(_ node: Node, _ path: String) -> String? {
+        guard case .scalar(let scalar) = node else {
+            error(node, path, "expected text, found \(describe(node))")
+            return nil
+        }
+        return scalar.string
+    }
+
+    func int(_ node: Node, _ path: String, min: Int? = nil) -> Int? {
+        guard case .scalar(let scalar) = node, let value = Int(scalar.string) else {
+            error(node, path, "expected a whole number, found \(describe(node))")
+            return nil
+        }
+        if let min, value < min {
+            error(node, path, "must be at least \(min), found \(value)")
+            return nil
+        }
+        return value
+    }
+
+    func double(_ node: Node, _ path: String) -> Double? {
+        guard case .scalar(let scalar) = node, let value = Double(scalar.string) else {
+            error(node, path, "expected a number, found \(describe(node))")
+            return nil
+        }
+        return value
+    }
+
+    func bool(_ node: Node, _ path: String) -> Bool? {
+        guard let value = node.bool else {
+            error(node, path, "expected true or false, found \(describe(node))")
+            return nil
+        }
+        return value
+    }
+
+    func strings(_ node: Node, _ path: String) -> [String]? {
+        switch node {
+        case .scalar(let scalar): return [scalar.string]
+        case .sequence(let sequence):
+            return sequence.enumerated().compactMap { index, item in string(item, "\(path)[\(index)]") }
+        default:
+            error(node, path, "expected a list of text values, found \(describe(node))")
+            return nil
+        }
+    }
+
+    func stringMap(_ node: Node, _ path: String) -> [(String, String)]? {
+        guard case .mapping(let mapping) = node else {
+            error(node, path, "expected a mapping of text to text, found \(describe(node))")
+            return nil
+        }
+        return mapping.compactMap { key, value in
+            guard let k = key.string, let v = string(value, join(path, k)) else { return nil }
+            return (k, v)
+        }
+    }
+
+    func sequence(_ node: Node, _ path: String) -> [Node]? {
+        guard case .sequence(let sequence) = node else {
+            error(node, path, "expected a list, found \(describe(node))")
+            return nil
+        }
+        return Array(sequence)
+    }
+
+    func oneOf<T: RawRepresentable>(_ node: Node, _ path: String, _: T.Type) -> T? where T: CaseIterable, T.RawValue == String {
+        guard let text = string(node, path) else { return nil }
+        if let value = T(rawValue: text) { return value }
+        let allowed = T.allCases.map(\.rawValue)
+        let suggestion = closestMatch(to: text, in: allowed).map { "; did you mean '\($0)'?" } ?? ""
+        error(node, path, "'\(text)' is not one of \(allowed.joined(separator: ", "))\(suggestion)")
+        return nil
+    }
+
+    func describe(_ node: Node) -> String {
+        switch node {
+        case .scalar(let s): return s.string.isEmpty ? "an empty value" : "'\(s.string)'"
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        }
+    }
+
+    struct Mapping {
+        let reader: YAMLReader
+        let node: Node
+        let path: String
+        let values: [String: (key: Node, value: Node)]
+
+        subscript(_ key: String) -> Node? { values[key]?.value }
+        func path(_ key: String) -> String { join(path, key) }
+        func has(_ key: String) -> Bool { values[key] != nil }
+
+        func string(_ key: String) -> String? { self[key].flatMap { reader.string($0, path(key)) } }
+        func int(_ key: String, min: Int? = nil) -> Int? { self[key].flatMap { reader.int($0, path(key), min: min) } }
+        func double(_ key: String) -> Double? { self[key].flatMap { reader.double($0, path(key)) } }
+        func bool(_ key: String) -> Bool? { self[key].flatMap { reader.bool($0, path(key)) } }
+        func strings(_ key: String) -> [String]? { self[key].flatMap { reader.strings($0, path(key)) } }
+        func stringMap(_ key: String) -> [(String, String)]? { self[key].flatMap { reader.stringMap($0, path(key)) } }
+        func oneOf<T: RawRepresentable & CaseIterable>(_ key: String, _ type: T.Type) -> T? where T.RawValue == String {
+            self[key].flatMap { reader.oneOf($0, path(key), type) }
+        }
+        /// Reports a problem at the value of `key` (or at the mapping when the key is absent).
+        func error(_ key: String, _ message: String) { reader.error(self[key] ?? node, path(key), message) }
+    }
+}
+
+func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }

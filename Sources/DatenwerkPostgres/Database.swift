@@ -1,0 +1,121 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// A running connection pool to one database. Create with `Database.with(location:) { db in … }`.
+public struct Database: Sendable {
+    public let client: PostgresClient
+    public let location: DatabaseLocation
+    public let logger: Logger
+
+    /// Runs `body` with a pool whose background task lives exactly as long as `body`.
+    public static func with<T: Sendable>(
+        _ location: DatabaseLocation,
+        logger: Logger = Logger(label: "datenwerk.postgres"),
+        _ body: @Sendable (Database) async throws -> T
+    ) async throws -> T {
+        let client = PostgresClient(configuration: location.clientConfiguration, backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(Database(client: client, location: location, logger: logger))
+        }
+    }
+
+    /// Creates `name` on the server if it is missing (connects to the `postgres` maintenance database).
+    public static func createDatabaseIfMissing(_ location: DatabaseLocation, logger: Logger = Logger(label: "datenwerk.postgres")) async throws {
+        let name = location.database
+        try await Database.with(location.with(database: "postgres"), logger: logger) { db in
+            let rows = try await db.client.query("SELECT 1 FROM pg_database WHERE datname = \(name)", logger: logger)
+            var exists = false
+            for try await _ in rows { exists = true }
+            if !exists {
+                do {
+                    try await db.client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(quoteIdentifier(name))"), logger: logger)
+                } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42P04" {
+                    // created concurrently by another process: fine
+                }
+            }
+        }
+    }
+
+    /// Runs `body` in one transaction on one connection.
+    public func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await client.withConnection { connection in
+            try await connection.query("BEGIN", logger: logger)
+            do {
+                let result = try await body(connection)
+                try await connection.query("COMMIT", logger: logger)
+                return result
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    /// Runs SQL text with several statements, one after another (extended protocol takes one at a time).
+    public static func executeScript(_ sql: String, on connection: PostgresConnection, logger: Logger) async throws {
+        for statement in splitSQLStatements(sql) {
+            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+        }
+    }
+}
+
+public func quoteIdentifier(_ name: String) -> String {
+    "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+}
+
+/// Splits a SQL script at top-level `;`, honouring quotes, comments and dollar-quoted bodies.
+public func splitSQLStatements(_ sql: String) -> [String] {
+    var statements: [String] = []
+    var current = ""
+    let chars = Array(sql)
+    var i = 0
+    func flush() {
+        let trimmed = current.trimmingCharacters(in: .whitespacesAndNewlines)
+        if !trimmed.isEmpty { statements.append(trimmed) }
+        current = ""
+    }
+    while i < chars.count {
+        let c = chars[i]
+        if c == "-", i + 1 < chars.count, chars[i + 1] == "-" {
+            while i < chars.count, chars[i] != "\n" { i += 1 }
+            continue
+        }
+        if c == "'" || c == "\"" {
+            current.append(c)
+            i += 1
+            while i < chars.count {
+                current.append(chars[i])
+                if chars[i] == c { i += 1; break }
+                i += 1
+            }
+            continue
+        }
+        if c == "$" {
+            var j = i + 1
+            while j < chars.count, chars[j] == "_" || chars[j].isLetter || chars[j].isNumber { j += 1 }
+            if j < chars.count, chars[j] == "$" {
+                let tag = String(chars[i...j])
+                current += tag
+                i = j + 1
+                while i < chars.count {
+                    if chars[i] == "$", i + tag.count <= chars.count, String(chars[i..<(i + tag.count)]) == tag {
+                        current += tag
+                        i += tag.count
+                        break
+                    }
+                    current.append(chars[i])
+                    i += 1
+                }
+                continue
+            }
+        }
+        if c == ";" { flush(); i += 1; continue }
+        current.append(c)
+        i += 1
+    }
+    flush()
+    return statements
+}

@@ -1,0 +1,43 @@
+import Foundation
+import Logging
+
+/// Picks the database for a command: `DATABASE_URL` when set, otherwise the embedded cluster
+/// (started or reused, and stopped again when this process is its last user). Migrations run first.
+public struct DatabaseEnvironment: Sendable {
+    public var databaseURL: String?
+    public var embedded: EmbeddedPostgres.Configuration
+    public var migrate: Bool = true
+    public var logger: Logger
+
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment, keepRunning: Bool = false, logger: Logger = Logger(label: "datenwerk.postgres")) {
+        self.databaseURL = environment["DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        self.embedded = EmbeddedPostgres.Configuration(keepRunning: keepRunning)
+        self.logger = logger
+    }
+
+    /// Where the database is, and for the embedded cluster how to reach it with psql.
+    public struct Opened: Sendable {
+        public var database: Database
+        public var embedded: EmbeddedPostgres?
+        public var psqlHint: String
+    }
+
+    public func with<T: Sendable>(_ body: @Sendable (Opened) async throws -> T) async throws -> T {
+        if let databaseURL {
+            let location = try DatabaseLocation(url: databaseURL)
+            return try await Database.with(location, logger: logger) { db in
+                if migrate { try await Migrator(db).migrate() }
+                return try await body(Opened(database: db, embedded: nil, psqlHint: "psql \"$DATABASE_URL\""))
+            }
+        }
+        let cluster = EmbeddedPostgres(embedded)
+        try cluster.start()
+        defer { cluster.stop() }
+        let location = DatabaseLocation(socketPath: cluster.socketPath, username: embedded.user, database: embedded.database)
+        try await Database.createDatabaseIfMissing(location, logger: logger)
+        return try await Database.with(location, logger: logger) { db in
+            if migrate { try await Migrator(db).migrate() }
+            return try await body(Opened(database: db, embedded: cluster, psqlHint: cluster.psqlCommand))
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import PostgresNIO
+
+/// Where the database is: a `postgres://` URL from `DATABASE_URL`, or the embedded cluster.
+public struct DatabaseLocation: Sendable, CustomStringConvertible {
+    public var host: String?
+    public var port: Int
+    public var unixSocketPath: String?
+    public var username: String
+    public var password: String?
+    public var database: String
+    public var requireTLS: Bool
+
+    public struct InvalidURL: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Parses `postgres://user:password@host:port/database?sslmode=…&host=/socket/dir`.
+    public init(url: String) throws {
+        guard let components = URLComponents(string: url),
+              components.scheme == "postgres" || components.scheme == "postgresql"
+        else {
+            throw InvalidURL(description: "DATABASE_URL must look like postgres://user:password@host:5432/database")
+        }
+        let query = Dictionary((components.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
+        self.username = components.percentEncodedUser.flatMap { $0.removingPercentEncoding } ?? "postgres"
+        self.password = components.percentEncodedPassword.flatMap { $0.removingPercentEncoding }
+        self.port = components.port ?? Int(query["port"] ?? "") ?? 5432
+        let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        self.database = path.isEmpty ? username : path
+        if let socketDirectory = query["host"], socketDirectory.hasPrefix("/") {
+            self.unixSocketPath = socketDirectory + "/.s.PGSQL.\(port)"
+            self.host = nil
+        } else {
+            self.host = components.host.flatMap { $0.isEmpty ? nil : $0 } ?? "localhost"
+            self.unixSocketPath = nil
+        }
+        let sslmode = query["sslmode"] ?? "prefer"
+        self.requireTLS = ["require", "verify-ca", "verify-full"].contains(sslmode)
+    }
+
+    public init(socketPath: String, username: String, database: String) {
+        self.host = nil
+        self.port = 0
+        self.unixSocketPath = socketPath
+        self.username = username
+        self.password = nil
+        self.database = database
+        self.requireTLS = false
+    }
+
+    /// The same server, another database.
+    public func with(database: String) -> DatabaseLocation {
+        var copy = self
+        copy.database = database
+        return copy
+    }
+
+    /// Never shows the password.
+    public var description: String {
+        if let unixSocketPath { return "postgres://\(username)@/\(database)?host=\((unixSocketPath as NSString).deletingLastPathComponent)" }
+        return "postgres://\(username)@\(host ?? "localhost"):\(port)/\(database)"
+    }
+
+    public var clientConfiguration: PostgresClient.Configuration {
+        var configuration: PostgresClient.Configuration
+        if let unixSocketPath {
+            configuration = .init(unixSocketPath: unixSocketPath, username: username, password: password, database: database)
+        } else {
+            configuration = .init(
+                host: host ?? "localhost", port: port, username: username, password: password, database: database,
+                tls: requireTLS ? .require(.makeClientConfiguration()) : .disable
+            )
+        }
+        configuration.options.connectTimeout = .seconds(10)
+        configuration.options.minimumConnections = 0
+        configuration.options.maximumConnections = 8
+        return configuration
+    }
+}

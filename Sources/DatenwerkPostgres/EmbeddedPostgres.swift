@@ -1,0 +1,218 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A private PostgreSQL + PostGIS cluster that Datenwerk starts itself from the system's server binaries
+/// when no `DATABASE_URL` is given.
+///
+/// Layout under `root` (default `/var/lib/datenwerk/postgres` for root, `~/.local/share/datenwerk/postgres` otherwise):
+/// `data/` (the cluster), `socket/` (Unix socket), `postgres.log`, `password` (for TCP clients), `lock`, `users`.
+///
+/// Several `datenwerk` processes share one running cluster: each holds a shared lock on `users` while it runs;
+/// the last one to leave stops the server (unless told to keep it running).
+public final class EmbeddedPostgres: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var root: String
+        public var port: Int
+        public var binDirectory: String?
+        public var keepRunning: Bool
+        public var database: String = "datenwerk"
+        public var user: String = "datenwerk"
+
+        public init(root: String? = nil, port: Int? = nil, binDirectory: String? = nil, keepRunning: Bool = false) {
+            let env = ProcessInfo.processInfo.environment
+            self.root = root ?? env["DATENWERK_PG_ROOT"] ?? EmbeddedPostgres.defaultRoot()
+            self.port = port ?? env["DATENWERK_PG_PORT"].flatMap(Int.init) ?? 54329
+            self.binDirectory = binDirectory ?? env["DATENWERK_PG_BIN"]
+            self.keepRunning = keepRunning || env["DATENWERK_PG_KEEP"] == "1"
+        }
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public let configuration: Configuration
+    /// True when this process started the server (rather than reusing a running one).
+    public private(set) var startedServer = false
+    private var usersLock: Int32 = -1
+    private let serverUser: String?
+
+    public init(_ configuration: Configuration) {
+        self.configuration = configuration
+        self.serverUser = getuid() == 0 ? "postgres" : nil
+    }
+
+    public static func defaultRoot() -> String {
+        let env = ProcessInfo.processInfo.environment
+        if getuid() == 0 { return "/var/lib/datenwerk/postgres" }
+        if let xdg = env["XDG_DATA_HOME"], !xdg.isEmpty { return xdg + "/datenwerk/postgres" }
+        return NSHomeDirectory() + "/.local/share/datenwerk/postgres"
+    }
+
+    public var dataDirectory: String { configuration.root + "/data" }
+    public var socketDirectory: String { configuration.root + "/socket" }
+    public var socketPath: String { socketDirectory + "/.s.PGSQL.\(configuration.port)" }
+    public var logFile: String { configuration.root + "/postgres.log" }
+
+    /// The password for TCP connections on the loopback port (Unix-socket connections need none).
+    public var password: String? {
+        (try? String(contentsOfFile: configuration.root + "/password", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A `psql` command line that connects to this cluster.
+    public var psqlCommand: String {
+        "psql -h \(socketDirectory) -p \(configuration.port) -U \(configuration.user) \(configuration.database)"
+    }
+
+    /// Initialises the cluster if needed, starts it unless running, and registers this process as a user.
+    public func start() throws {
+        let bin = try Self.findBinaries(configuration.binDirectory)
+        try FileManager.default.createDirectory(atPath: configuration.root, withIntermediateDirectories: true)
+        try withFileLock(configuration.root + "/lock") {
+            if !FileManager.default.fileExists(atPath: dataDirectory + "/PG_VERSION") {
+                try initialise(bin: bin)
+            }
+            if try !isRunning(bin: bin) {
+                try startServer(bin: bin)
+                startedServer = true
+            } else if let runningPort = runningPort(), runningPort != configuration.port {
+                throw Failure(description: "the embedded PostgreSQL in \(configuration.root) already runs on port \(runningPort), not \(configuration.port); set DATENWERK_PG_PORT=\(runningPort) or stop it with: pg_ctl -D \(dataDirectory) stop")
+            }
+            usersLock = open(configuration.root + "/users", O_RDWR | O_CREAT, 0o644)
+            if usersLock >= 0 { _ = flock(usersLock, LOCK_SH) }
+        }
+    }
+
+    /// Unregisters this process; stops the server when no other `datenwerk` uses it (unless `keepRunning`).
+    public func stop() {
+        guard usersLock >= 0 else { return }
+        try? withFileLock(configuration.root + "/lock") {
+            _ = flock(usersLock, LOCK_UN)
+            let lastUser = flock(usersLock, LOCK_EX | LOCK_NB) == 0
+            close(usersLock)
+            usersLock = -1
+            if lastUser, !configuration.keepRunning, let bin = try? Self.findBinaries(configuration.binDirectory) {
+                _ = try? Subprocess.run([bin + "/pg_ctl", "-D", dataDirectory, "-m", "fast", "-w", "stop"], asUser: serverUser)
+            }
+        }
+    }
+
+    /// True when the cluster's server process runs.
+    public func isRunning() throws -> Bool {
+        guard FileManager.default.fileExists(atPath: dataDirectory + "/PG_VERSION") else { return false }
+        return try isRunning(bin: Self.findBinaries(configuration.binDirectory))
+    }
+
+    /// Stops the server now, whoever uses it (`datenwerk db stop`).
+    public func shutdown() throws {
+        guard try isRunning() else { return }
+        let bin = try Self.findBinaries(configuration.binDirectory)
+        let result = try Subprocess.run([bin + "/pg_ctl", "-D", dataDirectory, "-m", "fast", "-w", "stop"], asUser: serverUser)
+        guard result.status == 0 else { throw Failure(description: "pg_ctl stop failed: \(result.output)") }
+    }
+
+    // MARK: - Steps
+
+    private func initialise(bin: String) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
+        let password = Self.randomPassword()
+        let passwordFile = configuration.root + "/password"
+        fm.createFile(atPath: passwordFile, contents: Data((password + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        let pwfile = configuration.root + "/initdb.pw"
+        fm.createFile(atPath: pwfile, contents: Data(password.utf8), attributes: [.posixPermissions: 0o600])
+        defer { try? fm.removeItem(atPath: pwfile) }
+        if let user = serverUser {
+            try checkReachable(user: user)
+            for path in [configuration.root, socketDirectory, pwfile] {
+                _ = try Subprocess.run(["/bin/chown", user, path])
+            }
+            chmod(configuration.root, 0o755)
+        }
+        let result = try Subprocess.run([
+            bin + "/initdb", "-D", dataDirectory, "-U", configuration.user, "--pwfile", pwfile,
+            "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8",
+        ], asUser: serverUser)
+        guard result.status == 0 else {
+            throw Failure(description: "initdb failed for \(dataDirectory) (exit \(result.status)):\n\(result.output)")
+        }
+    }
+
+    /// As root the server runs as `postgres`, which must be able to reach the data directory.
+    private func checkReachable(user: String) throws {
+        let result = try Subprocess.run(["/usr/bin/test", "-w", configuration.root], asUser: user)
+        if result.status != 0 {
+            _ = try Subprocess.run(["/bin/chown", user, configuration.root])
+            let again = try Subprocess.run(["/usr/bin/test", "-x", configuration.root], asUser: user)
+            guard again.status == 0 else {
+                throw Failure(description: "the system user '\(user)' cannot reach \(configuration.root) (a parent folder is private, e.g. /root); choose another place with DATENWERK_PG_ROOT")
+            }
+        }
+    }
+
+    private func isRunning(bin: String) throws -> Bool {
+        try Subprocess.run([bin + "/pg_ctl", "-D", dataDirectory, "status"], asUser: serverUser).status == 0
+    }
+
+    private func runningPort() -> Int? {
+        guard let pid = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8) else { return nil }
+        let lines = pid.split(separator: "\n", omittingEmptySubsequences: false)
+        return lines.count > 3 ? Int(lines[3].trimmingCharacters(in: .whitespaces)) : nil
+    }
+
+    private func startServer(bin: String) throws {
+        try FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
+        if let user = serverUser {
+            _ = try Subprocess.run(["/bin/chown", user, socketDirectory])
+            if !FileManager.default.fileExists(atPath: logFile) { FileManager.default.createFile(atPath: logFile, contents: nil) }
+            _ = try Subprocess.run(["/bin/chown", user, logFile])
+        }
+        let options = "-p \(configuration.port) -k \(socketDirectory) -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=on"
+        let result = try Subprocess.run([
+            bin + "/pg_ctl", "-D", dataDirectory, "-l", logFile, "-w", "-t", "60", "-o", options, "start",
+        ], asUser: serverUser)
+        guard result.status == 0 else {
+            let log = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
+            let tail = log.split(separator: "\n").suffix(8).joined(separator: "\n")
+            throw Failure(description: "could not start the embedded PostgreSQL in \(dataDirectory) on port \(configuration.port) (exit \(result.status)):\n\(result.output)\(tail)\nIs the port taken? Set DATENWERK_PG_PORT, or set DATABASE_URL to use another server.")
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// The directory with `initdb`, `pg_ctl` and `postgres`: the given one, or the newest `/usr/lib/postgresql/N/bin`.
+    public static func findBinaries(_ explicit: String?) throws -> String {
+        let fm = FileManager.default
+        if let explicit {
+            guard fm.isExecutableFile(atPath: explicit + "/initdb") else {
+                throw Failure(description: "no initdb in \(explicit) (DATENWERK_PG_BIN)")
+            }
+            return explicit
+        }
+        let versions = ((try? fm.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? [])
+            .compactMap(Int.init).sorted(by: >)
+        for version in versions where fm.isExecutableFile(atPath: "/usr/lib/postgresql/\(version)/bin/initdb") {
+            return "/usr/lib/postgresql/\(version)/bin"
+        }
+        throw Failure(description: "PostgreSQL server binaries not found under /usr/lib/postgresql. Install them with: apt-get install postgresql-15 postgresql-15-postgis-3 — or set DATABASE_URL to use an existing server.")
+    }
+
+    static func randomPassword() -> String {
+        let alphabet = Array("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<24).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] })
+    }
+}
+
+/// Holds an exclusive `flock` on `path` while `body` runs.
+func withFileLock<T>(_ path: String, _ body: () throws -> T) throws -> T {
+    let fd = open(path, O_RDWR | O_CREAT, 0o644)
+    guard fd >= 0 else { throw EmbeddedPostgres.Failure(description: "cannot open lock file \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    _ = flock(fd, LOCK_EX)
+    defer { _ = flock(fd, LOCK_UN) }
+    return try body()
+}

@@ -1,0 +1,70 @@
+import DatenwerkCore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Applies the versioned SQL files in `Migrations/` (NNNN_name.sql) once each, in order, under an advisory lock,
+/// then refreshes the observed-property vocabulary.
+public struct Migrator: Sendable {
+    public struct Migration: Sendable {
+        public var version: Int
+        public var name: String
+        public var sql: String
+    }
+
+    public let database: Database
+
+    public init(_ database: Database) { self.database = database }
+
+    public static func bundled() throws -> [Migration] {
+        guard let directory = Bundle.module.url(forResource: "Migrations", withExtension: nil) else {
+            throw EmbeddedPostgres.Failure(description: "migrations are missing from the bundle")
+        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".sql") }.sorted()
+        return try files.map { file in
+            let stem = String(file.dropLast(4))
+            guard let version = Int(stem.prefix(while: \.isNumber)) else {
+                throw EmbeddedPostgres.Failure(description: "migration file \(file) does not start with a version number")
+            }
+            let sql = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+            return Migration(version: version, name: stem, sql: sql)
+        }
+    }
+
+    /// Returns the versions applied by this call.
+    @discardableResult
+    public func migrate() async throws -> [Int] {
+        let migrations = try Self.bundled()
+        let logger = database.logger
+        return try await database.transaction { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(hashtext('datenwerk.migrate'))", logger: logger)
+            try await connection.query("""
+                CREATE TABLE IF NOT EXISTS public.datenwerk_migrations (
+                    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
+                """, logger: logger)
+            var applied = Set<Int>()
+            for try await version in try await connection.query("SELECT version FROM public.datenwerk_migrations", logger: logger).decode(Int.self) {
+                applied.insert(version)
+            }
+            var done: [Int] = []
+            for migration in migrations where !applied.contains(migration.version) {
+                do {
+                    try await Database.executeScript(migration.sql, on: connection, logger: logger)
+                } catch {
+                    throw EmbeddedPostgres.Failure(description: "migration \(migration.name) failed: \(String(reflecting: error))")
+                }
+                try await connection.query("INSERT INTO public.datenwerk_migrations (version, name) VALUES (\(migration.version), \(migration.name))", logger: logger)
+                done.append(migration.version)
+            }
+            for p in Vocabulary.properties {
+                try await connection.query("""
+                    INSERT INTO datenwerk.observed_properties (key, unit, label_de, label_en, per_interval, range_min, range_max)
+                    VALUES (\(p.key), \(p.unit), \(p.labelDE), \(p.labelEN), \(p.perInterval), \(p.range?.lowerBound), \(p.range?.upperBound))
+                    ON CONFLICT (key) DO UPDATE SET unit = EXCLUDED.unit, label_de = EXCLUDED.label_de, label_en = EXCLUDED.label_en,
+                        per_interval = EXCLUDED.per_interval, range_min = EXCLUDED.range_min, range_max = EXCLUDED.range_max
+                    """, logger: logger)
+            }
+            return done
+        }
+    }
+}

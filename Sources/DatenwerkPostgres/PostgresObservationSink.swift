@@ -1,0 +1,271 @@
+import DatenwerkCore
+import DatenwerkPipeline
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// Loads a run with COPY into a temporary staging table, then merges in ONE transaction:
+/// stations upserted, observations `INSERT … ON CONFLICT` on their natural key, quarantine rows,
+/// the run row and the checkpoint. Re-running the same input changes no row counts.
+public struct PostgresObservationSink: ObservationSink {
+    public let database: Database
+    /// Staged rows are sent to the server in COPY chunks of about this many bytes.
+    public var copyChunkBytes = 512 * 1024
+
+    public init(database: Database) { self.database = database }
+
+    static let stagingColumns = [
+        "kind", "station_key", "name", "station_kind", "lon", "lat", "alt", "props", "property", "t_start", "t_end",
+        "result", "quality", "origin", "line", "record", "path", "field", "reason", "raw",
+    ]
+
+    public func beginRun(pipeline: PipelineSpec, trigger: String) async throws -> Int64 {
+        let host = ProcessInfo.processInfo.hostName
+        let rows = try await database.client.query("""
+            INSERT INTO datenwerk.runs (pipeline, tenant, trigger, status, host)
+            VALUES (\(pipeline.name), \(pipeline.tenant), \(trigger), 'running', \(host)) RETURNING id
+            """, logger: database.logger)
+        for try await id in rows.decode(Int64.self) { return id }
+        throw RunFailure(step: .load, reason: "could not create the run row")
+    }
+
+    public func load(runID: Int64, pipeline: PipelineSpec, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
+        let logger = database.logger
+        return try await database.transaction { connection in
+            try await connection.query("""
+                CREATE TEMP TABLE datenwerk_staging (
+                    seq bigint GENERATED ALWAYS AS IDENTITY, kind "char" NOT NULL, station_key text, name text, station_kind text,
+                    lon float8, lat float8, alt float8, props jsonb, property text, t_start bigint, t_end bigint, result float8,
+                    quality text, origin text, line integer, record integer, path text, field text, reason text, raw text
+                ) ON COMMIT DROP
+                """, logger: logger)
+            var months = Set<Int64>()
+            var buffer = ByteBufferAllocator().buffer(capacity: copyChunkBytes + 64 * 1024)
+            try await connection.copyFrom(table: "datenwerk_staging", columns: Self.stagingColumns, logger: logger) { writer in
+                while let batch = try await next() {
+                    for item in batch {
+                        Self.encode(item, into: &buffer)
+                        if case .observation(let o) = item {
+                            months.insert(Self.monthKey(o.phenomenonStart))
+                        }
+                        if buffer.readableBytes >= copyChunkBytes {
+                            try await writer.write(buffer)
+                            buffer.clear()
+                        }
+                    }
+                }
+                if buffer.readableBytes > 0 { try await writer.write(buffer) }
+            }
+            // Partitions are created on a second connection in their own short transactions, so the long
+            // load transaction never holds a lock on the parent table that would block readers.
+            try await ensurePartitions(months)
+            let tenant = pipeline.tenant
+            var stationRows = 0
+            for try await count in try await connection.query("""
+                WITH upserted AS (
+                    INSERT INTO datenwerk.stations AS s (tenant, key, name, kind, geom, altitude, properties)
+                    SELECT DISTINCT ON (station_key) \(tenant), station_key, name, station_kind,
+                           CASE WHEN lon IS NULL OR lat IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(lon, lat), 4326) END,
+                           alt, coalesce(props, '{}'::jsonb)
+                    FROM datenwerk_staging WHERE kind = 's' ORDER BY station_key, seq DESC
+                    ON CONFLICT (tenant, key) DO UPDATE SET
+                        name = coalesce(EXCLUDED.name, s.name), kind = coalesce(EXCLUDED.kind, s.kind),
+                        geom = coalesce(EXCLUDED.geom, s.geom), altitude = coalesce(EXCLUDED.altitude, s.altitude),
+                        properties = s.properties || EXCLUDED.properties, updated_at = now()
+                    WHERE (s.name, s.kind, s.altitude, s.properties) IS DISTINCT FROM
+                          (coalesce(EXCLUDED.name, s.name), coalesce(EXCLUDED.kind, s.kind), coalesce(EXCLUDED.altitude, s.altitude), s.properties || EXCLUDED.properties)
+                       OR NOT (s.geom IS NOT DISTINCT FROM coalesce(EXCLUDED.geom, s.geom))
+                    RETURNING 1)
+                SELECT count(*)::bigint FROM upserted
+                """, logger: logger).decode(Int64.self) { stationRows = Int(count) }
+            var inserted = 0, updated = 0
+            for try await (i, u) in try await connection.query("""
+                WITH src AS (
+                    SELECT DISTINCT ON (st.id, g.property, g.t_start)
+                           st.id AS station_id, g.property,
+                           'epoch'::timestamptz + g.t_start * interval '1 microsecond' AS phenomenon_start,
+                           'epoch'::timestamptz + g.t_end * interval '1 microsecond' AS phenomenon_end,
+                           g.result, g.quality
+                    FROM datenwerk_staging g
+                    JOIN datenwerk.stations st ON st.tenant = \(tenant) AND st.key = g.station_key
+                    WHERE g.kind = 'o'
+                    ORDER BY st.id, g.property, g.t_start, g.seq DESC
+                ), merged AS (
+                    INSERT INTO datenwerk.observations AS o (station_id, property, phenomenon_start, phenomenon_end, result, quality, run_id)
+                    SELECT station_id, property, phenomenon_start, phenomenon_end, result, quality, \(runID) FROM src
+                    ON CONFLICT (station_id, property, phenomenon_start) DO UPDATE SET
+                        phenomenon_end = EXCLUDED.phenomenon_end, result = EXCLUDED.result, quality = EXCLUDED.quality, run_id = EXCLUDED.run_id
+                    WHERE (o.phenomenon_end, o.result, o.quality) IS DISTINCT FROM (EXCLUDED.phenomenon_end, EXCLUDED.result, EXCLUDED.quality)
+                    RETURNING (xmax = 0) AS is_new
+                )
+                SELECT count(*) FILTER (WHERE is_new)::bigint, count(*) FILTER (WHERE NOT is_new)::bigint FROM merged
+                """, logger: logger).decode((Int64, Int64).self) {
+                inserted = Int(i)
+                updated = Int(u)
+            }
+            try await connection.query("""
+                INSERT INTO datenwerk.quarantine AS q (pipeline, run_id, origin, line, record, path, field, reason, raw, fingerprint)
+                SELECT DISTINCT ON (fp) \(pipeline.name), \(runID), origin, line, record, path, field, reason, raw, fp
+                FROM (SELECT *, md5(concat_ws(chr(31), origin, line, record, path, field, raw)) AS fp FROM datenwerk_staging WHERE kind = 'q') bad
+                ORDER BY fp, seq DESC
+                ON CONFLICT (pipeline, fingerprint) DO UPDATE SET
+                    run_id = EXCLUDED.run_id, reason = EXCLUDED.reason, last_seen = now(), seen_count = q.seen_count + 1
+                """, logger: logger)
+            let t = totals()
+            let result = LoadResult(inserted: inserted, updated: updated, unchanged: max(0, t.observations - inserted - updated), stations: stationRows)
+            try await finishRun(runID, status: "succeeded", totals: t, load: result, failure: nil, on: connection)
+            let cursor = Self.checkpoint(t)
+            try await connection.query("""
+                INSERT INTO datenwerk.checkpoints (pipeline, cursor, run_id, updated_at) VALUES (\(pipeline.name), \(cursor)::jsonb, \(runID), now())
+                ON CONFLICT (pipeline) DO UPDATE SET cursor = EXCLUDED.cursor, run_id = EXCLUDED.run_id, updated_at = now()
+                """, logger: logger)
+            return result
+        }
+    }
+
+    public func failRun(runID: Int64, pipeline: PipelineSpec, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
+        try await database.transaction { connection in
+            try await finishRun(runID, status: "failed", totals: totals, load: LoadResult(), failure: failure, on: connection)
+            for bad in quarantined {
+                let e = bad.error
+                try await connection.query("""
+                    INSERT INTO datenwerk.quarantine AS q (pipeline, run_id, origin, line, record, path, field, reason, raw, fingerprint)
+                    VALUES (\(pipeline.name), \(runID), \(e.location.origin), \(e.location.line), \(e.location.record), \(e.location.path), \(e.field), \(e.reason), \(bad.raw),
+                            md5(concat_ws(chr(31), \(e.location.origin)::text, \(e.location.line)::int, \(e.location.record)::int, \(e.location.path)::text, \(e.field)::text, \(bad.raw)::text)))
+                    ON CONFLICT (pipeline, fingerprint) DO UPDATE SET run_id = EXCLUDED.run_id, reason = EXCLUDED.reason, last_seen = now(), seen_count = q.seen_count + 1
+                    """, logger: database.logger)
+            }
+        }
+    }
+
+    private func finishRun(_ runID: Int64, status: String, totals t: RunTotals, load: LoadResult, failure: RunFailure?, on connection: PostgresConnection) async throws {
+        try await connection.query("""
+            UPDATE datenwerk.runs SET status = \(status), finished_at = clock_timestamp(),
+                records_read = \(t.recordsRead), loaded = \(t.observations), inserted = \(load.inserted), updated = \(load.updated),
+                quarantined = \(t.quarantined), skipped = \(t.skipped), bytes = \(t.bytes),
+                error_step = \(failure?.step.rawValue), error = \(failure?.reason)
+            WHERE id = \(runID)
+            """, logger: database.logger)
+    }
+
+    private func ensurePartitions(_ months: Set<Int64>) async throws {
+        guard !months.isEmpty else { return }
+        try await database.client.withConnection { connection in
+            for month in months.sorted() {
+                try await connection.query("SELECT datenwerk.ensure_observation_partition('epoch'::timestamptz + \(month) * interval '1 microsecond')", logger: database.logger)
+            }
+        }
+    }
+
+    /// The first microsecond of the UTC month containing `micros` (a stable key per month).
+    static func monthKey(_ micros: Int64) -> Int64 {
+        let days = Int64((Double(micros) / 86_400_000_000).rounded(.down))
+        let (y, m, _) = civil(fromDays: days)
+        return daysFromCivil(y, m, 1) * 86_400_000_000
+    }
+
+    static func checkpoint(_ t: RunTotals) -> String {
+        var members: [JSONValue.Member] = [
+            .init("records_read", .number(Double(t.recordsRead))),
+            .init("origins", .array(t.origins.map { .string($0) })),
+        ]
+        if let max = t.maxPhenomenonStart { members.append(.init("max_phenomenon_start_us", .number(Double(max)))) }
+        return JSONValue.object(members).serialized
+    }
+
+    // MARK: - COPY text encoding
+
+    static func encode(_ item: StagedItem, into b: inout ByteBuffer) {
+        switch item {
+        case .station(let s):
+            b.writeStaticString("s\t")
+            text(s.key, &b); tab(&b)
+            optional(s.name, &b); tab(&b)
+            optional(s.kind, &b); tab(&b)
+            number(s.location?.longitude, &b); tab(&b)
+            number(s.location?.latitude, &b); tab(&b)
+            number(s.location?.altitude, &b); tab(&b)
+            text(s.properties.serialized, &b)
+            b.writeStaticString("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n")
+        case .observation(let o):
+            b.writeStaticString("o\t")
+            text(o.stationKey, &b)
+            b.writeStaticString("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t")
+            text(o.property, &b); tab(&b)
+            b.writeString(String(o.phenomenonStart)); tab(&b)
+            if let end = o.phenomenonEnd { b.writeString(String(end)) } else { b.writeStaticString("\\N") }
+            tab(&b)
+            b.writeString(String(o.result)); tab(&b)
+            optional(o.quality, &b)
+            b.writeStaticString("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n")
+        case .quarantined(let q):
+            let e = q.error
+            b.writeStaticString("q\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t")
+            text(e.location.origin, &b); tab(&b)
+            number(e.location.line.map(Double.init), &b); tab(&b)
+            number(e.location.record.map(Double.init), &b); tab(&b)
+            optional(e.location.path, &b); tab(&b)
+            optional(e.field, &b); tab(&b)
+            text(e.reason, &b); tab(&b)
+            text(q.raw, &b)
+            b.writeStaticString("\n")
+        }
+    }
+
+    @inline(__always) static func tab(_ b: inout ByteBuffer) { b.writeInteger(UInt8(ascii: "\t")) }
+
+    static func optional(_ s: String?, _ b: inout ByteBuffer) {
+        if let s { text(s, &b) } else { b.writeStaticString("\\N") }
+    }
+
+    static func number(_ d: Double?, _ b: inout ByteBuffer) {
+        guard let d, d.isFinite else { b.writeStaticString("\\N"); return }
+        if d.rounded() == d, abs(d) < 1e15 { b.writeString(String(Int64(d))) } else { b.writeString(String(d)) }
+    }
+
+    /// COPY text format: backslash, tab, newline and carriage return are escaped; NUL is dropped.
+    static func text(_ s: String, _ b: inout ByteBuffer) {
+        var s = s
+        s.withUTF8 { bytes in
+            var start = 0
+            for (i, byte) in bytes.enumerated() {
+                let escaped: StaticString
+                switch byte {
+                case UInt8(ascii: "\\"): escaped = "\\\\"
+                case UInt8(ascii: "\t"): escaped = "\\t"
+                case UInt8(ascii: "\n"): escaped = "\\n"
+                case UInt8(ascii: "\r"): escaped = "\\r"
+                case 0: escaped = ""
+                default: continue
+                }
+                b.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start..<i]))
+                b.writeStaticString(escaped)
+                start = i + 1
+            }
+            b.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start..<bytes.count]))
+        }
+    }
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
+    let z = z0 + 719_468
+    let era = (z >= 0 ? z : z - 146_096) / 146_097
+    let doe = z - era * 146_097
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+    let mp = (5 * doy + 2) / 153
+    let d = doy - (153 * mp + 2) / 5 + 1
+    let m = mp < 10 ? mp + 3 : mp - 9
+    return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+}
+
+func daysFromCivil(_ y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
+    let y = m <= 2 ? y0 - 1 : y0
+    let era = (y >= 0 ? y : y - 399) / 400
+    let yoe = y - era * 400
+    let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+    return era * 146_097 + doe - 719_468
+}

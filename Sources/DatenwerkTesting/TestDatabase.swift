@@ -1,0 +1,82 @@
+import DatenwerkPostgres
+import Foundation
+import Logging
+import PostgresNIO
+
+/// A fresh, migrated database per test on a real PostgreSQL + PostGIS.
+///
+/// With `DATABASE_URL` the server given there is used (the role needs CREATEDB); otherwise one embedded
+/// cluster is started for the whole test process (under `$DATENWERK_TEST_PG_ROOT`, default
+/// `/tmp/datenwerk-test-pg`, port `$DATENWERK_TEST_PG_PORT` or 54339). Nothing is skipped: when no
+/// database can be had, the tests that need one fail with the reason.
+public enum TestDatabase {
+    static let logger: Logger = {
+        var logger = Logger(label: "datenwerk.test")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    struct Server: Sendable {
+        var location: DatabaseLocation
+        var embedded: EmbeddedPostgres?
+    }
+
+    /// Started once per process; a failure is remembered and reported by every test that needs it.
+    static let server = Task<Server, any Error> {
+        let environment = ProcessInfo.processInfo.environment
+        let server: Server
+        if let url = environment["DATABASE_URL"], !url.isEmpty {
+            server = Server(location: try DatabaseLocation(url: url), embedded: nil)
+        } else {
+            let root = environment["DATENWERK_TEST_PG_ROOT"] ?? "/tmp/datenwerk-test-pg"
+            let port = environment["DATENWERK_TEST_PG_PORT"].flatMap(Int.init) ?? 54339
+            let cluster = EmbeddedPostgres(.init(root: root, port: port, keepRunning: true))
+            try cluster.start()
+            server = Server(location: DatabaseLocation(socketPath: cluster.socketPath, username: "datenwerk", database: "postgres"), embedded: cluster)
+        }
+        // A migrated template: every test database is a cheap copy of it.
+        let template = server.location.with(database: "datenwerk_test_template")
+        try await Database.with(server.location.with(database: "postgres"), logger: logger) { db in
+            try await db.client.query("DROP DATABASE IF EXISTS datenwerk_test_template WITH (FORCE)", logger: logger)
+            try await db.client.query("CREATE DATABASE datenwerk_test_template", logger: logger)
+        }
+        try await Database.with(template, logger: logger) { db in
+            try await Migrator(db).migrate()
+        }
+        return server
+    }
+
+    /// The embedded cluster used by the tests (nil with DATABASE_URL).
+    public static func embeddedCluster() async throws -> EmbeddedPostgres? {
+        try await server.value.embedded
+    }
+
+    /// The server location (database `postgres`).
+    public static func serverLocation() async throws -> DatabaseLocation {
+        try await server.value.location
+    }
+
+    /// Creates a new database from the migrated template, runs `body`, and drops it again.
+    public static func with<T: Sendable>(_ body: @Sendable (Database) async throws -> T) async throws -> T {
+        let server = try await server.value
+        let name = "datenwerk_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
+        let admin = server.location.with(database: "postgres")
+        try await Database.with(admin, logger: logger) { db in
+            try await db.client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE datenwerk_test_template"), logger: logger)
+        }
+        do {
+            let result = try await Database.with(server.location.with(database: name), logger: logger, body)
+            try? await drop(name, admin)
+            return result
+        } catch {
+            try? await drop(name, admin)
+            throw error
+        }
+    }
+
+    static func drop(_ name: String, _ admin: DatabaseLocation) async throws {
+        try await Database.with(admin, logger: logger) { db in
+            try await db.client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: logger)
+        }
+    }
+}

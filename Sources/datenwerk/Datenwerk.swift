@@ -1,0 +1,224 @@
+import ArgumentParser
+import DatenwerkCore
+import DatenwerkHTTP
+import DatenwerkPipeline
+import DatenwerkPostgres
+import Foundation
+import Logging
+
+@main
+struct Datenwerk: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "datenwerk",
+        abstract: "Smart-city data hub: pipelines from municipal sources into PostgreSQL/PostGIS.",
+        discussion: """
+            With DATABASE_URL (postgres://user:password@host:5432/db) every command uses that server.
+            Without it, Datenwerk starts a private PostgreSQL+PostGIS cluster from the system binaries
+            (data in /var/lib/datenwerk/postgres as root, ~/.local/share/datenwerk/postgres otherwise;
+            DATENWERK_PG_ROOT and DATENWERK_PG_PORT override).
+            Exit codes: 0 ok, 1 run failed, 64 invalid configuration or usage.
+            """,
+        subcommands: [RunCommand.self, ValidateCommand.self, MigrateCommand.self, DemoCommand.self, DatabaseCommand.self]
+    )
+}
+
+/// Exit code 64 for invalid configuration (EX_USAGE), 1 for a failed run.
+enum Exit {
+    static let invalidConfiguration = ExitCode(64)
+    static let runFailed = ExitCode(1)
+}
+
+func stderr(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+var isTerminal: Bool { isatty(STDERR_FILENO) != 0 }
+
+func makeLogger(verbose: Bool) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = verbose ? .debug : .warning
+        return handler
+    }
+    return Logger(label: "datenwerk")
+}
+
+/// Loads pipeline files, printing every diagnostic; nil when any file is invalid.
+func loadPipelines(_ paths: [String]) -> (specs: [PipelineSpec], problems: Int, files: Int) {
+    var specs: [PipelineSpec] = []
+    var problems = 0
+    var invalidFiles = 0
+    for file in pipelineFiles(paths) {
+        do {
+            specs.append(try PipelineSpec.load(file: file))
+        } catch let error as DiagnosticError {
+            invalidFiles += 1
+            problems += error.diagnostics.count
+            for diagnostic in error.diagnostics {
+                var d = diagnostic
+                d.file = d.file.map(displayPath)
+                stderr(d.description)
+            }
+        } catch {
+            invalidFiles += 1
+            problems += 1
+            stderr("\(displayPath(file)): error: \(error)")
+        }
+    }
+    return (specs, problems, invalidFiles)
+}
+
+/// Expands folders to the `.yaml`/`.yml` files inside (recursively, sorted); a bare name finds `Pipelines/**/<name>.yaml`.
+func pipelineFiles(_ paths: [String]) -> [String] {
+    var files: [String] = []
+    let fm = FileManager.default
+    for path in paths {
+        var isDirectory: ObjCBool = false
+        if fm.fileExists(atPath: path, isDirectory: &isDirectory) {
+            if isDirectory.boolValue {
+                let found = (fm.enumerator(atPath: path)?.allObjects as? [String] ?? [])
+                    .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
+                files += found.map { (path as NSString).appendingPathComponent($0) }
+            } else {
+                files.append(path)
+            }
+        } else if !path.contains("/"), let found = findPipeline(named: path) {
+            files.append(found)
+        } else {
+            files.append(path)
+        }
+    }
+    return files.map { ($0 as NSString).standardizingPath }
+}
+
+func findPipeline(named name: String) -> String? {
+    let fm = FileManager.default
+    let all = (fm.enumerator(atPath: "Pipelines")?.allObjects as? [String]) ?? []
+    return all.first { ($0 as NSString).lastPathComponent == "\(name).yaml" || ($0 as NSString).lastPathComponent == "\(name).yml" }
+        .map { "Pipelines/" + $0 }
+}
+
+struct ValidateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "validate", abstract: "Check pipeline files and report every problem at once.")
+
+    @Argument(help: "Pipeline files or folders (default: Pipelines).")
+    var paths: [String] = ["Pipelines"]
+
+    func run() throws {
+        let (specs, problems, invalid) = loadPipelines(paths)
+        if problems > 0 {
+            stderr("error: \(problems) problem\(problems == 1 ? "" : "s") in \(invalid) pipeline file\(invalid == 1 ? "" : "s"); nothing was run.")
+            throw Exit.invalidConfiguration
+        }
+        if specs.isEmpty {
+            stderr("error: no pipeline files found in \(paths.joined(separator: ", "))")
+            throw Exit.invalidConfiguration
+        }
+        print("ok: \(specs.count) pipeline\(specs.count == 1 ? "" : "s") valid")
+    }
+}
+
+struct MigrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "migrate", abstract: "Apply the database migrations (run and demo do this too).")
+
+    @Flag(help: "Leave the embedded PostgreSQL running afterwards.")
+    var keepDatabase = false
+
+    func run() async throws {
+        let logger = makeLogger(verbose: false)
+        var environment = DatabaseEnvironment(keepRunning: keepDatabase, logger: logger)
+        environment.migrate = false
+        let applied = try await environment.with { opened in try await Migrator(opened.database).migrate() }
+        print(applied.isEmpty ? "schema is up to date" : "applied migrations: \(applied.map(String.init).joined(separator: ", "))")
+    }
+}
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run one pipeline now.")
+
+    @Argument(help: "A pipeline file, or the name of a pipeline under Pipelines/.")
+    var pipeline: String
+
+    @Flag(help: "Read, transform and print the normalised output; write nothing.")
+    var dryRun = false
+
+    @Flag(help: "Leave the embedded PostgreSQL running afterwards.")
+    var keepDatabase = false
+
+    @Flag(name: .shortAndLong, help: "Log more.")
+    var verbose = false
+
+    func run() async throws {
+        let logger = makeLogger(verbose: verbose)
+        let (specs, problems, _) = loadPipelines([pipeline])
+        guard problems == 0, let spec = specs.first else {
+            stderr("error: \(problems) problem\(problems == 1 ? "" : "s") in \(pipeline); nothing was run.")
+            throw Exit.invalidConfiguration
+        }
+        let fetcher = HTTPFetcher()
+        defer { Task { try? await fetcher.shutdown() } }
+        if dryRun {
+            let sink = RecordingSink()
+            let report = try await PipelineRunner(fetcher: fetcher, sink: sink, logger: logger).run(spec, trigger: "dry-run")
+            for item in sink.items.prefix(50) { print(describe(item)) }
+            if sink.items.count > 50 { print("… \(sink.items.count - 50) more items") }
+            try finish(report)
+            return
+        }
+        let report = try await DatabaseEnvironment(keepRunning: keepDatabase, logger: logger).with { opened in
+            let runner = PipelineRunner(fetcher: fetcher, sink: PostgresObservationSink(database: opened.database), logger: logger)
+            return try await runner.run(spec, trigger: "manual", progress: isTerminal ? printProgress : nil)
+        }
+        try finish(report)
+    }
+
+    func finish(_ report: RunReport) throws {
+        if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        printWarnings(report)
+        let t = report.totals
+        if let failure = report.failure {
+            stderr("""
+                error: pipeline '\(report.pipeline)' failed at step '\(failure.step.rawValue)'
+                ├─ Reason: \(failure.reason)
+                ├─ State: nothing loaded; the checkpoint stays where it was (run \(report.runID))
+                └─ Try: datenwerk run \(pipeline) --dry-run --verbose
+                """)
+            throw Exit.runFailed
+        }
+        print("\(report.pipeline): run \(report.runID) ok — \(t.recordsRead) records read, \(t.observations) observations (\(report.load.inserted) new, \(report.load.updated) changed, \(report.load.unchanged) unchanged), \(t.quarantined) quarantined, \(t.skipped) skipped, \(String(format: "%.2f", report.seconds)) s")
+    }
+}
+
+func printWarnings(_ report: RunReport) {
+    for problem in report.recordProblems {
+        stderr("warning: \(report.pipeline): \(problem)")
+    }
+    let bad = report.totals.quarantined + report.totals.skipped
+    if bad > report.recordProblems.count {
+        stderr("warning: \(report.pipeline): … \(bad - report.recordProblems.count) more bad records (see datenwerk.quarantine)")
+    }
+}
+
+@Sendable func printProgress(_ p: RunProgress) {
+    let rate = p.seconds > 0 ? Double(p.totals.recordsRead) / p.seconds : 0
+    let line = "\r\u{1B}[K\(p.pipeline): \(p.totals.recordsRead) records, \(p.totals.observations) observations, \(p.totals.quarantined) quarantined — \(Int(rate)) records/s"
+    FileHandle.standardError.write(Data(line.utf8))
+}
+
+func describe(_ item: StagedItem) -> String {
+    switch item {
+    case .station(let s):
+        let at = s.location.map { String(format: " at %.6f,%.6f", $0.longitude, $0.latitude) } ?? ""
+        return "station \(s.key) \(s.name ?? "")\(at)"
+    case .observation(let o):
+        let unit = Vocabulary.property(o.property)?.unit ?? ""
+        return "observation \(o.stationKey) \(o.property) \(formatUTC(o.phenomenonStart)) \(JSONValue.format(o.result)) \(unit)"
+    case .quarantined(let q):
+        return "quarantined \(q.error)"
+    }
+}
+
+func formatUTC(_ micros: Int64) -> String {
+    let date = Date(timeIntervalSince1970: Double(micros) / 1e6)
+    return date.formatted(.iso8601)
+}
