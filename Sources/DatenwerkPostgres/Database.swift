@@ -16,8 +16,15 @@ public struct Database: Sendable {
     ) async throws -> T {
         let client = PostgresClient(configuration: location.clientConfiguration, backgroundLogger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
+            let (started, signal) = AsyncStream<Void>.makeStream()
+            group.addTask {
+                signal.finish()
+                await client.run()
+            }
             defer { group.cancelAll() }
+            // Let the pool's run loop start before the first lease (avoids PostgresNIO's "run() hasn't been called" warning).
+            for await _ in started {}
+            await Task.yield()
             return try await body(Database(client: client, location: location, logger: logger))
         }
     }
@@ -118,4 +125,18 @@ public func splitSQLStatements(_ sql: String) -> [String] {
     }
     flush()
     return statements
+}
+
+/// A readable one-line text for database errors: the server's message and SQLSTATE, never query values.
+public func describeDatabaseError(_ error: any Error) -> String {
+    if let error = error as? PSQLError {
+        if let info = error.serverInfo {
+            var text = "PostgreSQL: \(info[.message] ?? "error")"
+            if let detail = info[.detail] { text += " (\(detail))" }
+            if let state = info[.sqlState] { text += " [SQLSTATE \(state)]" }
+            return text
+        }
+        return "PostgreSQL connection: \(error.code)"
+    }
+    return String(describing: error)
 }

@@ -31,6 +31,14 @@ public struct PostgresObservationSink: ObservationSink {
     }
 
     public func load(runID: Int64, pipeline: PipelineSpec, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
+        do {
+            return try await merge(runID: runID, pipeline: pipeline, next: next, totals: totals)
+        } catch let error as PSQLError {
+            throw RunFailure(step: .load, reason: describeDatabaseError(error))
+        }
+    }
+
+    private func merge(runID: Int64, pipeline: PipelineSpec, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
         let logger = database.logger
         return try await database.transaction { connection in
             try await connection.query("""
@@ -91,15 +99,21 @@ public struct PostgresObservationSink: ObservationSink {
                     JOIN datenwerk.stations st ON st.tenant = \(tenant) AND st.key = g.station_key
                     WHERE g.kind = 'o'
                     ORDER BY st.id, g.property, g.t_start, g.seq DESC
+                ), known AS (
+                    -- Which keys exist already (the statement's snapshot is taken before the insert).
+                    SELECT src.station_id, src.property, src.phenomenon_start, (o.station_id IS NOT NULL) AS existed
+                    FROM src LEFT JOIN datenwerk.observations o
+                      ON o.station_id = src.station_id AND o.property = src.property AND o.phenomenon_start = src.phenomenon_start
                 ), merged AS (
                     INSERT INTO datenwerk.observations AS o (station_id, property, phenomenon_start, phenomenon_end, result, quality, run_id)
                     SELECT station_id, property, phenomenon_start, phenomenon_end, result, quality, \(runID) FROM src
                     ON CONFLICT (station_id, property, phenomenon_start) DO UPDATE SET
                         phenomenon_end = EXCLUDED.phenomenon_end, result = EXCLUDED.result, quality = EXCLUDED.quality, run_id = EXCLUDED.run_id
                     WHERE (o.phenomenon_end, o.result, o.quality) IS DISTINCT FROM (EXCLUDED.phenomenon_end, EXCLUDED.result, EXCLUDED.quality)
-                    RETURNING (xmax = 0) AS is_new
+                    RETURNING o.station_id, o.property, o.phenomenon_start
                 )
-                SELECT count(*) FILTER (WHERE is_new)::bigint, count(*) FILTER (WHERE NOT is_new)::bigint FROM merged
+                SELECT count(*) FILTER (WHERE NOT k.existed)::bigint, count(*) FILTER (WHERE k.existed)::bigint
+                FROM merged m JOIN known k USING (station_id, property, phenomenon_start)
                 """, logger: logger).decode((Int64, Int64).self) {
                 inserted = Int(i)
                 updated = Int(u)

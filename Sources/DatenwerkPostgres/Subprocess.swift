@@ -1,6 +1,13 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs a system command to completion and captures its output. Used for the PostgreSQL server binaries only.
+///
+/// Uses `posix_spawn` and `waitpid` directly. Output goes through a temporary file, not a pipe:
+/// `pg_ctl start` leaves a daemon behind that inherits the output descriptors, and reading a pipe to its
+/// end would wait for the server to exit.
 struct Subprocess {
     struct Result {
         var status: Int32
@@ -8,20 +15,33 @@ struct Subprocess {
     }
 
     /// Runs `arguments[0]` with the rest as arguments, optionally as another system user (via `runuser`).
-    static func run(_ arguments: [String], asUser user: String? = nil, environment: [String: String]? = nil) throws -> Result {
+    static func run(_ arguments: [String], asUser user: String? = nil) throws -> Result {
         var argv = arguments
         if let user { argv = ["/usr/sbin/runuser", "-u", user, "--"] + argv }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
-        if let environment { process.environment = environment }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+        let outputPath = NSTemporaryDirectory() + "datenwerk-\(getpid())-\(UUID().uuidString).out"
+        defer { unlink(outputPath) }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o666)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+
+        let cArguments = argv.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, argv[0], &actions, nil, cArguments, environ)
+        guard spawned == 0 else {
+            throw EmbeddedPostgres.Failure(description: "cannot run \(argv[0]): \(String(cString: strerror(spawned)))")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 {
+            guard errno == EINTR else { break }
+        }
+        let exited = (status & 0x7f) == 0
+        let code = exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        return Result(status: code, output: text)
     }
 }

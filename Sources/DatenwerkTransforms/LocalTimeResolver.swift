@@ -125,12 +125,14 @@ public struct LocalTimeResolver: Sendable {
 
     private func utcSecondsFromDatabase(local: Int64, hour: Int64) throws(LocalTimeError) -> Int64 {
         guard let zone = storage.zone else { return local }
-        var offset = storage.cache.offset(forLocalHour: hour)
-        if offset == nil {
+        let offset: Int64
+        if let cached = storage.cache.offset(forLocalHour: hour) {
+            offset = cached
+        } else {
             offset = Self.hourEntry(zone: zone, localHour: hour)
-            storage.cache.store(offset!, forLocalHour: hour)
+            storage.cache.store(offset, forLocalHour: hour)
         }
-        if let offset, offset != OffsetCache.transition { return local - offset }
+        if offset != OffsetCache.transition { return local - offset }
         return try resolveSlowly(local: local, zone: zone)
     }
 

@@ -37,7 +37,8 @@ var isTerminal: Bool { isatty(STDERR_FILENO) != 0 }
 func makeLogger(verbose: Bool) -> Logger {
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = verbose ? .debug : .warning
+        let fromEnvironment = ProcessInfo.processInfo.environment["DATENWERK_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+        handler.logLevel = fromEnvironment ?? (verbose ? .debug : .warning)
         return handler
     }
     return Logger(label: "datenwerk")
@@ -142,6 +143,9 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Read, transform and print the normalised output; write nothing.")
     var dryRun = false
 
+    @Option(help: "With --dry-run: how many items to print (0: all).")
+    var show = 50
+
     @Flag(help: "Leave the embedded PostgreSQL running afterwards.")
     var keepDatabase = false
 
@@ -160,8 +164,9 @@ struct RunCommand: AsyncParsableCommand {
         if dryRun {
             let sink = RecordingSink()
             let report = try await PipelineRunner(fetcher: fetcher, sink: sink, logger: logger).run(spec, trigger: "dry-run")
-            for item in sink.items.prefix(50) { print(describe(item)) }
-            if sink.items.count > 50 { print("… \(sink.items.count - 50) more items") }
+            let limit = show > 0 ? show : sink.items.count
+            for item in sink.items.prefix(limit) { print(describe(item)) }
+            if sink.items.count > limit { print("… \(sink.items.count - limit) more items") }
             try finish(report)
             return
         }

@@ -60,7 +60,10 @@ extension PipelineSpec {
         if let tenant, tenant.range(of: #"^[0-9]{8}$"#, options: .regularExpression) == nil {
             top.error("tenant", "tenant '\(tenant)' must be an 8-digit Amtlicher Gemeindeschlüssel (AGS), e.g. '05515000' for Münster")
         }
-        let baseDirectory = (r.file as NSString).deletingLastPathComponent
+        var baseDirectory = (r.file as NSString).deletingLastPathComponent
+        if !baseDirectory.hasPrefix("/") {
+            baseDirectory = (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(baseDirectory)
+        }
         let source = top["source"].flatMap { decodeSource($0, path: "source", base: baseDirectory, r) }
         let transform = top["transform"].map { decodeTransform($0, r) } ?? []
         let mapping = top["observations"].flatMap { decodeMapping($0, pipelineName: name ?? "pipeline", r) }
@@ -267,9 +270,9 @@ extension PipelineSpec {
             let fields = t.strings("fields") ?? t.string("field").map { [$0] }
             if fields == nil { r.error(t.node, "observations.time", "time needs 'field' or 'fields'") }
             let zone = t.string("zone") ?? "UTC"
-            if (try? LocalTimeResolver(zone: zone)) == nil { t.error("zone", "unknown time zone '\(zone)'; use an IANA name like 'Europe/Berlin'") }
+            do { _ = try LocalTimeResolver(zone: zone) } catch { t.error("zone", "\(error) (use an IANA name like 'Europe/Berlin')") }
             let format = t.string("format") ?? "iso8601"
-            if (try? TimestampParser(format: format, zone: nil)) == nil { t.error("format", "invalid time format '\(format)'") }
+            do { _ = try TimestampParser(format: format, zone: nil) } catch { t.error("format", "\(error)") }
             var interval: Int?
             if let text = t.string("interval") {
                 interval = parseDuration(text)

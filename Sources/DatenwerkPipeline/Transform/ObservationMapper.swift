@@ -5,12 +5,17 @@ import DatenwerkTransforms
 /// numbers (decimal comma), units (to the property's canonical UCUM unit), local time → UTC, CRS → WGS84,
 /// plausible ranges. Problems become `RecordError`s that name the field.
 struct ObservationMapper {
-    /// `value * factor + offset` converts a source unit to the canonical one (every supported unit is affine).
+    /// Converts a source unit to the property's canonical one, then applies an optional scale.
     struct Conversion {
         var property: String
-        var factor: Double
-        var offset: Double
+        var unit: Units.Conversion?
+        var scale: Double?
         var range: ClosedRange<Double>?
+
+        @inline(__always) func apply(_ value: Double) -> Double {
+            let converted = unit?.apply(value) ?? value
+            return scale.map { converted * $0 } ?? converted
+        }
     }
 
     struct ValuePlan {
@@ -54,13 +59,8 @@ struct ObservationMapper {
 
     static func conversion(property: String, unit: String?, range: ClosedRange<Double>?, scale: Double?) throws -> Conversion {
         guard let known = Vocabulary.property(property) else { throw ExtractError("unknown observed property '\(property)'") }
-        var factor = 1.0, offset = 0.0
-        if let unit {
-            offset = try Units.convert(0, from: unit, to: known.unit)
-            factor = try Units.convert(1, from: unit, to: known.unit) - offset
-        }
-        if let scale { factor *= scale }
-        return Conversion(property: property, factor: factor, offset: offset, range: range ?? known.range)
+        let conversion = try unit.map { try Units.conversion(from: $0, to: known.unit) }
+        return Conversion(property: property, unit: conversion, scale: scale, range: range ?? known.range)
     }
 
     /// Appends the staged items for `record`; returns the problems found (the record is then quarantined).
@@ -147,7 +147,7 @@ struct ObservationMapper {
                 errors.append(RecordError(location, field: plan.field, "'\(text)' is not a number"))
                 continue
             }
-            let result = value * conversion.factor + conversion.offset
+            let result = conversion.apply(value)
             if let range = conversion.range, !range.contains(result) {
                 errors.append(RecordError(location, field: plan.field, "\(JSONValue.format(result)) is outside the plausible range \(JSONValue.format(range.lowerBound))…\(JSONValue.format(range.upperBound)) for \(conversion.property)"))
                 continue

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import DatenwerkTransforms
@@ -107,5 +108,59 @@ import Testing
                 }
             }
         }
+    }
+
+    /// Every quarter hour of 2024 read back from its local wall-clock time, checked against the
+    /// system time zone database (this also runs the cache through eviction and every transition).
+    @Test(arguments: ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"])
+    func agreesWithTheTimeZoneDatabaseAllYear(identifier: String) throws {
+        let zone = try #require(TimeZone(identifier: identifier))
+        let first = try LocalTimeResolver(zone: identifier, ambiguity: .first)
+        let second = first.with(ambiguity: .second)
+        var instant: Int64 = 1_704_067_200   // 2024-01-01T00:00:00Z
+        var mismatches = 0
+        while instant < 1_735_689_600 {
+            let local = instant + Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(instant))))
+            let days = CivilTime.floorDiv(local, 86_400)
+            let date = CivilTime.date(days: days)
+            let secondOfDay = Int(local - days * 86_400)
+            let fields = (date.year, date.month, date.day, secondOfDay / 3600, secondOfDay / 60 % 60)
+            let a = try first.utcMicroseconds(year: fields.0, month: fields.1, day: fields.2, hour: fields.3, minute: fields.4)
+            let b = try second.utcMicroseconds(year: fields.0, month: fields.1, day: fields.2, hour: fields.3, minute: fields.4)
+            // Outside a repeated hour both rules give the instant; inside it one of them does.
+            let expected = instant * 1_000_000
+            if a != expected && b != expected || (a != b && a > b) { mismatches += 1 }
+            instant += 900
+        }
+        #expect(mismatches == 0)
+    }
+
+    @Test func sharedByConcurrentTasks() async throws {
+        let resolver = berlin
+        func work(_ task: Int) -> Int64 {
+            var sum: Int64 = 0
+            for i in 0..<3000 {
+                let month = 1 + (i + task) % 12, day = 1 + (i * 7) % 28, hour = 3 + (i + task) % 20
+                sum &+= (try? resolver.utcMicroseconds(year: 2024, month: month, day: day, hour: hour, minute: i % 60)) ?? -1
+            }
+            return sum
+        }
+        let fresh = try LocalTimeResolver(zone: "Europe/Berlin")
+        var expected: [Int: Int64] = [:]
+        for task in 0..<8 {
+            var sum: Int64 = 0
+            for i in 0..<3000 {
+                let month = 1 + (i + task) % 12, day = 1 + (i * 7) % 28, hour = 3 + (i + task) % 20
+                sum &+= (try? fresh.utcMicroseconds(year: 2024, month: month, day: day, hour: hour, minute: i % 60)) ?? -1
+            }
+            expected[task] = sum
+        }
+        let results = await withTaskGroup(of: (Int, Int64).self) { group in
+            for task in 0..<8 { group.addTask { (task, work(task)) } }
+            var results: [Int: Int64] = [:]
+            for await (task, sum) in group { results[task] = sum }
+            return results
+        }
+        #expect(results == expected)
     }
 }
