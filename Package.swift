@@ -88,8 +88,10 @@ let package = Package(
             name: "DatenwerkTests",
             dependencies: [
                 "DatenwerkCore", "DatenwerkFormats", "DatenwerkTransforms", "DatenwerkHTTP", "DatenwerkPipeline",
-                "DatenwerkPostgres", "DatenwerkTesting",
+                "DatenwerkPostgres", "DatenwerkTesting", "datenwerk",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
+            exclude: ["CLI/missing-file.yaml"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -11,6 +11,19 @@ public struct GeoPoint: Sendable, Hashable {
     }
 }
 
+/// A position in a projected or other non-WGS84 reference system (e.g. EPSG:25832 easting/northing).
+public struct SourceCoordinates: Sendable, Hashable {
+    public var x: Double
+    public var y: Double
+    public var epsg: Int
+
+    public init(x: Double, y: Double, epsg: Int) {
+        self.x = x
+        self.y = y
+        self.epsg = epsg
+    }
+}
+
 /// A station (feature of interest) in the common model.
 public struct Station: Sendable, Hashable {
     /// Stable key `<source>:<external id>`, unique per tenant.
@@ -18,13 +31,17 @@ public struct Station: Sendable, Hashable {
     public var name: String?
     public var kind: String?
     public var location: GeoPoint?
+    /// The coordinates as the source gave them, when not in WGS84: the database computes the stored
+    /// geometry from these with PostGIS `ST_Transform`, so stored positions agree with PostGIS exactly.
+    public var sourceCoordinates: SourceCoordinates?
     public var properties: JSONValue
 
-    public init(key: String, name: String? = nil, kind: String? = nil, location: GeoPoint? = nil, properties: JSONValue = .object([])) {
+    public init(key: String, name: String? = nil, kind: String? = nil, location: GeoPoint? = nil, sourceCoordinates: SourceCoordinates? = nil, properties: JSONValue = .object([])) {
         self.key = key
         self.name = name
         self.kind = kind
         self.location = location
+        self.sourceCoordinates = sourceCoordinates
         self.properties = properties
     }
 }

@@ -25,7 +25,7 @@ public struct DatabaseLocation: Sendable, CustomStringConvertible {
         let query = Dictionary((components.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
         self.username = components.percentEncodedUser.flatMap { $0.removingPercentEncoding } ?? "postgres"
         self.password = components.percentEncodedPassword.flatMap { $0.removingPercentEncoding }
-        self.port = components.port ?? Int(query["port"] ?? "") ?? 5432
+        self.port = components.port ?? query["port"].flatMap { Int($0) } ?? 5432
         let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
         self.database = path.isEmpty ? username : path
         if let socketDirectory = query["host"], socketDirectory.hasPrefix("/") {
@@ -54,6 +54,18 @@ public struct DatabaseLocation: Sendable, CustomStringConvertible {
         var copy = self
         copy.database = database
         return copy
+    }
+
+    /// A `postgres://` URL for this location, including the password: for child processes, never for output.
+    public var url: String {
+        let user = username.addingPercentEncoding(withAllowedCharacters: .urlUserAllowed) ?? username
+        let secret = password.map { ":" + ($0.addingPercentEncoding(withAllowedCharacters: .urlPasswordAllowed) ?? $0) } ?? ""
+        if let unixSocketPath {
+            let directory = (unixSocketPath as NSString).deletingLastPathComponent
+            let port = unixSocketPath.split(separator: ".").last.map(String.init) ?? "5432"
+            return "postgres://\(user)\(secret)@/\(database)?host=\(directory)&port=\(port)"
+        }
+        return "postgres://\(user)\(secret)@\(host ?? "localhost"):\(port)/\(database)\(requireTLS ? "?sslmode=require" : "")"
     }
 
     /// Never shows the password.

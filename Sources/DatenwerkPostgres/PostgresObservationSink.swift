@@ -16,7 +16,7 @@ public struct PostgresObservationSink: ObservationSink {
     public init(database: Database) { self.database = database }
 
     static let stagingColumns = [
-        "kind", "station_key", "name", "station_kind", "lon", "lat", "alt", "props", "property", "t_start", "t_end",
+        "kind", "station_key", "name", "station_kind", "lon", "lat", "alt", "src_x", "src_y", "srid", "props", "property", "t_start", "t_end",
         "result", "quality", "origin", "line", "record", "path", "field", "reason", "raw",
     ]
 
@@ -44,7 +44,7 @@ public struct PostgresObservationSink: ObservationSink {
             try await connection.query("""
                 CREATE TEMP TABLE datenwerk_staging (
                     seq bigint GENERATED ALWAYS AS IDENTITY, kind "char" NOT NULL, station_key text, name text, station_kind text,
-                    lon float8, lat float8, alt float8, props jsonb, property text, t_start bigint, t_end bigint, result float8,
+                    lon float8, lat float8, alt float8, src_x float8, src_y float8, srid integer, props jsonb, property text, t_start bigint, t_end bigint, result float8,
                     quality text, origin text, line integer, record integer, path text, field text, reason text, raw text
                 ) ON COMMIT DROP
                 """, logger: logger)
@@ -74,7 +74,8 @@ public struct PostgresObservationSink: ObservationSink {
                 WITH upserted AS (
                     INSERT INTO datenwerk.stations AS s (tenant, key, name, kind, geom, altitude, properties)
                     SELECT DISTINCT ON (station_key) \(tenant), station_key, name, station_kind,
-                           CASE WHEN lon IS NULL OR lat IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(lon, lat), 4326) END,
+                           CASE WHEN srid IS NOT NULL THEN ST_Transform(ST_SetSRID(ST_MakePoint(src_x, src_y), srid), 4326)
+                                WHEN lon IS NULL OR lat IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(lon, lat), 4326) END,
                            alt, coalesce(props, '{}'::jsonb)
                     FROM datenwerk_staging WHERE kind = 's' ORDER BY station_key, seq DESC
                     ON CONFLICT (tenant, key) DO UPDATE SET
@@ -200,12 +201,15 @@ public struct PostgresObservationSink: ObservationSink {
             number(s.location?.longitude, &b); tab(&b)
             number(s.location?.latitude, &b); tab(&b)
             number(s.location?.altitude, &b); tab(&b)
+            number(s.sourceCoordinates?.x, &b); tab(&b)
+            number(s.sourceCoordinates?.y, &b); tab(&b)
+            number(s.sourceCoordinates.map { Double($0.epsg) }, &b); tab(&b)
             text(s.properties.serialized, &b)
             b.writeStaticString("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n")
         case .observation(let o):
             b.writeStaticString("o\t")
             text(o.stationKey, &b)
-            b.writeStaticString("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t")
+            b.writeStaticString("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t")
             text(o.property, &b); tab(&b)
             b.writeString(String(o.phenomenonStart)); tab(&b)
             if let end = o.phenomenonEnd { b.writeString(String(end)) } else { b.writeStaticString("\\N") }
@@ -215,7 +219,7 @@ public struct PostgresObservationSink: ObservationSink {
             b.writeStaticString("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n")
         case .quarantined(let q):
             let e = q.error
-            b.writeStaticString("q\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t")
+            b.writeStaticString("q\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t")
             text(e.location.origin, &b); tab(&b)
             number(e.location.line.map(Double.init), &b); tab(&b)
             number(e.location.record.map(Double.init), &b); tab(&b)

@@ -3,6 +3,8 @@ import Foundation
 import Logging
 import PostgresNIO
 
+nonisolated(unsafe) private var testCluster: EmbeddedPostgres?
+
 /// A fresh, migrated database per test on a real PostgreSQL + PostGIS.
 ///
 /// With `DATABASE_URL` the server given there is used (the role needs CREATEDB); otherwise one embedded
@@ -30,8 +32,11 @@ public enum TestDatabase {
         } else {
             let root = environment["DATENWERK_TEST_PG_ROOT"] ?? "/tmp/datenwerk-test-pg"
             let port = environment["DATENWERK_TEST_PG_PORT"].flatMap(Int.init) ?? 54339
-            let cluster = EmbeddedPostgres(.init(root: root, port: port, keepRunning: true))
+            let cluster = EmbeddedPostgres(.init(root: root, port: port))
             try cluster.start()
+            // Stop the cluster when the test process ends (unless another process still uses it).
+            testCluster = cluster
+            atexit { testCluster?.stop() }
             server = Server(location: DatabaseLocation(socketPath: cluster.socketPath, username: "datenwerk", database: "postgres"), embedded: cluster)
         }
         // A migrated template: every test database is a cheap copy of it.

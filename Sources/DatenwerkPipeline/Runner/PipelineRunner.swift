@@ -161,7 +161,7 @@ final class RunState: @unchecked Sendable {
         }
         let bad = totals.quarantined + totals.skipped
         if let limit = spec.maxBadRecords, bad > limit {
-            throw RunFailure(step: .transform, reason: "\(bad) bad records exceed max_bad_records = \(limit); first: \(problems.first.map(String.init(describing:)) ?? "")")
+            throw RunFailure(step: .transform, reason: "more than max_bad_records = \(limit) bad records (\(bad) so far); first: \(problems.first.map(String.init(describing:)) ?? "")")
         }
     }
 }

@@ -99,7 +99,9 @@ extension PipelineSpec {
     }
 
     private static func decodeSource(_ node: Node, path: String, base: String, _ r: YAMLReader) -> SourceSpec? {
-        guard let m = r.mapping(node, path, allowed: ["kind", "path", "url", "headers", "query", "paging", "timeout_seconds", "format"], required: ["kind", "format"]) else { return nil }
+        let kindText = node["kind"]?.string
+        guard let m = r.mapping(node, path, allowed: ["kind", "path", "url", "headers", "query", "paging", "timeout_seconds", "format"], required: ["kind", "format"],
+                                context: kindText.map { "kind: \($0)" }) else { return nil }
         let kind = m.oneOf("kind", SourceSpec.Kind.self)
         var filePath: String?
         var url: String?

@@ -92,6 +92,7 @@ struct ObservationMapper {
                         var point = try CoordinateTransform.toWGS84(x: xv, y: yv, epsg: c.epsg)
                         if let a = c.altitudeField { point.altitude = number(record[a]) }
                         station.location = point
+                        if c.epsg != 4326 { station.sourceCoordinates = SourceCoordinates(x: xv, y: yv, epsg: c.epsg) }
                     } catch {
                         return [RecordError(location, field: c.xField, "coordinates (\(xText), \(yText)) in EPSG:\(c.epsg): \(error)")]
                     }
