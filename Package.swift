@@ -49,6 +49,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // One folder per connector; the explicit built-in list is `BuiltinConnectors.registry`.
+        .target(
+            name: "DatenwerkConnectors",
+            dependencies: ["DatenwerkCore", "DatenwerkFormats", "DatenwerkTransforms", "DatenwerkHTTP", "DatenwerkPipeline"],
+            swiftSettings: swiftSettings
+        ),
         // postgres-nio: embedded cluster, migrations, COPY + merge sink.
         .target(
             name: "DatenwerkPostgres",
@@ -77,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "datenwerk",
             dependencies: [
-                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkPostgres", "DatenwerkHTTP",
+                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkPostgres", "DatenwerkHTTP", "DatenwerkConnectors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -88,10 +94,10 @@ let package = Package(
             name: "DatenwerkTests",
             dependencies: [
                 "DatenwerkCore", "DatenwerkFormats", "DatenwerkTransforms", "DatenwerkHTTP", "DatenwerkPipeline",
-                "DatenwerkPostgres", "DatenwerkTesting", "datenwerk",
+                "DatenwerkConnectors", "DatenwerkPostgres", "DatenwerkTesting", "datenwerk",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
-            exclude: ["CLI/missing-file.yaml"],
+            exclude: ["CLI/missing-file.yaml", "Fixtures"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -119,6 +119,7 @@ public enum Vocabulary {
         .init("sunshine_duration", unit: "min", de: "Sonnenscheindauer", en: "Sunshine duration", range: 0...1440, perInterval: true),
         .init("pm10_concentration", unit: "ug/m3", de: "Feinstaub PM10", en: "PM10 concentration", range: 0...2000),
         .init("pm2_5_concentration", unit: "ug/m3", de: "Feinstaub PM2,5", en: "PM2.5 concentration", range: 0...2000),
+        .init("pm1_concentration", unit: "ug/m3", de: "Feinstaub PM1", en: "PM1 concentration", range: 0...2000),
         .init("no2_concentration", unit: "ug/m3", de: "Stickstoffdioxid", en: "NO2 concentration", range: 0...2000),
         .init("o3_concentration", unit: "ug/m3", de: "Ozon", en: "O3 concentration", range: 0...1000),
         .init("vehicle_count", unit: "1", de: "Kfz-Anzahl", en: "Vehicle count", range: 0...1_000_000, perInterval: true),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DatenwerkConnectors
 import DatenwerkCore
 import DatenwerkHTTP
 import DatenwerkPipeline
@@ -18,7 +19,7 @@ struct Datenwerk: AsyncParsableCommand {
             DATENWERK_PG_ROOT and DATENWERK_PG_PORT override).
             Exit codes: 0 ok, 1 run failed, 64 invalid configuration or usage.
             """,
-        subcommands: [RunCommand.self, ValidateCommand.self, MigrateCommand.self, DemoCommand.self, DatabaseCommand.self]
+        subcommands: [RunCommand.self, ValidateCommand.self, MigrateCommand.self, DemoCommand.self, ConnectorsCommand.self, DatabaseCommand.self]
     )
 }
 
@@ -51,7 +52,7 @@ func loadPipelines(_ paths: [String]) -> (specs: [PipelineSpec], problems: Int, 
     var invalidFiles = 0
     for file in pipelineFiles(paths) {
         do {
-            specs.append(try PipelineSpec.load(file: file))
+            specs.append(try PipelineSpec.load(file: file, connectors: BuiltinConnectors.registry))
         } catch let error as DiagnosticError {
             invalidFiles += 1
             problems += error.diagnostics.count
@@ -163,7 +164,7 @@ struct RunCommand: AsyncParsableCommand {
         defer { Task { try? await fetcher.shutdown() } }
         if dryRun {
             let sink = RecordingSink()
-            let report = try await PipelineRunner(fetcher: fetcher, sink: sink, logger: logger).run(spec, trigger: "dry-run")
+            let report = try await PipelineRunner(fetcher: fetcher, sink: sink, connectors: BuiltinConnectors.registry, logger: logger).run(spec, trigger: "dry-run")
             let limit = show > 0 ? show : sink.items.count
             for item in sink.items.prefix(limit) { print(describe(item)) }
             if sink.items.count > limit { print("… \(sink.items.count - limit) more items") }
@@ -171,7 +172,7 @@ struct RunCommand: AsyncParsableCommand {
             return
         }
         let report = try await DatabaseEnvironment(keepRunning: keepDatabase, logger: logger).with { opened in
-            let runner = PipelineRunner(fetcher: fetcher, sink: PostgresObservationSink(database: opened.database), logger: logger)
+            let runner = PipelineRunner(fetcher: fetcher, sink: PostgresObservationSink(database: opened.database), connectors: BuiltinConnectors.registry, logger: logger)
             return try await runner.run(spec, trigger: "manual", progress: isTerminal ? printProgress : nil)
         }
         try finish(report)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DatenwerkConnectors
 import DatenwerkCore
 import DatenwerkHTTP
 import DatenwerkPipeline
@@ -29,7 +30,7 @@ struct DemoCommand: AsyncParsableCommand {
         let fetcher = HTTPFetcher()
         defer { Task { try? await fetcher.shutdown() } }
         let (reports, totals, hint) = try await DatabaseEnvironment(keepRunning: !stopDatabase, logger: logger).with { opened in
-            let runner = PipelineRunner(fetcher: fetcher, sink: PostgresObservationSink(database: opened.database), logger: logger)
+            let runner = PipelineRunner(fetcher: fetcher, sink: PostgresObservationSink(database: opened.database), connectors: BuiltinConnectors.registry, logger: logger)
             var reports: [RunReport] = []
             for spec in specs {
                 reports.append(try await runner.run(spec, trigger: "demo", progress: isTerminal ? printProgress : nil))

@@ -6,7 +6,6 @@ public struct RunTotals: Sendable, Hashable {
     public var observations = 0
     public var quarantined = 0
     public var skipped = 0
-    public var filtered = 0
     public var bytes = 0
     /// Latest phenomenon start seen (µs UTC), for the checkpoint.
     public var maxPhenomenonStart: Int64?

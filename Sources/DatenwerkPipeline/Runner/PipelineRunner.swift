@@ -30,12 +30,14 @@ public struct RunProgress: Sendable {
 public struct PipelineRunner: Sendable {
     public let fetcher: HTTPFetcher
     public let sink: any ObservationSink
+    public let connectors: ConnectorRegistry
     public var logger: Logger
     public static let warningLimit = 20
 
-    public init(fetcher: HTTPFetcher, sink: any ObservationSink, logger: Logger = Logger(label: "datenwerk.runner")) {
+    public init(fetcher: HTTPFetcher, sink: any ObservationSink, connectors: ConnectorRegistry = .none, logger: Logger = Logger(label: "datenwerk.runner")) {
         self.fetcher = fetcher
         self.sink = sink
+        self.connectors = connectors
         self.logger = logger
     }
 
@@ -53,63 +55,36 @@ public struct PipelineRunner: Sendable {
         var load = LoadResult()
         var failure: RunFailure?
         do {
-            var mapper: ObservationMapper
-            do {
-                mapper = try ObservationMapper(spec.observations)
-            } catch {
-                throw RunFailure(step: .configure, reason: "\(error)")
-            }
-            var source: any RecordSource
-            do {
-                source = try makeSource(spec.source)
-            } catch {
-                throw RunFailure(step: .extract, reason: "\(error)")
-            }
-            var transformer = RecordTransformer(spec.transform)
+            var extract = try makeExtractor(spec)
             var lastProgress = ContinuousClock.now
             load = try await sink.load(runID: runID, pipeline: spec, next: {
                 while true {
-                    let decoded: [DecodedRecord]?
+                    let batch: ConnectorBatch?
                     do {
-                        decoded = try await source.next()
+                        batch = try await extract.next()
                     } catch let error as RunFailure {
                         throw error
                     } catch {
                         throw RunFailure(step: .extract, reason: "\(error)")
                     }
-                    state.totals.bytes = source.bytesRead
-                    guard let decoded else {
-                        state.totals.origins = source.origins
+                    state.totals.bytes = extract.bytesRead
+                    guard let batch else {
+                        state.totals.origins = extract.origins
                         return nil
                     }
+                    state.totals.recordsRead += batch.recordsRead
                     var items: [StagedItem] = []
-                    items.reserveCapacity(decoded.count * 2)
-                    var records: [Record] = []
-                    for entry in decoded {
-                        state.totals.recordsRead += 1
-                        switch entry {
-                        case .rejected(let bad):
+                    items.reserveCapacity(batch.items.count)
+                    for item in batch.items {
+                        switch item {
+                        case .quarantined(let bad):
                             try state.reject(bad, into: &items)
-                        case .record(let record):
-                            records.removeAll(keepingCapacity: true)
-                            if transformer.isEmpty { records.append(record) } else { transformer.apply(record, into: &records) }
-                            if records.isEmpty { state.totals.filtered += 1 }
-                            var bad: [RecordError] = []
-                            for r in records {
-                                let before = items.count
-                                bad += mapper.map(r, into: &items)
-                                for item in items[before...] {
-                                    if case .observation(let o) = item {
-                                        state.totals.observations += 1
-                                        if o.phenomenonStart > state.totals.maxPhenomenonStart ?? .min { state.totals.maxPhenomenonStart = o.phenomenonStart }
-                                    }
-                                }
-                            }
-                            if let first = bad.first {
-                                var error = first
-                                if bad.count > 1 { error.reason += " (and \(bad.count - 1) more problem\(bad.count > 2 ? "s" : "") in this record)" }
-                                try state.reject(QuarantinedRecord(error: error, raw: record.raw), into: &items)
-                            }
+                        case .observation(let o):
+                            state.totals.observations += 1
+                            if o.phenomenonStart > state.totals.maxPhenomenonStart ?? .min { state.totals.maxPhenomenonStart = o.phenomenonStart }
+                            items.append(item)
+                        case .station:
+                            items.append(item)
                         }
                     }
                     if let progress, ContinuousClock.now - lastProgress > .milliseconds(250) {
@@ -133,6 +108,69 @@ public struct PipelineRunner: Sendable {
         }
         return RunReport(pipeline: spec.name, runID: runID, totals: state.totals, load: load,
                          seconds: (ContinuousClock.now - clock).seconds, failure: failure, recordProblems: state.problems)
+    }
+
+    /// A connector run, or a generic source + transform + mapper behind the same interface.
+    func makeExtractor(_ spec: PipelineSpec) throws -> any ConnectorRun {
+        if let config = spec.connector {
+            guard let connector = connectors.connector(config.kind) else {
+                throw RunFailure(step: .configure, reason: "no connector of kind '\(config.kind)' in this build")
+            }
+            do {
+                return try connector.start(config, context: ConnectorContext(pipeline: spec.name, tenant: spec.tenant, fetcher: fetcher, logger: logger))
+            } catch {
+                throw RunFailure(step: .configure, reason: "\(error)")
+            }
+        }
+        guard let sourceSpec = spec.source, let mapping = spec.observations else {
+            throw RunFailure(step: .configure, reason: "the pipeline has neither a connector nor a source with observations")
+        }
+        let mapper: ObservationMapper
+        do {
+            mapper = try ObservationMapper(mapping)
+        } catch {
+            throw RunFailure(step: .configure, reason: "\(error)")
+        }
+        let source: any RecordSource
+        do {
+            source = try makeSource(sourceSpec)
+        } catch {
+            throw RunFailure(step: .extract, reason: "\(error)")
+        }
+        return MappedSource(source: source, transformer: RecordTransformer(spec.transform), mapper: mapper)
+    }
+}
+
+/// A generic source whose records go through the transform steps and the observation mapping.
+struct MappedSource: ConnectorRun {
+    var source: any RecordSource
+    var transformer: RecordTransformer
+    var mapper: ObservationMapper
+    var bytesRead: Int { source.bytesRead }
+    var origins: [String] { source.origins }
+
+    mutating func next() async throws -> ConnectorBatch? {
+        guard let decoded = try await source.next() else { return nil }
+        var items: [StagedItem] = []
+        items.reserveCapacity(decoded.count * 2)
+        var records: [Record] = []
+        for entry in decoded {
+            switch entry {
+            case .rejected(let bad):
+                items.append(.quarantined(bad))
+            case .record(let record):
+                records.removeAll(keepingCapacity: true)
+                if transformer.isEmpty { records.append(record) } else { transformer.apply(record, into: &records) }
+                var bad: [RecordError] = []
+                for r in records { bad += mapper.map(r, into: &items) }
+                if let first = bad.first {
+                    var error = first
+                    if bad.count > 1 { error.reason += " (and \(bad.count - 1) more problem\(bad.count > 2 ? "s" : "") in this record)" }
+                    items.append(.quarantined(QuarantinedRecord(error: error, raw: record.raw)))
+                }
+            }
+        }
+        return ConnectorBatch(items: items, recordsRead: decoded.count)
     }
 }
 

@@ -11,18 +11,18 @@ extension PipelineSpec {
     ]
 
     /// Reads and validates a pipeline file; throws `DiagnosticError` with every problem found.
-    public static func load(file: String) throws -> PipelineSpec {
+    public static func load(file: String, connectors: ConnectorRegistry = .none) throws -> PipelineSpec {
         let text: String
         do {
             text = try String(contentsOfFile: file, encoding: .utf8)
         } catch {
             throw DiagnosticError([Diagnostic(file: file, "cannot read pipeline file: \(error.localizedDescription)")])
         }
-        return try parse(yaml: text, file: file)
+        return try parse(yaml: text, file: file, connectors: connectors)
     }
 
     /// Parses pipeline YAML; relative paths resolve against the folder of `file`.
-    public static func parse(yaml: String, file: String) throws -> PipelineSpec {
+    public static func parse(yaml: String, file: String, connectors: ConnectorRegistry = .none) throws -> PipelineSpec {
         let node: Node?
         do {
             node = try Yams.compose(yaml: yaml)
@@ -33,7 +33,7 @@ extension PipelineSpec {
         guard let node else {
             throw DiagnosticError([Diagnostic(file: file, line: 1, column: 1, "the pipeline file is empty")])
         }
-        let spec = decode(node, reader: reader)
+        let spec = decode(node, reader: reader, connectors: connectors)
         if let spec, reader.diagnostics.isEmpty { return spec }
         throw DiagnosticError(reader.diagnostics.sorted { ($0.line ?? 0, $0.column ?? 0) < ($1.line ?? 0, $1.column ?? 0) })
     }
@@ -47,8 +47,8 @@ extension PipelineSpec {
         }
     }
 
-    private static func decode(_ node: Node, reader r: YAMLReader) -> PipelineSpec? {
-        guard let top = r.mapping(node, "", allowed: topKeys, required: ["version", "name", "tenant", "source", "observations"]) else { return nil }
+    private static func decode(_ node: Node, reader r: YAMLReader, connectors: ConnectorRegistry) -> PipelineSpec? {
+        guard let top = r.mapping(node, "", allowed: topKeys, required: ["version", "name", "tenant", "source"]) else { return nil }
         if let version = top.int("version"), version != 1 {
             top.error("version", "unsupported pipeline version \(version); this Datenwerk reads version 1")
         }
@@ -64,9 +64,31 @@ extension PipelineSpec {
         if !baseDirectory.hasPrefix("/") {
             baseDirectory = (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(baseDirectory)
         }
-        let source = top["source"].flatMap { decodeSource($0, path: "source", base: baseDirectory, r) }
+        let sourceKind = top["source"]?["kind"]?.string
+        var source: SourceSpec?
+        var connector: ConnectorConfig?
+        var mapping: ObservationMapping?
         let transform = top["transform"].map { decodeTransform($0, r) } ?? []
-        let mapping = top["observations"].flatMap { decodeMapping($0, pipelineName: name ?? "pipeline", r) }
+        if let sourceKind, let found = connectors.connector(sourceKind) {
+            connector = top["source"].flatMap { decodeConnector($0, found, base: baseDirectory, r) }
+            if let node = top["observations"] {
+                r.error(node, "observations", "source kind '\(sourceKind)' maps its records to observations itself; remove 'observations'")
+            }
+            if let node = top["transform"] { r.error(node, "transform", "source kind '\(sourceKind)' does not take transform steps") }
+        } else {
+            if let sourceKind, SourceSpec.Kind(rawValue: sourceKind) == nil, let node = top["source"]?["kind"] {
+                let known = SourceSpec.Kind.allCases.map(\.rawValue) + connectors.kinds
+                let suggestion = closestMatch(to: sourceKind, in: known).map { "; did you mean '\($0)'?" } ?? ""
+                r.error(node, "source.kind", "unknown source kind '\(sourceKind)'\(suggestion) (known: \(known.joined(separator: ", ")))")
+            } else {
+                source = top["source"].flatMap { decodeSource($0, path: "source", base: baseDirectory, r) }
+            }
+            if top.has("observations") {
+                mapping = top["observations"].flatMap { decodeMapping($0, pipelineName: name ?? "pipeline", r) }
+            } else {
+                r.error(node, "", "missing required key 'observations' in the pipeline (source kind '\(sourceKind ?? "?")' needs a mapping)")
+            }
+        }
         let dataset = top["dataset"].flatMap { decodeDataset($0, r) }
         var sink = SinkSpec(kind: .postgres)
         if let node = top["sink"], let m = r.mapping(node, "sink", allowed: ["kind"], required: ["kind"]), let kind = m.oneOf("kind", SinkSpec.Kind.self) {
@@ -75,12 +97,52 @@ extension PipelineSpec {
         let schedule = top.string("schedule")
         let policy = top.oneOf("on_bad_record", BadRecordPolicy.self) ?? .quarantine
         let maxBad = top.int("max_bad_records", min: 0)
-        guard let name, let tenant, let source, let mapping else { return nil }
+        guard let name, let tenant, (source != nil && mapping != nil) || connector != nil else { return nil }
         return PipelineSpec(
             file: r.file, name: name, tenant: tenant, description: top.string("description"), dataset: dataset,
-            schedule: schedule, source: source, transform: transform, observations: mapping, sink: sink,
+            schedule: schedule, source: source, connector: connector, transform: transform, observations: mapping, sink: sink,
             onBadRecord: policy, maxBadRecords: maxBad
         )
+    }
+
+    private static func decodeConnector(_ node: Node, _ connector: any Connector, base: String, _ r: YAMLReader) -> ConnectorConfig? {
+        let keys = connector.keys
+        guard let m = r.mapping(node, "source", allowed: ["kind"] + keys.map(\.name), required: ["kind"] + keys.filter(\.required).map(\.name),
+                                context: "kind: \(connector.kind)") else { return nil }
+        var values: [String: ConfigValue] = [:]
+        for key in keys {
+            guard let valueNode = m[key.name] else { continue }
+            let path = m.path(key.name)
+            switch key.kind {
+            case .string:
+                if let v = r.string(valueNode, path) { values[key.name] = .string(v) }
+            case .location:
+                if let v = r.string(valueNode, path) { values[key.name] = .string(resolvePath(v, relativeTo: base + "/x")) }
+            case .int:
+                if let v = r.int(valueNode, path) { values[key.name] = .int(v) }
+            case .number:
+                if let v = r.double(valueNode, path) { values[key.name] = .number(v) }
+            case .bool:
+                if let v = r.bool(valueNode, path) { values[key.name] = .bool(v) }
+            case .strings:
+                if let v = r.strings(valueNode, path) { values[key.name] = .strings(v) }
+            case .stringMap:
+                if let v = r.stringMap(valueNode, path) { values[key.name] = .stringMap(Dictionary(v, uniquingKeysWith: { $1 })) }
+            case .choice(let options):
+                guard let v = r.string(valueNode, path) else { continue }
+                if options.contains(v) {
+                    values[key.name] = .string(v)
+                } else {
+                    let suggestion = closestMatch(to: v, in: options).map { "; did you mean '\($0)'?" } ?? ""
+                    r.error(valueNode, path, "'\(v)' is not one of \(options.joined(separator: ", "))\(suggestion)")
+                }
+            }
+        }
+        let config = ConnectorConfig(kind: connector.kind, values: values)
+        for problem in connector.check(config) {
+            r.error(m[problem.key] ?? node, m.path(problem.key), problem.message)
+        }
+        return config
     }
 
     private static func decodeDataset(_ node: Node, _ r: YAMLReader) -> DatasetSpec? {

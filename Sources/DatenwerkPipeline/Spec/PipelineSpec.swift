@@ -12,9 +12,12 @@ public struct PipelineSpec: Sendable {
     public var description: String?
     public var dataset: DatasetSpec?
     public var schedule: String?
-    public var source: SourceSpec
+    /// A generic source (file/http + format); then `observations` says how records map to the model.
+    public var source: SourceSpec?
+    /// Or a connector that reads and maps by itself.
+    public var connector: ConnectorConfig?
     public var transform: [TransformStep]
-    public var observations: ObservationMapping
+    public var observations: ObservationMapping?
     public var sink: SinkSpec
     public var onBadRecord: BadRecordPolicy
     /// The run fails when more records than this are bad (nil: no limit).

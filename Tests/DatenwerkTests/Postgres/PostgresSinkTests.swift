@@ -125,7 +125,7 @@ import Testing
             #expect(checkpoint.first?.0.contains("\"max_phenomenon_start_us\"") == true)
             // Now a run over changed data that has too many bad records: it must not touch anything.
             klima.maxBadRecords = 0
-            klima.observations.values[0].scale = 2   // would change every temperature if it were loaded
+            klima.observations!.values[0].scale = 2   // would change every temperature if it were loaded
             let failed = try await Self.run(klima, db)
             #expect(failed.failure?.step == .transform)
             let history = try await db.client.query("SELECT status, error_step, error FROM datenwerk.runs ORDER BY id", logger: db.logger).decode((String, String?, String?).self).collect()

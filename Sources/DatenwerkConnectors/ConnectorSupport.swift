@@ -1,0 +1,90 @@
+import DatenwerkCore
+import DatenwerkFormats
+import DatenwerkHTTP
+import DatenwerkPipeline
+import Foundation
+
+/// How a connector turns one decoded record into stations and observations.
+protocol RecordMapping {
+    /// Appends items for `record`; returns problems (the record is then quarantined with its raw text).
+    mutating func map(_ record: Record, into items: inout [StagedItem]) -> [RecordError]
+}
+
+/// The common shape of most connectors: read each document (file or URL) through a shared decoder,
+/// map each record. Documents are read one after another, batch by batch.
+struct DocumentRun<Mapping: RecordMapping>: ConnectorRun {
+    private var locations: [String]
+    private let fetcher: HTTPFetcher
+    private let headers: [(String, String)]
+    private let makeDecoder: (String) -> AnyRecordDecoder
+    private var mapping: Mapping
+    private var reader: ChunkReader?
+    private var decoder: AnyRecordDecoder?
+    private var finishedBytes = 0
+    public private(set) var origins: [String] = []
+
+    init(locations: [String], fetcher: HTTPFetcher, headers: [(String, String)] = [], decoder: @escaping (String) -> AnyRecordDecoder, mapping: Mapping) {
+        self.locations = locations
+        self.fetcher = fetcher
+        self.headers = headers
+        self.makeDecoder = decoder
+        self.mapping = mapping
+    }
+
+    var bytesRead: Int { finishedBytes + (reader?.bytesRead ?? 0) }
+
+    mutating func next() async throws -> ConnectorBatch? {
+        while true {
+            if reader == nil {
+                guard !locations.isEmpty else { return nil }
+                let location = locations.removeFirst()
+                let opened = try await ChunkReader.open(location, fetcher: fetcher, headers: headers)
+                reader = opened
+                origins.append(opened.origin)
+                decoder = makeDecoder(opened.origin)
+            }
+            let decoded: [DecodedRecord]
+            if let chunk = try await reader!.next() {
+                decoded = try decoder!.feed(chunk)
+            } else {
+                decoded = try decoder!.finish()
+                finishedBytes += reader!.bytesRead
+                reader = nil
+            }
+            guard !decoded.isEmpty else { continue }
+            var items: [StagedItem] = []
+            for entry in decoded {
+                switch entry {
+                case .rejected(let bad): items.append(.quarantined(bad))
+                case .record(let record):
+                    let problems = mapping.map(record, into: &items)
+                    if var first = problems.first {
+                        if problems.count > 1 { first.reason += " (and \(problems.count - 1) more in this record)" }
+                        items.append(.quarantined(QuarantinedRecord(error: first, raw: record.raw)))
+                    }
+                }
+            }
+            return ConnectorBatch(items: items, recordsRead: decoded.count)
+        }
+    }
+}
+
+/// Emits each station once per run.
+struct StationTracker {
+    private var seen: Set<String> = []
+
+    mutating func emit(_ key: String, into items: inout [StagedItem], _ make: () -> Station) {
+        if seen.insert(key).inserted { items.append(.station(make())) }
+    }
+}
+
+extension JSONValue {
+    /// A number from a JSON number or a numeric string (many APIs send "19.13").
+    var number: Double? {
+        switch self {
+        case .number(let d): return d
+        case .string(let s): return Double(s.trimmingCharacters(in: .whitespaces))
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import DatenwerkCore
+import DatenwerkHTTP
+import Foundation
+import NIOCore
+
+/// Reads the bytes of one file or URL chunk by chunk; connectors feed them to a decoder.
+public final class ChunkReader {
+    public let origin: String
+    private var file: FileHandle?
+    private var body: BodyReader?
+    public private(set) var bytesRead = 0
+    /// The response headers for URLs (empty for files).
+    public private(set) var headers: [(String, String)] = []
+
+    private init(origin: String) { self.origin = origin }
+
+    /// Opens an http(s) URL through the shared fetcher, or a local file.
+    public static func open(_ location: String, fetcher: HTTPFetcher, headers: [(String, String)] = [], timeout: Duration = .seconds(60)) async throws -> ChunkReader {
+        if location.hasPrefix("http://") || location.hasPrefix("https://") {
+            let response = try await fetcher.get(.init(url: location, headers: headers, timeout: timeout))
+            let reader = ChunkReader(origin: HTTPFetcher.redacted(location))
+            reader.body = BodyReader(response)
+            reader.headers = response.headers
+            return reader
+        }
+        guard let handle = FileHandle(forReadingAtPath: location) else {
+            throw ExtractError("cannot open \(displayPath(location))")
+        }
+        let reader = ChunkReader(origin: displayPath(location))
+        reader.file = handle
+        return reader
+    }
+
+    /// The next chunk, or nil at the end.
+    public func next() async throws -> [UInt8]? {
+        if let body {
+            guard let buffer = try await body.next() else { return nil }
+            bytesRead += buffer.readableBytes
+            return Array(buffer.readableBytesView)
+        }
+        guard let file else { return nil }
+        let data: Data
+        do {
+            data = try file.read(upToCount: 256 * 1024) ?? Data()
+        } catch {
+            throw ExtractError("reading \(origin) failed: \(error.localizedDescription)")
+        }
+        if data.isEmpty {
+            try? file.close()
+            self.file = nil
+            return nil
+        }
+        bytesRead += data.count
+        return Array(data)
+    }
+
+    /// The whole content (for small documents only, e.g. a station list or a zip member index).
+    public func readAll(limit: Int = 64 << 20) async throws -> [UInt8] {
+        var all: [UInt8] = []
+        while let chunk = try await next() {
+            all += chunk
+            if all.count > limit { throw ExtractError("\(origin) is larger than \(limit) bytes") }
+        }
+        return all
+    }
+}
+
+/// Expands a location: URLs stay as they are; a file path may end in a `*` pattern (sorted matches).
+public func expandLocation(_ location: String) throws -> [String] {
+    if location.hasPrefix("http://") || location.hasPrefix("https://") { return [location] }
+    return try FileRecordSource.expand(location)
+}
+
+/// Resolves a relative file path against the folder of the pipeline file.
+public func resolvePath(_ path: String, relativeTo file: String) -> String {
+    if path.hasPrefix("/") || path.hasPrefix("http://") || path.hasPrefix("https://") { return path }
+    var base = (file as NSString).deletingLastPathComponent
+    if !base.hasPrefix("/") { base = (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(base) }
+    return ((base as NSString).appendingPathComponent(path) as NSString).standardizingPath
+}

@@ -1,0 +1,56 @@
+import DatenwerkConnectors
+import DatenwerkPipeline
+import DatenwerkTesting
+import DatenwerkCore
+import Foundation
+import Testing
+
+@Suite struct SensorCommunityTests {
+    @Test func liveAPIFormat() async throws {
+        let report = try await Golden.check("sensor-community", "api-json")
+        #expect(report.totals.recordsRead == 5)
+    }
+
+    @Test func dailyArchiveCSV() async throws {
+        let report = try await Golden.check("sensor-community", "archive-csv")
+        #expect(report.totals.recordsRead == 146)
+    }
+
+    @Test func onlyTheSelectedSensorTypes() async throws {
+        _ = try await Golden.check("sensor-community", "filter-types")
+    }
+
+    @Test func throughALoopbackServer() async throws {
+        let file = Paths.reference("sensor-community/data.sensor.community_static_v1_data.excerpt.json")
+        let server = try await LoopbackHTTPServer.start { _ in .file(file) }
+        defer { Task { try await server.stop() } }
+        let spec = try PipelineSpec.parse(yaml: """
+            version: 1
+            name: sc-http
+            tenant: "11000000"
+            source: { kind: sensor-community, url: "\(server.baseURL)/static/v2/data.json" }
+            """, file: "/tmp/sc.yaml", connectors: BuiltinConnectors.registry)
+        let sink = RecordingSink()
+        let report = try await PipelineRunner(fetcher: testFetcher, sink: sink, connectors: BuiltinConnectors.registry).run(spec)
+        #expect(report.succeeded)
+        // Same normalised output as from the file.
+        let expected = try String(contentsOfFile: Golden.fixtures + "/sensor-community/api-json/expected.ndjson", encoding: .utf8)
+        #expect(Golden.lines(sink.items).joined(separator: "\n") + "\n" == expected)
+    }
+
+    @Test func rejectsUnknownKeysAndBadChoices() throws {
+        let error = try #require(throws: DiagnosticError.self) {
+            try PipelineSpec.parse(yaml: """
+                version: 1
+                name: sc
+                tenant: "11000000"
+                source: { kind: sensor-community, urll: x, format: json }
+                observations: { station: { id: a } }
+                """, file: "p.yaml", connectors: BuiltinConnectors.registry)
+        }
+        let messages = error.diagnostics.map(\.message)
+        #expect(messages.contains("unknown key 'urll' in 'source' (kind: sensor-community); did you mean 'url'?"))
+        #expect(messages.contains("'json' is not one of api-json, archive-csv (at 'source.format')"))
+        #expect(messages.contains("source kind 'sensor-community' maps its records to observations itself; remove 'observations' (at 'observations')"))
+    }
+}

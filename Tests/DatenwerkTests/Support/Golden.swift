@@ -1,0 +1,75 @@
+import DatenwerkConnectors
+import DatenwerkCore
+import DatenwerkPipeline
+import DatenwerkTransforms
+import Foundation
+import Testing
+
+/// Fixture cases: `Fixtures/<connector>/<case>/pipeline.yaml` plus `expected.ndjson`, the WHOLE normalised
+/// output (stations, observations with UCUM unit and UTC time, quarantine reasons), checked by hand.
+/// `DATENWERK_UPDATE_GOLDEN=1 make test` rewrites the expected files (review the diff before committing).
+enum Golden {
+    static let fixtures = Paths.root + "/Tests/DatenwerkTests/Fixtures"
+
+    /// One line per staged item, stable and readable.
+    static func lines(_ items: [StagedItem]) -> [String] {
+        items.map { item -> String in
+            switch item {
+            case .station(let s):
+                var m: [JSONValue.Member] = [.init("station", .string(s.key))]
+                if let name = s.name { m.append(.init("name", .string(name))) }
+                if let kind = s.kind { m.append(.init("kind", .string(kind))) }
+                if let p = s.location {
+                    m.append(.init("lon", .number(round(p.longitude, 7))))
+                    m.append(.init("lat", .number(round(p.latitude, 7))))
+                    if let alt = p.altitude { m.append(.init("alt", .number(alt))) }
+                }
+                if case .object(let props) = s.properties, !props.isEmpty { m.append(.init("properties", s.properties)) }
+                return JSONValue.object(m).serialized
+            case .observation(let o):
+                var m: [JSONValue.Member] = [
+                    .init("station", .string(o.stationKey)), .init("property", .string(o.property)),
+                    .init("unit", .string(Vocabulary.property(o.property)?.unit ?? "?")),
+                    .init("start", .string(TimestampParser.formatISO8601(o.phenomenonStart))),
+                ]
+                if let end = o.phenomenonEnd { m.append(.init("end", .string(TimestampParser.formatISO8601(end)))) }
+                m.append(.init("value", .number(round(o.result, 9))))
+                if let q = o.quality { m.append(.init("quality", .string(q))) }
+                return JSONValue.object(m).serialized
+            case .quarantined(let q):
+                let e = q.error
+                var m: [JSONValue.Member] = [.init("quarantined", .string(e.reason)), .init("origin", .string((e.location.origin as NSString).lastPathComponent))]
+                if let line = e.location.line { m.append(.init("line", .number(Double(line)))) }
+                if let record = e.location.record { m.append(.init("record", .number(Double(record)))) }
+                if let path = e.location.path { m.append(.init("path", .string(path))) }
+                if let field = e.field { m.append(.init("field", .string(field))) }
+                return JSONValue.object(m).serialized
+            }
+        }
+    }
+
+    static func round(_ x: Double, _ digits: Int) -> Double {
+        let f = pow(10, Double(digits))
+        return (x * f).rounded() / f
+    }
+
+    /// Runs the case's pipeline into memory and compares the whole output with `expected.ndjson`.
+    static func check(_ connector: String, _ name: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) async throws -> RunReport {
+        let directory = "\(fixtures)/\(connector)/\(name)"
+        let spec = try PipelineSpec.load(file: directory + "/pipeline.yaml", connectors: BuiltinConnectors.registry)
+        let sink = RecordingSink()
+        let report = try await PipelineRunner(fetcher: testFetcher, sink: sink, connectors: BuiltinConnectors.registry).run(spec, trigger: "test")
+        let actual = lines(sink.items)
+        let expectedPath = directory + "/expected.ndjson"
+        if ProcessInfo.processInfo.environment["DATENWERK_UPDATE_GOLDEN"] == "1" {
+            try Data((actual.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: expectedPath))
+        }
+        let expected = try String(contentsOfFile: expectedPath, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(actual.count == expected.count, "\(connector)/\(name): \(actual.count) items, expected \(expected.count)", sourceLocation: sourceLocation)
+        for (index, (a, e)) in zip(actual, expected).enumerated() where a != e {
+            Issue.record("\(connector)/\(name) line \(index + 1):\n  actual:   \(a)\n  expected: \(e)", sourceLocation: sourceLocation)
+            break
+        }
+        return report
+    }
+}
