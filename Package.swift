@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.25.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.25.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation.git", from: "0.9.19"),
     ],
     targets: [
         // Model, diagnostics, units, time, CRS: no I/O, no heavy dependency.
@@ -52,7 +53,10 @@ let package = Package(
         // One folder per connector; the explicit built-in list is `BuiltinConnectors.registry`.
         .target(
             name: "DatenwerkConnectors",
-            dependencies: ["DatenwerkCore", "DatenwerkFormats", "DatenwerkTransforms", "DatenwerkHTTP", "DatenwerkPipeline"],
+            dependencies: [
+                "DatenwerkCore", "DatenwerkFormats", "DatenwerkTransforms", "DatenwerkHTTP", "DatenwerkPipeline",
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ],
             swiftSettings: swiftSettings
         ),
         // postgres-nio: embedded cluster, migrations, COPY + merge sink.

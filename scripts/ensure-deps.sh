@@ -11,6 +11,9 @@ fi
 if ! ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1; then
   missing="$missing postgresql-15-postgis-3"
 fi
+if [ ! -f /usr/include/zlib.h ]; then
+  missing="$missing zlib1g-dev"
+fi
 if [ -z "$missing" ]; then
   exit 0
 fi
