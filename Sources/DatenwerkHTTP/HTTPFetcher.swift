@@ -12,11 +12,36 @@ public final class HTTPFetcher: Sendable {
         public var url: String
         public var headers: [(String, String)]
         public var timeout: Duration
+        public var retry: RetryPolicy
 
-        public init(url: String, headers: [(String, String)] = [], timeout: Duration = .seconds(60)) {
+        public init(url: String, headers: [(String, String)] = [], timeout: Duration = .seconds(60), retry: RetryPolicy = .default) {
             self.url = url
             self.headers = headers
             self.timeout = timeout
+            self.retry = retry
+        }
+    }
+
+    /// Retries on connect errors, timeouts, 5xx and 429, with exponential backoff and full jitter;
+    /// a `Retry-After` answer (seconds or HTTP date) is honoured up to `maxDelay`.
+    public struct RetryPolicy: Sendable {
+        public var attempts: Int
+        public var baseDelay: Duration
+        public var maxDelay: Duration
+
+        public init(attempts: Int = 4, baseDelay: Duration = .milliseconds(500), maxDelay: Duration = .seconds(60)) {
+            self.attempts = max(1, attempts)
+            self.baseDelay = baseDelay
+            self.maxDelay = maxDelay
+        }
+
+        public static let `default` = RetryPolicy()
+        public static let none = RetryPolicy(attempts: 1)
+
+        /// Backoff before attempt `attempt + 1` (attempt counts from 1): random in 0…base·2^(attempt−1), capped.
+        func delay(after attempt: Int) -> Duration {
+            let cap = min(Double(maxDelay.components.seconds), baseDelay.seconds * pow(2, Double(attempt - 1)))
+            return .milliseconds(Int64(Double.random(in: 0.5...1.0) * cap * 1000))
         }
     }
 
@@ -36,6 +61,21 @@ public final class HTTPFetcher: Sendable {
         public var url: String
         public var status: Int?
         public var message: String
+        /// From a `Retry-After` header of a 429/503 answer.
+        public var retryAfter: Duration?
+
+        public init(url: String, status: Int?, message: String, retryAfter: Duration? = nil) {
+            self.url = url
+            self.status = status
+            self.message = message
+            self.retryAfter = retryAfter
+        }
+
+        /// Worth another try: no answer at all, a timeout, 5xx, 429 or 408.
+        public var isTransient: Bool {
+            guard let status else { return true }
+            return status >= 500 || status == 429 || status == 408
+        }
         public var description: String {
             if let status { return "GET \(url) answered \(status): \(message)" }
             return "GET \(url) failed: \(message)"
@@ -46,9 +86,10 @@ public final class HTTPFetcher: Sendable {
     private let ownsClient: Bool
     public let userAgent: String
 
-    public init(userAgent: String = "Datenwerk/0.1 (+https://github.com/datenwerk)") {
+    /// `readTimeout` is the longest silence allowed while a head or body is being received.
+    public init(userAgent: String = "Datenwerk/0.1 (+https://github.com/datenwerk)", readTimeout: Duration = .seconds(60)) {
         var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .seconds(15), read: .seconds(60))
+        configuration.timeout = .init(connect: .seconds(15), read: TimeAmount(readTimeout))
         configuration.redirectConfiguration = .follow(max: 5, allowCycles: false)
         configuration.decompression = .enabled(limit: .ratio(200))
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
@@ -60,8 +101,24 @@ public final class HTTPFetcher: Sendable {
         if ownsClient { try await client.shutdown() }
     }
 
-    /// Sends a GET and returns as soon as the head arrives; non-2xx answers throw with a short body excerpt.
+    /// Sends a GET and returns as soon as the head arrives, retrying transient failures per `request.retry`;
+    /// other non-2xx answers (and the last failure) throw with a short body excerpt.
     public func get(_ request: Request) async throws -> Response {
+        var attempt = 1
+        while true {
+            do {
+                return try await getOnce(request)
+            } catch let failure as Failure where failure.isTransient && attempt < request.retry.attempts {
+                var wait = request.retry.delay(after: attempt)
+                if let after = failure.retryAfter { wait = min(after, request.retry.maxDelay) }
+                RetryLog.current?.record("GET \(failure.url): \(failure.message)\(failure.status.map { " (\($0))" } ?? ""); attempt \(attempt + 1) of \(request.retry.attempts) in \(wait.seconds.formatted(.number.precision(.fractionLength(1)))) s")
+                try await Task.sleep(for: wait)
+                attempt += 1
+            }
+        }
+    }
+
+    private func getOnce(_ request: Request) async throws -> Response {
         var http = HTTPClientRequest(url: request.url)
         http.method = .GET
         http.headers.add(name: "User-Agent", value: userAgent)
@@ -83,9 +140,22 @@ public final class HTTPFetcher: Sendable {
             if var buffer = try? await response.body.collect(upTo: 4096) {
                 excerpt = buffer.readString(length: min(buffer.readableBytes, 300)) ?? ""
             }
-            throw Failure(url: shown, status: status, message: excerpt.isEmpty ? response.status.reasonPhrase : excerpt)
+            throw Failure(url: shown, status: status, message: excerpt.isEmpty ? response.status.reasonPhrase : excerpt,
+                          retryAfter: response.headers.first(name: "Retry-After").flatMap(Self.parseRetryAfter))
         }
         return Response(url: request.url, status: status, headers: headers, body: response.body)
+    }
+
+    /// `Retry-After: 120` or `Retry-After: Wed, 21 Oct 2026 07:28:00 GMT`.
+    static func parseRetryAfter(_ value: String) -> Duration? {
+        let text = value.trimmingCharacters(in: .whitespaces)
+        if let seconds = Int(text) { return .seconds(max(0, seconds)) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: text) else { return nil }
+        return .milliseconds(Int64(max(0, date.timeIntervalSinceNow) * 1000))
     }
 
     static func explain(_ error: HTTPClientError, timeout: Duration) -> String {
@@ -143,5 +213,29 @@ public final class BodyReader {
             throw HTTPFetcher.Failure(url: url, status: nil, message: "body cut off after \(bytesRead) of \(expectedLength) bytes")
         }
         return chunk
+    }
+}
+
+
+/// Collects retry events of one run (set as a task-local by the runner), so run history shows them.
+public final class RetryLog: @unchecked Sendable {
+    @TaskLocal public static var current: RetryLog?
+
+    private let lock = NSLock()
+    private var entries: [String] = []
+
+    public init() {}
+
+    public func record(_ entry: String) {
+        lock.withLock { if entries.count < 200 { entries.append(entry) } }
+    }
+
+    public var all: [String] { lock.withLock { entries } }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (s, atto) = components
+        return Double(s) + Double(atto) / 1e18
     }
 }

@@ -159,7 +159,8 @@ public struct PostgresObservationSink: ObservationSink {
             UPDATE datenwerk.runs SET status = \(status), finished_at = clock_timestamp(),
                 records_read = \(t.recordsRead), loaded = \(t.observations), inserted = \(load.inserted), updated = \(load.updated),
                 quarantined = \(t.quarantined), skipped = \(t.skipped), bytes = \(t.bytes),
-                error_step = \(failure?.step.rawValue), error = \(failure?.reason)
+                error_step = \(failure?.step.rawValue), error = \(failure?.reason),
+                retries = \(t.retries.count), events = \(JSONValue.array(t.retries.map { .string($0) }).serialized)::jsonb
             WHERE id = \(runID)
             """, logger: database.logger)
     }

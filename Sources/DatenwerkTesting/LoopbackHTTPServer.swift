@@ -132,13 +132,16 @@ public final class LoopbackHTTPServer: Sendable {
             let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
             context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
             let bytes = cut.map { Array(response.body.prefix($0)) } ?? response.body
+            if cut != nil {
+                // Send the head and part of the body, then drop the connection once those bytes are out.
+                let channel = context.channel
+                context.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: bytes))))).whenComplete { _ in
+                    channel.close(mode: .all, promise: nil)
+                }
+                return
+            }
             if !bytes.isEmpty {
                 context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
-            }
-            if cut != nil {
-                context.flush()
-                context.close(promise: nil)
-                return
             }
             let promise = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: promise)

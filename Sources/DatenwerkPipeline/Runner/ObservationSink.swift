@@ -10,6 +10,8 @@ public struct RunTotals: Sendable, Hashable {
     /// Latest phenomenon start seen (µs UTC), for the checkpoint.
     public var maxPhenomenonStart: Int64?
     public var origins: [String] = []
+    /// Retries of HTTP requests during the run (for the run history).
+    public var retries: [String] = []
 
     public init() {}
 }

@@ -49,6 +49,13 @@ public struct PipelineRunner: Sendable {
     }
 
     public func run(_ spec: PipelineSpec, trigger: String = "manual", progress: (@Sendable (RunProgress) -> Void)? = nil) async throws -> RunReport {
+        let retries = RetryLog()
+        return try await RetryLog.$current.withValue(retries) {
+            try await run(spec, trigger: trigger, progress: progress, retries: retries)
+        }
+    }
+
+    private func run(_ spec: PipelineSpec, trigger: String, progress: (@Sendable (RunProgress) -> Void)?, retries: RetryLog) async throws -> RunReport {
         let clock = ContinuousClock.now
         let runID = try await sink.beginRun(pipeline: spec, trigger: trigger)
         let state = RunState(spec: spec)
@@ -93,12 +100,16 @@ public struct PipelineRunner: Sendable {
                     }
                     if !items.isEmpty { return items }
                 }
-            }, totals: { state.totals })
+            }, totals: {
+                state.totals.retries = retries.all
+                return state.totals
+            })
         } catch let error as RunFailure {
             failure = error
         } catch {
             failure = RunFailure(step: .load, reason: "\(error)")
         }
+        state.totals.retries = retries.all
         if let failure {
             do {
                 try await sink.failRun(runID: runID, pipeline: spec, failure: failure, totals: state.totals, quarantined: state.kept)

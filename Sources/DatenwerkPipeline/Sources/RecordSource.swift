@@ -97,6 +97,10 @@ public struct HTTPRecordSource: RecordSource {
     private var nextURL: String?
     private var page = 0
     private var recordsOnPage = 0
+    private var currentURL: String?
+    private var pageAttempt = 1
+    private var skip = 0
+    private let retry = HTTPFetcher.RetryPolicy.default
     private var body: BodyReader?
     private var decoder: AnyRecordDecoder?
     private var response: HTTPFetcher.Response?
@@ -134,29 +138,51 @@ public struct HTTPRecordSource: RecordSource {
     public mutating func next() async throws -> [DecodedRecord]? {
         while true {
             if body == nil {
-                guard let url = nextURL else { return nil }
-                nextURL = nil
-                let response = try await fetcher.get(.init(url: url, headers: spec.headers, timeout: .seconds(Int64(spec.timeoutSeconds))))
+                if currentURL == nil {
+                    guard let url = nextURL else { return nil }
+                    nextURL = nil
+                    currentURL = url
+                    pageAttempt = 1
+                    recordsOnPage = 0
+                    skip = 0
+                }
+                let url = currentURL!
+                let response = try await fetcher.get(.init(url: url, headers: spec.headers, timeout: .seconds(Int64(spec.timeoutSeconds)), retry: retry))
                 self.response = response
-                origins.append(HTTPFetcher.redacted(url))
+                if pageAttempt == 1 { origins.append(HTTPFetcher.redacted(url)) }
                 decoder = AnyRecordDecoder(spec.format, origin: HTTPFetcher.redacted(url))
                 body = BodyReader(response)
-                recordsOnPage = 0
             }
-            let chunk = try await body!.next()
-            if let chunk {
-                bytesRead += chunk.readableBytes
-                let records = try decoder!.feed(chunk.readableBytesView)
+            do {
+                var records: [DecodedRecord]
+                if let chunk = try await body!.next() {
+                    bytesRead += chunk.readableBytes
+                    records = try decoder!.feed(chunk.readableBytesView)
+                } else {
+                    records = try decoder!.finish()
+                    body = nil
+                }
+                // After a retry, the records of this page that were already handed out are dropped.
+                if skip > 0 {
+                    let drop = min(skip, records.count)
+                    records.removeFirst(drop)
+                    skip -= drop
+                }
                 recordsOnPage += records.count
+                if body == nil {
+                    page += 1
+                    currentURL = nil
+                    nextURL = try followingPage()
+                }
                 if !records.isEmpty { return records }
-                continue
+            } catch let failure as HTTPFetcher.Failure where failure.isTransient && pageAttempt < retry.attempts {
+                // The body was cut off: fetch the same page again and continue after the records already read.
+                RetryLog.current?.record("GET \(failure.url): \(failure.message); page fetched again (attempt \(pageAttempt + 1) of \(retry.attempts)), skipping \(recordsOnPage) records already read")
+                skip = recordsOnPage
+                body = nil
+                pageAttempt += 1
+                try await Task.sleep(for: retry.baseDelay)
             }
-            let records = try decoder!.finish()
-            recordsOnPage += records.count
-            body = nil
-            page += 1
-            nextURL = try followingPage()
-            if !records.isEmpty { return records }
         }
     }
 

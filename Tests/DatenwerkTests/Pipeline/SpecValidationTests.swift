@@ -1,3 +1,4 @@
+import DatenwerkConnectors
 import DatenwerkCore
 import DatenwerkPipeline
 import Foundation
@@ -99,7 +100,7 @@ import Testing
         let files = (FileManager.default.enumerator(atPath: directory)?.allObjects as? [String] ?? []).filter { $0.hasSuffix(".yaml") }
         #expect(files.count >= 2)
         for file in files {
-            let spec = try PipelineSpec.load(file: directory + "/" + file)
+            let spec = try PipelineSpec.load(file: directory + "/" + file, connectors: BuiltinConnectors.registry)
             #expect(!spec.name.isEmpty)
         }
     }

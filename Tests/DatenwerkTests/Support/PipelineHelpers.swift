@@ -5,7 +5,7 @@ import DatenwerkTransforms
 import Foundation
 
 /// Shared HTTP fetcher for tests (one client for the process).
-let testFetcher = HTTPFetcher(userAgent: "Datenwerk-Tests")
+let testFetcher = HTTPFetcher(userAgent: "Datenwerk-Tests", readTimeout: .seconds(10))
 
 /// Parses pipeline YAML written by a test; relative paths resolve against `directory`.
 func spec(_ yaml: String, in directory: String = Paths.root + "/Pipelines/examples") throws -> PipelineSpec {
