@@ -14,8 +14,8 @@ export DATENWERK_PG_ROOT="$BENCH_DIR/pg" DATENWERK_PG_PORT="$PORT"
 unset DATABASE_URL
 
 echo "== building release"
-swift build -c release >/dev/null
-BIN=.build/release/datenwerk
+swift build -c release --scratch-path .build-release >/dev/null
+BIN=.build-release/release/datenwerk
 
 echo "== generating $ROWS rows × 4 values ($STATIONS stations)"
 python3 - "$BENCH_DIR" "$ROWS" "$STATIONS" <<'PY'

@@ -4,5 +4,13 @@ import DatenwerkPipeline
 public enum BuiltinConnectors {
     public static let registry = ConnectorRegistry([
         SensorCommunityConnector(),
+        DWDConnector(),
+        SensorThingsConnector(),
+        SMARDConnector(),
+        NGSIConnector(),
+        UBAAirConnector(),
+        CountersConnector(),
+        DATEX2Connector(),
+        ParkingConnector(),
     ])
 }

@@ -84,3 +84,26 @@ import Testing
         #expect(out.stderr.contains("source file not found"))
     }
 }
+
+extension CLITests {
+    @Test func runsStatusAndQuarantineShowTheHistory() async throws {
+        try await TestDatabase.with { db in
+            let env = ["DATABASE_URL": db.location.url]
+            _ = try Self.datenwerk(["run", "musterstadt-energie"], environment: env)
+            let runs = try Self.datenwerk(["runs", "musterstadt-energie"], environment: env)
+            #expect(runs.status == 0, "\(runs.stderr)")
+            let line = try #require(runs.stdout.split(separator: "\n").dropFirst(2).first)
+            let cells = line.split(separator: " ", omittingEmptySubsequences: true)
+            #expect(cells[2] == "succeeded")
+            #expect(cells[5] == "72" && cells[6] == "143" && cells[7] == "143" && cells[8] == "1")
+            let list = try Self.datenwerk(["quarantine", "list", "musterstadt-energie"], environment: env)
+            #expect(list.stdout.contains("SampleData/energie-api/page-2.json, $.items[3]: field 'energie_kwh': 'n/a' is not a number"))
+            let id = String(list.stdout.dropFirst().prefix { $0.isNumber })
+            let show = try Self.datenwerk(["quarantine", "show", id], environment: env)
+            #expect(show.stdout.contains("\"energie_kwh\": \"n/a\""))
+            let status = try Self.datenwerk(["status", "Pipelines/examples"], environment: env)
+            #expect(status.stdout.split(separator: "\n").contains { $0.hasPrefix("musterstadt-energie") && $0.contains("succeeded") && $0.contains("143") })
+            #expect(status.stdout.split(separator: "\n").contains { $0.hasPrefix("musterstadt-klima") && $0.contains("never") })
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import DatenwerkCore
+import DatenwerkPipeline
+
+/// Deutscher Wetterdienst open data: Climate Data Center station products (`produkt_*.txt`, usually in
+/// the station zips of `observations_germany/climate/{hourly,10_minutes}/…`) and the POI current
+/// observations feed (`weather/weather_reports/poi/<id>-BEOB.csv`).
+///
+/// Stations are `dwd-cdc:<5-digit CDC id>` (`dwd-cdc:00020`); POI stations, whose ids are a different
+/// (WMO/SYNOP) numbering, are `dwd-cdc:poi-<id>` so the two never collide. Coordinates and heights come
+/// from the archive's `Metadaten_Geographie_*` member, or from the station list given as `station_list`.
+struct DWDConnector: Connector {
+    let kind = "dwd-cdc"
+    let summary = "Deutscher Wetterdienst: CDC station zips/produkt files (hourly and 10-minute temperature, humidity, precipitation, pressure, sunshine, radiation, wind) and POI current observations"
+    let keys: [ConfigKey] = [
+        ConfigKey("url", .location, required: true,
+                  "a station zip or produkt_*.txt (URL or path, `*` matches several files), or a POI *-BEOB.csv; `{station}` is replaced by each id of `stations`"),
+        ConfigKey("product", .choice(["auto", "climate", "poi"]), default: "auto",
+                  "climate for CDC zips/produkt files, poi for *-BEOB.csv; auto decides by the file name"),
+        ConfigKey("stations", .strings, "only these stations (CDC ids with or without leading zeros, or POI ids); default: all"),
+        ConfigKey("station_list", .location,
+                  "a *_Beschreibung_Stationen.txt station list (names, coordinates, heights, Bundesland) for files without Metadaten_Geographie"),
+    ]
+    let sampleYAML = """
+        version: 1
+        name: dwd-hourly-temperature-muenster
+        tenant: "05515000"
+        schedule: "30 * * * *"
+        source:
+          kind: dwd-cdc
+          # Recent hourly air temperature and humidity of station 01766 (Münster/Osnabrück); one zip per station.
+          url: https://opendata.dwd.de/climate_environment/CDC/observations_germany/climate/hourly/air_temperature/recent/stundenwerte_TU_{station}_akt.zip
+          stations: ["01766", "03404"]
+          station_list: https://opendata.dwd.de/climate_environment/CDC/observations_germany/climate/hourly/air_temperature/recent/TU_Stundenwerte_Beschreibung_Stationen.txt
+        """
+
+    func check(_ config: ConnectorConfig) -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        let url = config.string("url") ?? ""
+        if url.contains("{station}"), (config.strings("stations") ?? []).isEmpty {
+            problems.append(ConfigProblem(key: "url", "'{station}' in url needs the station ids in 'stations'"))
+        }
+        for id in config.strings("stations") ?? [] where id.isEmpty || !id.allSatisfy({ $0.isLetter || $0.isNumber }) {
+            problems.append(ConfigProblem(key: "stations", "'\(id)' is not a station id (letters and digits only, e.g. \"01766\" or \"10315\")"))
+        }
+        if config.string("product") == "poi", config.string("station_list") != nil {
+            problems.append(ConfigProblem(key: "station_list", "station_list applies to climate products only; POI files carry no CDC station ids"))
+        }
+        return problems
+    }
+
+    func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
+        let url = config.string("url") ?? ""
+        let ids = config.strings("stations")
+        var locations: [String] = []
+        if url.contains("{station}"), let ids {
+            for id in ids {
+                let fileID = DWDMetadata.stationID(id) ?? id
+                locations += try expandLocation(url.replacingOccurrences(of: "{station}", with: fileID))
+            }
+        } else {
+            locations = try expandLocation(url)
+        }
+        let product = DWDRun.Product(rawValue: config.string("product") ?? "auto") ?? .auto
+        let filter = ids.map { Set($0.flatMap { id in [id, DWDMetadata.stationID(id)].compactMap { $0 } }) }
+        return try DWDRun(locations: locations, product: product, filter: filter,
+                          stationList: config.string("station_list"), fetcher: context.fetcher, logger: context.logger)
+    }
+}

@@ -1,0 +1,194 @@
+import DatenwerkCore
+import DatenwerkFormats
+import DatenwerkTransforms
+import Foundation
+
+/// Maps the rows of one CDC `produkt_*.txt` file (hourly or 10-minute station data).
+///
+/// Columns are mapped by name, so one table serves every product (TU, RR, P0, 10-minute solar, …).
+/// Each value takes its quality level from the nearest `QN*` column to its left (`QN_9` for TT_TU,
+/// `QN_3`/`QN_4` in products with two). `-999` is missing in every column.
+struct DWDProductMapping {
+    /// How a value relates to its timestamp.
+    enum Span: Sendable {
+        /// A reading at the timestamp (temperature, humidity, pressure).
+        case instant
+        /// A sum or mean over the period (hour or 10 minutes) that ends at the timestamp.
+        case period
+    }
+
+    struct Column: Sendable {
+        var property: String
+        var unit: String
+        var span: Span
+    }
+
+    /// Known `produkt_*` columns → property, unit as the DWD documents it, and span.
+    static let columns: [String: Column] = [
+        // Hourly: TU (air temperature), RR (precipitation), P0 (pressure), SD (sunshine), ST (solar), FF (wind).
+        "TT_TU": Column(property: "air_temperature", unit: "Cel", span: .instant),
+        "RF_TU": Column(property: "relative_humidity", unit: "%", span: .instant),
+        "R1": Column(property: "precipitation", unit: "mm", span: .period),
+        "P0": Column(property: "air_pressure", unit: "hPa", span: .instant),
+        "SD_SO": Column(property: "sunshine_duration", unit: "min", span: .period),
+        "FG_LBERG": Column(property: "global_radiation", unit: "J/cm2", span: .period),
+        "DS_LBERG": Column(property: "diffuse_radiation", unit: "J/cm2", span: .period),
+        "SD_LBERG": Column(property: "sunshine_duration", unit: "min", span: .period),
+        "F": Column(property: "wind_speed", unit: "m/s", span: .instant),
+        "D": Column(property: "wind_direction", unit: "deg", span: .instant),
+        // 10 minutes: solar, air temperature, precipitation, wind.
+        "GS_10": Column(property: "global_radiation", unit: "J/cm2", span: .period),
+        "DS_10": Column(property: "diffuse_radiation", unit: "J/cm2", span: .period),
+        "SD_10": Column(property: "sunshine_duration", unit: "h", span: .period),
+        "TT_10": Column(property: "air_temperature", unit: "Cel", span: .instant),
+        "RF_10": Column(property: "relative_humidity", unit: "%", span: .instant),
+        "PP_10": Column(property: "air_pressure", unit: "hPa", span: .instant),
+        "RWS_10": Column(property: "precipitation", unit: "mm", span: .period),
+        "FF_10": Column(property: "wind_speed", unit: "m/s", span: .period),
+        "DD_10": Column(property: "wind_direction", unit: "deg", span: .period),
+    ]
+
+    /// One mapped column of this file.
+    private struct Plan {
+        var name: String
+        var index: Int
+        var property: String
+        var conversion: Units.Conversion
+        var range: ClosedRange<Double>?
+        var span: Span
+        var quality: Int?
+    }
+
+    /// Microseconds per period: 1 hour or 10 minutes.
+    let period: Int64?
+    /// The station's metadata from the same archive or folder, if any.
+    let metadata: DWDStationInfo?
+    let stationList: [String: DWDStationInfo]
+    let filter: Set<String>?
+    /// Periods (local `yyyyMMdd`) whose timestamps are MEZ (UTC+1) per `Metadaten_Parameter`;
+    /// nil when there was no such file: then 10-minute data before 2000 is taken as MEZ, as the DWD documents.
+    let mezPeriods: [ClosedRange<Int>]?
+
+    private var plans: [Plan]?
+    private var periodFromHeader: Int64?
+    private let hourly: TimestampParser
+    private let tenMinutes: TimestampParser
+
+    static let hour: Int64 = 3_600_000_000
+    static let tenMinutesLength: Int64 = 600_000_000
+
+    /// `fileName` decides the resolution (`produkt_zehn_…` 10 minutes, `produkt_…_stunde_…` hourly);
+    /// other names fall back to the columns (`*_10` → 10 minutes).
+    init(fileName: String, metadata: DWDStationInfo?, stationList: [String: DWDStationInfo], filter: Set<String>?, mezPeriods: [ClosedRange<Int>]?) throws {
+        let lower = fileName.lowercased()
+        if lower.contains("_zehn_") || lower.contains("10min") { period = Self.tenMinutesLength }
+        else if lower.contains("_stunde_") { period = Self.hour }
+        else { period = nil }
+        self.metadata = metadata
+        self.stationList = stationList
+        self.filter = filter
+        self.mezPeriods = mezPeriods
+        hourly = try TimestampParser(format: "yyyyMMddHH", zone: .utc)
+        tenMinutes = try TimestampParser(format: "yyyyMMddHHmm", zone: .utc)
+    }
+
+    private mutating func plan(for fields: FieldIndex) throws -> [Plan] {
+        if let plans { return plans }
+        var plans: [Plan] = []
+        var quality: Int?
+        var tenMinuteColumns = false
+        for (index, name) in fields.names.enumerated() {
+            if name == "QN" || name.hasPrefix("QN_") {
+                quality = index
+                continue
+            }
+            if name.hasSuffix("_10") { tenMinuteColumns = true }
+            guard let column = Self.columns[name], let property = Vocabulary.property(column.property) else { continue }
+            plans.append(Plan(name: name, index: index, property: column.property,
+                              conversion: try Units.conversion(from: column.unit, to: property.unit),
+                              range: property.range, span: column.span, quality: quality))
+        }
+        periodFromHeader = tenMinuteColumns ? Self.tenMinutesLength : Self.hour
+        self.plans = plans
+        return plans
+    }
+
+    mutating func map(_ r: Record, stations: inout StationTracker, into items: inout [StagedItem]) -> [RecordError] {
+        let at = r.location
+        guard let id = r["STATIONS_ID"].flatMap({ DWDMetadata.stationID($0.text) }) else {
+            return [RecordError(at, field: "STATIONS_ID", "'\(r["STATIONS_ID"]?.text ?? "")' is not a station id")]
+        }
+        if let filter, !filter.contains(id) { return [] }
+        let plans: [Plan]
+        do { plans = try plan(for: r.fields) } catch { return [RecordError(at, "\(error)")] }
+        let end: Int64
+        do { end = try time(r["MESS_DATUM"]?.text ?? "") } catch { return [RecordError(at, field: "MESS_DATUM", "\(error)")] }
+        let length = period ?? periodFromHeader ?? Self.hour
+
+        let key = "dwd-cdc:\(id)"
+        stations.emit(key, into: &items) { station(id: id, key: key) }
+
+        var problems: [RecordError] = []
+        for plan in plans {
+            let text = plan.index < r.values.count ? r.values[plan.index].text : ""
+            guard !text.isEmpty else { continue }
+            guard let raw = Double(text) else {
+                problems.append(RecordError(at, field: plan.name, "'\(text)' is not a number"))
+                continue
+            }
+            if raw == -999 { continue }   // missing
+            let value = plan.conversion.apply(raw)
+            if let range = plan.range, !range.contains(value) {
+                problems.append(RecordError(at, field: plan.name, "\(JSONValue.format(value)) is outside the plausible range \(JSONValue.format(range.lowerBound))…\(JSONValue.format(range.upperBound)) for \(plan.property)"))
+                continue
+            }
+            var quality: String?
+            if let q = plan.quality, q < r.values.count {
+                let level = r.values[q].text
+                if !level.isEmpty, level != "-999" { quality = level }
+            }
+            let start = plan.span == .period ? end - length : end
+            items.append(.observation(Observation(stationKey: key, property: plan.property, phenomenonStart: start,
+                                                  phenomenonEnd: plan.span == .period ? end : nil, result: value, quality: quality)))
+        }
+        return problems
+    }
+
+    /// `MESS_DATUM` in UTC: `yyyyMMddHH`, `yyyyMMddHHmm`, or `yyyyMMddHH:mm` (hourly solar).
+    /// MEZ periods are moved back by one hour.
+    func time(_ text: String) throws -> Int64 {
+        let digits = text.replacingOccurrences(of: ":", with: "")
+        let utc: Int64
+        switch digits.count {
+        case 10: utc = try hourly.parse(digits)
+        case 12: utc = try tenMinutes.parse(digits)
+        default: throw TimestampError(.mismatch, text: text, format: "yyyyMMddHH or yyyyMMddHHmm", reason: "expected 10 or 12 digits")
+        }
+        let day = Int(digits.prefix(8)) ?? 0
+        let mez: Bool
+        if let mezPeriods {
+            mez = mezPeriods.contains { $0.contains(day) }
+        } else {
+            mez = digits.count == 12 && day < 2000_01_01
+        }
+        return mez ? utc - Self.hour : utc
+    }
+
+    private func station(id: String, key: String) -> Station {
+        let known = metadata?.id == id ? metadata!.filled(from: stationList[id]) : stationList[id]
+        return Self.station(id: id, key: key, info: known)
+    }
+
+    /// The common-model station for a CDC id and what is known about it.
+    static func station(id: String, key: String, info: DWDStationInfo?) -> Station {
+        var station = Station(key: key, name: info?.name, kind: "weather_station")
+        if let info, let lat = info.latitude, let lon = info.longitude {
+            station.location = GeoPoint(longitude: lon, latitude: lat, altitude: info.height)
+        }
+        var properties: [JSONValue.Member] = [.init("station_id", .string(id))]
+        if let state = info?.state { properties.append(.init("state", .string(state))) }
+        if let since = info?.since { properties.append(.init("location_since", .string(since))) }
+        station.properties = .object(properties)
+        return station
+    }
+}

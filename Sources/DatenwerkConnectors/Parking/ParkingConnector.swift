@@ -1,0 +1,500 @@
+import DatenwerkCore
+import DatenwerkFormats
+import DatenwerkHTTP
+import DatenwerkPipeline
+import DatenwerkTransforms
+import Foundation
+
+/// Municipal parking occupancy feeds → `parking_free_spaces` and `parking_capacity`.
+///
+/// One connector for the shapes German cities publish, chosen by `format`:
+/// - `wfs-geojson` / `geojson`: a FeatureCollection; the geometry's own `crs` member, else the root `crs`
+///   (both spellings, `urn:ogc:def:crs:EPSG::25832` and `EPSG:25832`), else `crs`, else WGS84. Projected
+///   coordinates are `[easting, northing]`; they are transformed and kept as `sourceCoordinates`.
+/// - `datex2`: DATEX II 2.x `ParkingStatusPublication` (MDM), joined with the `ParkingTablePublication`
+///   in `static_url` through `parkingRecordReference/@id` = `parkingRecord/@id`.
+/// - `ngsi-v2`: FIWARE `OffStreetParking` entities, normalized (`{type, value, metadata}`) or keyValues.
+/// - `csv`: one row per site; free spaces, or occupied spaces subtracted from the capacity.
+/// - `xml`: a flat custom XML, one element per site, the time in the record or once in the document.
+///
+/// Each feed's field names are defaults that keys such as `free_field` override. A site whose `state_field`
+/// value is not in `reliable_states` (Freiburg `obs_state` ≠ 1, a `Stoerung`, DATEX `unknown`) still gets its
+/// values, with quality `unreliable`.
+struct ParkingConnector: Connector {
+    let kind = "parking"
+    let summary = "Parking occupancy feeds (WFS GeoJSON, GeoJSON, DATEX II, FIWARE NGSI v2, CSV, XML): free spaces and capacity per site"
+    static let formats = ["wfs-geojson", "datex2", "ngsi-v2", "csv", "xml", "geojson"]
+    let keys: [ConfigKey] = [
+        ConfigKey("url", .location, required: true, "the feed (URL or files, `*` matches several)"),
+        ConfigKey("format", .choice(ParkingConnector.formats), required: true, "the shape of the feed"),
+        ConfigKey("static_url", .location, "datex2: the ParkingTablePublication with names, locations and capacities"),
+        ConfigKey("id_field", .string, "the site id (default per format: park_id, id, Name, ID)"),
+        ConfigKey("name_field", .string, "the site name (default per format: park_name, name, Name)"),
+        ConfigKey("free_field", .string, "free spaces (default per format: obs_free, availableSpotNumber, Aktuell)"),
+        ConfigKey("capacity_field", .string, "total spaces (default per format: obs_max, totalSpotNumber, Capacity, Gesamt)"),
+        ConfigKey("occupied_field", .string, "occupied spaces, when the feed gives those instead of free ones (csv default: OccupiedSites)"),
+        ConfigKey("time_field", .string, "the observation time (default per format: obs_ts, observationDateTime, Timestamp, Zeitstempel)"),
+        ConfigKey("time_format", .string, "pattern such as `dd.MM.yyyy HH:mm:ss`, or iso8601 / epoch_s / epoch_ms (default per format)"),
+        ConfigKey("time_zone", .string, default: "Europe/Berlin", "zone of local times without an offset"),
+        ConfigKey("state_field", .string, "the site state (default per format: obs_state, status, OpeningState, Status, parkingSiteStatus)"),
+        ConfigKey("reliable_states", .strings, "states whose counts are live; others get quality `unreliable` (default per format)"),
+        ConfigKey("geometry_field", .string, default: "geometry", "geojson: the geometry to use, e.g. `properties.the_geom`"),
+        ConfigKey("crs", .int, "geojson: EPSG code when the document declares none (default 4326)"),
+        ConfigKey("page_size", .int, default: "100", "ngsi-v2 over HTTP: entities per request (`limit`/`offset` paging; Orion returns only 20 without it)"),
+        ConfigKey("record_element", .string, default: "Parkhaus", "xml: the element of one site"),
+        ConfigKey("encoding", .choice(["utf-8", "latin1", "windows-1252"]), default: "utf-8", "csv: character encoding"),
+        ConfigKey("delimiter", .string, default: ";", "csv: field separator"),
+    ]
+    let sampleYAML = """
+        version: 1
+        name: parking-freiburg
+        tenant: "08311000"
+        schedule: "*/5 * * * *"
+        source:
+          kind: parking
+          format: wfs-geojson
+          # Stadt Freiburg parking guidance system (dl-de/by-2-0), EPSG:25832, local times.
+          url: "https://geoportal.freiburg.de/wfs/gdm_pls/gdm_plslive?request=getfeature&service=wfs&version=1.1.0&typename=pls&outputformat=geojson"
+        """
+
+    /// Field names and time format a format uses unless the configuration says otherwise.
+    struct Fields {
+        var id: String
+        var name: String?
+        var free: String?
+        var capacity: String?
+        var occupied: String?
+        var time: String?
+        var timeFormat: String
+        var state: String?
+        var reliable: [String]?
+    }
+
+    static func defaults(_ format: String) -> Fields {
+        switch format {
+        case "wfs-geojson":
+            return Fields(id: "park_id", name: "park_name", free: "obs_free", capacity: "obs_max", time: "obs_ts", timeFormat: "yyyy-MM-dd HH:mm:ss", state: "obs_state", reliable: ["1"])
+        case "ngsi-v2":
+            return Fields(id: "id", name: "name", free: "availableSpotNumber", capacity: "totalSpotNumber", time: "observationDateTime", timeFormat: "iso8601", state: "status", reliable: ["Offen", "Geschlossen", "open", "closed"])
+        case "csv":
+            return Fields(id: "Name", name: "Name", capacity: "Capacity", occupied: "OccupiedSites", time: "Timestamp", timeFormat: "epoch_ms", state: "OpeningState", reliable: ["Geöffnet", "Geschlossen"])
+        case "xml":
+            return Fields(id: "ID", name: "Name", free: "Aktuell", capacity: "Gesamt", time: "Zeitstempel", timeFormat: "dd.MM.yyyy HH:mm:ss", state: "Status", reliable: ["Offen", "Geschlossen"])
+        case "datex2":
+            return Fields(id: "id", timeFormat: "iso8601", state: "parkingSiteStatus",
+                          reliable: ["spacesAvailable", "almostFull", "full", "fullAtEntrance", "enoughSpacesAvailable", "noMoreParkingSpacesAvailable", "closed"])
+        default:
+            return Fields(id: "id", name: "name", timeFormat: "iso8601")
+        }
+    }
+
+    func check(_ config: ConnectorConfig) -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        let format = config.string("format") ?? ""
+        if config.string("static_url") != nil, format != "datex2" {
+            problems.append(ConfigProblem(key: "static_url", "only used with format datex2 (here: \(format))"))
+        }
+        for key in ["geometry_field", "crs"] where config.values[key] != nil && !format.hasSuffix("geojson") {
+            problems.append(ConfigProblem(key: key, "only used with format geojson or wfs-geojson (here: \(format))"))
+        }
+        if config.values["record_element"] != nil, format != "xml" {
+            problems.append(ConfigProblem(key: "record_element", "only used with format xml (here: \(format))"))
+        }
+        for key in ["encoding", "delimiter"] where config.values[key] != nil && format != "csv" {
+            problems.append(ConfigProblem(key: key, "only used with format csv (here: \(format))"))
+        }
+        if config.values["page_size"] != nil, format != "ngsi-v2" {
+            problems.append(ConfigProblem(key: "page_size", "only used with format ngsi-v2 (here: \(format))"))
+        }
+        if let size = config.int("page_size"), size < 1 || size > 1000 {
+            problems.append(ConfigProblem(key: "page_size", "must be between 1 and 1000 (the NGSI v2 maximum), got \(size)"))
+        }
+        if let delimiter = config.string("delimiter"), delimiter.utf8.count != 1 {
+            problems.append(ConfigProblem(key: "delimiter", "must be one ASCII character, got '\(delimiter)'"))
+        }
+        if let zone = config.string("time_zone"), (try? LocalTimeResolver(zone: zone)) == nil {
+            problems.append(ConfigProblem(key: "time_zone", "unknown time zone '\(zone)' (use an IANA name such as Europe/Berlin)"))
+        }
+        if let crs = config.int("crs"), !CoordinateTransform.supportedEPSG.contains(crs) {
+            problems.append(ConfigProblem(key: "crs", "EPSG:\(crs) is not supported (supported: \(CoordinateTransform.supportedEPSG.map(String.init).joined(separator: ", ")))"))
+        }
+        if let pattern = config.string("time_format"), (try? TimestampParser(format: pattern, zone: .utc)) == nil {
+            problems.append(ConfigProblem(key: "time_format", "'\(pattern)' is not a timestamp pattern (e.g. dd.MM.yyyy HH:mm:ss, iso8601, epoch_ms)"))
+        }
+        return problems
+    }
+
+    func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
+        let format = config.string("format") ?? "geojson"
+        var fields = Self.defaults(format)
+        if let v = config.string("id_field") { fields.id = v }
+        if let v = config.string("name_field") { fields.name = v }
+        if let v = config.string("free_field") { fields.free = v }
+        if let v = config.string("capacity_field") { fields.capacity = v }
+        if let v = config.string("occupied_field") { fields.occupied = v }
+        if let v = config.string("time_field") { fields.time = v }
+        if let v = config.string("time_format") { fields.timeFormat = v }
+        if let v = config.string("state_field") { fields.state = v }
+        if let v = config.strings("reliable_states") { fields.reliable = v }
+        let time = try TimestampParser(format: fields.timeFormat, zone: try LocalTimeResolver(zone: config.string("time_zone") ?? "Europe/Berlin"))
+        let common = Common(fields: fields, time: time)
+        let locations = try expandLocation(config.string("url") ?? "")
+        switch format {
+        case "datex2":
+            return XMLDocumentRun(references: try config.string("static_url").map(expandLocation) ?? [], locations: locations,
+                                  fetcher: context.fetcher, mapping: DATEX2ParkingMapping(common: common))
+        case "xml":
+            return XMLDocumentRun(locations: locations, fetcher: context.fetcher,
+                                  mapping: FlatXMLParkingMapping(common: common, element: config.string("record_element") ?? "Parkhaus"))
+        case "csv":
+            var options = CSVOptions()
+            options.delimiter = (config.string("delimiter") ?? ";").utf8.first ?? UInt8(ascii: ";")
+            options.encoding = TextEncoding(label: config.string("encoding") ?? "utf-8") ?? .utf8
+            options.trimFields = true
+            return ParkingJSONRun(locations: locations, fetcher: context.fetcher, decoder: { .csv(CSVDecoder(options: options, origin: $0)) },
+                                  mapping: RecordParkingMapping(common: common, shape: .flat))
+        case "ngsi-v2":
+            var run = ParkingJSONRun(locations: locations, fetcher: context.fetcher, decoder: { .json(StreamingJSONDecoder(options: JSONDecoderOptions(), origin: $0)) },
+                                     mapping: RecordParkingMapping(common: common, shape: .ngsi))
+            run.pageSize = config.int("page_size") ?? 100
+            return run
+        default:
+            var options = JSONDecoderOptions()
+            options.recordPath = "$.features"
+            let shape = RecordParkingMapping.Shape.feature(geometry: config.string("geometry_field") ?? "geometry", defaultEPSG: config.int("crs") ?? 4326)
+            return ParkingJSONRun(locations: locations, fetcher: context.fetcher, decoder: { .json(StreamingJSONDecoder(options: options, origin: $0)) },
+                                  mapping: RecordParkingMapping(common: common, shape: shape))
+        }
+    }
+}
+
+/// What every parking mapping shares: field names, time parsing, one station per site, the two observations.
+struct Common {
+    let fields: ParkingConnector.Fields
+    let time: TimestampParser
+    var stations = StationTracker()
+
+    /// Parses a count: a JSON number or a numeric string; nil when absent or empty.
+    static func count(_ value: JSONValue?, field: String, at: SourceLocation) -> Result<Double?, RecordError> {
+        guard let value, !value.isNull, !value.text.trimmingCharacters(in: .whitespaces).isEmpty else { return .success(nil) }
+        guard let number = value.number, number.isFinite else { return .failure(RecordError(at, field: field, "'\(value.text)' is not a number")) }
+        guard number >= 0 else { return .failure(RecordError(at, field: field, "\(JSONValue.format(number)) is negative")) }
+        return .success(number)
+    }
+
+    /// The observations of one site: free spaces (given, or capacity − occupied) and capacity.
+    mutating func emit(key: String, station: () -> Station, free: Double?, capacity: Double?, occupied: Double?, time text: String?, timeField: String,
+                       state: String?, at: SourceLocation, into items: inout [StagedItem]) -> [RecordError] {
+        var free = free
+        if free == nil, let occupied, let capacity {
+            guard occupied <= capacity else {
+                return [RecordError(at, field: fields.occupied, "\(JSONValue.format(occupied)) occupied is more than the capacity \(JSONValue.format(capacity))")]
+            }
+            free = capacity - occupied
+        }
+        stations.emit(key, into: &items, station)
+        guard free != nil || capacity != nil else { return [] }
+        guard let text, !text.isEmpty else { return [RecordError(at, field: timeField, "missing observation time")] }
+        let start: Int64
+        do { start = try time.parse(text) } catch { return [RecordError(at, field: timeField, "\(error)")] }
+        var quality: String?
+        if let state, let reliable = fields.reliable, !reliable.contains(state) { quality = "unreliable" }
+        if let free { items.append(.observation(Observation(stationKey: key, property: "parking_free_spaces", phenomenonStart: start, result: free, quality: quality))) }
+        if let capacity { items.append(.observation(Observation(stationKey: key, property: "parking_capacity", phenomenonStart: start, result: capacity, quality: quality))) }
+        return []
+    }
+}
+
+/// GeoJSON features, NGSI v2 entities and CSV rows: records from the shared JSON / CSV decoders.
+struct RecordParkingMapping {
+    enum Shape {
+        case feature(geometry: String, defaultEPSG: Int)
+        case ngsi
+        case flat
+    }
+
+    var common: Common
+    let shape: Shape
+    /// The document around the records (GeoJSON root `crs`).
+    var envelope: JSONValue = .null
+
+    /// A field's value: for NGSI v2 the attribute's `value` (normalized) or the attribute itself (keyValues);
+    /// for features a member of `properties` (or a dotted path from the feature).
+    func field(_ r: Record, _ name: String) -> JSONValue? { Self.field(r, name, shape: shape) }
+
+    static func field(_ r: Record, _ name: String, shape: Shape) -> JSONValue? {
+        switch shape {
+        case .ngsi:
+            if name == "id" || name == "type" { return r[name] }
+            guard let attribute = r[name] else { return nil }
+            if case .object = attribute, let value = attribute["value"] { return value }
+            return attribute
+        case .feature:
+            return r["properties.\(name)"] ?? r[name]
+        case .flat:
+            return r[name]
+        }
+    }
+
+    mutating func map(_ r: Record, into items: inout [StagedItem]) -> [RecordError] {
+        let at = r.location
+        let f = common.fields
+        guard let id = field(r, f.id), !id.isNull, !id.text.isEmpty else { return [RecordError(at, field: f.id, "missing site id")] }
+        var location: GeoPoint?
+        var source: SourceCoordinates?
+        switch shape {
+        case .feature(let geometryField, let defaultEPSG):
+            if let geometry = r[geometryField], !geometry.isNull {
+                switch Self.point(geometry, rootCRS: envelope["crs"], defaultEPSG: defaultEPSG) {
+                case .success(let p): (location, source) = p
+                case .failure(let reason): return [RecordError(at, field: geometryField, reason.reason)]
+                }
+            }
+        case .ngsi:
+            if let coordinates = field(r, "location")?["coordinates"], let lon = coordinates[0]?.number, let lat = coordinates[1]?.number {
+                location = GeoPoint(longitude: lon, latitude: lat)
+            } else if let lat = field(r, "lat")?.number, let lon = field(r, "lon")?.number {
+                location = GeoPoint(longitude: lon, latitude: lat)
+            }   // entities without a position (Heidelberg P02) keep none
+        case .flat:
+            break
+        }
+        var numbers: [Double?] = []
+        for name in [f.free, f.capacity, f.occupied] {
+            guard let name else { numbers.append(nil); continue }
+            switch Common.count(field(r, name), field: name, at: at) {
+            case .success(let n): numbers.append(n)
+            case .failure(let e): return [e]
+            }
+        }
+        let key = "parking:\(id.text)"
+        let name = f.name.flatMap { field(r, $0) }.map(\.text)
+        let state = f.state.flatMap { field(r, $0) }.map(\.text)
+        let shape = self.shape
+        let time = f.time.flatMap { field(r, $0) }.map(\.text)
+        return common.emit(key: key, station: {
+            var station = Station(key: key, name: name, kind: "parking_site", location: location, sourceCoordinates: source)
+            var properties: [JSONValue.Member] = []
+            switch shape {
+            case .ngsi:
+                for attribute in ["type", "streetAddress", "parkingSiteId"] {
+                    if let v = Self.field(r, attribute, shape: shape), !v.isNull { properties.append(.init(attribute, v)) }
+                }
+            case .feature:
+                for attribute in ["art", "park_zone", "park_url"] {
+                    if let v = Self.field(r, attribute, shape: shape), !v.isNull, !v.text.isEmpty { properties.append(.init(attribute, v)) }
+                }
+            case .flat:
+                break
+            }
+            station.properties = .object(properties)
+            return station
+        }, free: numbers[0], capacity: numbers[1], occupied: numbers[2], time: time,
+           timeField: f.time ?? "time", state: state, at: at, into: &items)
+    }
+
+    /// The EPSG code of a GeoJSON `crs` member (`urn:ogc:def:crs:EPSG::25832`, `EPSG:25832`, `…/EPSG/0/25832`, CRS84).
+    static func epsg(_ crs: JSONValue?) -> Int? {
+        guard let name = crs?["properties"]?["name"]?.text, !name.isEmpty else { return nil }
+        if name.hasSuffix("CRS84") { return 4326 }
+        let digits = name.reversed().prefix { $0.isNumber }
+        return Int(String(digits.reversed()))
+    }
+
+    struct GeometryProblem: Error { var reason: String }
+
+    /// A Point's WGS84 position, and its source coordinates when it was projected.
+    static func point(_ geometry: JSONValue, rootCRS: JSONValue?, defaultEPSG: Int) -> Result<(GeoPoint, SourceCoordinates?), GeometryProblem> {
+        guard geometry["type"]?.text == "Point" else { return .failure(GeometryProblem(reason: "only Point geometries are read, got '\(geometry["type"]?.text ?? "")'")) }
+        guard let x = geometry["coordinates"]?[0]?.number, let y = geometry["coordinates"]?[1]?.number else {
+            return .failure(GeometryProblem(reason: "coordinates are not two numbers"))
+        }
+        let epsg = epsg(geometry["crs"]) ?? epsg(rootCRS) ?? defaultEPSG
+        do {
+            // GeoJSON writes [lon, lat] even when the CRS is the EPSG:4326 URN, and [easting, northing] for UTM.
+            let point = try CoordinateTransform.toWGS84(x: x, y: y, epsg: epsg)
+            return .success((point, epsg == 4326 ? nil : SourceCoordinates(x: x, y: y, epsg: epsg)))
+        } catch {
+            return .failure(GeometryProblem(reason: "\(error)"))
+        }
+    }
+}
+
+/// Like `DocumentRun`, but hands the document envelope (root `crs`) to the mapping before each batch, and
+/// pages NGSI v2 URLs with `limit`/`offset` until a page comes back short.
+struct ParkingJSONRun: ConnectorRun {
+    private var locations: [String]
+    /// NGSI v2 paging: entities per request (0 = no paging).
+    var pageSize = 0
+    private var page: (url: String, offset: Int, records: Int)?
+    private let fetcher: HTTPFetcher
+    private let makeDecoder: (String) -> AnyRecordDecoder
+    private var mapping: RecordParkingMapping
+    private var reader: ChunkReader?
+    private var decoder: AnyRecordDecoder?
+    private var finishedBytes = 0
+    private(set) var origins: [String] = []
+
+    init(locations: [String], fetcher: HTTPFetcher, decoder: @escaping (String) -> AnyRecordDecoder, mapping: RecordParkingMapping) {
+        self.locations = locations
+        self.fetcher = fetcher
+        self.makeDecoder = decoder
+        self.mapping = mapping
+    }
+
+    var bytesRead: Int { finishedBytes + (reader?.bytesRead ?? 0) }
+
+    mutating func next() async throws -> ConnectorBatch? {
+        while true {
+            if reader == nil {
+                guard !locations.isEmpty else { return nil }
+                var location = locations.removeFirst()
+                if pageSize > 0, location.hasPrefix("http://") || location.hasPrefix("https://") {
+                    let offset = page?.url == location ? page!.offset : 0
+                    page = (location, offset, 0)
+                    location = Self.pageURL(location, limit: pageSize, offset: offset)
+                }
+                let opened = try await ChunkReader.open(location, fetcher: fetcher)
+                reader = opened
+                origins.append(opened.origin)
+                decoder = makeDecoder(opened.origin)
+            }
+            let decoded: [DecodedRecord]
+            if let chunk = try await reader!.next() {
+                decoded = try decoder!.feed(chunk)
+                page?.records += decoded.count
+            } else {
+                decoded = try decoder!.finish()
+                finishedBytes += reader!.bytesRead
+                reader = nil
+                if let current = page, current.records + decoded.count >= pageSize {
+                    // A full page: there may be more.
+                    page = (current.url, current.offset + pageSize, 0)
+                    locations.insert(current.url, at: 0)
+                }
+            }
+            guard !decoded.isEmpty else { continue }
+            mapping.envelope = decoder!.envelope
+            var items: [StagedItem] = []
+            for entry in decoded {
+                switch entry {
+                case .rejected(let bad): items.append(.quarantined(bad))
+                case .record(let record):
+                    let problems = mapping.map(record, into: &items)
+                    if var first = problems.first {
+                        if problems.count > 1 { first.reason += " (and \(problems.count - 1) more in this record)" }
+                        items.append(.quarantined(QuarantinedRecord(error: first, raw: record.raw)))
+                    }
+                }
+            }
+            return ConnectorBatch(items: items, recordsRead: decoded.count)
+        }
+    }
+
+    /// `url` with `limit` and `offset` set (other query items kept).
+    static func pageURL(_ url: String, limit: Int, offset: Int) -> String {
+        guard var components = URLComponents(string: url) else { return url }
+        var items = (components.queryItems ?? []).filter { $0.name != "limit" && $0.name != "offset" }
+        items.append(URLQueryItem(name: "limit", value: String(limit)))
+        items.append(URLQueryItem(name: "offset", value: String(offset)))
+        components.queryItems = items
+        return components.string ?? url
+    }
+}
+
+/// Kaiserslautern-style XML: one element per site with child elements as fields; the time in the record or once per document.
+struct FlatXMLParkingMapping: XMLRecordMapping {
+    var common: Common
+    let element: String
+    var recordElements: Set<String> { [element] }
+    var documentTime: String?
+
+    mutating func begin(_ document: XMLDocument) {
+        documentTime = common.fields.time.flatMap { document.header(endingWith: $0) }
+    }
+
+    mutating func map(_ record: XMLRecord, into items: inout [StagedItem]) -> [RecordError] {
+        let node = record.node
+        let at = record.location
+        let f = common.fields
+        guard let id = node.text(f.id) else { return [RecordError(at, field: f.id, "missing site id")] }
+        var numbers: [Double?] = []
+        for name in [f.free, f.capacity, f.occupied] {
+            guard let name else { numbers.append(nil); continue }
+            switch Common.count(node.text(name).map(JSONValue.string), field: name, at: at) {
+            case .success(let n): numbers.append(n)
+            case .failure(let e): return [e]
+            }
+        }
+        let key = "parking:\(id)"
+        let name = f.name.flatMap { node.text($0) }
+        return common.emit(key: key, station: { Station(key: key, name: name, kind: "parking_site") },
+                           free: numbers[0], capacity: numbers[1], occupied: numbers[2], time: f.time.flatMap { node.text($0) } ?? documentTime,
+                           timeField: f.time ?? "time", state: f.state.flatMap { node.text($0) }, at: at, into: &items)
+    }
+}
+
+/// DATEX II 2.x parking (MDM): `parkingRecordStatus` elements joined with the static `parkingRecord`s.
+struct DATEX2ParkingMapping: XMLRecordMapping {
+    var common: Common
+    let recordElements: Set<String> = ["parkingRecordStatus", "parkingRecord"]
+    let referenceElements: Set<String> = ["parkingRecord"]
+    var sites: [String: (name: String?, capacity: Double?, location: GeoPoint?, type: String?)] = [:]
+    var publicationTime: String?
+
+    static func site(_ node: XMLNode) -> (name: String?, capacity: Double?, location: GeoPoint?, type: String?) {
+        var location: GeoPoint?
+        if let point = node.descendant("pointCoordinates"), let lat = point.text("latitude").flatMap(Double.init), let lon = point.text("longitude").flatMap(Double.init) {
+            location = GeoPoint(longitude: lon, latitude: lat)
+        }
+        return (node.child("parkingName")?.localizedText(["de", "en"]), node.text("parkingNumberOfSpaces").flatMap(Double.init), location, node.typeName)
+    }
+
+    mutating func reference(_ document: XMLDocument) throws {
+        for record in document.records {
+            if let id = record.node.attributes["id"] { sites[id] = Self.site(record.node) }
+        }
+    }
+
+    mutating func begin(_ document: XMLDocument) {
+        publicationTime = document.header(endingWith: "payloadPublication/publicationTime")
+    }
+
+    mutating func map(_ record: XMLRecord, into items: inout [StagedItem]) -> [RecordError] {
+        let node = record.node
+        let at = record.location
+        if node.name == "parkingRecord" {
+            // A static table given as `url`: stations only.
+            guard let id = node.attributes["id"] else { return [RecordError(at, field: "parkingRecord.id", "missing id")] }
+            let site = Self.site(node)
+            sites[id] = site
+            let key = "parking:\(id)"
+            common.stations.emit(key, into: &items) { Self.station(key, site) }
+            return []
+        }
+        guard let id = node.child("parkingRecordReference")?.attributes["id"], !id.isEmpty else {
+            return [RecordError(at, field: "parkingRecordReference.id", "missing reference to the parking record")]
+        }
+        let occupancy = node.child("parkingOccupancy")
+        var numbers: [String: Double] = [:]
+        for name in ["parkingNumberOfSpacesOverride", "parkingNumberOfVacantSpaces", "parkingNumberOfOccupiedSpaces"] {
+            switch Common.count(occupancy?.text(name).map(JSONValue.string), field: "parkingOccupancy.\(name)", at: at) {
+            case .success(let n): numbers[name] = n
+            case .failure(let e): return [e]
+            }
+        }
+        let site = sites[id]
+        let key = "parking:\(id)"
+        let capacity = numbers["parkingNumberOfSpacesOverride"] ?? site?.capacity
+        let timeText = node.text("parkingStatusOriginTime") ?? publicationTime
+        return common.emit(key: key, station: { Self.station(key, site ?? (nil, nil, nil, nil)) },
+                           free: numbers["parkingNumberOfVacantSpaces"], capacity: capacity, occupied: numbers["parkingNumberOfOccupiedSpaces"],
+                           time: timeText, timeField: "parkingStatusOriginTime", state: node.text("parkingSiteStatus"), at: at, into: &items)
+    }
+
+    static func station(_ key: String, _ site: (name: String?, capacity: Double?, location: GeoPoint?, type: String?)) -> Station {
+        var station = Station(key: key, name: site.name, kind: "parking_site", location: site.location)
+        if let type = site.type { station.properties = .object([.init("datex2_type", .string(type))]) }
+        return station
+    }
+}

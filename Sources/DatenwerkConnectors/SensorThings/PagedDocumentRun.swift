@@ -1,0 +1,107 @@
+import DatenwerkCore
+import DatenwerkFormats
+import DatenwerkHTTP
+import DatenwerkPipeline
+import Foundation
+
+/// One JSON document to read (a page of a collection, an entity, a saved file) and what its records are.
+struct PageRequest<Context: Sendable>: Sendable {
+    var location: String
+    /// Where the records are: `$.value` for a SensorThings collection, `$` for an entity or a bare array.
+    var recordPath: String
+    var context: Context
+}
+
+/// What a paged JSON source does with each record and how it finds the next page.
+protocol PagedMapping {
+    associatedtype Context: Sendable
+    /// Appends items for `record`; may ask for more documents (nested next links) in `follow`.
+    /// Returns problems (the record is then quarantined with its raw text).
+    mutating func map(_ record: Record, context: Context, into items: inout [StagedItem], follow: inout [PageRequest<Context>]) -> [RecordError]
+    /// After a document: the next page, if there is one.
+    mutating func nextPage(after request: PageRequest<Context>, envelope: JSONValue, records: Int, headers: [(String, String)]) throws -> PageRequest<Context>?
+}
+
+/// Reads JSON documents one after another through the shared fetcher and the streaming decoder, following
+/// next pages and nested links the mapping asks for. Only the page in progress is held in memory.
+struct PagedDocumentRun<Mapping: PagedMapping>: ConnectorRun {
+    private var pending: [PageRequest<Mapping.Context>]
+    private let fetcher: HTTPFetcher
+    private let headers: [(String, String)]
+    private var mapping: Mapping
+    private var current: PageRequest<Mapping.Context>?
+    private var reader: ChunkReader?
+    private var decoder: StreamingJSONDecoder?
+    private var recordsOnPage = 0
+    /// Nested links queued from the document in progress (they go before its next page).
+    private var followed = 0
+    private var finishedBytes = 0
+    private(set) var origins: [String] = []
+    /// Stops a server whose next links go round in circles.
+    private var seen: Set<String> = []
+
+    init(_ requests: [PageRequest<Mapping.Context>], fetcher: HTTPFetcher, headers: [(String, String)] = [], mapping: Mapping) {
+        pending = requests
+        self.fetcher = fetcher
+        self.headers = headers
+        self.mapping = mapping
+    }
+
+    var bytesRead: Int { finishedBytes + (reader?.bytesRead ?? 0) }
+
+    mutating func next() async throws -> ConnectorBatch? {
+        while true {
+            if reader == nil {
+                guard !pending.isEmpty else { return nil }
+                let request = pending.removeFirst()
+                guard seen.insert(request.location).inserted else {
+                    throw ExtractError("\(HTTPFetcher.redacted(request.location)) was already read in this run; the server's next links loop")
+                }
+                let opened = try await ChunkReader.open(request.location, fetcher: fetcher, headers: headers)
+                reader = opened
+                current = request
+                recordsOnPage = 0
+                followed = 0
+                origins.append(opened.origin)
+                var options = JSONDecoderOptions()
+                options.recordPath = request.recordPath
+                decoder = StreamingJSONDecoder(options: options, origin: opened.origin)
+            }
+            let decoded: [DecodedRecord]
+            let endOfDocument: Bool
+            if let chunk = try await reader!.next() {
+                decoded = try decoder!.feed(chunk)
+                endOfDocument = false
+            } else {
+                decoded = try decoder!.finish()
+                endOfDocument = true
+            }
+            var follow: [PageRequest<Mapping.Context>] = []
+            var items: [StagedItem] = []
+            for entry in decoded {
+                switch entry {
+                case .rejected(let bad): items.append(.quarantined(bad))
+                case .record(let record):
+                    let problems = mapping.map(record, context: current!.context, into: &items, follow: &follow)
+                    if var first = problems.first {
+                        if problems.count > 1 { first.reason += " (and \(problems.count - 1) more in this record)" }
+                        items.append(.quarantined(QuarantinedRecord(error: first, raw: record.raw)))
+                    }
+                }
+            }
+            recordsOnPage += decoded.count
+            // Nested links first, in record order (they belong to records of this page), then the next page.
+            pending.insert(contentsOf: follow, at: followed)
+            followed += follow.count
+            if endOfDocument {
+                let next = try mapping.nextPage(after: current!, envelope: decoder!.envelope, records: recordsOnPage, headers: reader!.headers)
+                finishedBytes += reader!.bytesRead
+                reader = nil
+                decoder = nil
+                if let next { pending.insert(next, at: followed) }
+            }
+            guard !decoded.isEmpty else { continue }
+            return ConnectorBatch(items: items, recordsRead: decoded.count)
+        }
+    }
+}

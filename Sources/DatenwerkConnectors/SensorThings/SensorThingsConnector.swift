@@ -1,0 +1,358 @@
+import DatenwerkCore
+import DatenwerkFormats
+import DatenwerkHTTP
+import DatenwerkPipeline
+import DatenwerkTransforms
+import Foundation
+
+/// OGC SensorThings API v1.0/v1.1 (FROST-Server, …): Things with their Locations, Datastreams with
+/// `unitOfMeasurement` and ObservedProperty, and their Observations.
+///
+/// Over HTTP it asks the service root for
+/// `Datastreams?$expand=Thing($expand=Locations),ObservedProperty,Observations($filter=…;$orderby=phenomenonTime;$top=n)`
+/// (or `Datastreams(id)?$expand=…` per configured id), follows `@iot.nextLink` of the collection and
+/// `Observations@iot.nextLink` of each Datastream verbatim (relative links resolve against the page they came
+/// from). One station per Thing (`sensorthings:<Thing @iot.id>`); ids are opaque text.
+///
+/// Saved responses (files) work too: `url` then names the files, and `datastream`/`thing`/`locations` give the
+/// context that a saved `Datastreams(id)/Observations` page does not carry.
+struct SensorThingsConnector: Connector {
+    let kind = "sensorthings"
+    let summary = "OGC SensorThings API v1.0/1.1 (FROST-Server …): Things, Locations, Datastreams and Observations, paged by @iot.nextLink"
+    let keys: [ConfigKey] = [
+        ConfigKey("url", .location, required: true,
+                  "the service root (https://…/v1.1), or saved responses (files, `*` matches several)"),
+        ConfigKey("datastreams", .strings, "only these Datastream ids (@iot.id); default: all"),
+        ConfigKey("properties", .stringMap, required: true,
+                  "ObservedProperty name or definition (or Datastream name) → vocabulary key, e.g. {Temperature: air_temperature}"),
+        ConfigKey("page_size", .int, default: "1000", "Observations per page ($top); servers may cap it"),
+        ConfigKey("since", .string, "only Observations with phenomenonTime after this instant (ISO 8601, e.g. 2025-01-01T00:00:00Z)"),
+        ConfigKey("datastream", .location, "for saved Observations pages: the Datastream entity they belong to (file or URL)"),
+        ConfigKey("thing", .location, "for a saved Datastream without an expanded Thing: the Thing entity (file or URL)"),
+        ConfigKey("locations", .location, "for a saved Thing without expanded Locations: its Location entity or collection (file or URL)"),
+    ]
+    let sampleYAML = """
+        version: 1
+        name: sensorthings-hamburg-luft
+        tenant: "02000000"
+        schedule: "*/15 * * * *"
+        source:
+          kind: sensorthings
+          # Any SensorThings v1.0/v1.1 service root, e.g. Hamburg's urban data platform (FROST-Server):
+          url: https://iot.hamburg.de/v1.1
+          datastreams: ["12345", "12346"]
+          properties:
+            Lufttemperatur: air_temperature
+            "http://www.opengis.net/def/property/OGC/0/AirTemperature": air_temperature
+            NO2: no2_concentration
+          page_size: 1000
+          since: 2025-01-01T00:00:00Z
+        """
+
+    func check(_ config: ConnectorConfig) -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        for (name, key) in (config.stringMap("properties") ?? [:]).sorted(by: { $0.key < $1.key }) where Vocabulary.property(key) == nil {
+            let known = Vocabulary.properties.map(\.key)
+            let suggestion = closestMatch(to: key, in: known).map { "; did you mean '\($0)'?" } ?? ""
+            problems.append(ConfigProblem(key: "properties", "'\(name)' maps to '\(key)', which is not in the vocabulary\(suggestion)"))
+        }
+        if let size = config.int("page_size"), size < 1 {
+            problems.append(ConfigProblem(key: "page_size", "must be at least 1, not \(size)"))
+        }
+        if let since = config.string("since"), (try? Self.instant.parse(since)) == nil {
+            problems.append(ConfigProblem(key: "since", "'\(since)' is not an ISO 8601 instant such as 2025-01-01T00:00:00Z"))
+        }
+        if let url = config.string("url"), !Self.isHTTP(url), config.int("page_size") != nil {
+            problems.append(ConfigProblem(key: "page_size", "only applies to a service root URL, not to saved files"))
+        }
+        return problems
+    }
+
+    static let instant = try! TimestampParser(format: "iso8601", zone: .utc)
+
+    static func isHTTP(_ location: String) -> Bool { location.hasPrefix("http://") || location.hasPrefix("https://") }
+
+    func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
+        let url = config.string("url") ?? ""
+        let since = try config.string("since").map { try Self.instant.parse($0) }
+        let mapping = Mapping(
+            properties: config.stringMap("properties") ?? [:], datastreams: config.strings("datastreams").map(Set.init),
+            since: since, serviceRoot: Self.isHTTP(url) ? Self.trimmedRoot(url) : nil, pageSize: config.int("page_size") ?? 1000)
+        var requests: [PageRequest<Context>] = []
+        for key in ["locations", "thing", "datastream"] {
+            if let location = config.string(key) { requests.append(PageRequest(location: location, recordPath: "$", context: .saved)) }
+        }
+        if Self.isHTTP(url) {
+            if let ids = config.strings("datastreams") {
+                for id in ids { requests.append(PageRequest(location: mapping.datastreamURL(id: id), recordPath: "$", context: .datastreams)) }
+            } else {
+                requests.append(PageRequest(location: mapping.datastreamsURL(), recordPath: "$.value", context: .datastreams))
+            }
+        } else {
+            for file in try expandLocation(url) { requests.append(PageRequest(location: file, recordPath: "$", context: .saved)) }
+        }
+        return PagedDocumentRun(requests, fetcher: context.fetcher, mapping: mapping)
+    }
+
+    static func trimmedRoot(_ url: String) -> String {
+        var root = url
+        while root.hasSuffix("/") { root.removeLast() }
+        return root
+    }
+
+    /// What the records of a document are.
+    enum Context: Sendable {
+        /// Datastreams with expanded Thing/Locations, ObservedProperty and Observations.
+        case datastreams
+        /// A page of the Observations of one Datastream.
+        case observations(String)
+        /// A saved file: the kind of each entity is told by its members.
+        case saved
+    }
+
+    /// What the Observations of one Datastream become.
+    struct Target {
+        var stationKey: String
+        var property: String
+        var conversion: Units.Conversion
+    }
+
+    struct Mapping: PagedMapping {
+        let properties: [String: String]
+        let datastreams: Set<String>?
+        let since: Int64?
+        let serviceRoot: String?
+        let pageSize: Int
+        var stations = StationTracker()
+        /// Datastream id → where its Observations go (nil: not selected or unusable).
+        var targets: [String: Target?] = [:]
+        /// Context from saved files (`thing`, `locations`, `datastream` keys, or the last entity of its kind).
+        var savedThing: JSONValue?
+        var savedLocations: [JSONValue] = []
+        var savedDatastream: String?
+
+        init(properties: [String: String], datastreams: Set<String>?, since: Int64?, serviceRoot: String?, pageSize: Int) {
+            self.properties = properties
+            self.datastreams = datastreams
+            self.since = since
+            self.serviceRoot = serviceRoot
+            self.pageSize = pageSize
+        }
+
+        // MARK: URLs
+
+        /// `$filter`, `$orderby` and `$top` for Observations, written for use inside `$expand=Observations(…)` (`;`) or as a query (`&`).
+        func observationOptions(separator: String) -> String {
+            var options: [String] = []
+            if let since { options.append("$filter=phenomenonTime%20gt%20" + TimestampParser.formatISO8601(since)) }
+            options.append("$orderby=phenomenonTime")
+            options.append("$top=\(pageSize)")
+            return options.joined(separator: separator)
+        }
+
+        var expand: String {
+            "$expand=Thing($expand=Locations),ObservedProperty,Observations(\(observationOptions(separator: ";")))"
+        }
+
+        func datastreamsURL() -> String { "\(serviceRoot ?? "")/Datastreams?\(expand)" }
+
+        func datastreamURL(id: String) -> String { "\(serviceRoot ?? "")/Datastreams(\(Self.literal(id)))?\(expand)" }
+
+        func observationsURL(id: String) -> String {
+            "\(serviceRoot ?? "")/Datastreams(\(Self.literal(id)))/Observations?\(observationOptions(separator: "&"))"
+        }
+
+        /// An id in a resource path: bare when numeric, else an OData string literal.
+        static func literal(_ id: String) -> String {
+            if !id.isEmpty, id.allSatisfy(\.isNumber) { return id }
+            let quoted = "'" + id.replacingOccurrences(of: "'", with: "''") + "'"
+            return quoted.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? quoted
+        }
+
+        /// A next link as the server wrote it; a relative one resolves against the page it came from.
+        static func resolve(_ link: String, against page: String) -> String {
+            if link.hasPrefix("http://") || link.hasPrefix("https://") { return link }
+            if SensorThingsConnector.isHTTP(page), let base = URL(string: page), let resolved = URL(string: link, relativeTo: base) { return resolved.absoluteString }
+            return link
+        }
+
+        mutating func nextPage(after request: PageRequest<Context>, envelope: JSONValue, records: Int, headers: [(String, String)]) throws -> PageRequest<Context>? {
+            guard SensorThingsConnector.isHTTP(request.location), let link = envelope["@iot.nextLink"]?.stringValue, !link.isEmpty else { return nil }
+            return PageRequest(location: Self.resolve(link, against: request.location), recordPath: "$.value", context: request.context)
+        }
+
+        // MARK: Records
+
+        mutating func map(_ record: Record, context: Context, into items: inout [StagedItem], follow: inout [PageRequest<Context>]) -> [RecordError] {
+            let entity = record.asJSON
+            switch context {
+            case .datastreams:
+                return mapDatastream(entity, at: record.location, into: &items, follow: &follow)
+            case .observations(let id):
+                guard let target = targets[id] ?? nil else { return [] }
+                return mapObservation(entity, at: record.location, target: target, into: &items)
+            case .saved:
+                if case .array(let members) = entity["value"] ?? .null {
+                    // A saved collection: each member on its own, located by its index.
+                    for (index, member) in members.enumerated() {
+                        var at = record.location
+                        at.path = (at.path ?? "$") + ".value[\(index)]"
+                        let found = mapSaved(member, at: at, into: &items, follow: &follow)
+                        if var first = found.first {
+                            if found.count > 1 { first.reason += " (and \(found.count - 1) more in this record)" }
+                            items.append(.quarantined(QuarantinedRecord(error: first, raw: member.serialized)))
+                        }
+                    }
+                    return []
+                }
+                return mapSaved(entity, at: record.location, into: &items, follow: &follow)
+            }
+        }
+
+        /// A saved entity, told by its members: Observation (`result`), Datastream (`unitOfMeasurement`),
+        /// Location (`location`), Thing (`Datastreams…` or `Locations…`). Others (FeatureOfInterest,
+        /// HistoricalLocation, Sensor) carry nothing for the common model.
+        private mutating func mapSaved(_ entity: JSONValue, at: SourceLocation, into items: inout [StagedItem], follow: inout [PageRequest<Context>]) -> [RecordError] {
+            if entity["result"] != nil || entity["phenomenonTime"] != nil && entity["unitOfMeasurement"] == nil {
+                guard let id = savedDatastream else {
+                    return [RecordError(at, field: "Datastream", "no Datastream for this Observation; set 'datastream' to the saved Datastream entity")]
+                }
+                guard let target = targets[id] ?? nil else { return [] }
+                return mapObservation(entity, at: at, target: target, into: &items)
+            }
+            if entity["unitOfMeasurement"] != nil {
+                return mapDatastream(entity, at: at, into: &items, follow: &follow)
+            }
+            if entity["location"] != nil, entity["encodingType"] != nil {
+                savedLocations.append(entity)
+                return []
+            }
+            if entity["Datastreams@iot.navigationLink"] != nil || entity["Locations@iot.navigationLink"] != nil || entity["Locations"] != nil {
+                savedThing = entity
+                return []
+            }
+            return []
+        }
+
+        private mutating func mapDatastream(_ ds: JSONValue, at: SourceLocation, into items: inout [StagedItem], follow: inout [PageRequest<Context>]) -> [RecordError] {
+            guard let idValue = ds["@iot.id"], !idValue.isNull, case let id = idValue.text, !id.isEmpty else {
+                return [RecordError(at, field: "@iot.id", "Datastream without an id")]
+            }
+            savedDatastream = id
+            if let datastreams, !datastreams.contains(id) {
+                targets[id] = .some(nil)
+                return []
+            }
+            let observed = ds["ObservedProperty"]
+            let candidates = [observed?["name"]?.stringValue, observed?["definition"]?.stringValue, ds["name"]?.stringValue].compactMap { $0 }
+            let wanted = properties
+            guard let property = candidates.compactMap({ wanted[$0] }).first,
+                  let canonical = Vocabulary.property(property)
+            else {
+                // Not asked for: nothing to read, nothing wrong.
+                targets[id] = .some(nil)
+                return []
+            }
+            let symbol = ds["unitOfMeasurement"]?["symbol"]?.stringValue ?? ""
+            let conversion: Units.Conversion
+            do {
+                conversion = try Units.conversion(from: symbol, to: canonical.unit)
+            } catch {
+                targets[id] = .some(nil)
+                return [RecordError(at, field: "unitOfMeasurement.symbol", "Datastream \(id) (\(property)): \(error)")]
+            }
+            guard let thing = ds["Thing"] ?? savedThing, let thingID = thing["@iot.id"], !thingID.isNull else {
+                targets[id] = .some(nil)
+                return [RecordError(at, field: "Thing", "Datastream \(id) has no expanded Thing (the navigation link is not trusted: servers and the spec get it wrong)")]
+            }
+            let key = "sensorthings:\(thingID.text)"
+            emitStation(key, thing: thing, into: &items)
+            let target = Target(stationKey: key, property: property, conversion: conversion)
+            targets[id] = target
+            if case .array(let observations) = ds["Observations"] ?? .null {
+                for (index, observation) in observations.enumerated() {
+                    var place = at
+                    place.path = (at.path ?? "$") + ".Observations[\(index)]"
+                    let found = mapObservation(observation, at: place, target: target, into: &items)
+                    if var first = found.first {
+                        if found.count > 1 { first.reason += " (and \(found.count - 1) more in this Observation)" }
+                        items.append(.quarantined(QuarantinedRecord(error: first, raw: observation.serialized)))
+                    }
+                }
+                // Nested paging: the rest of this Datastream's Observations.
+                if let link = ds["Observations@iot.nextLink"]?.stringValue, !link.isEmpty, serviceRoot != nil {
+                    follow.append(PageRequest(location: Self.resolve(link, against: at.origin), recordPath: "$.value", context: .observations(id)))
+                }
+            } else if serviceRoot != nil {
+                // Observations not expanded: read them per Datastream.
+                follow.append(PageRequest(location: observationsURL(id: id), recordPath: "$.value", context: .observations(id)))
+            }
+            return []
+        }
+
+        private mutating func emitStation(_ key: String, thing: JSONValue, into items: inout [StagedItem]) {
+            let locations: [JSONValue]
+            if case .array(let inline) = thing["Locations"] ?? .null { locations = inline } else { locations = savedLocations }
+            stations.emit(key, into: &items) {
+                var station = Station(key: key, name: thing["name"]?.stringValue, kind: "sensor_platform")
+                var properties: [JSONValue.Member] = []
+                if let description = thing["description"], !description.isNull { properties.append(.init("description", description)) }
+                if let extra = thing["properties"], case .object(let members) = extra, !members.isEmpty { properties.append(.init("properties", extra)) }
+                for location in locations {
+                    if let point = Self.point(location["location"] ?? .null) {
+                        station.location = point
+                        if let name = location["name"]?.stringValue { properties.append(.init("location_name", .string(name))) }
+                        break
+                    }
+                }
+                station.properties = .object(properties)
+                return station
+            }
+        }
+
+        /// A GeoJSON Point, bare or inside a Feature, `[lon, lat(, alt)]` in WGS84.
+        static func point(_ geojson: JSONValue) -> GeoPoint? {
+            let geometry = geojson["type"]?.stringValue == "Feature" ? (geojson["geometry"] ?? .null) : geojson
+            guard geometry["type"]?.stringValue == "Point", let c = geometry["coordinates"],
+                  let lon = c[0]?.numberValue, let lat = c[1]?.numberValue,
+                  (-180...180).contains(lon), (-90...90).contains(lat)
+            else { return nil }
+            return GeoPoint(longitude: lon, latitude: lat, altitude: c[2]?.numberValue)
+        }
+
+        private func mapObservation(_ o: JSONValue, at: SourceLocation, target: Target, into items: inout [StagedItem]) -> [RecordError] {
+            let time = o["phenomenonTime"]?.stringValue ?? ""
+            let start: Int64, end: Int64?
+            do {
+                let parts = time.split(separator: "/", maxSplits: 1)
+                guard let first = parts.first else { throw TimestampError(.mismatch, text: time, format: "iso8601", reason: "missing") }
+                start = try SensorThingsConnector.instant.parse(first)
+                end = try parts.count == 2 ? SensorThingsConnector.instant.parse(parts[1]) : nil
+            } catch {
+                return [RecordError(at, field: "phenomenonTime", time.isEmpty ? "missing" : "\(error)")]
+            }
+            if let since, start <= since { return [] }
+            let result = o["result"] ?? .null
+            let value: Double
+            switch result {
+            case .number(let d): value = d
+            case .string(let s):
+                guard let d = Double(s.trimmingCharacters(in: .whitespaces)), d.isFinite else {
+                    return [RecordError(at, field: "result", "'\(s)' is not a number")]
+                }
+                value = d
+            case .null: return [RecordError(at, field: "result", "is null")]
+            default: return [RecordError(at, field: "result", "\(result.serialized) is not a number")]
+            }
+            var quality: String?
+            switch o["resultQuality"] ?? .null {
+            case .string(let s): quality = s
+            case let q: quality = q["quality"]?.stringValue
+            }
+            items.append(.observation(Observation(
+                stationKey: target.stationKey, property: target.property, phenomenonStart: start, phenomenonEnd: end,
+                result: target.conversion.apply(value), quality: quality)))
+            return []
+        }
+    }
+}

@@ -1,0 +1,153 @@
+import ArgumentParser
+import DatenwerkConnectors
+import DatenwerkCore
+import DatenwerkPipeline
+import DatenwerkPostgres
+import DatenwerkTransforms
+import Foundation
+import PostgresNIO
+
+/// `datenwerk status`: one line per pipeline — last run, next due time, state.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "One line per pipeline: last run, next due, state.")
+
+    @Argument(help: "Pipeline files or folders.")
+    var paths: [String] = ["Pipelines"]
+
+    func run() async throws {
+        let (specs, problems, _) = loadPipelines(paths)
+        if problems > 0 { throw Exit.invalidConfiguration }
+        let logger = makeLogger(verbose: false)
+        let last = try await DatabaseEnvironment(logger: logger).with { opened in
+            try await lastRuns(opened.database)
+        }
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        var rows = [["pipeline", "schedule", "last run", "status", "loaded", "quarantined", "next due"]]
+        for spec in specs.sorted(by: { $0.name < $1.name }) {
+            let run = last[spec.name]
+            var next = "-"
+            if let expression = spec.schedule, let schedule = try? CronSchedule(expression) {
+                next = schedule.next(after: now).map(TimestampParser.formatISO8601) ?? "-"
+            }
+            rows.append([
+                spec.name, spec.schedule ?? "manual", run?.started ?? "never", run?.status ?? "-",
+                run.map { String($0.loaded) } ?? "-", run.map { String($0.quarantined) } ?? "-", next,
+            ])
+        }
+        print(formatTable(rows))
+        for spec in specs {
+            if let run = last[spec.name], run.status == "failed" {
+                print("\(spec.name): failed at step '\(run.errorStep ?? "?")': \(run.error ?? "")")
+            }
+        }
+    }
+}
+
+/// `datenwerk runs <pipeline>`: the recent runs of one pipeline.
+struct RunsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "runs", abstract: "Recent runs of one pipeline (newest first).")
+
+    @Argument(help: "The pipeline name.")
+    var pipeline: String
+
+    @Option(help: "How many runs.")
+    var limit = 20
+
+    func run() async throws {
+        let logger = makeLogger(verbose: false)
+        let (name, limit) = (pipeline, limit)
+        let rows = try await DatabaseEnvironment(logger: logger).with { opened in
+            let db = opened.database
+            return try await db.client.query("""
+                SELECT id, status, trigger, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                       coalesce(extract(epoch FROM finished_at - started_at), 0)::float8,
+                       records_read, loaded, inserted, quarantined, retries, bytes, error_step, error
+                FROM datenwerk.runs WHERE pipeline = \(name) ORDER BY id DESC LIMIT \(limit)
+                """, logger: db.logger).decode((Int64, String, String, String, Double, Int64, Int64, Int64, Int64, Int, Int64, String?, String?).self).collectAll()
+        }
+        var table = [["run", "started (UTC)", "status", "trigger", "seconds", "read", "loaded", "new", "quarantined", "retries", "bytes"]]
+        for r in rows {
+            table.append([String(r.0), r.3, r.1, r.2, String(format: "%.2f", r.4), String(r.5), String(r.6), String(r.7), String(r.8), String(r.9), String(r.10)])
+        }
+        print(formatTable(table))
+        for r in rows where r.1 == "failed" {
+            print("run \(r.0) failed at step '\(r.11 ?? "?")': \(r.12 ?? "")")
+        }
+    }
+}
+
+/// `datenwerk quarantine list|show <pipeline>`: what was set aside, where it came from, and why.
+struct QuarantineCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "quarantine", abstract: "Inspect quarantined records.", subcommands: [List.self, Show.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One line per quarantined record of a pipeline.")
+        @Argument var pipeline: String
+        @Option var limit = 100
+
+        func run() async throws {
+            let (name, limit) = (pipeline, limit)
+            let rows = try await DatabaseEnvironment(logger: makeLogger(verbose: false)).with { opened in
+                try await opened.database.client.query("""
+                    SELECT id, origin, line, record, path, field, reason, seen_count FROM datenwerk.quarantine
+                    WHERE pipeline = \(name) ORDER BY id LIMIT \(limit)
+                    """, logger: opened.database.logger).decode((Int64, String, Int?, Int?, String?, String?, String, Int).self).collectAll()
+            }
+            for r in rows {
+                let at = RecordError(SourceLocation(origin: r.1, line: r.2, record: r.3, path: r.4), field: r.5, r.6)
+                print("#\(r.0) \(at)\(r.7 > 1 ? " (seen \(r.7)×)" : "")")
+            }
+            if rows.isEmpty { print("no quarantined records for \(name)") }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One quarantined record with its raw payload.")
+        @Argument var id: Int64
+
+        func run() async throws {
+            let id = self.id
+            let rows = try await DatabaseEnvironment(logger: makeLogger(verbose: false)).with { opened in
+                try await opened.database.client.query("""
+                    SELECT pipeline, origin, line, record, path, field, reason, raw, run_id,
+                           to_char(first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), seen_count
+                    FROM datenwerk.quarantine WHERE id = \(id)
+                    """, logger: opened.database.logger).decode((String, String, Int?, Int?, String?, String?, String, String, Int64?, String, Int).self).collectAll()
+            }
+            guard let r = rows.first else {
+                stderr("error: no quarantined record #\(id)")
+                throw Exit.runFailed
+            }
+            print("pipeline:   \(r.0)\norigin:     \(SourceLocation(origin: r.1, line: r.2, record: r.3, path: r.4))\nfield:      \(r.5 ?? "-")\nreason:     \(r.6)\nrun:        \(r.8.map(String.init) ?? "-")\nfirst seen: \(r.9) (seen \(r.10)×)\nraw:\n\(r.7)")
+        }
+    }
+}
+
+struct LastRun: Sendable {
+    var started: String, status: String, loaded: Int64, quarantined: Int64, errorStep: String?, error: String?
+}
+
+func lastRuns(_ db: Database) async throws -> [String: LastRun] {
+    let rows = try await db.client.query("""
+        SELECT DISTINCT ON (pipeline) pipeline, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI"Z"'), status, loaded, quarantined, error_step, error
+        FROM datenwerk.runs ORDER BY pipeline, id DESC
+        """, logger: db.logger).decode((String, String, String, Int64, Int64, String?, String?).self).collectAll()
+    return Dictionary(uniqueKeysWithValues: rows.map { ($0.0, LastRun(started: $0.1, status: $0.2, loaded: $0.3, quarantined: $0.4, errorStep: $0.5, error: $0.6)) })
+}
+
+func formatTable(_ rows: [[String]]) -> String {
+    let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
+    return rows.enumerated().map { index, row in
+        let line = row.enumerated().map { column, cell in cell.padding(toLength: widths[column], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        return index == 0 ? line + "\n" + String(repeating: "-", count: line.count) : line
+    }.joined(separator: "\n")
+}
+
+extension AsyncSequence where Self: Sendable {
+    func collectAll() async throws -> [Element] {
+        var all: [Element] = []
+        for try await element in self { all.append(element) }
+        return all
+    }
+}
