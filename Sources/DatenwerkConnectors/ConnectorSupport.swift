@@ -8,12 +8,21 @@ import Foundation
 protocol RecordMapping {
     /// Appends items for `record`; returns problems (the record is then quarantined with its raw text).
     mutating func map(_ record: Record, into items: inout [StagedItem]) -> [RecordError]
+    /// The JSON around the records of the current document (e.g. a GeoJSON root `crs`), before they are mapped.
+    mutating func envelope(_ envelope: JSONValue)
+}
+
+extension RecordMapping {
+    mutating func envelope(_ envelope: JSONValue) {}
 }
 
 /// The common shape of most connectors: read each document (file or URL) through a shared decoder,
-/// map each record. Documents are read one after another, batch by batch.
+/// map each record. Documents are read one after another, batch by batch. With `pageSize`, URLs are
+/// paged with `limit`/`offset` until a page comes back short (NGSI v2, many REST APIs).
 struct DocumentRun<Mapping: RecordMapping>: ConnectorRun {
     private var locations: [String]
+    var pageSize = 0
+    private var page: (url: String, offset: Int, records: Int)?
     private let fetcher: HTTPFetcher
     private let headers: [(String, String)]
     private let makeDecoder: (String) -> AnyRecordDecoder
@@ -37,7 +46,12 @@ struct DocumentRun<Mapping: RecordMapping>: ConnectorRun {
         while true {
             if reader == nil {
                 guard !locations.isEmpty else { return nil }
-                let location = locations.removeFirst()
+                var location = locations.removeFirst()
+                if pageSize > 0, location.hasPrefix("http://") || location.hasPrefix("https://") {
+                    let offset = page?.url == location ? page!.offset : 0
+                    page = (location, offset, 0)
+                    location = Self.pageURL(location, limit: pageSize, offset: offset)
+                }
                 let opened = try await ChunkReader.open(location, fetcher: fetcher, headers: headers)
                 reader = opened
                 origins.append(opened.origin)
@@ -46,12 +60,19 @@ struct DocumentRun<Mapping: RecordMapping>: ConnectorRun {
             let decoded: [DecodedRecord]
             if let chunk = try await reader!.next() {
                 decoded = try decoder!.feed(chunk)
+                page?.records += decoded.count
             } else {
                 decoded = try decoder!.finish()
                 finishedBytes += reader!.bytesRead
                 reader = nil
+                if let current = page, current.records + decoded.count >= pageSize {
+                    // A full page: there may be more.
+                    page = (current.url, current.offset + pageSize, 0)
+                    locations.insert(current.url, at: 0)
+                }
             }
             guard !decoded.isEmpty else { continue }
+            mapping.envelope(decoder!.envelope)
             var items: [StagedItem] = []
             for entry in decoded {
                 switch entry {
@@ -66,6 +87,18 @@ struct DocumentRun<Mapping: RecordMapping>: ConnectorRun {
             }
             return ConnectorBatch(items: items, recordsRead: decoded.count)
         }
+    }
+}
+
+extension DocumentRun {
+    /// `url` with `limit` and `offset` set (other query items kept).
+    static func pageURL(_ url: String, limit: Int, offset: Int) -> String {
+        guard var components = URLComponents(string: url) else { return url }
+        var items = (components.queryItems ?? []).filter { $0.name != "limit" && $0.name != "offset" }
+        items.append(URLQueryItem(name: "limit", value: String(limit)))
+        items.append(URLQueryItem(name: "offset", value: String(offset)))
+        components.queryItems = items
+        return components.string ?? url
     }
 }
 

@@ -151,10 +151,10 @@ struct ParkingConnector: Connector {
             options.delimiter = (config.string("delimiter") ?? ";").utf8.first ?? UInt8(ascii: ";")
             options.encoding = TextEncoding(label: config.string("encoding") ?? "utf-8") ?? .utf8
             options.trimFields = true
-            return ParkingJSONRun(locations: locations, fetcher: context.fetcher, decoder: { .csv(CSVDecoder(options: options, origin: $0)) },
+            return DocumentRun(locations: locations, fetcher: context.fetcher, decoder: { .csv(CSVDecoder(options: options, origin: $0)) },
                                   mapping: RecordParkingMapping(common: common, shape: .flat))
         case "ngsi-v2":
-            var run = ParkingJSONRun(locations: locations, fetcher: context.fetcher, decoder: { .json(StreamingJSONDecoder(options: JSONDecoderOptions(), origin: $0)) },
+            var run = DocumentRun(locations: locations, fetcher: context.fetcher, decoder: { .json(StreamingJSONDecoder(options: JSONDecoderOptions(), origin: $0)) },
                                      mapping: RecordParkingMapping(common: common, shape: .ngsi))
             run.pageSize = config.int("page_size") ?? 100
             return run
@@ -162,7 +162,7 @@ struct ParkingConnector: Connector {
             var options = JSONDecoderOptions()
             options.recordPath = "$.features"
             let shape = RecordParkingMapping.Shape.feature(geometry: config.string("geometry_field") ?? "geometry", defaultEPSG: config.int("crs") ?? 4326)
-            return ParkingJSONRun(locations: locations, fetcher: context.fetcher, decoder: { .json(StreamingJSONDecoder(options: options, origin: $0)) },
+            return DocumentRun(locations: locations, fetcher: context.fetcher, decoder: { .json(StreamingJSONDecoder(options: options, origin: $0)) },
                                   mapping: RecordParkingMapping(common: common, shape: shape))
         }
     }
@@ -206,7 +206,7 @@ struct Common {
 }
 
 /// GeoJSON features, NGSI v2 entities and CSV rows: records from the shared JSON / CSV decoders.
-struct RecordParkingMapping {
+struct RecordParkingMapping: RecordMapping {
     enum Shape {
         case feature(geometry: String, defaultEPSG: Int)
         case ngsi
@@ -217,6 +217,8 @@ struct RecordParkingMapping {
     let shape: Shape
     /// The document around the records (GeoJSON root `crs`).
     var envelope: JSONValue = .null
+
+    mutating func envelope(_ envelope: JSONValue) { self.envelope = envelope }
 
     /// A field's value: for NGSI v2 the attribute's `value` (normalized) or the attribute itself (keyValues);
     /// for features a member of `properties` (or a dotted path from the feature).
@@ -317,88 +319,6 @@ struct RecordParkingMapping {
         } catch {
             return .failure(GeometryProblem(reason: "\(error)"))
         }
-    }
-}
-
-/// Like `DocumentRun`, but hands the document envelope (root `crs`) to the mapping before each batch, and
-/// pages NGSI v2 URLs with `limit`/`offset` until a page comes back short.
-struct ParkingJSONRun: ConnectorRun {
-    private var locations: [String]
-    /// NGSI v2 paging: entities per request (0 = no paging).
-    var pageSize = 0
-    private var page: (url: String, offset: Int, records: Int)?
-    private let fetcher: HTTPFetcher
-    private let makeDecoder: (String) -> AnyRecordDecoder
-    private var mapping: RecordParkingMapping
-    private var reader: ChunkReader?
-    private var decoder: AnyRecordDecoder?
-    private var finishedBytes = 0
-    private(set) var origins: [String] = []
-
-    init(locations: [String], fetcher: HTTPFetcher, decoder: @escaping (String) -> AnyRecordDecoder, mapping: RecordParkingMapping) {
-        self.locations = locations
-        self.fetcher = fetcher
-        self.makeDecoder = decoder
-        self.mapping = mapping
-    }
-
-    var bytesRead: Int { finishedBytes + (reader?.bytesRead ?? 0) }
-
-    mutating func next() async throws -> ConnectorBatch? {
-        while true {
-            if reader == nil {
-                guard !locations.isEmpty else { return nil }
-                var location = locations.removeFirst()
-                if pageSize > 0, location.hasPrefix("http://") || location.hasPrefix("https://") {
-                    let offset = page?.url == location ? page!.offset : 0
-                    page = (location, offset, 0)
-                    location = Self.pageURL(location, limit: pageSize, offset: offset)
-                }
-                let opened = try await ChunkReader.open(location, fetcher: fetcher)
-                reader = opened
-                origins.append(opened.origin)
-                decoder = makeDecoder(opened.origin)
-            }
-            let decoded: [DecodedRecord]
-            if let chunk = try await reader!.next() {
-                decoded = try decoder!.feed(chunk)
-                page?.records += decoded.count
-            } else {
-                decoded = try decoder!.finish()
-                finishedBytes += reader!.bytesRead
-                reader = nil
-                if let current = page, current.records + decoded.count >= pageSize {
-                    // A full page: there may be more.
-                    page = (current.url, current.offset + pageSize, 0)
-                    locations.insert(current.url, at: 0)
-                }
-            }
-            guard !decoded.isEmpty else { continue }
-            mapping.envelope = decoder!.envelope
-            var items: [StagedItem] = []
-            for entry in decoded {
-                switch entry {
-                case .rejected(let bad): items.append(.quarantined(bad))
-                case .record(let record):
-                    let problems = mapping.map(record, into: &items)
-                    if var first = problems.first {
-                        if problems.count > 1 { first.reason += " (and \(problems.count - 1) more in this record)" }
-                        items.append(.quarantined(QuarantinedRecord(error: first, raw: record.raw)))
-                    }
-                }
-            }
-            return ConnectorBatch(items: items, recordsRead: decoded.count)
-        }
-    }
-
-    /// `url` with `limit` and `offset` set (other query items kept).
-    static func pageURL(_ url: String, limit: Int, offset: Int) -> String {
-        guard var components = URLComponents(string: url) else { return url }
-        var items = (components.queryItems ?? []).filter { $0.name != "limit" && $0.name != "offset" }
-        items.append(URLQueryItem(name: "limit", value: String(limit)))
-        items.append(URLQueryItem(name: "offset", value: String(offset)))
-        components.queryItems = items
-        return components.string ?? url
     }
 }
 

@@ -228,7 +228,7 @@ enum XMLRecordReader {
             }
         }
 
-        func parser(_ parser: XMLParser, parseErrorOccurred parseError: Error) {
+        func parser(_ parser: XMLParser, parseErrorOccurred parseError: any Error) {
             if error == nil { error = (parser.lineNumber, parser.columnNumber, (parseError as NSError).code) }
         }
 
