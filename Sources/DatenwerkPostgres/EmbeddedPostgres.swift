@@ -17,6 +17,8 @@ public final class EmbeddedPostgres: @unchecked Sendable {
         public var port: Int
         public var binDirectory: String?
         public var keepRunning: Bool
+        /// Server `max_connections` (each datenwerk process uses a pool of up to 8).
+        public var maxConnections = 100
         public var database: String = "datenwerk"
         public var user: String = "datenwerk"
 
@@ -170,7 +172,7 @@ public final class EmbeddedPostgres: @unchecked Sendable {
             if !FileManager.default.fileExists(atPath: logFile) { FileManager.default.createFile(atPath: logFile, contents: nil) }
             _ = try Subprocess.run(["/bin/chown", user, logFile])
         }
-        let options = "-p \(configuration.port) -k \(socketDirectory) -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=on"
+        let options = "-p \(configuration.port) -k \(socketDirectory) -c listen_addresses=127.0.0.1 -c max_connections=\(configuration.maxConnections) -c fsync=on"
         let result = try Subprocess.run([
             bin + "/pg_ctl", "-D", dataDirectory, "-l", logFile, "-w", "-t", "60", "-o", options, "start",
         ], asUser: serverUser)

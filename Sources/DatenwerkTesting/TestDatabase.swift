@@ -32,7 +32,10 @@ public enum TestDatabase {
         } else {
             let root = environment["DATENWERK_TEST_PG_ROOT"] ?? "/tmp/datenwerk-test-pg"
             let port = environment["DATENWERK_TEST_PG_PORT"].flatMap(Int.init) ?? 54339
-            let cluster = EmbeddedPostgres(.init(root: root, port: port))
+            var configuration = EmbeddedPostgres.Configuration(root: root, port: port)
+            // Swift Testing runs every test at once: room for many small pools.
+            configuration.maxConnections = 500
+            let cluster = EmbeddedPostgres(configuration)
             try cluster.start()
             // Stop the cluster when the test process ends (unless another process still uses it).
             testCluster = cluster
@@ -66,13 +69,20 @@ public enum TestDatabase {
         let server = try await server.value
         let name = "datenwerk_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
         let admin = server.location.with(database: "postgres")
-        try await Database.with(admin, logger: logger) { db in
-            try await db.client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE datenwerk_test_template"), logger: logger)
+        do {
+            try await Database.with(admin, logger: logger) { db in
+                try await db.client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE datenwerk_test_template"), logger: logger)
+            }
+        } catch {
+            throw TestDatabaseError(description: "creating the test database failed: \(describeDatabaseError(error))")
         }
         do {
             let result = try await Database.with(server.location.with(database: name), logger: logger, body)
             try? await drop(name, admin)
             return result
+        } catch let error as PSQLError {
+            try? await drop(name, admin)
+            throw TestDatabaseError(description: describeDatabaseError(error))
         } catch {
             try? await drop(name, admin)
             throw error
@@ -84,4 +94,8 @@ public enum TestDatabase {
             try await db.client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: logger)
         }
     }
+}
+
+public struct TestDatabaseError: Error, CustomStringConvertible {
+    public var description: String
 }
