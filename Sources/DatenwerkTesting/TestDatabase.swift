@@ -69,12 +69,21 @@ public enum TestDatabase {
         let server = try await server.value
         let name = "datenwerk_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
         let admin = server.location.with(database: "postgres")
-        do {
-            try await Database.with(admin, logger: logger) { db in
-                try await db.client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE datenwerk_test_template"), logger: logger)
+        // The template's own setup connections may still be closing on the server side ("source database is
+        // being accessed by other users", SQLSTATE 55006): try again for a little while.
+        var attempt = 0
+        while true {
+            do {
+                try await Database.with(admin, logger: logger) { db in
+                    try await db.client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE datenwerk_test_template"), logger: logger)
+                }
+                break
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "55006" && attempt < 50 {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(200))
+            } catch {
+                throw TestDatabaseError(description: "creating the test database failed: \(describeDatabaseError(error))")
             }
-        } catch {
-            throw TestDatabaseError(description: "creating the test database failed: \(describeDatabaseError(error))")
         }
         do {
             let result = try await Database.with(server.location.with(database: name), logger: logger, body)

@@ -1,5 +1,8 @@
 import DatenwerkPostgres
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 
 /// The private cluster: initialised from the system binaries, shared by concurrent users, stopped by the last.
@@ -10,7 +13,7 @@ import Testing
 
     @Test func startsReusesAndStopsWithTheLastUser() async throws {
         let root = try Paths.temporaryDirectory() + "/pg"
-        let port = 54_340 + Int.random(in: 0..<50)
+        let port = try freeLoopbackPort()
         let first = EmbeddedPostgres(.init(root: root, port: port))
         try first.start()
         #expect(first.startedServer)
@@ -54,7 +57,7 @@ import Testing
 
     @Test func aTakenPortGivesAClearError() throws {
         let root = try Paths.temporaryDirectory() + "/pg"
-        let port = 54_400 + Int.random(in: 0..<50)
+        let port = try freeLoopbackPort()
         let a = EmbeddedPostgres(.init(root: root, port: port))
         try a.start()
         defer { a.stop() }
@@ -91,4 +94,21 @@ import Testing
         #expect(statements[1].hasSuffix("END $$"))
         #expect(statements[2] == "SELECT 'it''s; fine'")
     }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now (the kernel picks it).
+func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.EBADF) }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw POSIXError(.EADDRINUSE) }
+    return Int(UInt16(bigEndian: address.sin_port))
 }
