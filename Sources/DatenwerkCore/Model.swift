@@ -110,6 +110,7 @@ public struct ObservedProperty: Sendable, Hashable {
 public enum Vocabulary {
     public static let properties: [ObservedProperty] = [
         .init("air_temperature", unit: "Cel", de: "Lufttemperatur", en: "Air temperature", range: -80...60),
+        .init("temperature", unit: "Cel", de: "Temperatur (Gerät, Wasser, Oberfläche)", en: "Temperature (device, water, surface)", range: -273.15...5000),
         .init("relative_humidity", unit: "%", de: "Relative Luftfeuchte", en: "Relative humidity", range: 0...100),
         .init("precipitation", unit: "mm", de: "Niederschlagshöhe", en: "Precipitation", range: 0...500, perInterval: true),
         .init("air_pressure", unit: "hPa", de: "Luftdruck", en: "Air pressure", range: 300...1100),

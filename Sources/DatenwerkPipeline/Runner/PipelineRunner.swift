@@ -63,6 +63,7 @@ public struct PipelineRunner: Sendable {
         var failure: RunFailure?
         do {
             var extract = try makeExtractor(spec)
+            let checkRanges = spec.connector != nil
             var lastProgress = ContinuousClock.now
             load = try await sink.load(runID: runID, pipeline: spec, next: {
                 while true {
@@ -87,6 +88,14 @@ public struct PipelineRunner: Sendable {
                         case .quarantined(let bad):
                             try state.reject(bad, into: &items)
                         case .observation(let o):
+                            // Connector output meets the same plausibility rules as mapped records
+                            // (the generic mapper checks them itself, with a pipeline's own `range:`).
+                            if checkRanges, let range = Vocabulary.property(o.property)?.range, !range.contains(o.result) {
+                                let error = RecordError(SourceLocation(origin: extract.origins.last ?? spec.name), field: o.property,
+                                                        "\(JSONValue.format(o.result)) is outside the plausible range \(JSONValue.format(range.lowerBound))…\(JSONValue.format(range.upperBound)) for \(o.property) (station \(o.stationKey))")
+                                try state.reject(QuarantinedRecord(error: error, raw: Self.describe(o)), into: &items)
+                                continue
+                            }
                             state.totals.observations += 1
                             if o.phenomenonStart > state.totals.maxPhenomenonStart ?? .min { state.totals.maxPhenomenonStart = o.phenomenonStart }
                             items.append(item)
@@ -119,6 +128,16 @@ public struct PipelineRunner: Sendable {
         }
         return RunReport(pipeline: spec.name, runID: runID, totals: state.totals, load: load,
                          seconds: (ContinuousClock.now - clock).seconds, failure: failure, recordProblems: state.problems)
+    }
+
+    /// An observation as JSON, the raw payload when a connector's value is quarantined.
+    static func describe(_ o: Observation) -> String {
+        var members: [JSONValue.Member] = [
+            .init("station", .string(o.stationKey)), .init("property", .string(o.property)),
+            .init("phenomenon_start_us", .number(Double(o.phenomenonStart))), .init("result", .number(o.result)),
+        ]
+        if let end = o.phenomenonEnd { members.append(.init("phenomenon_end_us", .number(Double(end)))) }
+        return JSONValue.object(members).serialized
     }
 
     /// A connector run, or a generic source + transform + mapper behind the same interface.

@@ -54,3 +54,31 @@ import Testing
         #expect(messages.contains("source kind 'sensor-community' maps its records to observations itself; remove 'observations' (at 'observations')"))
     }
 }
+
+extension SensorCommunityTests {
+    /// Connector output is held to the vocabulary's plausible ranges like mapped records are.
+    @Test func implausibleValuesAreQuarantined() async throws {
+        let dir = try Paths.temporaryDirectory()
+        try Data("""
+            [{"id":1,"timestamp":"2024-05-01 10:00:00","location":{"id":7,"latitude":"51.9","longitude":"7.6","altitude":""},
+              "sensor":{"id":99,"sensor_type":{"name":"DHT22"}},
+              "sensordatavalues":[{"value":"150.0","value_type":"humidity"},{"value":"21.5","value_type":"temperature"}]}]
+            """.utf8).write(to: URL(fileURLWithPath: dir + "/data.json"))
+        let spec = try PipelineSpec.parse(yaml: """
+            version: 1
+            name: sc-range
+            tenant: "05515000"
+            source: { kind: sensor-community, url: data.json }
+            """, file: dir + "/p.yaml", connectors: BuiltinConnectors.registry)
+        let sink = RecordingSink()
+        let report = try await PipelineRunner(fetcher: testFetcher, sink: sink, connectors: BuiltinConnectors.registry).run(spec)
+        #expect(report.succeeded)
+        #expect(sink.observations.map(\.property) == ["air_temperature"])
+        let bad = try #require(sink.quarantined.first)
+        #expect(bad.error.reason == "150 is outside the plausible range 0…100 for relative_humidity (station sensor-community:99)")
+        #expect(bad.error.location.origin.hasSuffix("data.json"))
+        #expect(bad.raw.contains(#""result":150"#))
+        // The station still has no altitude: "" is not a number.
+        #expect(sink.stations.first?.location?.altitude == nil)
+    }
+}

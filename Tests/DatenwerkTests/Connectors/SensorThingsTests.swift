@@ -88,8 +88,8 @@ import Testing
               url: "\(server.baseURL)/v1.1/"
               page_size: 500
               properties:
-                Temperature: air_temperature
-                "http://vocab.example/air_temperature": air_temperature
+                Temperature: temperature
+                "http://vocab.example/air_temperature": temperature
             """, file: "/tmp/sta.yaml", connectors: BuiltinConnectors.registry)
         let sink = RecordingSink()
         let report = try await PipelineRunner(fetcher: testFetcher, sink: sink, connectors: BuiltinConnectors.registry).run(spec)
