@@ -63,7 +63,7 @@ let package = Package(
         .target(
             name: "DatenwerkPostgres",
             dependencies: [
-                "DatenwerkCore", "DatenwerkPipeline",
+                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkTransforms",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,5 +1,6 @@
 import DatenwerkCore
 import DatenwerkPipeline
+import DatenwerkTransforms
 import Foundation
 import Logging
 import NIOCore
@@ -176,9 +177,8 @@ public struct PostgresObservationSink: ObservationSink {
 
     /// The first microsecond of the UTC month containing `micros` (a stable key per month).
     static func monthKey(_ micros: Int64) -> Int64 {
-        let days = Int64((Double(micros) / 86_400_000_000).rounded(.down))
-        let (y, m, _) = civil(fromDays: days)
-        return daysFromCivil(y, m, 1) * 86_400_000_000
+        let (y, m, _) = CivilTime.date(days: CivilTime.floorDiv(micros, 86_400_000_000))
+        return CivilTime.days(year: y, month: m, day: 1) * 86_400_000_000
     }
 
     static func checkpoint(_ t: RunTotals) -> String {
@@ -265,26 +265,4 @@ public struct PostgresObservationSink: ObservationSink {
             b.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start..<bytes.count]))
         }
     }
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
-    let z = z0 + 719_468
-    let era = (z >= 0 ? z : z - 146_096) / 146_097
-    let doe = z - era * 146_097
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-    let mp = (5 * doy + 2) / 153
-    let d = doy - (153 * mp + 2) / 5 + 1
-    let m = mp < 10 ? mp + 3 : mp - 9
-    return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
-}
-
-func daysFromCivil(_ y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
-    let y = m <= 2 ? y0 - 1 : y0
-    let era = (y >= 0 ? y : y - 399) / 400
-    let yoe = y - era * 400
-    let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-    return era * 146_097 + doe - 719_468
 }
