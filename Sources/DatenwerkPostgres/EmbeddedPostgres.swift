@@ -83,7 +83,7 @@ public final class EmbeddedPostgres: @unchecked Sendable {
             } else if let runningPort = runningPort(), runningPort != configuration.port {
                 throw Failure(description: "the embedded PostgreSQL in \(configuration.root) already runs on port \(runningPort), not \(configuration.port); set DATENWERK_PG_PORT=\(runningPort) or stop it with: pg_ctl -D \(dataDirectory) stop")
             }
-            usersLock = open(configuration.root + "/users", O_RDWR | O_CREAT, 0o644)
+            usersLock = open(configuration.root + "/users", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             if usersLock >= 0 { _ = flock(usersLock, LOCK_SH) }
         }
     }
@@ -94,6 +94,7 @@ public final class EmbeddedPostgres: @unchecked Sendable {
         try? withFileLock(configuration.root + "/lock") {
             _ = flock(usersLock, LOCK_UN)
             let lastUser = flock(usersLock, LOCK_EX | LOCK_NB) == 0
+            _ = flock(usersLock, LOCK_UN)
             close(usersLock)
             usersLock = -1
             if lastUser, !configuration.keepRunning, let bin = try? Self.findBinaries(configuration.binDirectory) {
@@ -211,7 +212,7 @@ public final class EmbeddedPostgres: @unchecked Sendable {
 
 /// Holds an exclusive `flock` on `path` while `body` runs.
 func withFileLock<T>(_ path: String, _ body: () throws -> T) throws -> T {
-    let fd = open(path, O_RDWR | O_CREAT, 0o644)
+    let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw EmbeddedPostgres.Failure(description: "cannot open lock file \(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
     _ = flock(fd, LOCK_EX)

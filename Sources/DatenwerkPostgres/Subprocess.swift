@@ -8,6 +8,16 @@ import Glibc
 /// Uses `posix_spawn` and `waitpid` directly. Output goes through a temporary file, not a pipe:
 /// `pg_ctl start` leaves a daemon behind that inherits the output descriptors, and reading a pipe to its
 /// end would wait for the server to exit.
+/// Sets FD_CLOEXEC on every open descriptor above stderr (Glibc's posix_spawn has no portable "close from").
+func markOpenDescriptorsCloseOnExec() {
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+    for entry in entries {
+        guard let fd = Int32(entry), fd > 2 else { continue }
+        let flags = fcntl(fd, F_GETFD)
+        if flags >= 0, flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+    }
+}
+
 struct Subprocess {
     struct Result {
         var status: Int32
@@ -27,6 +37,9 @@ struct Subprocess {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o666)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of ours may leak into the child: a server daemon that inherited a lock file or a
+        // socket would hold the lock (or keep the connection open) for as long as it runs.
+        markOpenDescriptorsCloseOnExec()
 
         let cArguments = argv.map { strdup($0) } + [nil]
         defer { for pointer in cArguments { free(pointer) } }
