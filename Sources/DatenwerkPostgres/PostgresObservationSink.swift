@@ -66,6 +66,9 @@ public struct PostgresObservationSink: ObservationSink {
                 }
                 if buffer.readableBytes > 0 { try await writer.write(buffer) }
             }
+            // Sorting and hashing the run's rows in memory, with statistics of what was staged.
+            try await connection.query("SET LOCAL work_mem = '256MB'", logger: logger)
+            try await connection.query("ANALYZE datenwerk_staging", logger: logger)
             // Partitions are created on a second connection in their own short transactions, so the long
             // load transaction never holds a lock on the parent table that would block readers.
             try await ensurePartitions(months)
@@ -101,21 +104,23 @@ public struct PostgresObservationSink: ObservationSink {
                     JOIN datenwerk.stations st ON st.tenant = \(tenant) AND st.key = g.station_key
                     WHERE g.kind = 'o'
                     ORDER BY st.id, g.property, g.t_start, g.seq DESC
-                ), known AS (
-                    -- Which keys exist already (the statement's snapshot is taken before the insert).
-                    SELECT src.station_id, src.property, src.phenomenon_start, (o.station_id IS NOT NULL) AS existed
+                ), diff AS (
+                    -- Only new and changed rows go to the insert; unchanged ones stop here
+                    -- (the statement's snapshot is taken before the insert).
+                    SELECT src.*, (o.station_id IS NULL) AS is_new
                     FROM src LEFT JOIN datenwerk.observations o
                       ON o.station_id = src.station_id AND o.property = src.property AND o.phenomenon_start = src.phenomenon_start
+                    WHERE o.station_id IS NULL
+                       OR (o.phenomenon_end, o.result, o.quality) IS DISTINCT FROM (src.phenomenon_end, src.result, src.quality)
                 ), merged AS (
                     INSERT INTO datenwerk.observations AS o (station_id, property, phenomenon_start, phenomenon_end, result, quality, run_id)
-                    SELECT station_id, property, phenomenon_start, phenomenon_end, result, quality, \(runID) FROM src
+                    SELECT station_id, property, phenomenon_start, phenomenon_end, result, quality, \(runID) FROM diff
                     ON CONFLICT (station_id, property, phenomenon_start) DO UPDATE SET
                         phenomenon_end = EXCLUDED.phenomenon_end, result = EXCLUDED.result, quality = EXCLUDED.quality, run_id = EXCLUDED.run_id
                     WHERE (o.phenomenon_end, o.result, o.quality) IS DISTINCT FROM (EXCLUDED.phenomenon_end, EXCLUDED.result, EXCLUDED.quality)
-                    RETURNING o.station_id, o.property, o.phenomenon_start
+                    RETURNING 1
                 )
-                SELECT count(*) FILTER (WHERE NOT k.existed)::bigint, count(*) FILTER (WHERE k.existed)::bigint
-                FROM merged m JOIN known k USING (station_id, property, phenomenon_start)
+                SELECT count(*) FILTER (WHERE is_new)::bigint, count(*) FILTER (WHERE NOT is_new)::bigint FROM diff
                 """, logger: logger).decode((Int64, Int64).self) {
                 inserted = Int(i)
                 updated = Int(u)
