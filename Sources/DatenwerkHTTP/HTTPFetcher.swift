@@ -83,7 +83,6 @@ public final class HTTPFetcher: Sendable {
     }
 
     private let client: HTTPClient
-    private let ownsClient: Bool
     public let userAgent: String
 
     /// `readTimeout` is the longest silence allowed while a head or body is being received.
@@ -93,12 +92,11 @@ public final class HTTPFetcher: Sendable {
         configuration.redirectConfiguration = .follow(max: 5, allowCycles: false)
         configuration.decompression = .enabled(limit: .ratio(200))
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        self.ownsClient = true
         self.userAgent = userAgent
     }
 
     public func shutdown() async throws {
-        if ownsClient { try await client.shutdown() }
+        try await client.shutdown()
     }
 
     /// Sends a GET and returns as soon as the head arrives, retrying transient failures per `request.retry`;

@@ -23,10 +23,15 @@ public final class ChunkReader {
             reader.headers = response.headers
             return reader
         }
-        guard let handle = FileHandle(forReadingAtPath: location) else {
-            throw ExtractError("cannot open \(displayPath(location))")
+        return try openFile(location)
+    }
+
+    /// Opens a local file.
+    public static func openFile(_ path: String) throws -> ChunkReader {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw ExtractError("cannot open \(displayPath(path))")
         }
-        let reader = ChunkReader(origin: displayPath(location))
+        let reader = ChunkReader(origin: displayPath(path))
         reader.file = handle
         return reader
     }

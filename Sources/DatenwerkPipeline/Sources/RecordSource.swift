@@ -24,12 +24,12 @@ public struct ExtractError: Error, Sendable, CustomStringConvertible {
 public struct FileRecordSource: RecordSource {
     private var files: [String]
     private let format: FormatSpec
-    private var handle: FileHandle?
+    private var reader: ChunkReader?
     private var decoder: AnyRecordDecoder?
-    private var current: String?
-    public private(set) var bytesRead = 0
+    private var finishedBytes = 0
     public private(set) var origins: [String] = []
-    private let chunkSize = 256 * 1024
+
+    public var bytesRead: Int { finishedBytes + (reader?.bytesRead ?? 0) }
 
     public init(path: String, format: FormatSpec) throws {
         self.format = format
@@ -60,31 +60,22 @@ public struct FileRecordSource: RecordSource {
 
     public mutating func next() async throws -> [DecodedRecord]? {
         while true {
-            if handle == nil {
+            if reader == nil {
                 guard !files.isEmpty else { return nil }
                 let path = files.removeFirst()
-                guard let h = FileHandle(forReadingAtPath: path) else { throw ExtractError("cannot open \(displayPath(path))") }
-                handle = h
-                current = path
+                let opened = try ChunkReader.openFile(path)
+                reader = opened
                 origins.append(path)
-                decoder = AnyRecordDecoder(format, origin: displayPath(path))
+                decoder = AnyRecordDecoder(format, origin: opened.origin)
             }
-            let data: Data
-            do {
-                data = try handle!.read(upToCount: chunkSize) ?? Data()
-            } catch {
-                throw ExtractError("reading \(displayPath(current ?? "")) failed: \(error.localizedDescription)")
+            let records: [DecodedRecord]
+            if let chunk = try await reader!.next() {
+                records = try decoder!.feed(chunk)
+            } else {
+                records = try decoder!.finish()
+                finishedBytes += reader!.bytesRead
+                reader = nil
             }
-            if data.isEmpty {
-                let records = try decoder!.finish()
-                try? handle?.close()
-                handle = nil
-                decoder = nil
-                if !records.isEmpty { return records }
-                continue
-            }
-            bytesRead += data.count
-            let records = try decoder!.feed(data)
             if !records.isEmpty { return records }
         }
     }
