@@ -19,6 +19,10 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.25.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation.git", from: "0.9.19"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.20.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.4.0"),
     ],
     targets: [
         // Model, diagnostics, units, time, CRS: no I/O, no heavy dependency.
@@ -70,6 +74,20 @@ let package = Package(
             resources: [.copy("Migrations")],
             swiftSettings: swiftSettings
         ),
+        // Hummingbird 2: `datenwerk serve` (push ingest, health, catalog, downloads) and its scheduler.
+        .target(
+            name: "DatenwerkServer",
+            dependencies: [
+                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkPostgres", "DatenwerkHTTP", "DatenwerkTransforms",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Test support: loopback HTTP server, per-test databases.
         .target(
             name: "DatenwerkTesting",
@@ -87,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "datenwerk",
             dependencies: [
-                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkPostgres", "DatenwerkHTTP", "DatenwerkConnectors",
+                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkPostgres", "DatenwerkHTTP", "DatenwerkConnectors", "DatenwerkServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -98,8 +116,10 @@ let package = Package(
             name: "DatenwerkTests",
             dependencies: [
                 "DatenwerkCore", "DatenwerkFormats", "DatenwerkTransforms", "DatenwerkHTTP", "DatenwerkPipeline",
-                "DatenwerkConnectors", "DatenwerkPostgres", "DatenwerkTesting", "datenwerk",
+                "DatenwerkConnectors", "DatenwerkPostgres", "DatenwerkServer", "DatenwerkTesting", "datenwerk",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             exclude: ["CLI/missing-file.yaml", "Fixtures"],
             swiftSettings: swiftSettings

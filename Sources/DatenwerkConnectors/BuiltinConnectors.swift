@@ -12,5 +12,6 @@ public enum BuiltinConnectors {
         CountersConnector(),
         DATEX2Connector(),
         ParkingConnector(),
+        TTNConnector(),
     ])
 }

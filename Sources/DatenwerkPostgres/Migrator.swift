@@ -67,4 +67,19 @@ public struct Migrator: Sendable {
             return done
         }
     }
+
+    /// The versions recorded as applied (empty when the schema was never migrated).
+    public func appliedVersions() async throws -> Set<Int> {
+        try await database.transaction { connection in
+            let exists = try await connection.query("SELECT to_regclass('public.datenwerk_migrations') IS NOT NULL", logger: database.logger).decode(Bool.self)
+            var found = false
+            for try await e in exists { found = e }
+            guard found else { return [] }
+            var applied = Set<Int>()
+            for try await version in try await connection.query("SELECT version FROM public.datenwerk_migrations", logger: database.logger).decode(Int.self) {
+                applied.insert(version)
+            }
+            return applied
+        }
+    }
 }

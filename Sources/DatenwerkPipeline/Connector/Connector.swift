@@ -54,13 +54,48 @@ public struct ConnectorContext: Sendable {
     public var tenant: String
     public var fetcher: HTTPFetcher
     public var logger: Logger
+    /// Documents handed over by the server for a push connector; nil when the connector should read its source.
+    public var pushed: [PushedDocument]?
 
-    public init(pipeline: String, tenant: String, fetcher: HTTPFetcher, logger: Logger) {
+    public init(pipeline: String, tenant: String, fetcher: HTTPFetcher, logger: Logger, pushed: [PushedDocument]? = nil) {
         self.pipeline = pipeline
         self.tenant = tenant
         self.fetcher = fetcher
         self.logger = logger
+        self.pushed = pushed
     }
+}
+
+/// One request body received by `datenwerk serve` for a push pipeline.
+public struct PushedDocument: Sendable {
+    /// Where it came from, for quarantine and run history (e.g. `POST /ingest/ttn-emden from 10.0.0.5`).
+    public var origin: String
+    public var body: [UInt8]
+
+    public init(origin: String, body: [UInt8]) {
+        self.origin = origin
+        self.body = body
+    }
+}
+
+/// What a push connector says about a request body before it is stored.
+public enum PushAdmission: Sendable, Equatable {
+    /// Store it (through a run, committed before the answer).
+    case accept
+    /// A valid message that carries nothing to store (e.g. a join accept); answered 200, not stored.
+    case ignore(String)
+    /// Malformed: answered 400 with the reason; the body is kept in quarantine.
+    case reject(String)
+    /// Well-formed but not for this pipeline: answered 403, not stored.
+    case forbidden(String)
+}
+
+/// A connector that receives its records over HTTP (webhooks) instead of fetching them.
+/// The server authenticates the sender with a token from the environment variable `tokenVariable(config)`,
+/// asks `admit` about each body, then runs the pipeline over the admitted bodies with `ConnectorContext.pushed`.
+public protocol PushConnector: Connector {
+    func tokenVariable(_ config: ConnectorConfig) -> String
+    func admit(_ body: [UInt8], config: ConnectorConfig) -> PushAdmission
 }
 
 /// A documented configuration key of a connector.

@@ -48,21 +48,22 @@ public struct PipelineRunner: Sendable {
         }
     }
 
-    public func run(_ spec: PipelineSpec, trigger: String = "manual", progress: (@Sendable (RunProgress) -> Void)? = nil) async throws -> RunReport {
+    /// Runs `spec` once. `pushed` hands a push connector the bodies it received (see `PushConnector`).
+    public func run(_ spec: PipelineSpec, trigger: String = "manual", pushed: [PushedDocument]? = nil, progress: (@Sendable (RunProgress) -> Void)? = nil) async throws -> RunReport {
         let retries = RetryLog()
         return try await RetryLog.$current.withValue(retries) {
-            try await run(spec, trigger: trigger, progress: progress, retries: retries)
+            try await run(spec, trigger: trigger, pushed: pushed, progress: progress, retries: retries)
         }
     }
 
-    private func run(_ spec: PipelineSpec, trigger: String, progress: (@Sendable (RunProgress) -> Void)?, retries: RetryLog) async throws -> RunReport {
+    private func run(_ spec: PipelineSpec, trigger: String, pushed: [PushedDocument]?, progress: (@Sendable (RunProgress) -> Void)?, retries: RetryLog) async throws -> RunReport {
         let clock = ContinuousClock.now
         let runID = try await sink.beginRun(pipeline: spec, trigger: trigger)
         let state = RunState(spec: spec)
         var load = LoadResult()
         var failure: RunFailure?
         do {
-            var extract = try makeExtractor(spec)
+            var extract = try makeExtractor(spec, pushed: pushed)
             let checkRanges = spec.connector != nil
             var lastProgress = ContinuousClock.now
             load = try await sink.load(runID: runID, pipeline: spec, next: {
@@ -141,13 +142,13 @@ public struct PipelineRunner: Sendable {
     }
 
     /// A connector run, or a generic source + transform + mapper behind the same interface.
-    func makeExtractor(_ spec: PipelineSpec) throws -> any ConnectorRun {
+    func makeExtractor(_ spec: PipelineSpec, pushed: [PushedDocument]? = nil) throws -> any ConnectorRun {
         if let config = spec.connector {
             guard let connector = connectors.connector(config.kind) else {
                 throw RunFailure(step: .configure, reason: "no connector of kind '\(config.kind)' in this build")
             }
             do {
-                return try connector.start(config, context: ConnectorContext(pipeline: spec.name, tenant: spec.tenant, fetcher: fetcher, logger: logger))
+                return try connector.start(config, context: ConnectorContext(pipeline: spec.name, tenant: spec.tenant, fetcher: fetcher, logger: logger, pushed: pushed))
             } catch {
                 throw RunFailure(step: .configure, reason: "\(error)")
             }

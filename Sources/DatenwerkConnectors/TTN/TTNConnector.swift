@@ -1,0 +1,310 @@
+import DatenwerkCore
+import DatenwerkFormats
+import DatenwerkHTTP
+import DatenwerkPipeline
+import DatenwerkTransforms
+import Foundation
+
+/// The Things Stack v3 (The Things Network) uplinks: pushed by its webhook integration to
+/// `POST /ingest/<pipeline>` on `datenwerk serve`, or read from captured messages (`url`) for replay and tests.
+///
+/// One station per end device (`ttn:<application id>:<device id>`). The device codec's `decoded_payload` is
+/// whatever the vendor chose: keys are mixed-case and carry the unit in their name, values are numbers or
+/// strings. So nothing is guessed: `fields` names the payload keys to keep and their property, `units` the
+/// unit of each key where it is not the property's own. Gateway locations are never taken as the device's.
+struct TTNConnector: PushConnector {
+    let kind = "ttn"
+    let summary = "The Things Stack v3 (TTN) uplink webhooks, pushed to `datenwerk serve` (token in a header) or read from captured messages"
+    static let defaultTokenVariable = "DATENWERK_TTN_TOKEN"
+    let keys: [ConfigKey] = [
+        ConfigKey("fields", .stringMap, required: true, "decoded_payload key → property, e.g. {TempC_SHT: air_temperature, Hum_SHT: relative_humidity}"),
+        ConfigKey("units", .stringMap, "decoded_payload key → UCUM unit of its values where it differs from the property's (e.g. {BatV: V, Pressure_Pa: Pa})"),
+        ConfigKey("token_env", .string, default: TTNConnector.defaultTokenVariable,
+                  "the environment variable holding the webhook token; the webhook sends it as `Authorization: Bearer <token>` or `X-Datenwerk-Token`"),
+        ConfigKey("applications", .strings, "accept uplinks of these application ids only (default: any)"),
+        ConfigKey("time", .choice(["network", "application", "gateway"]), default: "network",
+                  "phenomenon time: the network server's reception (uplink_message.received_at), the application server's (received_at), or the earliest gateway time"),
+        ConfigKey("latitude_field", .string, "decoded_payload key with the device latitude (GPS trackers); otherwise uplink_message.locations is used"),
+        ConfigKey("longitude_field", .string, "decoded_payload key with the device longitude"),
+        ConfigKey("url", .location, "captured uplink messages (one JSON object or an array per file, `*` matches several) for `datenwerk run`"),
+    ]
+    let sampleYAML = """
+        version: 1
+        name: ttn-klima-emden
+        tenant: "03402000"
+        source:
+          kind: ttn
+          # The Things Stack → Integrations → Webhooks: base URL https://datenwerk.example.de/ingest/ttn-klima-emden,
+          # enable "Uplink message", add the header  Authorization: Bearer <the value of DATENWERK_TTN_TOKEN>.
+          token_env: DATENWERK_TTN_TOKEN
+          applications: [klima-emden]
+          fields:
+            TempC_SHT: air_temperature
+            Hum_SHT: relative_humidity
+            BatV: battery_voltage
+        """
+
+    func check(_ config: ConnectorConfig) -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        let fields = config.stringMap("fields") ?? [:]
+        if fields.isEmpty { problems.append(ConfigProblem(key: "fields", "name at least one decoded_payload key and its property")) }
+        for (key, property) in fields.sorted(by: { $0.key < $1.key }) {
+            guard let known = Vocabulary.property(property) else {
+                let hint = closestMatch(to: property, in: Vocabulary.properties.map(\.key)).map { "; did you mean '\($0)'?" } ?? ""
+                problems.append(ConfigProblem(key: "fields", "'\(property)' (for \(key)) is not a known property\(hint)"))
+                continue
+            }
+            if let unit = config.stringMap("units")?[key] {
+                do { _ = try Units.conversion(from: unit, to: known.unit) } catch {
+                    problems.append(ConfigProblem(key: "units", "\(key): \(error)"))
+                }
+            }
+        }
+        for (property, keys) in Dictionary(grouping: fields.keys.sorted(), by: { fields[$0]! }).sorted(by: { $0.key < $1.key }) where keys.count > 1 {
+            problems.append(ConfigProblem(key: "fields", "\(keys.joined(separator: " and ")) both map to \(property); a device has one value per property and time"))
+        }
+        for key in (config.stringMap("units") ?? [:]).keys.sorted() where fields[key] == nil {
+            problems.append(ConfigProblem(key: "units", "'\(key)' has a unit but is not in fields"))
+        }
+        if (config.string("latitude_field") == nil) != (config.string("longitude_field") == nil) {
+            problems.append(ConfigProblem(key: config.string("latitude_field") == nil ? "latitude_field" : "longitude_field",
+                                          "latitude_field and longitude_field go together"))
+        }
+        return problems
+    }
+
+    func tokenVariable(_ config: ConnectorConfig) -> String { config.string("token_env") ?? Self.defaultTokenVariable }
+
+    func admit(_ body: [UInt8], config: ConnectorConfig) -> PushAdmission {
+        let message: JSONValue
+        do { message = try JSONParser.parse(body) } catch {
+            return .reject("the body is not JSON: \(error)")
+        }
+        guard case .object = message else { return .reject("the body is not a JSON object") }
+        guard let device = message["end_device_ids"]?["device_id"]?.text, !device.isEmpty else {
+            return .reject("end_device_ids.device_id is missing: not a The Things Stack v3 message")
+        }
+        let application = message["end_device_ids"]?["application_ids"]?["application_id"]?.text ?? ""
+        if let allowed = config.strings("applications"), !allowed.contains(application) {
+            return .forbidden("application '\(application)' is not in this pipeline's applications (\(allowed.joined(separator: ", ")))")
+        }
+        guard message["uplink_message"] != nil else {
+            let type = TTNMessage.type(of: message)
+            return .ignore("\(type) messages carry no measurements")
+        }
+        return .accept
+    }
+
+    func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
+        let mapping = try TTNMapping(config)
+        if let pushed = context.pushed {
+            return PushedDocumentsRun(documents: pushed, mapping: mapping)
+        }
+        guard let url = config.string("url") else {
+            throw ExtractError("a ttn pipeline receives its uplinks through `datenwerk serve` (POST /ingest/\(context.pipeline)); set `url` to read captured messages instead")
+        }
+        return DocumentRun(locations: try expandLocation(url), fetcher: context.fetcher, decoder: { origin in
+            .json(StreamingJSONDecoder(options: JSONDecoderOptions(), origin: origin))
+        }, mapping: mapping)
+    }
+}
+
+enum TTNMessage {
+    /// The Things Stack sends every message type to one webhook; the top-level key says which it is.
+    static let types = [
+        "uplink_message", "uplink_normalized", "join_accept", "downlink_ack", "downlink_nack", "downlink_sent", "downlink_failed",
+        "downlink_queued", "downlink_queue_invalidated", "location_solved", "service_data",
+    ]
+
+    static func type(of message: JSONValue) -> String {
+        types.first { message[$0] != nil } ?? "unknown"
+    }
+}
+
+struct TTNMapping: RecordMapping {
+    struct Field {
+        var key: String
+        var property: String
+        var conversion: Units.Conversion
+    }
+
+    let fields: [Field]
+    let applications: Set<String>?
+    let time: String
+    let latitudeField: String?
+    let longitudeField: String?
+    var stations = StationTracker()
+
+    init(_ config: ConnectorConfig) throws {
+        var fields: [Field] = []
+        for (key, property) in (config.stringMap("fields") ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard let known = Vocabulary.property(property) else { throw ExtractError("fields: '\(property)' is not a known property") }
+            let unit = config.stringMap("units")?[key] ?? known.unit
+            fields.append(Field(key: key, property: property, conversion: try Units.conversion(from: unit, to: known.unit)))
+        }
+        self.fields = fields
+        applications = config.strings("applications").map(Set.init)
+        time = config.string("time") ?? "network"
+        latitudeField = config.string("latitude_field")
+        longitudeField = config.string("longitude_field")
+    }
+
+    mutating func map(_ r: Record, into items: inout [StagedItem]) -> [RecordError] {
+        let at = r.location
+        guard let device = r["end_device_ids.device_id"]?.text, !device.isEmpty else {
+            return [RecordError(at, field: "end_device_ids.device_id", "missing: not a The Things Stack v3 message")]
+        }
+        let application = r["end_device_ids.application_ids.application_id"]?.text ?? ""
+        if let applications, !applications.contains(application) { return [] }
+        guard let uplink = r["uplink_message"], case .object = uplink else { return [] }   // join accepts, downlink events …
+        let phenomenon: Int64
+        switch timestamp(r, uplink) {
+        case .success(let t): phenomenon = t
+        case .failure(var error):
+            error.location = at
+            return [error]
+        }
+        let key = "ttn:\(application):\(device)"
+        let payload = uplink["decoded_payload"]
+        let position = location(payload, uplink)
+        stations.emit(key, into: &items) {
+            var station = Station(key: key, name: device, kind: "lorawan_device")
+            station.location = position
+            var properties: [JSONValue.Member] = [.init("application_id", .string(application))]
+            for (name, path) in [("dev_eui", "end_device_ids.dev_eui"), ("join_eui", "end_device_ids.join_eui")] {
+                if let v = r[path]?.text { properties.append(.init(name, .string(v))) }
+            }
+            for name in ["brand_id", "model_id", "firmware_version", "band_id"] {
+                if let v = uplink["version_ids"]?[name]?.text { properties.append(.init(name, .string(v))) }
+            }
+            station.properties = .object(properties)
+            return station
+        }
+        guard let payload, case .object(let members) = payload else {
+            var detail = "no codec is configured for the device, or it failed"
+            for name in ["decoded_payload_warnings", "errors"] {
+                if case .array(let list) = uplink[name] ?? .null, !list.isEmpty {
+                    detail += "; \(name): " + list.map(\.text).joined(separator: ", ")
+                }
+            }
+            return [RecordError(at, field: "uplink_message.decoded_payload", "missing (\(detail)); the message is kept with its frm_payload")]
+        }
+        let quality: String? = r["simulated"] == .bool(true) ? "simulated" : nil
+        var problems: [RecordError] = []
+        var found = 0
+        for field in fields {
+            guard let value = payload[field.key], !value.isNull else { continue }   // devices send different frames on different ports
+            found += 1
+            guard let number = value.number else {
+                problems.append(RecordError(at, field: "uplink_message.decoded_payload.\(field.key)", "'\(value.text)' is not a number (\(field.property))"))
+                continue
+            }
+            items.append(.observation(Observation(stationKey: key, property: field.property, phenomenonStart: phenomenon,
+                                                  result: field.conversion.apply(number), quality: quality)))
+        }
+        if found == 0, problems.isEmpty {
+            let present = members.map(\.key).joined(separator: ", ")
+            problems.append(RecordError(at, field: "uplink_message.decoded_payload",
+                                        "none of the configured fields (\(fields.map(\.key).joined(separator: ", "))) is present; the payload has \(present)"))
+        }
+        return problems
+    }
+
+    private func timestamp(_ r: Record, _ uplink: JSONValue) -> Result<Int64, RecordError> {
+        let candidates: [(String, JSONValue?)]
+        switch time {
+        case "application": candidates = [("received_at", r["received_at"])]
+        case "gateway":
+            var earliest: (String, JSONValue?)?
+            var best = Int64.max
+            if case .array(let gateways) = uplink["rx_metadata"] ?? .null {
+                for (i, gateway) in gateways.enumerated() {
+                    // `time` is the gateway's GPS time and optional; `received_at` is always there.
+                    for name in ["time", "received_at"] {
+                        if let text = gateway[name]?.text, let t = try? TTNMapping.rfc3339.parse(text), t < best {
+                            best = t
+                            earliest = ("uplink_message.rx_metadata.\(i).\(name)", gateway[name])
+                        }
+                    }
+                }
+            }
+            candidates = [earliest ?? ("uplink_message.received_at", uplink["received_at"])]
+        default: candidates = [("uplink_message.received_at", uplink["received_at"]), ("received_at", r["received_at"])]
+        }
+        for (field, value) in candidates {
+            guard let text = value?.text, !text.isEmpty else { continue }
+            do { return .success(try TTNMapping.rfc3339.parse(text)) } catch {
+                return .failure(RecordError(SourceLocation(origin: ""), field: field, "\(error)"))
+            }
+        }
+        return .failure(RecordError(SourceLocation(origin: ""), field: candidates.first?.0 ?? "received_at", "missing"))
+    }
+
+    /// The device's own position: payload fields when configured, else `uplink_message.locations`
+    /// (user-set first, then solved by the network). Never a gateway's position.
+    private func location(_ payload: JSONValue?, _ uplink: JSONValue) -> GeoPoint? {
+        if let latitudeField, let longitudeField,
+           let lat = payload?[latitudeField]?.number, let lon = payload?[longitudeField]?.number,
+           (-90...90).contains(lat), (-180...180).contains(lon), !(lat == 0 && lon == 0) {
+            return GeoPoint(longitude: lon, latitude: lat)
+        }
+        guard case .object(let locations) = uplink["locations"] ?? .null else { return nil }
+        let ordered = locations.sorted { ($0.key == "user" ? 0 : 1, $0.key) < ($1.key == "user" ? 0 : 1, $1.key) }
+        for entry in ordered {
+            if let lat = entry.value["latitude"]?.number, let lon = entry.value["longitude"]?.number {
+                return GeoPoint(longitude: lon, latitude: lat, altitude: entry.value["altitude"]?.number)
+            }
+        }
+        return nil
+    }
+
+    // RFC 3339 with up to nanoseconds; digits past the microsecond are cut off.
+    nonisolated(unsafe) static let rfc3339 = try! TimestampParser(format: "iso8601", zone: .utc)
+}
+
+/// Items from documents handed over by the server (push ingest), mapped like files would be.
+struct PushedDocumentsRun<Mapping: RecordMapping>: ConnectorRun {
+    var documents: [PushedDocument]
+    var mapping: Mapping
+    var bytesRead = 0
+    var origins: [String] = []
+
+    init(documents: [PushedDocument], mapping: Mapping) {
+        self.documents = documents
+        self.mapping = mapping
+    }
+
+    mutating func next() async throws -> ConnectorBatch? {
+        guard !documents.isEmpty else { return nil }
+        var items: [StagedItem] = []
+        var records = 0
+        for document in documents {
+            bytesRead += document.body.count
+            origins.append(document.origin)
+            var decoder = StreamingJSONDecoder(options: JSONDecoderOptions(), origin: document.origin)
+            var decoded: [DecodedRecord]
+            do {
+                decoded = try decoder.feed(document.body)
+                decoded += try decoder.finish()
+            } catch {
+                // Kept whole: a malformed body is answered with 400 and is still in quarantine to look at.
+                let raw = String(decoding: document.body.prefix(1 << 20), as: UTF8.self)
+                decoded = [.rejected(QuarantinedRecord(error: RecordError(SourceLocation(origin: document.origin), field: "", "\(error)"), raw: raw))]
+            }
+            records += decoded.count
+            for entry in decoded {
+                switch entry {
+                case .rejected(let bad): items.append(.quarantined(bad))
+                case .record(let record):
+                    let problems = mapping.map(record, into: &items)
+                    if var first = problems.first {
+                        if problems.count > 1 { first.reason += " (and \(problems.count - 1) more in this record)" }
+                        items.append(.quarantined(QuarantinedRecord(error: first, raw: record.raw)))
+                    }
+                }
+            }
+        }
+        documents = []
+        return ConnectorBatch(items: items, recordsRead: records)
+    }
+}

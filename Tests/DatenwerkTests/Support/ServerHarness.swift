@@ -1,0 +1,62 @@
+import AsyncHTTPClient
+import DatenwerkConnectors
+import DatenwerkPipeline
+import DatenwerkPostgres
+import DatenwerkServer
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// The real server on a loopback port (port 0: the kernel picks), against a test database.
+struct ServerHarness {
+    let baseURL: String
+    let task: Task<Void, any Error>
+
+    static func start(database: Database, pipelines: [PipelineSpec], environment: [String: String] = [:]) async throws -> ServerHarness {
+        let runner = PipelineRunner(fetcher: testFetcher, sink: PostgresObservationSink(database: database), connectors: BuiltinConnectors.registry)
+        var logger = Logger(label: "test.server")
+        logger.logLevel = .critical   // stopping by cancellation logs an "error" per open channel
+        let server = DatenwerkServer(configuration: .init(host: "127.0.0.1", port: 0), pipelines: pipelines, database: database,
+                                     runner: runner, environment: environment, logger: logger)
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let app = server.makeApplication { channel in
+            continuation.yield(channel.localAddress?.port ?? 0)
+            continuation.finish()
+        }
+        let task = Task { try await app.run() }
+        var port = 0
+        for await p in ports { port = p }
+        guard port > 0 else { throw TestFailure("the server did not start") }
+        return ServerHarness(baseURL: "http://127.0.0.1:\(port)", task: task)
+    }
+
+    func stop() async {
+        task.cancel()
+        _ = await task.result
+    }
+
+    struct Answer {
+        var status: Int
+        var headers: [(String, String)]
+        var body: [UInt8]
+        var text: String { String(decoding: body, as: UTF8.self) }
+        func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
+    }
+
+    func request(_ method: HTTPMethod = .GET, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil) async throws -> Answer {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let buffer = try await response.body.collect(upTo: 512 << 20)
+        return Answer(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }, body: Array(buffer.readableBytesView))
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
