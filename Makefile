@@ -5,7 +5,7 @@
 SWIFT ?= swift
 SWIFT_FLAGS ?=
 
-.PHONY: demo test build release deps bench clean-db
+.PHONY: demo test build release deps bench bench-download clean-db
 
 deps:
 	@sh scripts/ensure-deps.sh
@@ -25,6 +25,10 @@ release: deps
 
 bench: deps
 	sh scripts/bench.sh
+
+# Streams ≥ 1M observations from `datenwerk serve` (plain and gzip) and prints bytes, seconds and max server RSS.
+bench-download: deps
+	bash scripts/bench-download.sh
 
 clean-db:
 	-$(SWIFT) run datenwerk db stop

@@ -43,11 +43,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Open-data publishing without I/O: dataset metadata, DCAT-AP.de, Table Schema, row encoders, HTML page.
+        .target(name: "DatenwerkPublishing", dependencies: ["DatenwerkCore"], swiftSettings: swiftSettings),
         // PipelineSpec (YAML), sources, mapping to the common model, runner.
         .target(
             name: "DatenwerkPipeline",
             dependencies: [
-                "DatenwerkCore", "DatenwerkFormats", "DatenwerkTransforms", "DatenwerkHTTP",
+                "DatenwerkCore", "DatenwerkFormats", "DatenwerkTransforms", "DatenwerkHTTP", "DatenwerkPublishing",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -78,7 +80,7 @@ let package = Package(
         .target(
             name: "DatenwerkServer",
             dependencies: [
-                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkPostgres", "DatenwerkHTTP", "DatenwerkTransforms",
+                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkPostgres", "DatenwerkHTTP", "DatenwerkTransforms", "DatenwerkPublishing",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CompressNIO", package: "compress-nio"),
@@ -105,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "datenwerk",
             dependencies: [
-                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkPostgres", "DatenwerkHTTP", "DatenwerkConnectors", "DatenwerkServer",
+                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkPostgres", "DatenwerkHTTP", "DatenwerkConnectors", "DatenwerkServer", "DatenwerkPublishing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -116,7 +118,7 @@ let package = Package(
             name: "DatenwerkTests",
             dependencies: [
                 "DatenwerkCore", "DatenwerkFormats", "DatenwerkTransforms", "DatenwerkHTTP", "DatenwerkPipeline",
-                "DatenwerkConnectors", "DatenwerkPostgres", "DatenwerkServer", "DatenwerkTesting", "datenwerk",
+                "DatenwerkConnectors", "DatenwerkPostgres", "DatenwerkServer", "DatenwerkTesting", "DatenwerkPublishing", "datenwerk",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs what Datenwerk needs from the system: PostgreSQL 15 server binaries and PostGIS.
+# Installs what Datenwerk needs from the system: PostgreSQL 15 server binaries and PostGIS (and, as root,
+# what the test validators need: scripts/ensure-validators.sh).
 # As root it installs them with apt; otherwise it prints the one command to run.
 set -eu
 
@@ -14,17 +15,21 @@ fi
 if [ ! -f /usr/include/zlib.h ]; then
   missing="$missing zlib1g-dev"
 fi
-if [ -z "$missing" ]; then
-  exit 0
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = "0" ]; then
+    echo "Installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # Do not let the Debian package start its own cluster; Datenwerk runs a private one.
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  else
+    echo "Datenwerk needs:$missing"
+    echo "Install with: sudo apt-get install -y$missing"
+    exit 1
+  fi
 fi
+# As root, also prepare the outside validators the tests use (gdal-bin, chromium, their Python venvs).
+# A failure here (e.g. no PyPI access) does not stop `make demo`; the validator tests then report it.
 if [ "$(id -u)" = "0" ]; then
-  echo "Installing:$missing"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  # Do not let the Debian package start its own cluster; Datenwerk runs a private one.
-  apt-get install -y -qq --no-install-recommends $missing >/dev/null
-else
-  echo "Datenwerk needs:$missing"
-  echo "Install with: sudo apt-get install -y$missing"
-  exit 1
+  sh "$(dirname "$0")/ensure-validators.sh" --quick || echo "warning: the validators are not ready (scripts/ensure-validators.sh failed)"
 fi

@@ -52,7 +52,7 @@ struct DocumentRun<Mapping: RecordMapping>: ConnectorRun {
                     page = (location, offset, 0)
                     location = Self.pageURL(location, limit: pageSize, offset: offset)
                 }
-                let opened = try await ChunkReader.open(location, fetcher: fetcher, headers: headers)
+                let opened = try await ChunkReader.open(location, fetcher: fetcher, headers: headers, conditional: pageSize == 0)
                 reader = opened
                 origins.append(opened.origin)
                 decoder = makeDecoder(opened.origin)
@@ -61,6 +61,9 @@ struct DocumentRun<Mapping: RecordMapping>: ConnectorRun {
             if let chunk = try await reader!.next() {
                 decoded = try decoder!.feed(chunk)
                 page?.records += decoded.count
+            } else if reader!.notModified {
+                decoded = []   // 304: nothing new since the last successful run
+                reader = nil
             } else {
                 decoded = try decoder!.finish()
                 finishedBytes += reader!.bytesRead

@@ -13,12 +13,16 @@ public final class HTTPFetcher: Sendable {
         public var headers: [(String, String)]
         public var timeout: Duration
         public var retry: RetryPolicy
+        /// Send the validators of the last run (`ConditionalRequests`) and accept 304. Only for readers
+        /// that treat 304 as "no records" (generic sources, `DocumentRun` connectors).
+        public var conditional: Bool
 
-        public init(url: String, headers: [(String, String)] = [], timeout: Duration = .seconds(60), retry: RetryPolicy = .default) {
+        public init(url: String, headers: [(String, String)] = [], timeout: Duration = .seconds(60), retry: RetryPolicy = .default, conditional: Bool = false) {
             self.url = url
             self.headers = headers
             self.timeout = timeout
             self.retry = retry
+            self.conditional = conditional
         }
     }
 
@@ -84,10 +88,22 @@ public final class HTTPFetcher: Sendable {
 
     private let client: HTTPClient
     public let userAgent: String
+    private let pacer: HostPacer
 
     /// `readTimeout` is the longest silence allowed while a head or body is being received.
-    public init(userAgent: String = "Datenwerk/0.1 (+https://github.com/datenwerk)", readTimeout: Duration = .seconds(60)) {
+    /// Per host, at most `connectionsPerHost` requests are open at once (the others wait for a connection,
+    /// bodies included), and request starts are at least `minimumInterval` apart (a polite rate limit for
+    /// small municipal servers; zero: none). `DATENWERK_HTTP_CONNECTIONS_PER_HOST` and
+    /// `DATENWERK_HTTP_MIN_INTERVAL_MS` override the defaults.
+    public init(userAgent: String = "Datenwerk/0.1 (+https://github.com/datenwerk)", readTimeout: Duration = .seconds(60),
+                connectionsPerHost: Int? = nil, minimumInterval: Duration? = nil) {
+        let environment = ProcessInfo.processInfo.environment
+        let perHost = connectionsPerHost ?? environment["DATENWERK_HTTP_CONNECTIONS_PER_HOST"].flatMap(Int.init) ?? 4
+        let interval = minimumInterval ?? environment["DATENWERK_HTTP_MIN_INTERVAL_MS"].flatMap(Int.init).map { .milliseconds($0) } ?? .zero
         var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, perHost))
+        configuration.httpVersion = .http1Only
+        pacer = HostPacer(interval: interval)
         configuration.timeout = .init(connect: .seconds(15), read: TimeAmount(readTimeout))
         configuration.redirectConfiguration = .follow(max: 5, allowCycles: false)
         configuration.decompression = .enabled(limit: .ratio(200))
@@ -117,11 +133,17 @@ public final class HTTPFetcher: Sendable {
     }
 
     private func getOnce(_ request: Request) async throws -> Response {
+        try await pacer.wait(for: URLComponents(string: request.url)?.host ?? "")
         var http = HTTPClientRequest(url: request.url)
         http.method = .GET
         http.headers.add(name: "User-Agent", value: userAgent)
         http.headers.add(name: "Accept-Encoding", value: "gzip, deflate")
         for (name, value) in request.headers { http.headers.replaceOrAdd(name: name, value: value) }
+        let conditional = request.conditional ? ConditionalRequests.current : nil
+        if let known = conditional?.known[request.url] {
+            if let etag = known.etag { http.headers.replaceOrAdd(name: "If-None-Match", value: etag) }
+            if let modified = known.lastModified { http.headers.replaceOrAdd(name: "If-Modified-Since", value: modified) }
+        }
         let shown = Self.redacted(request.url)
         let response: HTTPClientResponse
         do {
@@ -133,6 +155,14 @@ public final class HTTPFetcher: Sendable {
         }
         let status = Int(response.status.code)
         let headers = response.headers.map { ($0.name, $0.value) }
+        if status == 304, conditional != nil {
+            // Not modified since the validators we sent: nothing new, and no body to read.
+            conditional?.notModified(request.url)
+            return Response(url: request.url, status: status, headers: headers, body: response.body)
+        }
+        if (200..<300).contains(status), let conditional {
+            conditional.seen(request.url, HTTPValidators(etag: response.headers.first(name: "ETag"), lastModified: response.headers.first(name: "Last-Modified")))
+        }
         guard (200..<300).contains(status) else {
             var excerpt = ""
             if var buffer = try? await response.body.collect(upTo: 4096) {
@@ -235,5 +265,66 @@ extension Duration {
     var seconds: Double {
         let (s, atto) = components
         return Double(s) + Double(atto) / 1e18
+    }
+}
+
+/// Spaces request starts to one host at least `interval` apart (first come, first served).
+actor HostPacer {
+    let interval: Duration
+    private var nextStart: [String: ContinuousClock.Instant] = [:]
+
+    init(interval: Duration) { self.interval = interval }
+
+    func wait(for host: String) async throws {
+        guard interval > .zero else { return }
+        let now = ContinuousClock.now
+        let slot = max(now, nextStart[host] ?? now)
+        nextStart[host] = slot + interval
+        if slot > now { try await Task.sleep(until: slot, clock: .continuous) }
+    }
+}
+
+/// What a server said about a URL's version (`ETag`, `Last-Modified`), kept in the pipeline's checkpoint.
+public struct HTTPValidators: Sendable, Hashable {
+    public var etag: String?
+    public var lastModified: String?
+    public init(etag: String?, lastModified: String?) {
+        self.etag = etag
+        self.lastModified = lastModified
+    }
+}
+
+/// Conditional GETs for one run: validators from the last successful run are sent as `If-None-Match` /
+/// `If-Modified-Since`; a 304 means "nothing new" (an empty document). The validators seen in this run are
+/// stored with its checkpoint, in the same transaction as the data they describe.
+public final class ConditionalRequests: @unchecked Sendable {
+    @TaskLocal public static var current: ConditionalRequests?
+
+    public let known: [String: HTTPValidators]
+    private let lock = NSLock()
+    private var fresh: [String: HTTPValidators] = [:]
+    private var unchanged: [String] = []
+
+    public init(known: [String: HTTPValidators]) { self.known = known }
+
+    func seen(_ url: String, _ validators: HTTPValidators) {
+        guard validators.etag != nil || validators.lastModified != nil else { return }
+        lock.withLock { fresh[url] = validators }
+    }
+
+    func notModified(_ url: String) {
+        lock.withLock { unchanged.append(url) }
+    }
+
+    /// URLs answered 304 in this run.
+    public var notModifiedURLs: [String] { lock.withLock { unchanged } }
+
+    /// What to remember: the new validators, and the old ones of URLs that were not modified.
+    public var remembered: [String: HTTPValidators] {
+        lock.withLock {
+            var all = fresh
+            for url in unchanged where all[url] == nil { all[url] = known[url] }
+            return all
+        }
     }
 }

@@ -1,4 +1,5 @@
 import DatenwerkCore
+import DatenwerkFormats
 import DatenwerkPipeline
 import DatenwerkTransforms
 import Foundation
@@ -14,34 +15,61 @@ public struct PostgresObservationSink: ObservationSink {
     /// Staged rows are sent to the server in COPY chunks of about this many bytes.
     public var copyChunkBytes = 512 * 1024
 
-    public init(database: Database) { self.database = database }
+    /// Called when the load's connection closed (server restart, network) and the load has not ended
+    /// 10 s later. postgres-nio 1.33 can leave a COPY write waiting forever in that case; the CLI exits the
+    /// process (code 75, "try again") so a supervisor restarts it and the job's lease expires and is retaken.
+    public var onStuckLoad: (@Sendable (String) -> Void)?
+
+    public init(database: Database, onStuckLoad: (@Sendable (String) -> Void)? = nil) {
+        self.database = database
+        self.onStuckLoad = onStuckLoad
+    }
 
     static let stagingColumns = [
         "kind", "station_key", "name", "station_kind", "lon", "lat", "alt", "src_x", "src_y", "srid", "props", "property", "t_start", "t_end",
         "result", "quality", "origin", "line", "record", "path", "field", "reason", "raw",
     ]
 
-    public func beginRun(pipeline: PipelineSpec, trigger: String) async throws -> Int64 {
+    public func beginRun(pipeline: PipelineSpec, context: RunContext) async throws -> Int64 {
         let host = ProcessInfo.processInfo.hostName
         let rows = try await database.client.query("""
-            INSERT INTO datenwerk.runs (pipeline, tenant, trigger, status, host)
-            VALUES (\(pipeline.name), \(pipeline.tenant), \(trigger), 'running', \(host)) RETURNING id
+            INSERT INTO datenwerk.runs (pipeline, tenant, trigger, status, host, job_id)
+            VALUES (\(pipeline.name), \(pipeline.tenant), \(context.trigger), 'running', \(host), \(context.jobID)) RETURNING id
             """, logger: database.logger)
         for try await id in rows.decode(Int64.self) { return id }
         throw RunFailure(step: .load, reason: "could not create the run row")
     }
 
-    public func load(runID: Int64, pipeline: PipelineSpec, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
+    public func load(runID: Int64, pipeline: PipelineSpec, context: RunContext, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
         do {
-            return try await merge(runID: runID, pipeline: pipeline, next: next, totals: totals)
+            return try await merge(runID: runID, pipeline: pipeline, context: context, next: next, totals: totals)
         } catch let error as PSQLError {
             throw RunFailure(step: .load, reason: describeDatabaseError(error))
         }
     }
 
-    private func merge(runID: Int64, pipeline: PipelineSpec, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
+    private func merge(runID: Int64, pipeline: PipelineSpec, context: RunContext, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
         let logger = database.logger
         return try await database.transaction { connection in
+            let ended = LoadEnded()
+            defer {
+                ended.set()
+                LoadMonitor.current?.set(nil)
+            }
+            if let monitor = LoadMonitor.current {
+                for try await pid in try await connection.query("SELECT pg_backend_pid()", logger: logger).decode(Int32.self) { monitor.set(pid) }
+            }
+            if let onStuckLoad {
+                let pipelineName = pipeline.name
+                connection.closeFuture.whenComplete { _ in
+                    Task {
+                        try? await Task.sleep(for: .seconds(10))
+                        if !ended.isSet {
+                            onStuckLoad("run \(runID) of \(pipelineName): the database connection closed during the load and the load did not end within 10 s")
+                        }
+                    }
+                }
+            }
             try await connection.query("""
                 CREATE TEMP TABLE datenwerk_staging (
                     seq bigint GENERATED ALWAYS AS IDENTITY, kind "char" NOT NULL, station_key text, name text, station_kind text,
@@ -135,19 +163,29 @@ public struct PostgresObservationSink: ObservationSink {
                 """, logger: logger)
             let t = totals()
             let result = LoadResult(inserted: inserted, updated: updated, unchanged: max(0, t.observations - inserted - updated), stations: stationRows)
-            try await finishRun(runID, status: "succeeded", totals: t, load: result, failure: nil, on: connection)
-            let cursor = Self.checkpoint(t)
+            try await finishRun(runID, status: "succeeded", totals: t, load: result, failure: nil, context: context, on: connection)
+            let cursor = Self.checkpoint(t, context: context)
+            // The high-water mark never moves back (a re-delivered old file, a corrected day).
             try await connection.query("""
-                INSERT INTO datenwerk.checkpoints (pipeline, cursor, run_id, updated_at) VALUES (\(pipeline.name), \(cursor)::jsonb, \(runID), now())
-                ON CONFLICT (pipeline) DO UPDATE SET cursor = EXCLUDED.cursor, run_id = EXCLUDED.run_id, updated_at = now()
+                INSERT INTO datenwerk.checkpoints AS c (pipeline, cursor, run_id, updated_at) VALUES (\(context.checkpointKey(pipeline.name)), \(cursor)::jsonb, \(runID), now())
+                ON CONFLICT (pipeline) DO UPDATE SET
+                    cursor = EXCLUDED.cursor || jsonb_strip_nulls(jsonb_build_object('max_phenomenon_start_us',
+                        GREATEST((c.cursor->>'max_phenomenon_start_us')::numeric, (EXCLUDED.cursor->>'max_phenomenon_start_us')::numeric))),
+                    run_id = EXCLUDED.run_id, updated_at = now()
                 """, logger: logger)
             return result
         }
     }
 
-    public func failRun(runID: Int64, pipeline: PipelineSpec, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
+    public func checkpoint(_ key: String) async throws -> JSONValue? {
+        let rows = try await database.client.query("SELECT cursor::text FROM datenwerk.checkpoints WHERE pipeline = \(key)", logger: database.logger)
+        for try await text in rows.decode(String.self) { return try JSONParser.parse(Array(text.utf8)) }
+        return nil
+    }
+
+    public func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
         try await database.transaction { connection in
-            try await finishRun(runID, status: "failed", totals: totals, load: LoadResult(), failure: failure, on: connection)
+            try await finishRun(runID, status: "failed", totals: totals, load: LoadResult(), failure: failure, context: context, on: connection)
             for bad in quarantined {
                 let e = bad.error
                 try await connection.query("""
@@ -160,13 +198,30 @@ public struct PostgresObservationSink: ObservationSink {
         }
     }
 
-    private func finishRun(_ runID: Int64, status: String, totals t: RunTotals, load: LoadResult, failure: RunFailure?, on connection: PostgresConnection) async throws {
+    private func finishRun(_ runID: Int64, status: String, totals t: RunTotals, load: LoadResult, failure: RunFailure?, context: RunContext, on connection: PostgresConnection) async throws {
+        if let job = context.jobID {
+            // The job ends in the same transaction as its run: a worker killed before the commit leaves the job
+            // running under an expiring lease (retaken, nothing half-loaded); after it, the job is done.
+            // A failed extract/load (network, database) is tried again later with backoff; other failures are final.
+            let retry = failure.map { $0.step == .extract || $0.step == .load } ?? false
+            try await connection.query("""
+                UPDATE datenwerk.jobs SET run_id = \(runID), error = \(failure.map(String.init(describing:))),
+                    status = CASE WHEN \(status) = 'succeeded' THEN 'succeeded'
+                                  WHEN \(retry) AND attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+                    not_before = CASE WHEN \(status) <> 'succeeded' AND \(retry) AND attempts < max_attempts
+                                      THEN now() + interval '30 seconds' * power(2, attempts - 1) ELSE not_before END,
+                    finished_at = CASE WHEN \(status) = 'succeeded' OR NOT (\(retry) AND attempts < max_attempts) THEN now() END,
+                    lease_owner = CASE WHEN \(status) = 'succeeded' THEN lease_owner END,
+                    lease_expires_at = NULL
+                WHERE id = \(job)
+                """, logger: database.logger)
+        }
         try await connection.query("""
             UPDATE datenwerk.runs SET status = \(status), finished_at = clock_timestamp(),
                 records_read = \(t.recordsRead), loaded = \(t.observations), inserted = \(load.inserted), updated = \(load.updated),
                 quarantined = \(t.quarantined), skipped = \(t.skipped), bytes = \(t.bytes),
                 error_step = \(failure?.step.rawValue), error = \(failure?.reason),
-                retries = \(t.retries.count), events = \(JSONValue.array(t.retries.map { .string($0) }).serialized)::jsonb
+                retries = \(t.retries.count), events = \(JSONValue.array((t.retries + t.events).map { .string($0) }).serialized)::jsonb
             WHERE id = \(runID)
             """, logger: database.logger)
     }
@@ -186,11 +241,16 @@ public struct PostgresObservationSink: ObservationSink {
         return CivilTime.days(year: y, month: m, day: 1) * 86_400_000_000
     }
 
-    static func checkpoint(_ t: RunTotals) -> String {
+    static func checkpoint(_ t: RunTotals, context: RunContext = RunContext()) -> String {
         var members: [JSONValue.Member] = [
             .init("records_read", .number(Double(t.recordsRead))),
             .init("origins", .array(t.origins.map { .string($0) })),
         ]
+        if let window = context.window {
+            members.append(.init("window_from_us", .number(Double(window.lowerBound))))
+            members.append(.init("window_to_us", .number(Double(window.upperBound))))
+        }
+        members += t.sourceState
         if let max = t.maxPhenomenonStart { members.append(.init("max_phenomenon_start_us", .number(Double(max)))) }
         return JSONValue.object(members).serialized
     }
@@ -270,4 +330,23 @@ public struct PostgresObservationSink: ObservationSink {
             b.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start..<bytes.count]))
         }
     }
+}
+
+final class LoadEnded: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
+/// The backend of the load transaction in progress, so a worker's heartbeat can see when the server lost it
+/// (a restart) while the client still waits (see `onStuckLoad`).
+public final class LoadMonitor: @unchecked Sendable {
+    @TaskLocal public static var current: LoadMonitor?
+    private let lock = NSLock()
+    private var pid: Int32?
+
+    public init() {}
+    public var backendPID: Int32? { lock.withLock { pid } }
+    func set(_ value: Int32?) { lock.withLock { pid = value } }
 }

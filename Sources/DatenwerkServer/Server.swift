@@ -2,6 +2,7 @@ import DatenwerkCore
 import DatenwerkHTTP
 import DatenwerkPipeline
 import DatenwerkPostgres
+import DatenwerkPublishing
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -28,9 +29,18 @@ public struct DatenwerkServer: Sendable {
         public var port = 8080
         /// Largest request body accepted by push ingest.
         public var maxPushBytes = 1 << 20
-        public init(host: String = "127.0.0.1", port: Int = 8080) {
+        /// The public URL the catalog links to (`--base-url`); nil: `http://<Host header of the request>`.
+        public var baseURL: String?
+        /// Datasets per page of `/catalog` (hydra paging).
+        public var catalogPageSize = 100
+        /// The environment variable holding the bearer token for restricted datasets' downloads.
+        public var downloadTokenVariable = "DATENWERK_DOWNLOAD_TOKEN"
+
+        public init(host: String = "127.0.0.1", port: Int = 8080, baseURL: String? = nil, catalogPageSize: Int = 100) {
             self.host = host
             self.port = port
+            self.baseURL = baseURL
+            self.catalogPageSize = catalogPageSize
         }
     }
 
@@ -40,15 +50,18 @@ public struct DatenwerkServer: Sendable {
     public var runner: PipelineRunner
     public var environment: [String: String]
     public var logger: Logger
+    /// The catalog (`catalog.yaml`); nil: no publishing routes (only push ingest and `/health`).
+    public var catalog: CatalogMetadata?
 
     public init(configuration: Configuration, pipelines: [PipelineSpec], database: Database, runner: PipelineRunner,
-                environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger) {
+                environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger, catalog: CatalogMetadata? = nil) {
         self.configuration = configuration
         self.pipelines = pipelines
         self.database = database
         self.runner = runner
         self.environment = environment
         self.logger = logger
+        self.catalog = catalog
     }
 
     /// The Hummingbird application; `onServerRunning` gets the bound channel (its port when 0 was asked).
@@ -64,6 +77,10 @@ public struct DatenwerkServer: Sendable {
                                 maxBytes: configuration.maxPushBytes, logger: logger)
         router.post("/ingest/:pipeline") { request, context in
             try await ingest.receive(request, context: context)
+        }
+        if let catalog {
+            Publishing(catalog: catalog, pipelines: pipelines, store: ObservationStore(database: database), configuration: configuration,
+                       environment: environment, logger: logger).register(on: router)
         }
         return Application(
             router: router,

@@ -19,7 +19,7 @@ struct Datenwerk: AsyncParsableCommand {
             DATENWERK_PG_ROOT and DATENWERK_PG_PORT override).
             Exit codes: 0 ok, 1 run failed, 64 invalid configuration or usage.
             """,
-        subcommands: [RunCommand.self, ValidateCommand.self, MigrateCommand.self, DemoCommand.self, StatusCommand.self, RunsCommand.self, QuarantineCommand.self, ConnectorsCommand.self, DatabaseCommand.self, ServeCommand.self]
+        subcommands: [RunCommand.self, ValidateCommand.self, MigrateCommand.self, DemoCommand.self, StatusCommand.self, RunsCommand.self, QuarantineCommand.self, ConnectorsCommand.self, DatabaseCommand.self, ServeCommand.self, ExportCommand.self, WorkerCommand.self, EnqueueCommand.self, BackfillCommand.self]
     )
 }
 
@@ -172,7 +172,7 @@ struct RunCommand: AsyncParsableCommand {
             return
         }
         let report = try await DatabaseEnvironment(keepRunning: keepDatabase, logger: logger).with { opened in
-            let runner = PipelineRunner(fetcher: fetcher, sink: PostgresObservationSink(database: opened.database), connectors: BuiltinConnectors.registry, logger: logger)
+            let runner = PipelineRunner(fetcher: fetcher, sink: PostgresObservationSink(database: opened.database, onStuckLoad: exitWhenLoadIsStuck), connectors: BuiltinConnectors.registry, logger: logger)
             return try await runner.run(spec, trigger: "manual", progress: isTerminal ? printProgress : nil)
         }
         try finish(report)

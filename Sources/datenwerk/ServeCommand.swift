@@ -1,19 +1,26 @@
 import ArgumentParser
 import DatenwerkConnectors
+import DatenwerkCore
 import DatenwerkHTTP
 import DatenwerkPipeline
 import DatenwerkPostgres
+import DatenwerkPublishing
 import DatenwerkServer
 import Foundation
 import Logging
+import ServiceLifecycle
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the HTTP server: push ingest (TTN webhooks) and /health. Stops cleanly on SIGTERM/SIGINT.",
+        abstract: "Run the HTTP server (push ingest, /health), the scheduler and workers. Stops cleanly on SIGTERM/SIGINT.",
         discussion: """
             Push pipelines (source kind ttn) receive POST /ingest/<pipeline name>; the sender authenticates with the
             token in the environment variable the pipeline names (token_env, default DATENWERK_TTN_TOKEN).
+
+            Open data: / (HTML catalog page), /catalog (DCAT-AP.de: Turtle, RDF/XML, JSON-LD), and per dataset
+            /datasets/<id>/observations.{csv,geojson,ndjson}, datapackage.json and dcat.ttl. Datasets with
+            `access: restricted` need `Authorization: Bearer <token>` with the token in DATENWERK_DOWNLOAD_TOKEN.
             """
     )
 
@@ -25,6 +32,21 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("pipelines"), help: "Pipeline files or folders to serve.")
     var pipelinePaths: [String] = ["Pipelines"]
+
+    @Option(help: "The public URL of this server, used in the catalog's links (default: http://<host>:<port>, or the request's Host header when binding all addresses or port 0).")
+    var baseURL: String?
+
+    @Option(help: "The catalog file: who publishes the data (default catalog.yaml; without it only push ingest and /health are served).")
+    var catalog: String?
+
+    @Option(help: "Datasets per page of /catalog (hydra paging).")
+    var catalogPageSize = 100
+
+    @Option(help: "Workers in this process taking due jobs (0: none; run `datenwerk worker` elsewhere).")
+    var workers = 1
+
+    @Flag(help: "Do not turn `schedule:` into jobs here (another serve does it).")
+    var noScheduler = false
 
     @Flag(name: .shortAndLong, help: "Log more.")
     var verbose = false
@@ -38,19 +60,50 @@ struct ServeCommand: AsyncParsableCommand {
             stderr("error: \(problems) problem\(problems == 1 ? "" : "s") in \(invalid) pipeline file\(invalid == 1 ? "" : "s"); the server was not started.")
             throw Exit.invalidConfiguration
         }
+        let catalogMetadata = try loadCatalog(catalog, logger: logger)
+        var settings = DatenwerkServer.Configuration(host: host, port: port, baseURL: baseURL, catalogPageSize: catalogPageSize)
+        if baseURL == nil, port != 0, !["0.0.0.0", "::", "[::]"].contains(host) {
+            settings.baseURL = "http://\(host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host):\(port)"
+        }
+        let configuration = settings
         let fetcher = HTTPFetcher()
         defer { Task { try? await fetcher.shutdown() } }
         try await DatabaseEnvironment(keepRunning: false, logger: logger).with { opened in
-            let runner = PipelineRunner(fetcher: fetcher, sink: PostgresObservationSink(database: opened.database),
+            let runner = PipelineRunner(fetcher: fetcher, sink: PostgresObservationSink(database: opened.database, onStuckLoad: exitWhenLoadIsStuck),
                                         connectors: BuiltinConnectors.registry, logger: logger)
-            let server = DatenwerkServer(configuration: .init(host: host, port: port), pipelines: specs,
-                                         database: opened.database, runner: runner, logger: logger)
-            let app = server.makeApplication { channel in
+            let server = DatenwerkServer(configuration: configuration, pipelines: specs,
+                                         database: opened.database, runner: runner, logger: logger, catalog: catalogMetadata)
+            var services: [any Service] = []
+            if !noScheduler { services.append(SchedulerService(Scheduler(pipelines: specs, database: opened.database, logger: logger))) }
+            if workers > 0 {
+                services.append(WorkerService((0..<workers).map { _ in
+                    var worker = Worker(pipelines: specs, database: opened.database, runner: runner, logger: logger)
+                    worker.onStuckLoad = exitWhenLoadIsStuck
+                    return worker
+                }))
+            }
+            let app = server.makeApplication(services: services) { channel in
                 let address = channel.localAddress
                 let line = "datenwerk serve: listening on http://\(address?.ipAddress ?? host):\(address?.port ?? port) (\(specs.count) pipelines)\n"
                 FileHandle.standardOutput.write(Data(line.utf8))
             }
             try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         }
+    }
+}
+
+/// `--catalog FILE` (must load), or `catalog.yaml` when it exists; nil: no publishing routes.
+func loadCatalog(_ path: String?, logger: Logger) throws -> CatalogMetadata? {
+    let file = path ?? "catalog.yaml"
+    if path == nil, !FileManager.default.fileExists(atPath: file) {
+        stderr("note: no catalog.yaml here: serving without the open-data catalog (pass --catalog FILE)")
+        return nil
+    }
+    do {
+        return try CatalogSpec.load(file: file)
+    } catch let error as DiagnosticError {
+        for diagnostic in error.diagnostics { stderr(diagnostic.description) }
+        stderr("error: the catalog file \(file) is not valid; the server was not started.")
+        throw Exit.invalidConfiguration
     }
 }

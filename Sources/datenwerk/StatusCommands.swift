@@ -18,20 +18,21 @@ struct StatusCommand: AsyncParsableCommand {
         let (specs, problems, _) = loadPipelines(paths)
         if problems > 0 { throw Exit.invalidConfiguration }
         let logger = makeLogger(verbose: false)
-        let last = try await DatabaseEnvironment(logger: logger).with { opened in
-            try await lastRuns(opened.database)
+        let (last, states) = try await DatabaseEnvironment(logger: logger).with { opened in
+            (try await lastRuns(opened.database), try await jobStates(opened.database))
         }
         let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
-        var rows = [["pipeline", "schedule", "last run", "status", "loaded", "quarantined", "next due"]]
+        var rows = [["pipeline", "schedule", "last run", "status", "loaded", "quarantined", "next due", "state"]]
         for spec in specs.sorted(by: { $0.name < $1.name }) {
             let run = last[spec.name]
             var next = "-"
-            if let expression = spec.schedule, let schedule = try? CronSchedule(expression) {
+            if let schedule = spec.cron {
                 next = schedule.next(after: now).map(TimestampParser.formatISO8601) ?? "-"
             }
             rows.append([
                 spec.name, spec.schedule ?? "manual", run?.started ?? "never", run?.status ?? "-",
                 run.map { String($0.loaded) } ?? "-", run.map { String($0.quarantined) } ?? "-", next,
+                states[spec.name] ?? "idle",
             ])
         }
         print(formatTable(rows))
@@ -133,6 +134,29 @@ func lastRuns(_ db: Database) async throws -> [String: LastRun] {
         FROM datenwerk.runs ORDER BY pipeline, id DESC
         """, logger: db.logger).decode((String, String, String, Int64, Int64, String?, String?).self).collectAll()
     return Dictionary(uniqueKeysWithValues: rows.map { ($0.0, LastRun(started: $0.1, status: $0.2, loaded: $0.3, quarantined: $0.4, errorStep: $0.5, error: $0.6)) })
+}
+
+/// What the job table says per pipeline: running (by whom, lease state), queued, or a job failed for good.
+func jobStates(_ db: Database) async throws -> [String: String] {
+    let rows = try await db.client.query("""
+        SELECT pipeline,
+               count(*) FILTER (WHERE status = 'running' AND lease_expires_at >= now())::bigint,
+               count(*) FILTER (WHERE status = 'running' AND lease_expires_at < now())::bigint,
+               count(*) FILTER (WHERE status = 'queued')::bigint,
+               max(lease_owner) FILTER (WHERE status = 'running'),
+               count(*) FILTER (WHERE status = 'failed' AND finished_at > now() - interval '1 day')::bigint
+        FROM datenwerk.jobs GROUP BY pipeline
+        """, logger: db.logger).decode((String, Int64, Int64, Int64, String?, Int64).self).collectAll()
+    var states: [String: String] = [:]
+    for (pipeline, running, expired, queued, owner, failed) in rows {
+        var parts: [String] = []
+        if running > 0 { parts.append("running on \(owner ?? "?")") }
+        if expired > 0 { parts.append("LEASE EXPIRED (worker \(owner ?? "?") gone; will be retaken)") }
+        if queued > 0 { parts.append("\(queued) queued") }
+        if failed > 0 { parts.append("\(failed) job\(failed == 1 ? "" : "s") failed today") }
+        if !parts.isEmpty { states[pipeline] = parts.joined(separator: ", ") }
+    }
+    return states
 }
 
 func formatTable(_ rows: [[String]]) -> String {

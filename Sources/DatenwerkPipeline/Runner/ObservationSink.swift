@@ -12,6 +12,10 @@ public struct RunTotals: Sendable, Hashable {
     public var origins: [String] = []
     /// Retries of HTTP requests during the run (for the run history).
     public var retries: [String] = []
+    /// Other things the run history should show (e.g. "304 not modified").
+    public var events: [String] = []
+    /// What the source wants remembered for the next run (HTTP validators, cursors), merged into the checkpoint.
+    public var sourceState: [JSONValue.Member] = []
 
     public init() {}
 }
@@ -30,20 +34,46 @@ public struct LoadResult: Sendable, Hashable {
     }
 }
 
+/// Why and for what a run happens: passed to the sink so the run row, the job and the checkpoint agree.
+public struct RunContext: Sendable {
+    /// manual, scheduled, backfill, push, dry-run, test …
+    public var trigger: String
+    /// The job (datenwerk.jobs) this run executes; the sink finishes it in the run's own transaction.
+    public var jobID: Int64?
+    /// A backfill chunk, half-open [from, to) in µs UTC: observations outside are dropped, and the run
+    /// moves the backfill checkpoint, never the live cursor.
+    public var window: Range<Int64>?
+
+    public init(trigger: String = "manual", jobID: Int64? = nil, window: Range<Int64>? = nil) {
+        self.trigger = trigger
+        self.jobID = jobID
+        self.window = window
+    }
+
+    /// The `checkpoints` row this run writes.
+    public func checkpointKey(_ pipeline: String) -> String { window == nil ? pipeline : pipeline + "#backfill" }
+}
+
 /// Where normalised items go. A sink loads one run's items in ONE transaction together with the run's
 /// outcome and checkpoint, so a run either lands completely or not at all.
 public protocol ObservationSink: Sendable {
     /// Records that a run started; returns its id.
-    func beginRun(pipeline: PipelineSpec, trigger: String) async throws -> Int64
+    func beginRun(pipeline: PipelineSpec, context: RunContext) async throws -> Int64
     /// Streams every batch from `next` into the store, then commits data, run row and checkpoint together.
     /// `totals` is read after the last batch.
     func load(
-        runID: Int64, pipeline: PipelineSpec,
+        runID: Int64, pipeline: PipelineSpec, context: RunContext,
         next: () async throws -> [StagedItem]?,
         totals: () -> RunTotals
     ) async throws -> LoadResult
+    /// The cursor stored by the last successful run under `key` (nil: none yet).
+    func checkpoint(_ key: String) async throws -> JSONValue?
     /// Marks a run failed; keeps the checkpoint; stores the quarantined records seen so far (diagnostics).
-    func failRun(runID: Int64, pipeline: PipelineSpec, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws
+    func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws
+}
+
+extension ObservationSink {
+    public func checkpoint(_ key: String) async throws -> JSONValue? { nil }
 }
 
 /// Why a run failed: the step, the reason, and the underlying cause.
@@ -68,12 +98,12 @@ public final class RecordingSink: ObservationSink, @unchecked Sendable {
 
     public init() {}
 
-    public func beginRun(pipeline: PipelineSpec, trigger: String) async throws -> Int64 {
+    public func beginRun(pipeline: PipelineSpec, context: RunContext) async throws -> Int64 {
         defer { nextRun += 1 }
         return nextRun
     }
 
-    public func load(runID: Int64, pipeline: PipelineSpec, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
+    public func load(runID: Int64, pipeline: PipelineSpec, context: RunContext, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
         var result = LoadResult()
         while let batch = try await next() {
             for item in batch {
@@ -88,7 +118,7 @@ public final class RecordingSink: ObservationSink, @unchecked Sendable {
         return result
     }
 
-    public func failRun(runID: Int64, pipeline: PipelineSpec, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
+    public func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
         failures.append(failure)
     }
 

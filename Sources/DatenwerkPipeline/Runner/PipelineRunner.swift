@@ -1,4 +1,5 @@
 import DatenwerkCore
+import DatenwerkTransforms
 import DatenwerkFormats
 import DatenwerkHTTP
 import Foundation
@@ -50,15 +51,54 @@ public struct PipelineRunner: Sendable {
 
     /// Runs `spec` once. `pushed` hands a push connector the bodies it received (see `PushConnector`).
     public func run(_ spec: PipelineSpec, trigger: String = "manual", pushed: [PushedDocument]? = nil, progress: (@Sendable (RunProgress) -> Void)? = nil) async throws -> RunReport {
+        try await run(spec, context: RunContext(trigger: trigger), pushed: pushed, progress: progress)
+    }
+
+    public func run(_ spec: PipelineSpec, context: RunContext, pushed: [PushedDocument]? = nil, progress: (@Sendable (RunProgress) -> Void)? = nil) async throws -> RunReport {
         let retries = RetryLog()
+        // Incremental: the last successful run's cursor gives `{since}` and the HTTP validators to send.
+        var cursor: JSONValue?
+        if context.window == nil {
+            do { cursor = try await sink.checkpoint(spec.name) } catch {
+                logger.warning("\(spec.name): could not read the checkpoint (\(error)); reading everything")
+            }
+        }
+        let placeholders = Self.placeholders(cursor: cursor, window: context.window)
+        let resolved = spec.substituting(placeholders)
+        let conditional = ConditionalRequests(known: context.window == nil ? Self.validators(cursor) : [:])
         return try await RetryLog.$current.withValue(retries) {
-            try await run(spec, trigger: trigger, pushed: pushed, progress: progress, retries: retries)
+            try await ConditionalRequests.$current.withValue(conditional) {
+                try await run(resolved, context: context, pushed: pushed, progress: progress, retries: retries)
+            }
         }
     }
 
-    private func run(_ spec: PipelineSpec, trigger: String, pushed: [PushedDocument]?, progress: (@Sendable (RunProgress) -> Void)?, retries: RetryLog) async throws -> RunReport {
+    /// `{since}`: the high-water mark of the last successful run (the epoch before the first);
+    /// `{from}`/`{to}`: the backfill window, or `{since}` … now for a live run. All ISO 8601 UTC.
+    static func placeholders(cursor: JSONValue?, window: Range<Int64>?) -> [String: String] {
+        let since = cursor?["max_phenomenon_start_us"]?.numberValue.map { Int64($0) } ?? 0
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        return [
+            "since": TimestampParser.formatISO8601(since),
+            "from": TimestampParser.formatISO8601(window?.lowerBound ?? since),
+            "to": TimestampParser.formatISO8601(window?.upperBound ?? now),
+        ]
+    }
+
+    static func validators(_ cursor: JSONValue?) -> [String: HTTPValidators] {
+        guard case .object(let members) = cursor?["http"] ?? .null else { return [:] }
+        var known: [String: HTTPValidators] = [:]
+        for member in members {
+            let etag = member.value["etag"].flatMap { $0.isNull ? nil : $0.text }
+            let modified = member.value["last_modified"].flatMap { $0.isNull ? nil : $0.text }
+            known[member.key] = HTTPValidators(etag: etag, lastModified: modified)
+        }
+        return known
+    }
+
+    private func run(_ spec: PipelineSpec, context: RunContext, pushed: [PushedDocument]?, progress: (@Sendable (RunProgress) -> Void)?, retries: RetryLog) async throws -> RunReport {
         let clock = ContinuousClock.now
-        let runID = try await sink.beginRun(pipeline: spec, trigger: trigger)
+        let runID = try await sink.beginRun(pipeline: spec, context: context)
         let state = RunState(spec: spec)
         var load = LoadResult()
         var failure: RunFailure?
@@ -66,7 +106,7 @@ public struct PipelineRunner: Sendable {
             var extract = try makeExtractor(spec, pushed: pushed)
             let checkRanges = spec.connector != nil
             var lastProgress = ContinuousClock.now
-            load = try await sink.load(runID: runID, pipeline: spec, next: {
+            load = try await sink.load(runID: runID, pipeline: spec, context: context, next: {
                 while true {
                     let batch: ConnectorBatch?
                     do {
@@ -79,6 +119,15 @@ public struct PipelineRunner: Sendable {
                     state.totals.bytes = extract.bytesRead
                     guard let batch else {
                         state.totals.origins = extract.origins
+                        if let conditional = ConditionalRequests.current {
+                            let remembered = conditional.remembered
+                            if !remembered.isEmpty {
+                                state.totals.sourceState = [.init("http", .object(remembered.sorted { $0.key < $1.key }.map { url, v in
+                                    .init(url, .object([.init("etag", v.etag.map(JSONValue.string) ?? .null), .init("last_modified", v.lastModified.map(JSONValue.string) ?? .null)]))
+                                }))]
+                            }
+                            state.totals.events = conditional.notModifiedURLs.map { "GET \(HTTPFetcher.redacted($0)): 304 not modified, nothing new" }
+                        }
                         return nil
                     }
                     state.totals.recordsRead += batch.recordsRead
@@ -89,6 +138,7 @@ public struct PipelineRunner: Sendable {
                         case .quarantined(let bad):
                             try state.reject(bad, into: &items)
                         case .observation(let o):
+                            if let window = context.window, !window.contains(o.phenomenonStart) { continue }
                             // Connector output meets the same plausibility rules as mapped records
                             // (the generic mapper checks them itself, with a pipeline's own `range:`).
                             if checkRanges, let range = Vocabulary.property(o.property)?.range, !range.contains(o.result) {
@@ -122,7 +172,7 @@ public struct PipelineRunner: Sendable {
         state.totals.retries = retries.all
         if let failure {
             do {
-                try await sink.failRun(runID: runID, pipeline: spec, failure: failure, totals: state.totals, quarantined: state.kept)
+                try await sink.failRun(runID: runID, pipeline: spec, context: context, failure: failure, totals: state.totals, quarantined: state.kept)
             } catch {
                 logger.error("could not record the failure of run \(runID): \(error)")
             }

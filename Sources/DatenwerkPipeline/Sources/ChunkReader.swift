@@ -11,16 +11,23 @@ public final class ChunkReader {
     public private(set) var bytesRead = 0
     /// The response headers for URLs (empty for files).
     public private(set) var headers: [(String, String)] = []
+    /// The server answered 304 to a conditional request: there are no bytes, and nothing is new.
+    public private(set) var notModified = false
 
     private init(origin: String) { self.origin = origin }
 
     /// Opens an http(s) URL through the shared fetcher, or a local file.
-    public static func open(_ location: String, fetcher: HTTPFetcher, headers: [(String, String)] = [], timeout: Duration = .seconds(60)) async throws -> ChunkReader {
+    /// With `conditional`, the last run's validators are sent and a 304 gives a reader with `notModified`.
+    public static func open(_ location: String, fetcher: HTTPFetcher, headers: [(String, String)] = [], timeout: Duration = .seconds(60), conditional: Bool = false) async throws -> ChunkReader {
         if location.hasPrefix("http://") || location.hasPrefix("https://") {
-            let response = try await fetcher.get(.init(url: location, headers: headers, timeout: timeout))
+            let response = try await fetcher.get(.init(url: location, headers: headers, timeout: timeout, conditional: conditional))
             let reader = ChunkReader(origin: HTTPFetcher.redacted(location))
-            reader.body = BodyReader(response)
             reader.headers = response.headers
+            if response.status == 304 {
+                reader.notModified = true
+                return reader
+            }
+            reader.body = BodyReader(response)
             return reader
         }
         return try openFile(location)

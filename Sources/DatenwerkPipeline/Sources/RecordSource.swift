@@ -138,9 +138,14 @@ public struct HTTPRecordSource: RecordSource {
                     skip = 0
                 }
                 let url = currentURL!
-                let response = try await fetcher.get(.init(url: url, headers: spec.headers, timeout: .seconds(Int64(spec.timeoutSeconds)), retry: retry))
+                let response = try await fetcher.get(.init(url: url, headers: spec.headers, timeout: .seconds(Int64(spec.timeoutSeconds)), retry: retry, conditional: true))
                 self.response = response
                 if pageAttempt == 1 { origins.append(HTTPFetcher.redacted(url)) }
+                if response.status == 304 {
+                    // Not modified since the last successful run: nothing new here (and no links to follow).
+                    currentURL = nil
+                    continue
+                }
                 decoder = AnyRecordDecoder(spec.format, origin: HTTPFetcher.redacted(url))
                 body = BodyReader(response)
             }

@@ -6,7 +6,7 @@ import Yams
 
 extension PipelineSpec {
     static let topKeys = [
-        "version", "name", "tenant", "description", "dataset", "schedule", "source", "transform",
+        "version", "name", "tenant", "description", "dataset", "schedule", "timezone", "jitter", "source", "transform",
         "observations", "sink", "on_bad_record", "max_bad_records",
     ]
 
@@ -95,12 +95,24 @@ extension PipelineSpec {
             sink.kind = kind
         }
         let schedule = top.string("schedule")
+        let timezone = top.string("timezone") ?? "Europe/Berlin"
+        var cron: CronSchedule?
+        if let schedule {
+            do { cron = try CronSchedule(schedule, zone: timezone) } catch {
+                top.error((try? LocalTimeResolver(zone: timezone)) == nil ? "timezone" : "schedule", "\(error)")
+            }
+        }
+        var jitter = 0
+        if let text = top.string("jitter") {
+            if let seconds = parseDuration(text) { jitter = seconds } else { top.error("jitter", "'\(text)' is not a duration (e.g. 30s, 5m, PT1M)") }
+        }
+        if top.has("jitter"), schedule == nil { top.error("jitter", "jitter needs a schedule") }
         let policy = top.oneOf("on_bad_record", BadRecordPolicy.self) ?? .quarantine
         let maxBad = top.int("max_bad_records", min: 0)
         guard let name, let tenant, (source != nil && mapping != nil) || connector != nil else { return nil }
         return PipelineSpec(
             file: r.file, name: name, tenant: tenant, description: top.string("description"), dataset: dataset,
-            schedule: schedule, source: source, connector: connector, transform: transform, observations: mapping, sink: sink,
+            schedule: schedule, cron: cron, jitterSeconds: jitter, source: source, connector: connector, transform: transform, observations: mapping, sink: sink,
             onBadRecord: policy, maxBadRecords: maxBad
         )
     }
@@ -143,21 +155,6 @@ extension PipelineSpec {
             r.error(m[problem.key] ?? node, m.path(problem.key), problem.message)
         }
         return config
-    }
-
-    private static func decodeDataset(_ node: Node, _ r: YAMLReader) -> DatasetSpec? {
-        guard let m = r.mapping(node, "dataset", allowed: [
-            "title", "title_en", "description", "description_en", "keywords", "theme", "license", "publisher",
-            "contact_email", "update_frequency", "access",
-        ], required: ["title"]) else { return nil }
-        let access = m.string("access") ?? "open"
-        if !["open", "restricted"].contains(access) { m.error("access", "access must be 'open' or 'restricted', found '\(access)'") }
-        return DatasetSpec(
-            title: m.string("title") ?? "", titleEN: m.string("title_en"), description: m.string("description"),
-            descriptionEN: m.string("description_en"), keywords: m.strings("keywords") ?? [], theme: m.string("theme"),
-            license: m.string("license") ?? "dl-de/by-2-0", publisher: m.string("publisher"),
-            contactEmail: m.string("contact_email"), updateFrequency: m.string("update_frequency"), access: access
-        )
     }
 
     private static func decodeSource(_ node: Node, path: String, base: String, _ r: YAMLReader) -> SourceSpec? {

@@ -1,5 +1,7 @@
 import DatenwerkCore
 import DatenwerkFormats
+import DatenwerkTransforms
+import Foundation
 
 /// A validated, typed pipeline (`version: 1`): where records come from, how they become observations,
 /// where they go, and what happens to bad records.
@@ -12,6 +14,10 @@ public struct PipelineSpec: Sendable {
     public var description: String?
     public var dataset: DatasetSpec?
     public var schedule: String?
+    /// `schedule` parsed, in `timezone` (default Europe/Berlin).
+    public var cron: CronSchedule?
+    /// Each scheduled run starts up to this many seconds after its fire time (spreads load on shared sources).
+    public var jitterSeconds: Int = 0
     /// A generic source (file/http + format); then `observations` says how records map to the model.
     public var source: SourceSpec?
     /// Or a connector that reads and maps by itself.
@@ -31,20 +37,6 @@ public enum BadRecordPolicy: String, Sendable, CaseIterable {
     case skip
     /// Bad records are stored in `datenwerk.quarantine` with their raw payload.
     case quarantine
-}
-
-public struct DatasetSpec: Sendable {
-    public var title: String
-    public var titleEN: String?
-    public var description: String?
-    public var descriptionEN: String?
-    public var keywords: [String]
-    public var theme: String?
-    public var license: String
-    public var publisher: String?
-    public var contactEmail: String?
-    public var updateFrequency: String?
-    public var access: String
 }
 
 public struct SourceSpec: Sendable {
@@ -158,4 +150,43 @@ public struct ObservationMapping: Sendable {
 public struct SinkSpec: Sendable {
     public enum Kind: String, Sendable, CaseIterable { case postgres }
     public var kind: Kind
+}
+
+extension PipelineSpec {
+    /// The spec with `{name}` placeholders (`{since}`, `{from}`, `{to}`) replaced in the source URL, query and
+    /// headers and in a connector's text settings. Values are percent-encoded where they go into a URL query.
+    public func substituting(_ values: [String: String]) -> PipelineSpec {
+        func replace(_ text: String, encode: Bool) -> String {
+            guard text.contains("{") else { return text }
+            var out = text
+            for (name, value) in values {
+                let v = encode ? (value.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? value) : value
+                out = out.replacingOccurrences(of: "{\(name)}", with: v)
+            }
+            return out
+        }
+        var spec = self
+        if var source = spec.source {
+            source.url = source.url.map { replace($0, encode: true) }
+            source.query = source.query.map { ($0.0, replace($0.1, encode: false)) }
+            source.headers = source.headers.map { ($0.0, replace($0.1, encode: false)) }
+            spec.source = source
+        }
+        if var connector = spec.connector {
+            for (key, value) in connector.values {
+                if case .string(let text) = value { connector.values[key] = .string(replace(text, encode: text.hasPrefix("http"))) }
+            }
+            spec.connector = connector
+        }
+        return spec
+    }
+}
+
+extension CharacterSet {
+    /// Characters that may stand unencoded in a query value (`+`, `&`, `=` and `:` … are encoded).
+    static let urlQueryValueAllowed: CharacterSet = {
+        var set = CharacterSet.alphanumerics
+        set.insert(charactersIn: "-._~")
+        return set
+    }()
 }

@@ -1,0 +1,132 @@
+import DatenwerkCore
+import DatenwerkPipeline
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Due runs in `datenwerk.jobs`, taken by workers with `FOR UPDATE SKIP LOCKED` under a lease.
+///
+/// A lease is renewed by the worker's heartbeat. A job whose lease expired (its worker crashed, froze or lost
+/// the database) is taken again by any worker; the per-pipeline advisory lock (`PipelineLock`) still keeps two
+/// runs of one pipeline from overlapping, and the job finishes in its run's transaction, so a retaken job
+/// never loads twice.
+public struct JobQueue: Sendable {
+    public struct Job: Sendable, Hashable {
+        public var id: Int64
+        public var pipeline: String
+        public var kind: String
+        public var dueAt: Date
+        public var window: Range<Int64>?
+        public var attempts: Int
+    }
+
+    public let database: Database
+    public init(_ database: Database) { self.database = database }
+
+    /// Adds a job unless one for the same pipeline, kind and due time exists; returns its id when added.
+    @discardableResult
+    public func enqueue(pipeline: String, kind: String, due: Date, notBefore: Date? = nil, window: Range<Int64>? = nil, maxAttempts: Int = 3) async throws -> Int64? {
+        let from = window.map { Self.date($0.lowerBound) }
+        let to = window.map { Self.date($0.upperBound) }
+        let rows = try await database.client.query("""
+            INSERT INTO datenwerk.jobs (pipeline, kind, due_at, not_before, window_from, window_to, max_attempts)
+            VALUES (\(pipeline), \(kind), \(due), \(notBefore ?? due), \(from), \(to), \(maxAttempts))
+            ON CONFLICT (pipeline, kind, due_at) DO NOTHING RETURNING id
+            """, logger: database.logger)
+        for try await id in rows.decode(Int64.self) { return id }
+        return nil
+    }
+
+    /// Takes the next ready job: queued and due, or running with an expired lease. Jobs whose lease expired
+    /// after their last attempt are failed here, with a reason an operator can read in `datenwerk status`.
+    public func claim(owner: String, lease: Duration, pipelines: [String]) async throws -> Job? {
+        let seconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
+        try await database.client.query("""
+            UPDATE datenwerk.jobs SET status = 'failed', finished_at = now(),
+                error = format('lease expired after %s attempts (last worker %s; it crashed or lost the database)', attempts, lease_owner)
+            WHERE status = 'running' AND lease_expires_at < now() AND attempts >= max_attempts
+            """, logger: database.logger)
+        let rows = try await database.client.query("""
+            UPDATE datenwerk.jobs j SET status = 'running', lease_owner = \(owner), attempts = j.attempts + 1,
+                lease_expires_at = now() + \(seconds) * interval '1 second', heartbeat_at = now(), started_at = now(), error = NULL
+            WHERE j.id = (
+                SELECT id FROM datenwerk.jobs
+                WHERE pipeline = ANY(\(pipelines)) AND not_before <= now()
+                  AND (status = 'queued' OR (status = 'running' AND lease_expires_at < now()))
+                ORDER BY not_before, id
+                FOR UPDATE SKIP LOCKED LIMIT 1)
+            RETURNING j.id, j.pipeline, j.kind, j.due_at, j.window_from, j.window_to, j.attempts
+            """, logger: database.logger)
+        for try await (id, pipeline, kind, due, from, to, attempts) in rows.decode((Int64, String, String, Date, Date?, Date?, Int).self) {
+            let window = from.flatMap { f in to.map { Self.micros(f)..<Self.micros($0) } }
+            return Job(id: id, pipeline: pipeline, kind: kind, dueAt: due, window: window, attempts: attempts)
+        }
+        return nil
+    }
+
+    /// Extends the lease; false when the job is no longer this owner's (the lease expired and another took it).
+    public func heartbeat(_ job: Int64, owner: String, lease: Duration) async throws -> Bool {
+        let seconds = Double(lease.components.seconds)
+        let rows = try await database.client.query("""
+            UPDATE datenwerk.jobs SET lease_expires_at = now() + \(seconds) * interval '1 second', heartbeat_at = now()
+            WHERE id = \(job) AND lease_owner = \(owner) AND status = 'running' RETURNING id
+            """, logger: database.logger)
+        for try await _ in rows.decode(Int64.self) { return true }
+        return false
+    }
+
+    /// Puts a job back (another run of its pipeline holds the lock): not counted as an attempt.
+    public func release(_ job: Int64, owner: String, delay: Duration) async throws {
+        let seconds = Double(delay.components.seconds)
+        try await database.client.query("""
+            UPDATE datenwerk.jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
+                attempts = greatest(attempts - 1, 0), not_before = now() + \(seconds) * interval '1 second'
+            WHERE id = \(job) AND lease_owner = \(owner)
+            """, logger: database.logger)
+    }
+
+    /// Ends a job whose run could not even start (no such pipeline here, database error before the run row).
+    public func fail(_ job: Int64, owner: String, reason: String) async throws {
+        try await database.client.query("""
+            UPDATE datenwerk.jobs SET status = 'failed', error = \(reason), finished_at = now(), lease_expires_at = NULL
+            WHERE id = \(job) AND lease_owner = \(owner)
+            """, logger: database.logger)
+    }
+
+    /// Jobs that are queued or running (for `--exit-when-idle` and status).
+    public func pending(pipelines: [String]) async throws -> Int {
+        let rows = try await database.client.query("""
+            SELECT count(*)::bigint FROM datenwerk.jobs WHERE pipeline = ANY(\(pipelines)) AND status IN ('queued', 'running')
+            """, logger: database.logger)
+        for try await n in rows.decode(Int64.self) { return Int(n) }
+        return 0
+    }
+
+    public static func date(_ micros: Int64) -> Date { Date(timeIntervalSince1970: Double(micros) / 1e6) }
+    public static func micros(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1e6).rounded()) }
+}
+
+/// At most one run per pipeline at a time, across processes and machines: a session advisory lock held on a
+/// dedicated connection for the run. It dies with the connection, so a killed worker never leaves it behind.
+public enum PipelineLock {
+    public static func key(_ pipeline: String) -> String { "datenwerk.pipeline:" + pipeline }
+
+    /// Runs `body` holding the lock; returns nil without running it when another session holds it.
+    public static func withLock<T: Sendable>(_ pipeline: String, database: Database, _ body: @Sendable () async throws -> T) async throws -> T? {
+        try await database.client.withConnection { connection in
+            var got = false
+            for try await g in try await connection.query("SELECT pg_try_advisory_lock(hashtextextended(\(key(pipeline)), 0))", logger: database.logger).decode(Bool.self) {
+                got = g
+            }
+            guard got else { return nil }
+            do {
+                let result = try await body()
+                _ = try? await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(key(pipeline)), 0))", logger: database.logger)
+                return result
+            } catch {
+                _ = try? await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(key(pipeline)), 0))", logger: database.logger)
+                throw error
+            }
+        }
+    }
+}

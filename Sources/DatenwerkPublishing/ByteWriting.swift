@@ -1,0 +1,228 @@
+/// Small allocation-free writers into `[UInt8]` for the streamed downloads: UTC timestamps,
+/// numbers, JSON strings and CSV fields. No Foundation formatters.
+public enum ByteWriting {
+    // MARK: Text
+
+    @inlinable
+    public static func append(_ text: StaticString, to out: inout [UInt8]) {
+        text.withUTF8Buffer { out.append(contentsOf: $0) }
+    }
+
+    @inlinable
+    public static func append(_ text: String, to out: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { out.append(contentsOf: $0) }
+    }
+
+    // MARK: Numbers
+
+    /// Decimal digits of an integer.
+    public static func append(_ value: Int64, to out: inout [UInt8]) {
+        if value < 0 {
+            out.append(UInt8(ascii: "-"))
+            appendDigits(value.magnitude, to: &out)
+        } else {
+            appendDigits(UInt64(value), to: &out)
+        }
+    }
+
+    static func appendDigits(_ value: UInt64, minimumWidth: Int = 1, to out: inout [UInt8]) {
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        var v = value
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[19 - count] = UInt8(truncatingIfNeeded: v % 10) &+ 48
+                v /= 10
+                count += 1
+            } while v > 0
+            while count < minimumWidth && count < 20 {
+                buffer[19 - count] = 48
+                count += 1
+            }
+            out.append(contentsOf: buffer[(20 - count)...])
+        }
+    }
+
+    /// The shortest text that reads back as the same `Double` (`17.4`, `71`, `1e-05`), with `.` as
+    /// decimal separator; whole numbers below 10^16 have no fraction. Callers handle non-finite values.
+    public static func append(_ value: Double, to out: inout [UInt8]) {
+        if value.rounded(.towardZero) == value, value.magnitude < 1e16 {
+            append(Int64(value), to: &out)
+        } else {
+            append(value.description, to: &out)
+        }
+    }
+
+    /// `append(_:to:)` as a `String` (tests, HTML, RDF literals).
+    public static func format(_ value: Double) -> String {
+        var out: [UInt8] = []
+        append(value, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    // MARK: Time
+
+    /// `YYYY-MM-DDTHH:MM:SSZ` in UTC for microseconds since 1970, with `.fff` or `.ffffff` only when the
+    /// time has a fraction. Years outside 0000…9999 get a sign (ISO 8601 expanded form).
+    public static func appendTimestamp(micros: Int64, to out: inout [UInt8]) {
+        let (seconds, fraction) = floorDivide(micros, 1_000_000)
+        let (days, secondOfDay) = floorDivide(seconds, 86_400)
+        let (year, month, day) = civilDate(daysSince1970: days)
+        appendYear(year, to: &out)
+        out.append(UInt8(ascii: "-"))
+        appendDigits(UInt64(month), minimumWidth: 2, to: &out)
+        out.append(UInt8(ascii: "-"))
+        appendDigits(UInt64(day), minimumWidth: 2, to: &out)
+        out.append(UInt8(ascii: "T"))
+        appendDigits(UInt64(secondOfDay / 3600), minimumWidth: 2, to: &out)
+        out.append(UInt8(ascii: ":"))
+        appendDigits(UInt64(secondOfDay % 3600 / 60), minimumWidth: 2, to: &out)
+        out.append(UInt8(ascii: ":"))
+        appendDigits(UInt64(secondOfDay % 60), minimumWidth: 2, to: &out)
+        if fraction != 0 {
+            out.append(UInt8(ascii: "."))
+            if fraction % 1000 == 0 {
+                appendDigits(UInt64(fraction / 1000), minimumWidth: 3, to: &out)
+            } else {
+                appendDigits(UInt64(fraction), minimumWidth: 6, to: &out)
+            }
+        }
+        out.append(UInt8(ascii: "Z"))
+    }
+
+    /// `YYYY-MM-DD` (UTC) of microseconds since 1970.
+    public static func appendDate(micros: Int64, to out: inout [UInt8]) {
+        let (seconds, _) = floorDivide(micros, 1_000_000)
+        let (days, _) = floorDivide(seconds, 86_400)
+        let (year, month, day) = civilDate(daysSince1970: days)
+        appendYear(year, to: &out)
+        out.append(UInt8(ascii: "-"))
+        appendDigits(UInt64(month), minimumWidth: 2, to: &out)
+        out.append(UInt8(ascii: "-"))
+        appendDigits(UInt64(day), minimumWidth: 2, to: &out)
+    }
+
+    /// `appendTimestamp` as a `String`.
+    public static func timestamp(micros: Int64) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(27)
+        appendTimestamp(micros: micros, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `appendDate` as a `String`.
+    public static func date(micros: Int64) -> String {
+        var out: [UInt8] = []
+        appendDate(micros: micros, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func appendYear(_ year: Int64, to out: inout [UInt8]) {
+        if year < 0 {
+            out.append(UInt8(ascii: "-"))
+            appendDigits(year.magnitude, minimumWidth: 4, to: &out)
+        } else if year > 9999 {
+            out.append(UInt8(ascii: "+"))
+            appendDigits(UInt64(year), minimumWidth: 4, to: &out)
+        } else {
+            appendDigits(UInt64(year), minimumWidth: 4, to: &out)
+        }
+    }
+
+    /// Quotient rounded toward minus infinity and a remainder in `0..<divisor`.
+    @inline(__always)
+    static func floorDivide(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
+        let q = value / divisor
+        let r = value % divisor
+        return r < 0 ? (q - 1, r + divisor) : (q, r)
+    }
+
+    /// Proleptic Gregorian year, month and day of a day count since 1970-01-01.
+    ///
+    /// Shifts the calendar so years start on 1 March (the leap day is then the last day of a year) and
+    /// counts in 400-year cycles of 146 097 days, which repeat exactly.
+    static func civilDate(daysSince1970 days: Int64) -> (year: Int64, month: Int, day: Int) {
+        // 719 468 days from 0000-03-01 to 1970-01-01.
+        let shifted = days + 719_468
+        let (cycle, dayOfCycle) = floorDivide(shifted, 146_097)
+        // Year within the cycle: remove the leap days of every 4th, 100th and 400th year first.
+        let yearOfCycle = (dayOfCycle - dayOfCycle / 1460 + dayOfCycle / 36524 - dayOfCycle / 146_096) / 365
+        let dayOfYear = dayOfCycle - (365 * yearOfCycle + yearOfCycle / 4 - yearOfCycle / 100)
+        // Months from March: lengths 31 30 31 30 31 31 30 31 30 31 31 28/29 follow 153-day five-month runs.
+        let monthFromMarch = (5 * dayOfYear + 2) / 153
+        let day = Int(dayOfYear - (153 * monthFromMarch + 2) / 5 + 1)
+        let month = Int(monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9)
+        let year = yearOfCycle + cycle * 400 + (month <= 2 ? 1 : 0)
+        return (year, month, day)
+    }
+
+    // MARK: JSON
+
+    /// A JSON string literal: `"`, `\` and control characters escaped, everything else as UTF-8.
+    public static func appendJSONString(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        appendJSONStringContents(text, to: &out)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// The inside of a JSON string literal (no quotes around it).
+    public static func appendJSONStringContents(_ text: String, to out: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { bytes in
+            var start = 0
+            for i in 0..<bytes.count {
+                let b = bytes[i]
+                guard b < 0x20 || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") else { continue }
+                if start < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<i])) }
+                start = i + 1
+                switch b {
+                case UInt8(ascii: "\""): append("\\\"", to: &out)
+                case UInt8(ascii: "\\"): append("\\\\", to: &out)
+                case 0x0A: append("\\n", to: &out)
+                case 0x0D: append("\\r", to: &out)
+                case 0x09: append("\\t", to: &out)
+                default:
+                    append("\\u00", to: &out)
+                    out.append(hexDigit(b >> 4))
+                    out.append(hexDigit(b & 0xF))
+                }
+            }
+            if start < bytes.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...])) }
+        }
+    }
+
+    /// A JSON number, or `null` for NaN and infinities (which JSON cannot express).
+    public static func appendJSONNumber(_ value: Double, to out: inout [UInt8]) {
+        if value.isFinite { append(value, to: &out) } else { append("null", to: &out) }
+    }
+
+    @inline(__always)
+    static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 48 + v : 87 + v }
+
+    // MARK: CSV
+
+    /// An RFC 4180 field: quoted (with doubled quotes) only when it holds `,`, `"`, CR or LF.
+    public static func appendCSVField(_ text: String, to out: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { bytes in
+            var needsQuotes = false
+            for b in bytes where b == UInt8(ascii: ",") || b == UInt8(ascii: "\"") || b == 0x0A || b == 0x0D {
+                needsQuotes = true
+                break
+            }
+            guard needsQuotes else {
+                out.append(contentsOf: bytes)
+                return
+            }
+            out.append(UInt8(ascii: "\""))
+            for b in bytes {
+                if b == UInt8(ascii: "\"") { out.append(b) }
+                out.append(b)
+            }
+            out.append(UInt8(ascii: "\""))
+        }
+    }
+}

@@ -1,0 +1,265 @@
+/// What a pipeline's `dataset:` block says about the data it loads, with every code already
+/// resolved to its vocabulary entry (and so to its IRI).
+public struct DatasetMetadata: Sendable, Hashable {
+    /// URL slug: `/datasets/<id>/…`.
+    public var id: String
+    /// The pipeline that loads it.
+    public var pipeline: String
+    public var title: String
+    public var titleEN: String?
+    public var description: String
+    public var descriptionEN: String?
+    public var keywords: [String]
+    public var keywordsEN: [String]
+    public var theme: DataTheme?
+    public var licence: Licence
+    /// `dcatde:licenseAttributionByText`; nil: the publisher's name (for licences that ask for attribution).
+    public var attribution: String?
+    /// nil: the catalog's publisher.
+    public var publisher: Agent?
+    /// nil: the catalog's contact point.
+    public var contact: ContactPoint?
+    /// nil: the catalog's contributor ID.
+    public var contributorID: String?
+    public var spatial: SpatialCoverage
+    public var updateFrequency: UpdateFrequency?
+    public var access: DatasetAccess
+
+    public init(
+        id: String, pipeline: String, title: String, titleEN: String? = nil, description: String, descriptionEN: String? = nil,
+        keywords: [String] = [], keywordsEN: [String] = [], theme: DataTheme? = nil, licence: Licence = .dlByDe20,
+        attribution: String? = nil, publisher: Agent? = nil, contact: ContactPoint? = nil, contributorID: String? = nil,
+        spatial: SpatialCoverage = SpatialCoverage(), updateFrequency: UpdateFrequency? = nil, access: DatasetAccess = .open
+    ) {
+        self.id = id
+        self.pipeline = pipeline
+        self.title = title
+        self.titleEN = titleEN
+        self.description = description
+        self.descriptionEN = descriptionEN
+        self.keywords = keywords
+        self.keywordsEN = keywordsEN
+        self.theme = theme
+        self.licence = licence
+        self.attribution = attribution
+        self.publisher = publisher
+        self.contact = contact
+        self.contributorID = contributorID
+        self.spatial = spatial
+        self.updateFrequency = updateFrequency
+        self.access = access
+    }
+}
+
+public enum DatasetAccess: String, Sendable, Hashable, CaseIterable {
+    /// Listed in the public catalog, downloads without a token.
+    case open
+    /// Not in the public catalog; downloads need a token.
+    case restricted
+
+    /// The EU access-right IRI.
+    public var iri: String {
+        switch self {
+        case .open: return "http://publications.europa.eu/resource/authority/access-right/PUBLIC"
+        case .restricted: return "http://publications.europa.eu/resource/authority/access-right/RESTRICTED"
+        }
+    }
+}
+
+/// A publisher (`foaf:Organization`).
+public struct Agent: Sendable, Hashable {
+    public var name: String
+    /// The organisation's web site (`foaf:homepage`).
+    public var url: String?
+    public var email: String?
+    /// ADMS publisher type (`LocalAuthority`, `NationalAuthority`, …). Kept for people and portals that
+    /// read it; not written to DCAT-AP.de 2.0, whose shapes only accept a namespace the real ADMS IRIs are not in.
+    public var type: String?
+
+    public init(name: String, url: String? = nil, email: String? = nil, type: String? = nil) {
+        self.name = name
+        self.url = url
+        self.email = email
+        self.type = type
+    }
+
+    /// ADMS publisher types (http://purl.org/adms/publishertype/…).
+    public static let types = [
+        "Academia-ScientificOrganisation", "Company", "IndustryConsortium", "LocalAuthority", "NationalAuthority",
+        "NonGovernmentalOrganisation", "NonProfitOrganisation", "PrivateIndividual(s)", "RegionalAuthority",
+        "StandardisationBody", "SupraNationalAuthority",
+    ]
+}
+
+/// A contact point (`vcard:Organization`): needs an e-mail address or a URL.
+public struct ContactPoint: Sendable, Hashable {
+    public var name: String
+    public var email: String?
+    public var url: String?
+
+    public init(name: String, email: String? = nil, url: String? = nil) {
+        self.name = name
+        self.email = email
+        self.url = url
+    }
+}
+
+/// Spatial coverage as declared; the extent of the stations (`DatasetFacts.bbox`) is added when publishing.
+public struct SpatialCoverage: Sendable, Hashable {
+    /// 8-digit Amtlicher Gemeindeschlüssel → `dcatde:politicalGeocodingURI`.
+    public var ags: String?
+    /// A declared extent, used when the data has no located stations.
+    public var bbox: BoundingBox?
+    /// A WKT geometry (`locn:geometry`), e.g. the municipality's outline.
+    public var geometryWKT: String?
+
+    public init(ags: String? = nil, bbox: BoundingBox? = nil, geometryWKT: String? = nil) {
+        self.ags = ags
+        self.bbox = bbox
+        self.geometryWKT = geometryWKT
+    }
+}
+
+/// West, south, east, north in WGS84 degrees.
+public struct BoundingBox: Sendable, Hashable {
+    public var minLongitude: Double
+    public var minLatitude: Double
+    public var maxLongitude: Double
+    public var maxLatitude: Double
+
+    public init(minLongitude: Double, minLatitude: Double, maxLongitude: Double, maxLatitude: Double) {
+        self.minLongitude = minLongitude
+        self.minLatitude = minLatitude
+        self.maxLongitude = maxLongitude
+        self.maxLatitude = maxLatitude
+    }
+
+    /// The smallest box around the points, or nil for none.
+    public init?(points: some Sequence<(longitude: Double, latitude: Double)>) {
+        var box: BoundingBox?
+        for p in points where p.longitude.isFinite && p.latitude.isFinite {
+            if var b = box {
+                b.minLongitude = min(b.minLongitude, p.longitude)
+                b.maxLongitude = max(b.maxLongitude, p.longitude)
+                b.minLatitude = min(b.minLatitude, p.latitude)
+                b.maxLatitude = max(b.maxLatitude, p.latitude)
+                box = b
+            } else {
+                box = BoundingBox(minLongitude: p.longitude, minLatitude: p.latitude, maxLongitude: p.longitude, maxLatitude: p.latitude)
+            }
+        }
+        guard let box else { return nil }
+        self = box
+    }
+
+    public var isValid: Bool {
+        [minLongitude, minLatitude, maxLongitude, maxLatitude].allSatisfy(\.isFinite)
+            && minLongitude >= -180 && maxLongitude <= 180 && minLatitude >= -90 && maxLatitude <= 90
+            && minLongitude <= maxLongitude && minLatitude <= maxLatitude
+    }
+
+    /// True when the box is a single point or a line.
+    public var isDegenerate: Bool { minLongitude == maxLongitude || minLatitude == maxLatitude }
+
+    public var center: (longitude: Double, latitude: Double) {
+        ((minLongitude + maxLongitude) / 2, (minLatitude + maxLatitude) / 2)
+    }
+}
+
+/// What the data itself says about a dataset, computed by the server from the observations table.
+public struct DatasetFacts: Sendable, Hashable {
+    public struct Property: Sendable, Hashable {
+        public var key: String
+        /// Canonical UCUM unit.
+        public var unit: String
+        public var labelDE: String
+        public var labelEN: String
+
+        public init(key: String, unit: String, labelDE: String, labelEN: String) {
+            self.key = key
+            self.unit = unit
+            self.labelDE = labelDE
+            self.labelEN = labelEN
+        }
+    }
+
+    public var observationCount: Int
+    public var stationCount: Int
+    /// Earliest phenomenon start, microseconds since 1970 UTC.
+    public var firstMicros: Int64?
+    /// Latest phenomenon start (or end), microseconds since 1970 UTC.
+    public var lastMicros: Int64?
+    /// When the data last changed (latest load), microseconds since 1970 UTC → `dct:modified`.
+    public var lastModifiedMicros: Int64?
+    /// When the first observation was loaded, microseconds since 1970 UTC → `dct:issued` (omitted when nil).
+    public var firstLoadedMicros: Int64?
+    /// Extent of the located stations.
+    public var bbox: BoundingBox?
+    public var properties: [Property]
+
+    public init(
+        observationCount: Int = 0, stationCount: Int = 0, firstMicros: Int64? = nil, lastMicros: Int64? = nil,
+        lastModifiedMicros: Int64? = nil, firstLoadedMicros: Int64? = nil, bbox: BoundingBox? = nil, properties: [Property] = []
+    ) {
+        self.observationCount = observationCount
+        self.stationCount = stationCount
+        self.firstMicros = firstMicros
+        self.lastMicros = lastMicros
+        self.lastModifiedMicros = lastModifiedMicros
+        self.firstLoadedMicros = firstLoadedMicros
+        self.bbox = bbox
+        self.properties = properties
+    }
+}
+
+/// A station drawn on the catalog page's map.
+public struct StationPoint: Sendable, Hashable {
+    public var key: String
+    public var name: String?
+    public var longitude: Double
+    public var latitude: Double
+
+    public init(key: String, name: String? = nil, longitude: Double, latitude: Double) {
+        self.key = key
+        self.name = name
+        self.longitude = longitude
+        self.latitude = latitude
+    }
+}
+
+/// The catalog as a whole (`catalog.yaml`): who runs this installation.
+public struct CatalogMetadata: Sendable, Hashable {
+    public var title: String
+    public var titleEN: String?
+    public var description: String
+    public var descriptionEN: String?
+    public var publisher: Agent
+    /// `foaf:homepage` of the catalog; nil: the base URL.
+    public var homepage: String?
+    /// ISO 639-1 codes of the metadata languages (`de`, `en`).
+    public var languages: [String]
+    public var licence: Licence
+    /// GovData contributor ID, used for every dataset that does not name its own.
+    public var contributorID: String
+    public var contact: ContactPoint?
+    /// `dct:issued` of the catalog, `YYYY-MM-DD`.
+    public var issued: String?
+
+    public init(
+        title: String, titleEN: String? = nil, description: String, descriptionEN: String? = nil, publisher: Agent,
+        homepage: String? = nil, languages: [String] = ["de"], licence: Licence = .dlByDe20, contributorID: String,
+        contact: ContactPoint? = nil, issued: String? = nil
+    ) {
+        self.title = title
+        self.titleEN = titleEN
+        self.description = description
+        self.descriptionEN = descriptionEN
+        self.publisher = publisher
+        self.homepage = homepage
+        self.languages = languages
+        self.licence = licence
+        self.contributorID = contributorID
+        self.contact = contact
+        self.issued = issued
+    }
+}

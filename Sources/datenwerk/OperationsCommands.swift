@@ -1,0 +1,162 @@
+import ArgumentParser
+import DatenwerkConnectors
+import DatenwerkCore
+import DatenwerkHTTP
+import DatenwerkPipeline
+import DatenwerkPostgres
+import DatenwerkTransforms
+import Foundation
+import Logging
+
+/// `datenwerk worker`: takes due jobs from the database and runs them. Start as many as you like, anywhere.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run due jobs (scheduled, manual, backfill chunks) from the database; any number of workers may run.",
+        discussion: """
+            Jobs are taken with SELECT … FOR UPDATE SKIP LOCKED under a lease that a heartbeat renews every lease/3.
+            A job whose worker died is taken again when its lease expires; a per-pipeline advisory lock keeps two runs
+            of one pipeline from overlapping. The schedule is turned into jobs by `datenwerk serve`.
+            """
+    )
+
+    @Option(name: .customLong("pipelines"), help: "Pipeline files or folders this worker can run.")
+    var pipelinePaths: [String] = ["Pipelines"]
+
+    @Option(help: "Concurrent jobs in this process.")
+    var concurrency = 1
+
+    @Option(help: "Lease in seconds (renewed by heartbeat while the run goes on).")
+    var lease = 60
+
+    @Option(help: "Seconds between looks at the queue when it is empty.")
+    var poll = 2.0
+
+    @Flag(help: "Exit when no job of these pipelines is queued or running (for batch use and tests).")
+    var exitWhenIdle = false
+
+    @Flag(name: .shortAndLong, help: "Log more.")
+    var verbose = false
+
+    func run() async throws {
+        var configured = makeLogger(verbose: verbose)
+        configured.logLevel = verbose ? .debug : .notice
+        let logger = configured
+        let specs = try loadValidPipelines(pipelinePaths)
+        let fetcher = HTTPFetcher()
+        defer { Task { try? await fetcher.shutdown() } }
+        let (concurrency, lease, poll, exitWhenIdle) = (max(1, concurrency), lease, poll, exitWhenIdle)
+        let taken = try await DatabaseEnvironment(logger: logger).with { opened in
+            let runner = PipelineRunner(fetcher: fetcher, sink: PostgresObservationSink(database: opened.database, onStuckLoad: exitWhenLoadIsStuck),
+                                        connectors: BuiltinConnectors.registry, logger: logger)
+            return try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<concurrency {
+                    var worker = Worker(pipelines: specs, database: opened.database, runner: runner,
+                                        lease: .seconds(lease), poll: .milliseconds(Int(poll * 1000)), logger: logger)
+                    worker.onStuckLoad = exitWhenLoadIsStuck
+                    group.addTask { try await worker.run(exitWhenIdle: exitWhenIdle) }
+                }
+                return try await group.reduce(0, +)
+            }
+        }
+        if exitWhenIdle { print("worker: \(taken) job\(taken == 1 ? "" : "s") taken; queue empty") }
+    }
+}
+
+/// `datenwerk enqueue <pipeline>…`: a manual job for the workers (instead of running here like `run`).
+struct EnqueueCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "enqueue", abstract: "Queue a run of each pipeline for the workers.")
+
+    @Argument(help: "Pipeline names or files.")
+    var pipelines: [String]
+
+    func run() async throws {
+        let specs = try loadValidPipelines(pipelines)
+        let logger = makeLogger(verbose: false)
+        let ids = try await DatabaseEnvironment(logger: logger).with { opened in
+            var ids: [(String, Int64?)] = []
+            for spec in specs {
+                ids.append((spec.name, try await JobQueue(opened.database).enqueue(pipeline: spec.name, kind: "manual", due: Date())))
+            }
+            return ids
+        }
+        for (name, id) in ids { print("\(name): job \(id.map(String.init) ?? "(already queued)")") }
+    }
+}
+
+/// `datenwerk backfill <pipeline> --from … --to …`: the range in chunks, each its own run, transaction and checkpoint.
+struct BackfillCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backfill",
+        abstract: "Load a past time range in chunks; resumable (run it again after an interruption).",
+        discussion: """
+            Each chunk is a job (kind backfill) with its window [from, to): HTTP sources see it as {from} and {to}
+            in their URL or query, and observations outside the window are dropped. Each chunk commits on its own,
+            so readers of the observations table are never blocked for long and a crash loses one chunk at most.
+            Chunks already done are skipped when the command runs again; failed ones are tried again.
+            With --queue the chunks are only queued for `datenwerk worker`s.
+            """
+    )
+
+    @Argument(help: "The pipeline name or file.")
+    var pipeline: String
+
+    @Option(help: "Start (ISO 8601 date or instant, UTC unless an offset is given).")
+    var from: String
+
+    @Option(help: "End, exclusive.")
+    var to: String
+
+    @Option(help: "Chunk length (e.g. 1d, 6h, P7D).")
+    var chunk = "1d"
+
+    @Flag(help: "Only queue the chunks for workers.")
+    var queue = false
+
+    @Flag(name: .shortAndLong, help: "Log more.")
+    var verbose = false
+
+    func run() async throws {
+        let logger = makeLogger(verbose: verbose)
+        guard let spec = try loadValidPipelines([pipeline]).first else { throw Exit.invalidConfiguration }
+        let parser = try TimestampParser(format: "iso8601", zone: .utc)
+        guard let start = try? parser.parse(from) else { stderr("error: --from: '\(from)' is not an ISO 8601 date or instant"); throw Exit.invalidConfiguration }
+        guard let end = try? parser.parse(to) else { stderr("error: --to: '\(to)' is not an ISO 8601 date or instant"); throw Exit.invalidConfiguration }
+        guard end > start else { stderr("error: --to must be after --from"); throw Exit.invalidConfiguration }
+        guard let seconds = parseDuration(chunk) else { stderr("error: --chunk: '\(chunk)' is not a duration (1d, 6h, P7D)"); throw Exit.invalidConfiguration }
+        let windows = Backfill.chunks(from: start, to: end, seconds: seconds)
+        let fetcher = HTTPFetcher()
+        defer { Task { try? await fetcher.shutdown() } }
+        let queueOnly = queue
+        let summary = try await DatabaseEnvironment(logger: logger).with { opened in
+            let added = try await Backfill.enqueue(spec.name, windows: windows, database: opened.database)
+            if queueOnly { return "queued \(added) new chunk\(added == 1 ? "" : "s") of \(windows.count)" }
+            let runner = PipelineRunner(fetcher: fetcher, sink: PostgresObservationSink(database: opened.database, onStuckLoad: exitWhenLoadIsStuck),
+                                        connectors: BuiltinConnectors.registry, logger: logger)
+            var worker = Worker(pipelines: [spec], database: opened.database, runner: runner, lease: .seconds(60), poll: .milliseconds(500), logger: logger)
+            worker.onStuckLoad = exitWhenLoadIsStuck
+            let taken = try await worker.run(exitWhenIdle: true)
+            let states = try await Backfill.states(spec.name, database: opened.database)
+            return "\(windows.count) chunks: \(states["succeeded", default: 0]) done, \(states["failed", default: 0]) failed (\(taken) run now)"
+        }
+        print("\(spec.name): backfill \(from) … \(to): \(summary)")
+    }
+}
+
+/// Loads pipelines or exits 64 after printing every problem.
+func loadValidPipelines(_ paths: [String]) throws -> [PipelineSpec] {
+    let (specs, problems, invalid) = loadPipelines(paths)
+    guard problems == 0, !specs.isEmpty else {
+        stderr("error: \(problems) problem\(problems == 1 ? "" : "s") in \(invalid) pipeline file\(invalid == 1 ? "" : "s")\(specs.isEmpty && problems == 0 ? " (no pipelines found)" : "")")
+        throw Exit.invalidConfiguration
+    }
+    return specs
+}
+
+/// A load whose database connection closed and that did not end: exit 75 (EX_TEMPFAIL) so systemd (or the
+/// operator) starts the process again; the job's lease then expires and another worker takes it. Nothing of
+/// the stuck load was committed.
+@Sendable func exitWhenLoadIsStuck(_ message: String) {
+    stderr("fatal: \(message); exiting with 75 so the job is retaken (nothing of this run was committed)")
+    exit(75)
+}
