@@ -14,6 +14,21 @@ protocol RecordMapping {
 
 extension RecordMapping {
     mutating func envelope(_ envelope: JSONValue) {}
+
+    /// Maps decoded records; a record with problems is quarantined with its raw text (first problem named).
+    mutating func mapAll(_ decoded: [DecodedRecord], into items: inout [StagedItem]) {
+        for entry in decoded {
+            switch entry {
+            case .rejected(let bad): items.append(.quarantined(bad))
+            case .record(let record):
+                let problems = map(record, into: &items)
+                if var first = problems.first {
+                    if problems.count > 1 { first.reason += " (and \(problems.count - 1) more in this record)" }
+                    items.append(.quarantined(QuarantinedRecord(error: first, raw: record.raw)))
+                }
+            }
+        }
+    }
 }
 
 /// The common shape of most connectors: read each document (file or URL) through a shared decoder,
@@ -77,17 +92,7 @@ struct DocumentRun<Mapping: RecordMapping>: ConnectorRun {
             guard !decoded.isEmpty else { continue }
             mapping.envelope(decoder!.envelope)
             var items: [StagedItem] = []
-            for entry in decoded {
-                switch entry {
-                case .rejected(let bad): items.append(.quarantined(bad))
-                case .record(let record):
-                    let problems = mapping.map(record, into: &items)
-                    if var first = problems.first {
-                        if problems.count > 1 { first.reason += " (and \(problems.count - 1) more in this record)" }
-                        items.append(.quarantined(QuarantinedRecord(error: first, raw: record.raw)))
-                    }
-                }
-            }
+            mapping.mapAll(decoded, into: &items)
             return ConnectorBatch(items: items, recordsRead: decoded.count)
         }
     }

@@ -292,17 +292,7 @@ struct PushedDocumentsRun<Mapping: RecordMapping>: ConnectorRun {
                 decoded = [.rejected(QuarantinedRecord(error: RecordError(SourceLocation(origin: document.origin), field: "", "\(error)"), raw: raw))]
             }
             records += decoded.count
-            for entry in decoded {
-                switch entry {
-                case .rejected(let bad): items.append(.quarantined(bad))
-                case .record(let record):
-                    let problems = mapping.map(record, into: &items)
-                    if var first = problems.first {
-                        if problems.count > 1 { first.reason += " (and \(problems.count - 1) more in this record)" }
-                        items.append(.quarantined(QuarantinedRecord(error: first, raw: record.raw)))
-                    }
-                }
-            }
+            mapping.mapAll(decoded, into: &items)
         }
         documents = []
         return ConnectorBatch(items: items, recordsRead: records)
