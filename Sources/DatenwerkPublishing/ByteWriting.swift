@@ -69,13 +69,8 @@ public enum ByteWriting {
     /// time has a fraction. Years outside 0000…9999 get a sign (ISO 8601 expanded form).
     public static func appendTimestamp(micros: Int64, to out: inout [UInt8]) {
         let (seconds, fraction) = floorDivide(micros, 1_000_000)
-        let (days, secondOfDay) = floorDivide(seconds, 86_400)
-        let (year, month, day) = civilDate(daysSince1970: days)
-        appendYear(year, to: &out)
-        out.append(UInt8(ascii: "-"))
-        appendDigits(UInt64(month), minimumWidth: 2, to: &out)
-        out.append(UInt8(ascii: "-"))
-        appendDigits(UInt64(day), minimumWidth: 2, to: &out)
+        let (_, secondOfDay) = floorDivide(seconds, 86_400)
+        appendDate(micros: micros, to: &out)
         out.append(UInt8(ascii: "T"))
         appendDigits(UInt64(secondOfDay / 3600), minimumWidth: 2, to: &out)
         out.append(UInt8(ascii: ":"))
