@@ -46,23 +46,32 @@ public struct Database: Sendable {
         }
     }
 
-    /// Runs `body` in one transaction on one connection.
-    public func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    /// Runs `body` with one connection of the pool whose operations fail, instead of hanging, once the
+    /// server closed it (see `GuardedConnection`).
+    public func withConnection<T: Sendable>(_ body: (GuardedConnection) async throws -> T) async throws -> T {
         try await client.withConnection { connection in
+            try await body(GuardedConnection(connection))
+        }
+    }
+
+    /// Runs `body` in one transaction on one connection.
+    public func transaction<T: Sendable>(_ body: (GuardedConnection) async throws -> T) async throws -> T {
+        try await withConnection { connection in
             try await connection.query("BEGIN", logger: logger)
             do {
                 let result = try await body(connection)
                 try await connection.query("COMMIT", logger: logger)
                 return result
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                // A closed connection has rolled back already (and a query on it would never return).
+                if !connection.isClosed { _ = try? await connection.query("ROLLBACK", logger: logger) }
                 throw error
             }
         }
     }
 
     /// Runs SQL text with several statements, one after another (extended protocol takes one at a time).
-    public static func executeScript(_ sql: String, on connection: PostgresConnection, logger: Logger) async throws {
+    public static func executeScript(_ sql: String, on connection: GuardedConnection, logger: Logger) async throws {
         for statement in splitSQLStatements(sql) {
             try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
         }
@@ -128,6 +137,16 @@ public func splitSQLStatements(_ sql: String) -> [String] {
 }
 
 /// A readable one-line text for database errors: the server's message and SQLSTATE, never query values.
+/// The server is unreachable or went away (restart, shutdown, network), as opposed to an error of the statement:
+/// worth trying again once it is back.
+public func isConnectionError(_ error: any Error) -> Bool {
+    if error is ConnectionLost { return true }
+    guard let error = error as? PSQLError else { return false }
+    guard let state = error.serverInfo?[.sqlState] else { return error.code != .server }
+    // 08 connection exception, 57P01–57P03 admin/crash shutdown and "cannot connect now" (starting up).
+    return state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state)
+}
+
 public func describeDatabaseError(_ error: any Error) -> String {
     if let error = error as? PSQLError {
         if let info = error.serverInfo {

@@ -113,7 +113,7 @@ public enum PipelineLock {
 
     /// Runs `body` holding the lock; returns nil without running it when another session holds it.
     public static func withLock<T: Sendable>(_ pipeline: String, database: Database, _ body: @Sendable () async throws -> T) async throws -> T? {
-        try await database.client.withConnection { connection in
+        try await database.withConnection { connection in
             var got = false
             for try await g in try await connection.query("SELECT pg_try_advisory_lock(hashtextextended(\(key(pipeline)), 0))", logger: database.logger).decode(Bool.self) {
                 got = g

@@ -16,8 +16,9 @@ public struct PostgresObservationSink: ObservationSink {
     public var copyChunkBytes = 512 * 1024
 
     /// Called when the load's connection closed (server restart, network) and the load has not ended
-    /// 10 s later. postgres-nio 1.33 can leave a COPY write waiting forever in that case; the CLI exits the
-    /// process (code 75, "try again") so a supervisor restarts it and the job's lease expires and is retaken.
+    /// 10 s later. `GuardedConnection` ends every statement of the load 1 s after a close, so this is the
+    /// last resort for what it cannot bound (the start of the COPY itself); the CLI exits the process
+    /// (code 75, "try again") so a supervisor restarts it and the job's lease expires and is retaken.
     public var onStuckLoad: (@Sendable (String) -> Void)?
 
     public init(database: Database, onStuckLoad: (@Sendable (String) -> Void)? = nil) {
@@ -45,6 +46,8 @@ public struct PostgresObservationSink: ObservationSink {
             return try await merge(runID: runID, pipeline: pipeline, context: context, next: next, totals: totals)
         } catch let error as PSQLError {
             throw RunFailure(step: .load, reason: describeDatabaseError(error))
+        } catch let error as ConnectionLost {
+            throw RunFailure(step: .load, reason: error.description)
         }
     }
 
@@ -61,7 +64,7 @@ public struct PostgresObservationSink: ObservationSink {
             }
             if let onStuckLoad {
                 let pipelineName = pipeline.name
-                connection.closeFuture.whenComplete { _ in
+                connection.connection.closeFuture.whenComplete { _ in
                     Task {
                         try? await Task.sleep(for: .seconds(10))
                         if !ended.isSet {
@@ -183,7 +186,22 @@ public struct PostgresObservationSink: ObservationSink {
         return nil
     }
 
+    /// Records the failure. A run that failed because the server went away (a restart) is recorded once the
+    /// server is back: connection errors are retried for about half a minute.
     public func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
+        var attempt = 0
+        while true {
+            do {
+                return try await recordFailure(runID: runID, pipeline: pipeline, context: context, failure: failure, totals: totals, quarantined: quarantined)
+            } catch where isConnectionError(error) && attempt < 7 {
+                attempt += 1
+                database.logger.notice("run \(runID): the database is not reachable to record the failure (\(describeDatabaseError(error))); attempt \(attempt + 1) soon")
+                try await Task.sleep(for: .milliseconds(min(5_000, 250 << attempt)))
+            }
+        }
+    }
+
+    private func recordFailure(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
         try await database.transaction { connection in
             try await finishRun(runID, status: "failed", totals: totals, load: LoadResult(), failure: failure, context: context, on: connection)
             for bad in quarantined {
@@ -198,7 +216,7 @@ public struct PostgresObservationSink: ObservationSink {
         }
     }
 
-    private func finishRun(_ runID: Int64, status: String, totals t: RunTotals, load: LoadResult, failure: RunFailure?, context: RunContext, on connection: PostgresConnection) async throws {
+    private func finishRun(_ runID: Int64, status: String, totals t: RunTotals, load: LoadResult, failure: RunFailure?, context: RunContext, on connection: GuardedConnection) async throws {
         if let job = context.jobID {
             // The job ends in the same transaction as its run: a worker killed before the commit leaves the job
             // running under an expiring lease (retaken, nothing half-loaded); after it, the job is done.
@@ -228,7 +246,7 @@ public struct PostgresObservationSink: ObservationSink {
 
     private func ensurePartitions(_ months: Set<Int64>) async throws {
         guard !months.isEmpty else { return }
-        try await database.client.withConnection { connection in
+        try await database.withConnection { connection in
             for month in months.sorted() {
                 try await connection.query("SELECT datenwerk.ensure_observation_partition('epoch'::timestamptz + \(month) * interval '1 microsecond')", logger: database.logger)
             }

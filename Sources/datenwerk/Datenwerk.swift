@@ -35,11 +35,15 @@ func stderr(_ text: String) {
 
 var isTerminal: Bool { isatty(STDERR_FILENO) != 0 }
 
+/// `DATENWERK_LOG_LEVEL` (trace, debug, info, notice, warning, error, critical) overrides every command's default.
+var logLevelFromEnvironment: Logger.Level? {
+    ProcessInfo.processInfo.environment["DATENWERK_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+}
+
 func makeLogger(verbose: Bool) -> Logger {
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
-        let fromEnvironment = ProcessInfo.processInfo.environment["DATENWERK_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
-        handler.logLevel = fromEnvironment ?? (verbose ? .debug : .warning)
+        handler.logLevel = logLevelFromEnvironment ?? (verbose ? .debug : .warning)
         return handler
     }
     return Logger(label: "datenwerk")

@@ -40,7 +40,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         var configured = makeLogger(verbose: verbose)
-        configured.logLevel = verbose ? .debug : .notice
+        configured.logLevel = logLevelFromEnvironment ?? (verbose ? .debug : .notice)
         let logger = configured
         let specs = try loadValidPipelines(pipelinePaths)
         let fetcher = HTTPFetcher()

@@ -53,7 +53,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         var configured = makeLogger(verbose: verbose)
-        configured.logLevel = verbose ? .debug : .info
+        configured.logLevel = logLevelFromEnvironment ?? (verbose ? .debug : .info)
         let logger = configured
         let (specs, problems, invalid) = loadPipelines(pipelinePaths)
         guard problems == 0 else {

@@ -1,0 +1,170 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// Thrown instead of waiting forever when the server closed the connection under an operation.
+public struct ConnectionLost: Error, CustomStringConvertible {
+    public var description: String {
+        "the connection to PostgreSQL closed during the operation (server restart or network failure); nothing of it was committed"
+    }
+}
+
+/// One connection, with every operation bounded by the connection's life.
+///
+/// postgres-nio 1.33 can leave an operation waiting forever once its connection is gone:
+/// - a query written to a channel that has already closed: the write fails and the query's promise is
+///   dropped with it (`PostgresConnection.query` writes with `promise: nil`), so `ROLLBACK` after a server
+///   restart never returns;
+/// - a COPY write waiting for the socket to become writable when the server's FATAL error arrives: the state
+///   machine stores the error and drops the waiting promise.
+///
+/// `GuardedConnection` refuses operations on a closed connection at once, and gives up on one still pending
+/// `grace` after the close, so a server restart fails the run with an error instead of hanging the worker.
+/// An abandoned operation's task stays suspended (it holds a closed connection and one buffer); nothing of
+/// its transaction was committed.
+public struct GuardedConnection: Sendable {
+    public let connection: PostgresConnection
+    private let watch: CloseWatch
+
+    public init(_ connection: PostgresConnection, grace: Duration = .seconds(1)) {
+        self.connection = connection
+        self.watch = CloseWatch(connection, grace: grace)
+    }
+
+    public var isClosed: Bool { connection.isClosed || watch.isGone }
+
+    @discardableResult
+    public func query(_ query: PostgresQuery, logger: Logger, file: String = #fileID, line: Int = #line) async throws -> PostgresRowSequence {
+        let connection = self.connection
+        return try await watch.bounded { try await connection.query(query, logger: logger, file: file, line: line) }
+    }
+
+    /// `COPY table (columns) FROM STDIN` in text format; every write is bounded by the connection's life.
+    public func copyFrom(table: String, columns: [String], logger: Logger, writeData: (Writer) async throws -> Void) async throws {
+        guard !isClosed else { throw ConnectionLost() }
+        let watch = self.watch
+        try await connection.copyFrom(table: table, columns: columns, logger: logger) { writer in
+            try await writeData(Writer(writer: writer, watch: watch))
+        }
+    }
+
+    public struct Writer: Sendable {
+        let writer: PostgresCopyFromWriter
+        let watch: CloseWatch
+
+        public func write(_ buffer: ByteBuffer) async throws {
+            let writer = self.writer
+            try await watch.bounded { try await writer.write(buffer) }
+        }
+    }
+}
+
+/// Fails the operations still pending on a connection `grace` after it closed.
+final class CloseWatch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var gone = false
+    private var nextID = 0
+    private var pending: [Int: @Sendable (any Error) -> Void] = [:]
+    private let isClosed: @Sendable () -> Bool
+
+    init(_ connection: PostgresConnection, grace: Duration) {
+        isClosed = { connection.isClosed }
+        connection.closeFuture.whenComplete { [weak self] _ in
+            Task { [weak self] in
+                try? await Task.sleep(for: grace)
+                self?.giveUp()
+            }
+        }
+    }
+
+    var isGone: Bool { lock.withLock { gone } }
+
+    private func giveUp() {
+        let failing = lock.withLock {
+            gone = true
+            defer { pending = [:] }
+            return Array(pending.values)
+        }
+        for fail in failing { fail(ConnectionLost()) }
+    }
+
+    private func register(_ fail: @escaping @Sendable (any Error) -> Void) -> Int? {
+        lock.withLock {
+            guard !gone else { return nil }
+            nextID += 1
+            pending[nextID] = fail
+            return nextID
+        }
+    }
+
+    private func unregister(_ id: Int) {
+        _ = lock.withLock { pending.removeValue(forKey: id) }
+    }
+
+    /// Runs `operation` in a task of its own and returns its result, or throws `ConnectionLost` when the
+    /// connection is (or becomes) gone first. Cancelling the caller cancels the operation.
+    func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        guard !isClosed(), !isGone else { throw ConnectionLost() }
+        let handle = TaskHandle()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                let once = ResumeOnce(continuation)
+                guard let id = register({ once.resume(.failure($0)) }) else {
+                    once.resume(.failure(ConnectionLost()))
+                    return
+                }
+                handle.set(Task {
+                    let result = await Result(catching: { try await operation() })
+                    self.unregister(id)
+                    once.resume(result)
+                })
+            }
+        } onCancel: {
+            handle.cancel()
+        }
+    }
+}
+
+private final class ResumeOnce<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<T, any Error>?
+    init(_ continuation: CheckedContinuation<T, any Error>) { self.continuation = continuation }
+
+    func resume(_ result: Result<T, any Error>) {
+        let taken = lock.withLock {
+            defer { continuation = nil }
+            return continuation
+        }
+        taken?.resume(with: result)
+    }
+}
+
+/// The operation's task, for cancellation that may arrive before the task exists.
+private final class TaskHandle: @unchecked Sendable {
+    private let lock = NSLock()
+    private var task: Task<Void, Never>?
+    private var cancelled = false
+
+    func set(_ task: Task<Void, Never>) {
+        let cancelNow = lock.withLock {
+            self.task = task
+            return cancelled
+        }
+        if cancelNow { task.cancel() }
+    }
+
+    func cancel() {
+        let task = lock.withLock {
+            cancelled = true
+            return self.task
+        }
+        task?.cancel()
+    }
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
+}
