@@ -24,7 +24,7 @@ extension RecordMapping {
                 let problems = map(record, into: &items)
                 if var first = problems.first {
                     if problems.count > 1 { first.reason += " (and \(problems.count - 1) more in this record)" }
-                    items.append(.quarantined(QuarantinedRecord(error: first, raw: record.raw)))
+                    items.append(.quarantined(QuarantinedRecord(error: first, raw: record.raw, fields: record.asJSON)))
                 }
             }
         }

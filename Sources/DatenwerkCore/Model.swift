@@ -71,10 +71,14 @@ public struct Observation: Sendable, Hashable {
 public struct QuarantinedRecord: Sendable, Hashable {
     public var error: RecordError
     public var raw: String
+    /// The record as decoded (field → value) when it got that far; `quarantine replay` maps it again
+    /// without needing the rest of its document (a CSV line's header, a JSON document's shape).
+    public var fields: JSONValue?
 
-    public init(error: RecordError, raw: String) {
+    public init(error: RecordError, raw: String, fields: JSONValue? = nil) {
         self.error = error
         self.raw = raw
+        self.fields = fields
     }
 }
 

@@ -28,7 +28,7 @@ public struct PostgresObservationSink: ObservationSink {
 
     static let stagingColumns = [
         "kind", "station_key", "name", "station_kind", "lon", "lat", "alt", "src_x", "src_y", "srid", "props", "property", "t_start", "t_end",
-        "result", "quality", "origin", "line", "record", "path", "field", "reason", "raw",
+        "result", "quality", "origin", "line", "record", "path", "field", "reason", "raw", "fields",
     ]
 
     public func beginRun(pipeline: PipelineSpec, context: RunContext) async throws -> Int64 {
@@ -77,7 +77,7 @@ public struct PostgresObservationSink: ObservationSink {
                 CREATE TEMP TABLE datenwerk_staging (
                     seq bigint GENERATED ALWAYS AS IDENTITY, kind "char" NOT NULL, station_key text, name text, station_kind text,
                     lon float8, lat float8, alt float8, src_x float8, src_y float8, srid integer, props jsonb, property text, t_start bigint, t_end bigint, result float8,
-                    quality text, origin text, line integer, record integer, path text, field text, reason text, raw text
+                    quality text, origin text, line integer, record integer, path text, field text, reason text, raw text, fields jsonb
                 ) ON COMMIT DROP
                 """, logger: logger)
             var months = Set<Int64>()
@@ -157,16 +157,20 @@ public struct PostgresObservationSink: ObservationSink {
                 updated = Int(u)
             }
             try await connection.query("""
-                INSERT INTO datenwerk.quarantine AS q (pipeline, run_id, origin, line, record, path, field, reason, raw, fingerprint)
-                SELECT DISTINCT ON (fp) \(pipeline.name), \(runID), origin, line, record, path, field, reason, raw, fp
+                INSERT INTO datenwerk.quarantine AS q (pipeline, run_id, origin, line, record, path, field, reason, raw, fields, fingerprint)
+                SELECT DISTINCT ON (fp) \(pipeline.name), \(runID), origin, line, record, path, field, reason, raw, fields, fp
                 FROM (SELECT *, md5(concat_ws(chr(31), origin, line, record, path, field, raw)) AS fp FROM datenwerk_staging WHERE kind = 'q') bad
                 ORDER BY fp, seq DESC
                 ON CONFLICT (pipeline, fingerprint) DO UPDATE SET
                     run_id = EXCLUDED.run_id, reason = EXCLUDED.reason, last_seen = now(), seen_count = q.seen_count + 1
                 """, logger: logger)
+            if let replay = context.replay {
+                try await settle(replay, pipeline: pipeline.name, runID: runID, on: connection)
+            }
             let t = totals()
             let result = LoadResult(inserted: inserted, updated: updated, unchanged: max(0, t.observations - inserted - updated), stations: stationRows)
             try await finishRun(runID, status: "succeeded", totals: t, load: result, failure: nil, context: context, on: connection)
+            guard context.writesCheckpoint else { return result }
             let cursor = Self.checkpoint(t, context: context)
             // The high-water mark never moves back (a re-delivered old file, a corrected day).
             try await connection.query("""
@@ -178,6 +182,24 @@ public struct PostgresObservationSink: ObservationSink {
                 """, logger: logger)
             return result
         }
+    }
+
+    /// A replay's outcome, in its run's transaction: records that load now (or that the transform now filters
+    /// out) leave quarantine; those still bad keep their row with the new reason and field.
+    private func settle(_ replay: QuarantineReplay, pipeline: String, runID: Int64, on connection: GuardedConnection) async throws {
+        let resolved = replay.resolvedIDs
+        if !resolved.isEmpty {
+            try await connection.query("DELETE FROM datenwerk.quarantine WHERE pipeline = \(pipeline) AND id = ANY(\(resolved))", logger: database.logger)
+        }
+        let bad = replay.stillBadRecords
+        guard !bad.isEmpty else { return }
+        try await connection.query("""
+            UPDATE datenwerk.quarantine q SET reason = u.reason, field = CASE WHEN u.has_field THEN u.field END,
+                run_id = \(runID), last_seen = now(), seen_count = q.seen_count + 1
+            FROM unnest(\(bad.map(\.id)), \(bad.map { $0.error.field != nil }), \(bad.map { $0.error.field ?? "" }), \(bad.map(\.error.reason)))
+                 AS u(id, has_field, field, reason)
+            WHERE q.id = u.id AND q.pipeline = \(pipeline)
+            """, logger: database.logger)
     }
 
     public func checkpoint(_ key: String) async throws -> JSONValue? {
@@ -207,8 +229,8 @@ public struct PostgresObservationSink: ObservationSink {
             for bad in quarantined {
                 let e = bad.error
                 try await connection.query("""
-                    INSERT INTO datenwerk.quarantine AS q (pipeline, run_id, origin, line, record, path, field, reason, raw, fingerprint)
-                    VALUES (\(pipeline.name), \(runID), \(e.location.origin), \(e.location.line), \(e.location.record), \(e.location.path), \(e.field), \(e.reason), \(bad.raw),
+                    INSERT INTO datenwerk.quarantine AS q (pipeline, run_id, origin, line, record, path, field, reason, raw, fields, fingerprint)
+                    VALUES (\(pipeline.name), \(runID), \(e.location.origin), \(e.location.line), \(e.location.record), \(e.location.path), \(e.field), \(e.reason), \(bad.raw), \(bad.fields?.serialized)::jsonb,
                             md5(concat_ws(chr(31), \(e.location.origin)::text, \(e.location.line)::int, \(e.location.record)::int, \(e.location.path)::text, \(e.field)::text, \(bad.raw)::text)))
                     ON CONFLICT (pipeline, fingerprint) DO UPDATE SET run_id = EXCLUDED.run_id, reason = EXCLUDED.reason, last_seen = now(), seen_count = q.seen_count + 1
                     """, logger: database.logger)
@@ -289,7 +311,7 @@ public struct PostgresObservationSink: ObservationSink {
             number(s.sourceCoordinates?.y, &b); tab(&b)
             number(s.sourceCoordinates.map { Double($0.epsg) }, &b); tab(&b)
             text(s.properties.serialized, &b)
-            b.writeStaticString("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n")
+            b.writeStaticString("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n")
         case .observation(let o):
             b.writeStaticString("o\t")
             text(o.stationKey, &b)
@@ -300,7 +322,7 @@ public struct PostgresObservationSink: ObservationSink {
             tab(&b)
             b.writeString(String(o.result)); tab(&b)
             optional(o.quality, &b)
-            b.writeStaticString("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n")
+            b.writeStaticString("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n")
         case .quarantined(let q):
             let e = q.error
             b.writeStaticString("q\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t")
@@ -310,7 +332,8 @@ public struct PostgresObservationSink: ObservationSink {
             optional(e.location.path, &b); tab(&b)
             optional(e.field, &b); tab(&b)
             text(e.reason, &b); tab(&b)
-            text(q.raw, &b)
+            text(q.raw, &b); tab(&b)
+            optional(q.fields?.serialized, &b)
             b.writeStaticString("\n")
         }
     }

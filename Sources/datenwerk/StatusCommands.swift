@@ -1,6 +1,7 @@
 import ArgumentParser
 import DatenwerkConnectors
 import DatenwerkCore
+import DatenwerkHTTP
 import DatenwerkPipeline
 import DatenwerkPostgres
 import DatenwerkTransforms
@@ -79,7 +80,57 @@ struct RunsCommand: AsyncParsableCommand {
 
 /// `datenwerk quarantine list|show <pipeline>`: what was set aside, where it came from, and why.
 struct QuarantineCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "quarantine", abstract: "Inspect quarantined records.", subcommands: [List.self, Show.self])
+    static let configuration = CommandConfiguration(
+        commandName: "quarantine", abstract: "Inspect quarantined records, and replay them after fixing a pipeline.",
+        subcommands: [List.self, Show.self, Replay.self])
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Map a pipeline's quarantined records again with its current file; those that load now leave quarantine.",
+            discussion: """
+                One run (trigger "replay", listed by `datenwerk runs`): records that map now are loaded and removed from
+                quarantine in the same transaction; records still bad stay with the new reason. Replays decoded records of
+                source + observations pipelines and whole bodies of push connectors (ttn); other connectors' fragments are
+                reported as not replayable (run the pipeline again or backfill the window instead).
+                """)
+        @Argument(help: "The pipeline: its file, or the name of its file in Pipelines/.") var pipeline: String
+        @Option(name: .customLong("id"), help: "Only this quarantined record (repeatable).") var ids: [Int64] = []
+        @Flag(name: .shortAndLong, help: "Log more.") var verbose = false
+
+        func run() async throws {
+            let specs = try loadValidPipelines([pipeline])
+            guard specs.count == 1, let spec = specs.first else {
+                stderr("error: '\(pipeline)' names \(specs.count) pipelines; give one file")
+                throw Exit.invalidConfiguration
+            }
+            let logger = makeLogger(verbose: verbose)
+            let fetcher = HTTPFetcher()
+            defer { Task { try? await fetcher.shutdown() } }
+            let ids = self.ids
+            let outcome: (RunReport, QuarantineReplay)? = try await DatabaseEnvironment(logger: logger).with { opened in
+                let database = opened.database
+                let replay = QuarantineStore(database).replay(pipeline: spec.name, ids: ids)
+                let runner = PipelineRunner(fetcher: fetcher, sink: PostgresObservationSink(database: database), connectors: BuiltinConnectors.registry, logger: logger)
+                // Like any run of the pipeline: never at the same time as another.
+                return try await PipelineLock.withLock(spec.name, database: database) {
+                    (try await runner.run(spec, context: RunContext(trigger: "replay", replay: replay)), replay)
+                }
+            }
+            guard let (report, replay) = outcome else {
+                stderr("error: a run of \(spec.name) is in progress; replay when it has ended")
+                throw Exit.runFailed
+            }
+            if let failure = report.failure {
+                stderr("error: replay run \(report.runID) of \(spec.name) failed at \(failure.step.rawValue): \(failure.reason); quarantine unchanged")
+                throw Exit.runFailed
+            }
+            print("\(spec.name): run \(report.runID): \(replay.summary); \(report.load.inserted) new and \(report.load.updated) changed observations")
+            for bad in replay.stillBadRecords.prefix(10) { print("  still #\(bad.id) \(bad.error)") }
+            for skipped in replay.notReplayableRecords.prefix(10) { print("  not replayable #\(skipped.id): \(skipped.reason)") }
+            let more = replay.stillBadRecords.count + replay.notReplayableRecords.count - min(10, replay.stillBadRecords.count) - min(10, replay.notReplayableRecords.count)
+            if more > 0 { print("  … and \(more) more: datenwerk quarantine list \(spec.name)") }
+        }
+    }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "One line per quarantined record of a pipeline.")

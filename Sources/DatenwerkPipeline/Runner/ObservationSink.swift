@@ -44,14 +44,21 @@ public struct RunContext: Sendable {
     /// moves the backfill checkpoint, never the live cursor.
     public var window: Range<Int64>?
 
-    public init(trigger: String = "manual", jobID: Int64? = nil, window: Range<Int64>? = nil) {
+    /// A replay of quarantined records (`datenwerk quarantine replay`): the stored records are the input,
+    /// the sink removes the ones that load from quarantine, and no checkpoint moves.
+    public var replay: QuarantineReplay?
+
+    public init(trigger: String = "manual", jobID: Int64? = nil, window: Range<Int64>? = nil, replay: QuarantineReplay? = nil) {
         self.trigger = trigger
         self.jobID = jobID
         self.window = window
+        self.replay = replay
     }
 
     /// The `checkpoints` row this run writes.
     public func checkpointKey(_ pipeline: String) -> String { window == nil ? pipeline : pipeline + "#backfill" }
+    /// A replay reads no source, so it has nothing to remember for the next run.
+    public var writesCheckpoint: Bool { replay == nil }
 }
 
 /// Where normalised items go. A sink loads one run's items in ONE transaction together with the run's

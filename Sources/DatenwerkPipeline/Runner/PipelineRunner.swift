@@ -58,7 +58,7 @@ public struct PipelineRunner: Sendable {
         let retries = RetryLog()
         // Incremental: the last successful run's cursor gives `{since}` and the HTTP validators to send.
         var cursor: JSONValue?
-        if context.window == nil {
+        if context.window == nil, context.replay == nil {
             do { cursor = try await sink.checkpoint(spec.name) } catch {
                 logger.warning("\(spec.name): could not read the checkpoint (\(error)); reading everything")
             }
@@ -103,7 +103,7 @@ public struct PipelineRunner: Sendable {
         var load = LoadResult()
         var failure: RunFailure?
         do {
-            var extract = try makeExtractor(spec, pushed: pushed)
+            var extract = try context.replay.map { try makeReplay(spec, $0) } ?? makeExtractor(spec, pushed: pushed)
             let checkRanges = spec.connector != nil
             var lastProgress = ContinuousClock.now
             load = try await sink.load(runID: runID, pipeline: spec, context: context, next: {
@@ -127,6 +127,10 @@ public struct PipelineRunner: Sendable {
                                 }))]
                             }
                             state.totals.events = conditional.notModifiedURLs.map { "GET \(HTTPFetcher.redacted($0)): 304 not modified, nothing new" }
+                        }
+                        if let replay = context.replay {
+                            state.totals.quarantined = replay.stillBadRecords.count
+                            state.totals.events.append(replay.summary)
                         }
                         return nil
                     }
@@ -191,6 +195,35 @@ public struct PipelineRunner: Sendable {
         return JSONValue.object(members).serialized
     }
 
+    /// The extractor of a quarantine replay (see `QuarantineReplay`).
+    func makeReplay(_ spec: PipelineSpec, _ replay: QuarantineReplay) throws -> any ConnectorRun {
+        if let config = spec.connector {
+            guard let connector = connectors.connector(config.kind) else {
+                throw RunFailure(step: .configure, reason: "no connector of kind '\(config.kind)' in this build")
+            }
+            guard let push = connector as? any PushConnector else {
+                return ReplayRun(replay: replay, mode: .none("""
+                    the \(config.kind) connector quarantines parts of its documents, which a replay cannot rebuild; \
+                    run the pipeline again (or backfill the affected window) to read them from the source
+                    """))
+            }
+            return ReplayRun(replay: replay, mode: .pushed(push, config, ConnectorContext(pipeline: spec.name, tenant: spec.tenant, fetcher: fetcher, logger: logger)))
+        }
+        guard let sourceSpec = spec.source, let mapping = spec.observations else {
+            throw RunFailure(step: .configure, reason: "the pipeline has neither a connector nor a source with observations")
+        }
+        do {
+            let jsonRecords: Bool
+            switch sourceSpec.format {
+            case .csv: jsonRecords = false
+            case .json, .ndjson: jsonRecords = true
+            }
+            return ReplayRun(replay: replay, mode: .mapped(RecordTransformer(spec.transform), try ObservationMapper(mapping), jsonRecords: jsonRecords))
+        } catch {
+            throw RunFailure(step: .configure, reason: "\(error)")
+        }
+    }
+
     /// A connector run, or a generic source + transform + mapper behind the same interface.
     func makeExtractor(_ spec: PipelineSpec, pushed: [PushedDocument]? = nil) throws -> any ConnectorRun {
         if let config = spec.connector {
@@ -247,7 +280,7 @@ struct MappedSource: ConnectorRun {
                 if let first = bad.first {
                     var error = first
                     if bad.count > 1 { error.reason += " (and \(bad.count - 1) more problem\(bad.count > 2 ? "s" : "") in this record)" }
-                    items.append(.quarantined(QuarantinedRecord(error: error, raw: record.raw)))
+                    items.append(.quarantined(QuarantinedRecord(error: error, raw: record.raw, fields: record.asJSON)))
                 }
             }
         }
