@@ -16,7 +16,7 @@ public struct PostgresObservationSink: ObservationSink {
     public var copyChunkBytes = 512 * 1024
 
     /// Called when the load's connection closed (server restart, network) and the load has not ended
-    /// 10 s later. `GuardedConnection` ends every statement of the load 1 s after a close, so this is the
+    /// 60 s later. `GuardedConnection` ends every statement of the load 1 s after a close, so this is the
     /// last resort for what it cannot bound (the start of the COPY itself); the CLI exits the process
     /// (code 75, "try again") so a supervisor restarts it and the job's lease expires and is retaken.
     public var onStuckLoad: (@Sendable (String) -> Void)?
@@ -55,20 +55,14 @@ public struct PostgresObservationSink: ObservationSink {
         let logger = database.logger
         return try await database.transaction { connection in
             let ended = LoadEnded()
-            defer {
-                ended.set()
-                LoadMonitor.current?.set(nil)
-            }
-            if let monitor = LoadMonitor.current {
-                for try await pid in try await connection.query("SELECT pg_backend_pid()", logger: logger).decode(Int32.self) { monitor.set(pid) }
-            }
+            defer { ended.set() }
             if let onStuckLoad {
                 let pipelineName = pipeline.name
                 connection.connection.closeFuture.whenComplete { _ in
                     Task {
-                        try? await Task.sleep(for: .seconds(10))
+                        try? await Task.sleep(for: .seconds(60))
                         if !ended.isSet {
-                            onStuckLoad("run \(runID) of \(pipelineName): the database connection closed during the load and the load did not end within 10 s")
+                            onStuckLoad("run \(runID) of \(pipelineName): the database connection closed during the load and the load did not end within 60 s")
                         }
                     }
                 }
@@ -378,16 +372,4 @@ final class LoadEnded: @unchecked Sendable {
     private var value = false
     var isSet: Bool { lock.withLock { value } }
     func set() { lock.withLock { value = true } }
-}
-
-/// The backend of the load transaction in progress, so a worker's heartbeat can see when the server lost it
-/// (a restart) while the client still waits (see `onStuckLoad`).
-public final class LoadMonitor: @unchecked Sendable {
-    @TaskLocal public static var current: LoadMonitor?
-    private let lock = NSLock()
-    private var pid: Int32?
-
-    public init() {}
-    public var backendPID: Int32? { lock.withLock { pid } }
-    func set(_ value: Int32?) { lock.withLock { pid = value } }
 }

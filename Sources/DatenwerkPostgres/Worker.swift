@@ -20,9 +20,6 @@ public struct Worker: Sendable {
     public var lease: Duration
     public var poll: Duration
     public var logger: Logger
-    /// Called when the run's load transaction has lost its server backend (seen twice by the heartbeat) but
-    /// the run has not ended: the CLI exits 75 so the job is retaken (postgres-nio can hang there).
-    public var onStuckLoad: (@Sendable (String) -> Void)?
     var queue: JobQueue { JobQueue(database) }
 
     public init(id: String? = nil, pipelines: [PipelineSpec], database: Database, runner: PipelineRunner,
@@ -76,27 +73,15 @@ public struct Worker: Sendable {
             return true
         }
         logger.info("worker \(id): job \(job.id) (\(job.kind) \(job.pipeline), attempt \(job.attempts))")
-        let (runner, queue, id, lease, database, onStuckLoad) = (self.runner, self.queue, self.id, self.lease, self.database, self.onStuckLoad)
-        let monitor = LoadMonitor()
+        let (runner, queue, id, lease, database) = (self.runner, self.queue, self.id, self.lease, self.database)
         let report: RunReport? = try await PipelineLock.withLock(spec.name, database: database) {
             try await withThrowingTaskGroup(of: RunReport.self) { group in
                 group.addTask {
-                    try await LoadMonitor.$current.withValue(monitor) {
-                        try await runner.run(spec, context: RunContext(trigger: job.kind, jobID: job.id, window: job.window))
-                    }
+                    try await runner.run(spec, context: RunContext(trigger: job.kind, jobID: job.id, window: job.window))
                 }
                 group.addTask {
-                    var orphaned = 0
                     while true {
                         try await Task.sleep(for: lease / 3)
-                        if let pid = monitor.backendPID, let onStuckLoad {
-                            let alive = (try? await database.client.query("SELECT count(*)::bigint FROM pg_stat_activity WHERE pid = \(pid)", logger: database.logger)
-                                .decode(Int64.self).reduce(0, +)) ?? 1
-                            orphaned = alive == 0 ? orphaned + 1 : 0
-                            if orphaned >= 2 {
-                                onStuckLoad("job \(job.id) (\(job.pipeline)): the server no longer has the load's connection (backend \(pid)) but the run has not ended")
-                            }
-                        }
                         let held: Bool
                         do { held = try await queue.heartbeat(job.id, owner: id, lease: lease) } catch is CancellationError {
                             throw CancellationError()

@@ -51,9 +51,8 @@ struct WorkerCommand: AsyncParsableCommand {
                                         connectors: BuiltinConnectors.registry, logger: logger)
             return try await withThrowingTaskGroup(of: Int.self) { group in
                 for _ in 0..<concurrency {
-                    var worker = Worker(pipelines: specs, database: opened.database, runner: runner,
+                    let worker = Worker(pipelines: specs, database: opened.database, runner: runner,
                                         lease: .seconds(lease), poll: .milliseconds(Int(poll * 1000)), logger: logger)
-                    worker.onStuckLoad = exitWhenLoadIsStuck
                     group.addTask { try await worker.run(exitWhenIdle: exitWhenIdle) }
                 }
                 return try await group.reduce(0, +)
@@ -133,8 +132,7 @@ struct BackfillCommand: AsyncParsableCommand {
             if queueOnly { return "queued \(added) new chunk\(added == 1 ? "" : "s") of \(windows.count)" }
             let runner = PipelineRunner(fetcher: fetcher, sink: PostgresObservationSink(database: opened.database, onStuckLoad: exitWhenLoadIsStuck),
                                         connectors: BuiltinConnectors.registry, logger: logger)
-            var worker = Worker(pipelines: [spec], database: opened.database, runner: runner, lease: .seconds(60), poll: .milliseconds(500), logger: logger)
-            worker.onStuckLoad = exitWhenLoadIsStuck
+            let worker = Worker(pipelines: [spec], database: opened.database, runner: runner, lease: .seconds(60), poll: .milliseconds(500), logger: logger)
             let taken = try await worker.run(exitWhenIdle: true)
             let states = try await Backfill.states(spec.name, database: opened.database)
             return "\(windows.count) chunks: \(states["succeeded", default: 0]) done, \(states["failed", default: 0]) failed (\(taken) run now)"

@@ -77,8 +77,7 @@ struct ServeCommand: AsyncParsableCommand {
             if !noScheduler { services.append(SchedulerService(Scheduler(pipelines: specs, database: opened.database, logger: logger))) }
             if workers > 0 {
                 services.append(WorkerService((0..<workers).map { _ in
-                    var worker = Worker(pipelines: specs, database: opened.database, runner: runner, logger: logger)
-                    worker.onStuckLoad = exitWhenLoadIsStuck
+                    let worker = Worker(pipelines: specs, database: opened.database, runner: runner, logger: logger)
                     return worker
                 }))
             }
