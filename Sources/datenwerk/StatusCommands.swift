@@ -162,15 +162,16 @@ struct QuarantineCommand: AsyncParsableCommand {
             let rows = try await DatabaseEnvironment(logger: makeLogger(verbose: false)).with { opened in
                 try await opened.database.client.query("""
                     SELECT pipeline, origin, line, record, path, field, reason, raw, run_id,
-                           to_char(first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), seen_count
+                           to_char(first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), seen_count, jsonb_pretty(fields)
                     FROM datenwerk.quarantine WHERE id = \(id)
-                    """, logger: opened.database.logger).decode((String, String, Int?, Int?, String?, String?, String, String, Int64?, String, Int).self).collectAll()
+                    """, logger: opened.database.logger).decode((String, String, Int?, Int?, String?, String?, String, String, Int64?, String, Int, String?).self).collectAll()
             }
             guard let r = rows.first else {
                 stderr("error: no quarantined record #\(id)")
                 throw Exit.runFailed
             }
             print("pipeline:   \(r.0)\norigin:     \(SourceLocation(origin: r.1, line: r.2, record: r.3, path: r.4))\nfield:      \(r.5 ?? "-")\nreason:     \(r.6)\nrun:        \(r.8.map(String.init) ?? "-")\nfirst seen: \(r.9) (seen \(r.10)×)\nraw:\n\(r.7)")
+            if let fields = r.11 { print("decoded fields (what `quarantine replay` maps again):\n\(fields)") }
         }
     }
 }

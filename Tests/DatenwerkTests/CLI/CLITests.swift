@@ -101,6 +101,7 @@ extension CLITests {
             let id = String(list.stdout.dropFirst().prefix { $0.isNumber })
             let show = try Self.datenwerk(["quarantine", "show", id], environment: env)
             #expect(show.stdout.contains("\"energie_kwh\": \"n/a\""))
+            #expect(show.stdout.contains("decoded fields (what `quarantine replay` maps again):"), "\(show.stdout)")
             let status = try Self.datenwerk(["status", "Pipelines/examples"], environment: env)
             #expect(status.stdout.split(separator: "\n").contains { $0.hasPrefix("musterstadt-energie") && $0.contains("succeeded") && $0.contains("143") })
             #expect(status.stdout.split(separator: "\n").contains { $0.hasPrefix("musterstadt-klima") && $0.contains("never") })
