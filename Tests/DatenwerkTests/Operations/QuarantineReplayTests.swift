@@ -39,12 +39,18 @@ import Testing
         """
     }
 
+    /// The CSV and version 1 of the pipeline in a new folder; returns the pipeline file.
+    static func writeStrictVersion() throws -> String {
+        let dir = try Paths.temporaryDirectory()
+        try Data(csv.utf8).write(to: URL(fileURLWithPath: dir + "/replay-demo.csv"))
+        let file = dir + "/replay-demo.yaml"
+        try Data(pipeline(fixed: false).utf8).write(to: URL(fileURLWithPath: file))
+        return file
+    }
+
     @Test func fixedMappingReplaysThroughTheCLI() async throws {
         try await TestDatabase.with { db in
-            let dir = try Paths.temporaryDirectory()
-            try Data(Self.csv.utf8).write(to: URL(fileURLWithPath: dir + "/replay-demo.csv"))
-            let file = dir + "/replay-demo.yaml"
-            try Data(Self.pipeline(fixed: false).utf8).write(to: URL(fileURLWithPath: file))
+            let file = try Self.writeStrictVersion()
             let runner = PipelineRunner(fetcher: testFetcher, sink: PostgresObservationSink(database: db), connectors: BuiltinConnectors.registry)
             let first = try await runner.run(try PipelineSpec.load(file: file), trigger: "test")
             #expect(first.succeeded)
@@ -103,10 +109,7 @@ import Testing
 
     @Test func onlyTheGivenIDs() async throws {
         try await TestDatabase.with { db in
-            let dir = try Paths.temporaryDirectory()
-            try Data(Self.csv.utf8).write(to: URL(fileURLWithPath: dir + "/replay-demo.csv"))
-            let file = dir + "/replay-demo.yaml"
-            try Data(Self.pipeline(fixed: false).utf8).write(to: URL(fileURLWithPath: file))
+            let file = try Self.writeStrictVersion()
             let runner = PipelineRunner(fetcher: testFetcher, sink: PostgresObservationSink(database: db), connectors: BuiltinConnectors.registry)
             #expect(try await runner.run(try PipelineSpec.load(file: file), trigger: "test").totals.quarantined == 3)
             let hot = try await scalar(db, "SELECT id FROM datenwerk.quarantine WHERE raw LIKE '%45.2%'")
