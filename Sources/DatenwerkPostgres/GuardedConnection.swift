@@ -29,7 +29,7 @@ public struct GuardedConnection: Sendable {
 
     public init(_ connection: PostgresConnection, grace: Duration = .seconds(1)) {
         self.connection = connection
-        self.watch = CloseWatch(connection, grace: grace)
+        self.watch = CloseWatch.of(connection, grace: grace)
     }
 
     public var isClosed: Bool { connection.isClosed || watch.isGone }
@@ -60,22 +60,41 @@ public struct GuardedConnection: Sendable {
     }
 }
 
-/// Fails the operations still pending on a connection `grace` after it closed.
+/// Fails the operations still pending on a connection `grace` after it closed. One per open connection
+/// (a pooled connection serves many transactions: one callback on its close, not one per use).
 final class CloseWatch: @unchecked Sendable {
+    private static let registryLock = NSLock()
+    nonisolated(unsafe) private static var registry: [ObjectIdentifier: CloseWatch] = [:]
+
+    static func of(_ connection: PostgresConnection, grace: Duration) -> CloseWatch {
+        let key = ObjectIdentifier(connection)
+        let (watch, isNew) = registryLock.withLock {
+            if let known = registry[key] { return (known, false) }
+            let watch = CloseWatch(connection)
+            registry[key] = watch
+            return (watch, true)
+        }
+        if isNew {
+            // Outside the lock: the callback runs at once when the connection has already closed.
+            connection.closeFuture.whenComplete { _ in
+                _ = registryLock.withLock { registry.removeValue(forKey: key) }
+                Task {
+                    try? await Task.sleep(for: grace)
+                    watch.giveUp()
+                }
+            }
+        }
+        return watch
+    }
+
     private let lock = NSLock()
     private var gone = false
     private var nextID = 0
     private var pending: [Int: @Sendable (any Error) -> Void] = [:]
     private let isClosed: @Sendable () -> Bool
 
-    init(_ connection: PostgresConnection, grace: Duration) {
+    private init(_ connection: PostgresConnection) {
         isClosed = { connection.isClosed }
-        connection.closeFuture.whenComplete { [weak self] _ in
-            Task { [weak self] in
-                try? await Task.sleep(for: grace)
-                self?.giveUp()
-            }
-        }
     }
 
     var isGone: Bool { lock.withLock { gone } }

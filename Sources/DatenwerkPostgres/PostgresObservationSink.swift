@@ -203,7 +203,7 @@ public struct PostgresObservationSink: ObservationSink {
     }
 
     /// Records the failure. A run that failed because the server went away (a restart) is recorded once the
-    /// server is back: connection errors are retried for about half a minute.
+    /// server is back: connection errors are retried for about 20 s.
     public func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
         var attempt = 0
         while true {
