@@ -44,7 +44,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Open-data publishing without I/O: dataset metadata, DCAT-AP.de, Table Schema, row encoders, HTML page.
-        .target(name: "DatenwerkPublishing", dependencies: ["DatenwerkCore"], swiftSettings: swiftSettings),
+        .target(name: "DatenwerkPublishing", dependencies: ["DatenwerkCore", "DatenwerkTransforms"], swiftSettings: swiftSettings),
         // PipelineSpec (YAML), sources, mapping to the common model, runner.
         .target(
             name: "DatenwerkPipeline",

@@ -1,3 +1,5 @@
+import DatenwerkTransforms
+
 /// Small allocation-free writers into `[UInt8]` for the streamed downloads: UTC timestamps,
 /// numbers, JSON strings and CSV fields. No Foundation formatters.
 public enum ByteWriting {
@@ -92,8 +94,8 @@ public enum ByteWriting {
     public static func appendDate(micros: Int64, to out: inout [UInt8]) {
         let (seconds, _) = floorDivide(micros, 1_000_000)
         let (days, _) = floorDivide(seconds, 86_400)
-        let (year, month, day) = civilDate(daysSince1970: days)
-        appendYear(year, to: &out)
+        let (year, month, day) = CivilTime.date(days: days)
+        appendYear(Int64(year), to: &out)
         out.append(UInt8(ascii: "-"))
         appendDigits(UInt64(month), minimumWidth: 2, to: &out)
         out.append(UInt8(ascii: "-"))
@@ -135,24 +137,6 @@ public enum ByteWriting {
         return r < 0 ? (q - 1, r + divisor) : (q, r)
     }
 
-    /// Proleptic Gregorian year, month and day of a day count since 1970-01-01.
-    ///
-    /// Shifts the calendar so years start on 1 March (the leap day is then the last day of a year) and
-    /// counts in 400-year cycles of 146 097 days, which repeat exactly.
-    static func civilDate(daysSince1970 days: Int64) -> (year: Int64, month: Int, day: Int) {
-        // 719 468 days from 0000-03-01 to 1970-01-01.
-        let shifted = days + 719_468
-        let (cycle, dayOfCycle) = floorDivide(shifted, 146_097)
-        // Year within the cycle: remove the leap days of every 4th, 100th and 400th year first.
-        let yearOfCycle = (dayOfCycle - dayOfCycle / 1460 + dayOfCycle / 36524 - dayOfCycle / 146_096) / 365
-        let dayOfYear = dayOfCycle - (365 * yearOfCycle + yearOfCycle / 4 - yearOfCycle / 100)
-        // Months from March: lengths 31 30 31 30 31 31 30 31 30 31 31 28/29 follow 153-day five-month runs.
-        let monthFromMarch = (5 * dayOfYear + 2) / 153
-        let day = Int(dayOfYear - (153 * monthFromMarch + 2) / 5 + 1)
-        let month = Int(monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9)
-        let year = yearOfCycle + cycle * 400 + (month <= 2 ? 1 : 0)
-        return (year, month, day)
-    }
 
     // MARK: JSON
 

@@ -1,3 +1,5 @@
+import DatenwerkTransforms
+
 /// The HTML catalog page for people (`/`): one section per dataset with its description, licence,
 /// update frequency, time range, station count, download links and a station map (inline SVG).
 ///
@@ -286,7 +288,7 @@ extension CatalogPage {
         func dateTime(_ micros: Int64) -> String {
             let (seconds, _) = ByteWriting.floorDivide(micros, 1_000_000)
             let (days, secondOfDay) = ByteWriting.floorDivide(seconds, 86_400)
-            let (y, m, d) = ByteWriting.civilDate(daysSince1970: days)
+            let (y, m, d) = CivilTime.date(days: days)
             func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
             let time = "\(two(secondOfDay / 3600)):\(two(secondOfDay % 3600 / 60))"
             return de ? "\(two(Int64(d))).\(two(Int64(m))).\(y), \(time)" : "\(y)-\(two(Int64(m)))-\(two(Int64(d))) \(time)"

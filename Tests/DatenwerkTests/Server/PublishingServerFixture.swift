@@ -71,16 +71,7 @@ enum PublishingServer {
         let server = DatenwerkServer(configuration: .init(host: "127.0.0.1", port: 0, catalogPageSize: pageSize), pipelines: pipelines,
                                      database: database, runner: runner, environment: ["DATENWERK_DOWNLOAD_TOKEN": token], logger: logger,
                                      catalog: try catalog())
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let app = server.makeApplication { channel in
-            continuation.yield(channel.localAddress?.port ?? 0)
-            continuation.finish()
-        }
-        let task = Task { try await app.run() }
-        var port = 0
-        for await p in ports { port = p }
-        guard port > 0 else { throw TestFailure("the server did not start") }
-        return ServerHarness(baseURL: "http://127.0.0.1:\(port)", task: task)
+        return try await ServerHarness.start(server)
     }
 
     /// A database loaded with the three pipelines and one server on it (`pageSize` datasets per catalog page).

@@ -20,6 +20,11 @@ struct ServerHarness {
         logger.logLevel = .critical   // stopping by cancellation logs an "error" per open channel
         let server = DatenwerkServer(configuration: .init(host: "127.0.0.1", port: 0), pipelines: pipelines, database: database,
                                      runner: runner, environment: environment, logger: logger)
+        return try await start(server)
+    }
+
+    /// Runs `server` on a free loopback port until `stop()`.
+    static func start(_ server: DatenwerkServer) async throws -> ServerHarness {
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = server.makeApplication { channel in
             continuation.yield(channel.localAddress?.port ?? 0)
