@@ -24,7 +24,19 @@ public enum TestDatabase {
     }
 
     /// Started once per process; a failure is remembered and reported by every test that needs it.
+    /// A setup that takes longer than a minute says on stderr, every minute, which step it waits for.
     static let server = Task<Server, any Error> {
+        let step = SetupStep("starting")
+        let reporter = Task.detached {
+            var waited = 0
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(60))
+                waited += 60
+                if Task.isCancelled { break }
+                FileHandle.standardError.write(Data("TestDatabase: setup still waiting after \(waited) s at: \(step.current)\n".utf8))
+            }
+        }
+        defer { reporter.cancel() }
         let environment = ProcessInfo.processInfo.environment
         let server: Server
         if let url = environment["DATABASE_URL"], !url.isEmpty {
@@ -36,6 +48,7 @@ public enum TestDatabase {
             // Swift Testing runs every test at once: room for many small pools.
             configuration.maxConnections = 500
             let cluster = EmbeddedPostgres(configuration)
+            step.set("starting the embedded cluster in \(root) (port \(port))")
             try cluster.start()
             // Stop the cluster when the test process ends (unless another process still uses it).
             testCluster = cluster
@@ -44,13 +57,16 @@ public enum TestDatabase {
         }
         // A migrated template: every test database is a cheap copy of it.
         let template = server.location.with(database: "datenwerk_test_template")
+        step.set("creating the template database on \(server.location)")
         try await Database.with(server.location.with(database: "postgres"), logger: logger) { db in
             try await db.client.query("DROP DATABASE IF EXISTS datenwerk_test_template WITH (FORCE)", logger: logger)
             try await db.client.query("CREATE DATABASE datenwerk_test_template", logger: logger)
         }
+        step.set("migrating the template database")
         try await Database.with(template, logger: logger) { db in
             try await Migrator(db).migrate()
         }
+        step.set("done")
         return server
     }
 
@@ -107,4 +123,13 @@ public enum TestDatabase {
 
 public struct TestDatabaseError: Error, CustomStringConvertible {
     public var description: String
+}
+
+/// What the test database setup is doing (for the "still waiting" report).
+final class SetupStep: @unchecked Sendable {
+    private let lock = NSLock()
+    private var step: String
+    init(_ step: String) { self.step = step }
+    var current: String { lock.withLock { step } }
+    func set(_ value: String) { lock.withLock { step = value } }
 }
