@@ -41,22 +41,76 @@ public struct GuardedConnection: Sendable {
     }
 
     /// `COPY table (columns) FROM STDIN` in text format; every write is bounded by the connection's life.
+    ///
+    /// postgres-nio 1.33 traps (`preconditionFailure`) when a COPY write, `CopyDone` or `CopyFail` reaches its
+    /// state machine after the connection closed but before its handler left the pipeline. So every call into
+    /// the COPY runs on the connection's event loop, in the same job as a check that the channel is still
+    /// open; after a close it first lets the event loop remove the handler (one hop through its queue), and the
+    /// library then fails cleanly with "connection closed". `writeData` itself runs off the event loop.
     public func copyFrom(table: String, columns: [String], logger: Logger, writeData: (Writer) async throws -> Void) async throws {
-        guard !isClosed else { throw ConnectionLost() }
-        let watch = self.watch
-        try await connection.copyFrom(table: table, columns: columns, logger: logger) { writer in
-            try await writeData(Writer(writer: writer, watch: watch))
+        let (connection, watch) = (self.connection, self.watch)
+        let loop = EventLoopExecutor(connection.eventLoop)
+        try await withTaskExecutorPreference(loop) {
+            // On the event loop: nothing can close the channel between this check and the COPY's first write.
+            guard !connection.isClosed, !watch.isGone else { throw ConnectionLost() }
+            try await connection.copyFrom(table: table, columns: columns, logger: logger) { writer in
+                do {
+                    try await withTaskExecutorPreference(globalConcurrentExecutor) {
+                        try await writeData(Writer(writer: writer, watch: watch, loop: loop, connection: connection))
+                    }
+                } catch {
+                    try await loop.settle(connection)
+                    throw error
+                }
+                // Back on the event loop: `CopyDone` follows in this job, so the channel must be open now.
+                if connection.isClosed {
+                    try await loop.settle(connection)
+                    throw ConnectionLost()
+                }
+            }
         }
     }
 
     public struct Writer: Sendable {
         let writer: PostgresCopyFromWriter
         let watch: CloseWatch
+        let loop: EventLoopExecutor
+        let connection: PostgresConnection
 
         public func write(_ buffer: ByteBuffer) async throws {
-            let writer = self.writer
-            try await watch.bounded { try await writer.write(buffer) }
+            let (writer, loop, connection) = (self.writer, self.loop, self.connection)
+            try await watch.bounded {
+                try await withTaskExecutorPreference(loop) {
+                    guard !connection.isClosed else {
+                        try await loop.settle(connection)
+                        throw ConnectionLost()
+                    }
+                    try await writer.write(buffer)
+                }
+            }
         }
+    }
+}
+
+/// Runs tasks on a NIO event loop, so a check of the channel and a call into postgres-nio's state machine
+/// happen in one event-loop job.
+final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
+    let eventLoop: any EventLoop
+
+    init(_ eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        eventLoop.execute { job.runSynchronously(on: executor) }
+    }
+
+    /// After a close: one hop through the event loop's queue, behind the removal of the connection's handlers.
+    func settle(_ connection: PostgresConnection) async throws {
+        guard connection.isClosed else { return }
+        try await eventLoop.submit {}.get()
     }
 }
 

@@ -37,7 +37,10 @@ import Testing
                 }
             }
             #expect(ContinuousClock.now - started < .seconds(10))
-            let missing = try await db.client.query("SELECT to_regclass('guarded_probe') IS NULL", logger: db.logger).decode(Bool.self).collect()
+            // A new pool: this one may still hold the terminated connection as idle.
+            let missing = try await Database.with(db.location, logger: db.logger) { fresh in
+                try await fresh.client.query("SELECT to_regclass('guarded_probe') IS NULL", logger: fresh.logger).decode(Bool.self).collect()
+            }
             #expect(missing == [true])
         }
     }
