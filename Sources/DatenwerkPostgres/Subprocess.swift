@@ -19,6 +19,13 @@ func markOpenDescriptorsCloseOnExec() {
 }
 
 struct Subprocess {
+    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    /// `posix_spawn_file_actions_addclosefrom_np`, looked up at run time (the Glibc module does not export it).
+    static let addCloseFrom: AddCloseFrom? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: AddCloseFrom.self)
+    }()
+
     struct Result {
         var status: Int32
         var output: String
@@ -38,8 +45,15 @@ struct Subprocess {
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o666)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         // Nothing else of ours may leak into the child: a server daemon that inherited a lock file or a
-        // socket would hold the lock (or keep the connection open) for as long as it runs.
-        markOpenDescriptorsCloseOnExec()
+        // socket would hold the lock (or keep the connection open) for as long as it runs. Worse, Foundation's
+        // `Process` notices a child's exit by a socket the child holds: a daemon that inherited one created by
+        // another thread keeps that child "running" forever. Closing every descriptor above stderr in the child
+        // (glibc ≥ 2.34) is atomic; marking them close-on-exec first is the fallback and races with other threads.
+        if let closeFrom = Self.addCloseFrom {
+            _ = closeFrom(&actions, 3)
+        } else {
+            markOpenDescriptorsCloseOnExec()
+        }
 
         let cArguments = argv.map { strdup($0) } + [nil]
         defer { for pointer in cArguments { free(pointer) } }

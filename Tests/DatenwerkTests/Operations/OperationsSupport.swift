@@ -77,14 +77,29 @@ final class ChildProcess: @unchecked Sendable {
         try process.run()
     }
 
+    /// SIGKILL, then until the process is gone (without blocking a thread of the cooperative pool).
     func kill9() {
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        while process.isRunning, exitStatus() == nil { usleep(10_000) }
     }
 
+    /// The exit status. Foundation notices a child's exit through a socket the child holds; should it miss
+    /// one, the kernel is asked directly (without reaping, so Foundation still can).
     func wait() async -> Int32 {
-        while process.isRunning { try? await Task.sleep(for: .milliseconds(50)) }
+        while process.isRunning {
+            if let status = exitStatus() { return status }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
         return process.terminationStatus
+    }
+
+    /// The child's exit status if it has exited, from `waitid(…, WNOWAIT)`; nil while it runs.
+    private func exitStatus() -> Int32? {
+        var info = siginfo_t()
+        guard waitid(P_PID, id_t(process.processIdentifier), &info, WEXITED | WNOHANG | WNOWAIT) == 0,
+              info._sifields._sigchld.si_pid != 0 else { return nil }
+        let code = info._sifields._sigchld.si_status
+        return info.si_code == CLD_EXITED ? code : 128 + code
     }
 
     var text: String { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
