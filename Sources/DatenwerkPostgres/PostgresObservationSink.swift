@@ -16,9 +16,9 @@ public struct PostgresObservationSink: ObservationSink {
     public var copyChunkBytes = 512 * 1024
 
     /// Called when the load's connection closed (server restart, network) and the load has not ended
-    /// 60 s later. `GuardedConnection` ends every statement of the load 1 s after a close, so this is the
-    /// last resort for what it cannot bound (the start of the COPY itself); the CLI exits the process
-    /// (code 75, "try again") so a supervisor restarts it and the job's lease expires and is retaken.
+    /// 60 s later. `GuardedConnection` ends every statement of the load 1 s after a close, so this is only a
+    /// last resort against hangs nobody has seen yet; the CLI exits the process (code 75, "try again") so a
+    /// supervisor restarts it and the job's lease expires and is retaken.
     public var onStuckLoad: (@Sendable (String) -> Void)?
 
     public init(database: Database, onStuckLoad: (@Sendable (String) -> Void)? = nil) {
