@@ -273,18 +273,25 @@ struct MappedSource: ConnectorRun {
             case .rejected(let bad):
                 items.append(.quarantined(bad))
             case .record(let record):
-                records.removeAll(keepingCapacity: true)
-                if transformer.isEmpty { records.append(record) } else { transformer.apply(record, into: &records) }
-                var bad: [RecordError] = []
-                for r in records { bad += mapper.map(r, into: &items) }
-                if let first = bad.first {
-                    var error = first
-                    if bad.count > 1 { error.reason += " (and \(bad.count - 1) more problem\(bad.count > 2 ? "s" : "") in this record)" }
+                if let error = Self.map(record, transformer: &transformer, mapper: &mapper, scratch: &records, into: &items) {
                     items.append(.quarantined(QuarantinedRecord(error: error, raw: record.raw, fields: record.asJSON)))
                 }
             }
         }
         return ConnectorBatch(items: items, recordsRead: decoded.count)
+    }
+
+    /// One record through the transform steps and the mapping (also used by a quarantine replay): appends its
+    /// stations and observations and returns its first problem, naming how many more it had, or nil.
+    static func map(_ record: Record, transformer: inout RecordTransformer, mapper: inout ObservationMapper,
+                    scratch records: inout [Record], into items: inout [StagedItem]) -> RecordError? {
+        records.removeAll(keepingCapacity: true)
+        if transformer.isEmpty { records.append(record) } else { transformer.apply(record, into: &records) }
+        var bad: [RecordError] = []
+        for r in records { bad += mapper.map(r, into: &items) }
+        guard var error = bad.first else { return nil }
+        if bad.count > 1 { error.reason += " (and \(bad.count - 1) more problem\(bad.count > 2 ? "s" : "") in this record)" }
+        return error
     }
 }
 

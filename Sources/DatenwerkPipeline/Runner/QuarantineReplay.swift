@@ -128,13 +128,10 @@ struct ReplayRun: ConnectorRun {
                 replay.skip(stored.id, "it was rejected before it had fields (\(stored.error.reason)); a mapping change cannot fix that: correct the source and run the pipeline again")
                 return
             }
-            var records: [Record] = []
-            if transformer.isEmpty { records.append(record) } else { transformer.apply(record, into: &records) }
-            var bad: [RecordError] = []
+            var scratch: [Record] = []
             let before = items.count
-            for r in records { bad += mapper.map(r, into: &items) }
-            if let first = bad.first {
-                replay.bad(stored.id, first)
+            if let error = MappedSource.map(record, transformer: &transformer, mapper: &mapper, scratch: &scratch, into: &items) {
+                replay.bad(stored.id, error)
             } else {
                 replay.resolved(stored.id, loaded: items.count > before)
             }
