@@ -19,6 +19,8 @@ public struct JSONSyntaxError: Error, Sendable, CustomStringConvertible {
 public enum JSONParser {
     /// Nesting deeper than this is refused instead of risking the stack.
     public static let maximumDepth = 512
+    /// A number written with more characters than this is refused (no double needs more than ~770 digits).
+    public static let maximumNumberLength = 1024
 
     /// Parses one complete JSON text; anything but whitespace after the value is an error.
     public static func parse(_ bytes: some Collection<UInt8>) throws -> JSONValue {
@@ -295,6 +297,9 @@ private struct JSONReader {
             guard isDigit(i) else { throw fail("invalid number, expected a digit in the exponent", at: i) }
             while isDigit(i) { i += 1 }
         }
+        if i - start > JSONParser.maximumNumberLength {
+            throw fail("number longer than \(JSONParser.maximumNumberLength) characters", at: start)
+        }
         if !hasExponent && digits <= 15 && fractionDigits <= 22 {
             // Both operands are exact doubles, so one IEEE division rounds correctly.
             var value = Double(mantissa)
@@ -302,7 +307,8 @@ private struct JSONReader {
             return negative ? -value : value
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: p[start..<i]), as: UTF8.self)
-        guard let value = Double(text) else { throw fail("invalid number", at: start) }
+        // JSON has no infinity: a number beyond the range of a double (1e400) is refused rather than stored as inf.
+        guard let value = Double(text), value.isFinite else { throw fail("number out of range", at: start) }
         return value
     }
 }

@@ -37,13 +37,15 @@ public struct NDJSONDecoder: RecordDecoder, Sendable {
         var consumed = 0
         do {
             let bytes = buffer
-            bytes.withUnsafeBufferPointer { p in
+            try bytes.withUnsafeBufferPointer { p in
                 let end = p.count
                 var i = searched
                 var lineStart = 0
                 while true {
                     while i < end && p[i] != UInt8(ascii: "\n") { i += 1 }
                     guard i < end || (final && lineStart < end) else { break }
+                    // The same limit whether the line arrived in one chunk or many.
+                    if i - lineStart > maxRecordBytes { throw tooLong() }
                     decodeLine(UnsafeBufferPointer(rebasing: p[lineStart..<i]), into: &out)
                     line += 1
                     i = min(i + 1, end)
@@ -54,13 +56,15 @@ public struct NDJSONDecoder: RecordDecoder, Sendable {
             }
         }
         if consumed > 0 { buffer.removeSubrange(0..<consumed) }
-        if buffer.count > maxRecordBytes {
-            throw FormatError(
-                location: SourceLocation(origin: origin, line: line, record: records + 1),
-                message: "\(origin):\(line): line is longer than \(maxRecordBytes) bytes (maxRecordBytes)"
-            )
-        }
+        if buffer.count > maxRecordBytes { throw tooLong() }
         return out
+    }
+
+    private func tooLong() -> FormatError {
+        FormatError(
+            location: SourceLocation(origin: origin, line: line, record: records + 1),
+            message: "\(origin):\(line): line is longer than \(maxRecordBytes) bytes (maxRecordBytes)"
+        )
     }
 
     private mutating func decodeLine(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout [DecodedRecord]) {

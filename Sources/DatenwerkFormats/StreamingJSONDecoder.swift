@@ -12,6 +12,8 @@ public struct JSONDecoderOptions: Sendable {
 
 /// Streaming JSON: a byte scanner follows the member path to the record array and hands out its elements
 /// one at a time, each parsed by `JSONParser`; only the element in progress is held in memory.
+/// Everything else is checked by `JSONValueSkipper` as it streams past, so a `meta` member of any size costs
+/// no memory beyond what fits the envelope budget.
 ///
 /// A record path that is absent yields no records; `null` there counts as absent. Any other non-array there,
 /// invalid syntax and a truncated document are `FormatError`s.
@@ -24,7 +26,11 @@ public struct StreamingJSONDecoder: RecordDecoder, Sendable {
 
     private enum State {
         case rootValue, keyOrClose, key, inKey, colon, memberValue, commaOrClose
-        case elementOrClose, element, commaOrCloseArray, skipping, done
+        case elementOrClose, element, commaOrCloseArray, done
+        /// Inside a record: a fast scan for its end (the record is then parsed by `JSONParser`, which checks it).
+        case skipping
+        /// Inside a value outside the records: checked byte by byte by `skipper`, kept only while it fits the envelope budget.
+        case validating
     }
 
     private enum Purpose {
@@ -64,6 +70,7 @@ public struct StreamingJSONDecoder: RecordDecoder, Sendable {
     private var depth = 0
     private var inString = false
     private var escaped = false
+    private var skipper = JSONValueSkipper()
 
     public init(options: JSONDecoderOptions, origin: String) {
         self.options = options
@@ -126,7 +133,7 @@ public struct StreamingJSONDecoder: RecordDecoder, Sendable {
 
     private mutating func compact() {
         var keep = pos
-        if state == .skipping && capturing { keep = valueStart }
+        if (state == .skipping || state == .validating) && capturing { keep = valueStart }
         if state == .inKey { keep = keyStart }
         guard keep > 0 else { return }
         if keep >= buffer.count {
@@ -138,6 +145,7 @@ public struct StreamingJSONDecoder: RecordDecoder, Sendable {
         pos -= keep
         valueStart -= keep
         keyStart -= keep
+        skipper.shift(by: keep)
     }
 
     private func syntaxError(_ message: String, at offset: Int) -> FormatError {
@@ -160,6 +168,16 @@ public struct StreamingJSONDecoder: RecordDecoder, Sendable {
                 guard skip(p, &i) else { break scanning }
                 try completeValue(p, end: i, into: &out)
                 continue
+            case .validating:
+                let complete: Bool
+                do {
+                    complete = try skipper.advance(p, &i)
+                } catch {
+                    throw syntaxError(error.message, at: error.offset)
+                }
+                guard complete else { break scanning }
+                try completeValue(p, end: i, into: &out)
+                continue
             case .inKey:
                 while i < end {
                     let b = p[i]
@@ -177,6 +195,7 @@ public struct StreamingJSONDecoder: RecordDecoder, Sendable {
                     break scanning
                 }
                 i += 1
+                if i - keyStart > options.maxRecordBytes { throw syntaxError("member name longer than \(options.maxRecordBytes) bytes", at: keyStart) }
                 do {
                     pendingKey = try JSONParser.parseString(buffer: UnsafeBufferPointer(rebasing: p[keyStart..<i]))
                 } catch {
@@ -276,11 +295,23 @@ public struct StreamingJSONDecoder: RecordDecoder, Sendable {
                 }
             case .done:
                 throw syntaxError("unexpected \(describeByte(b)) after the end of the JSON document", at: i)
-            case .skipping, .inKey:
+            case .skipping, .validating, .inKey:
                 break
             }
         }
 
+        if state == .validating && final {
+            let complete: Bool
+            do {
+                complete = try skipper.endOfInput(at: i)
+            } catch {
+                throw syntaxError(error.message, at: error.offset)
+            }
+            if complete { try completeValue(p, end: i, into: &out) }
+        }
+        if state == .validating && capturing && i - valueStart > envelopeBudget {
+            capturing = false
+        }
         if state == .skipping {
             if final && scalar {
                 try completeValue(p, end: i, into: &out)
@@ -323,6 +354,15 @@ public struct StreamingJSONDecoder: RecordDecoder, Sendable {
 
     /// Starts skipping (and maybe capturing) the value whose first byte is at `i`.
     private mutating func begin(_ p: UnsafeBufferPointer<UInt8>, _ i: inout Int, purpose: Purpose) throws {
+        self.purpose = purpose
+        valueStart = i
+        if !isRecord {
+            // Checked by the skipper from its first byte on; captured only while it fits the envelope budget.
+            skipper = JSONValueSkipper()
+            capturing = envelopeBudget > 0
+            state = .validating
+            return
+        }
         let b = p[i]
         switch b {
         case UInt8(ascii: "{"), UInt8(ascii: "["):
@@ -340,10 +380,8 @@ public struct StreamingJSONDecoder: RecordDecoder, Sendable {
         default:
             throw unexpected(b, at: i, expected: "a value")
         }
-        self.purpose = purpose
         escaped = false
-        valueStart = i
-        capturing = isRecord || envelopeBudget > 0
+        capturing = true
         state = .skipping
         i += 1
     }
@@ -406,8 +444,15 @@ public struct StreamingJSONDecoder: RecordDecoder, Sendable {
         return false
     }
 
+    /// The value that started at `valueStart` ends before `end`. Its bytes are still in `p` only while `capturing`.
     private mutating func completeValue(_ p: UnsafeBufferPointer<UInt8>, end: Int, into out: inout [DecodedRecord]) throws {
+        defer { capturing = false }
         let length = end - valueStart
+        guard capturing else {
+            // An envelope value over the budget: skipped (records are always captured).
+            if case .rootEnvelope = purpose { state = .done } else { state = .commaOrClose }
+            return
+        }
         let bytes = UnsafeBufferPointer(rebasing: p[valueStart..<end])
         func parsed() throws -> JSONValue {
             do {
@@ -445,6 +490,5 @@ public struct StreamingJSONDecoder: RecordDecoder, Sendable {
             }
             state = .done
         }
-        capturing = false
     }
 }

@@ -35,10 +35,7 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
         let text = expression.trimmingCharacters(in: .whitespaces)
         if text.hasPrefix("every ") {
             let duration = String(text.dropFirst(6)).trimmingCharacters(in: .whitespaces)
-            guard let seconds = Self.duration(duration) else {
-                throw ParseError(description: "'\(duration)' is not a duration like 15m, 1h, 30s, 1d or PT15M")
-            }
-            kind = .every(seconds: seconds)
+            kind = .every(seconds: try Self.durationSeconds(duration))
             return
         }
         let macros = ["@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
@@ -59,13 +56,35 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
                      daysRestricted: fields[2] != "*", weekdaysRestricted: fields[4] != "*")
     }
 
-    /// The first fire time strictly after `after` (µs UTC).
+    /// The first instant this calendar arithmetic handles (0001-01-01T00:00Z, µs UTC).
+    static let earliestMicroseconds: Int64 = CivilTime.days(year: 1, month: 1, day: 1) * 86_400_000_000
+    /// The first instant after year 9999 (µs UTC).
+    static let endMicroseconds: Int64 = CivilTime.days(year: 10_000, month: 1, day: 1) * 86_400_000_000
+
+    /// The first fire time strictly after `after` (µs UTC); nil when there is none before the year 10000
+    /// (or `after` is outside the years 1–9999).
     public func next(after: Int64) -> Int64? {
+        guard after >= Self.earliestMicroseconds && after < Self.endMicroseconds else { return nil }
+        let result: Int64?
         switch kind {
         case .every(let seconds):
-            let step = seconds * 1_000_000
-            // Aligned to the epoch, so restarts keep the same rhythm.
-            return (after / step + 1) * step
+            // Aligned to the epoch, so restarts keep the same rhythm. `seconds` is at most maximumDurationSeconds,
+            // so the step fits easily; the product is checked all the same.
+            let (step, stepOverflow) = max(1, seconds).multipliedReportingOverflow(by: 1_000_000)
+            guard !stepOverflow else { return nil }
+            let (t, overflow) = (CivilTime.floorDiv(after, step) + 1).multipliedReportingOverflow(by: step)
+            result = overflow ? nil : t
+        case .cron:
+            result = nextCron(after: after)
+        }
+        guard let result, result < Self.endMicroseconds else { return nil }
+        return result
+    }
+
+    private func nextCron(after: Int64) -> Int64? {
+        switch kind {
+        case .every:
+            return nil
         case .cron(let minutes, let hours, let days, let months, let weekdays, let daysRestricted, let weekdaysRestricted) where hours.count == 24:
             // Every hour: walk real time minute by minute, so the repeated autumn hour runs too and the
             // spacing stays even in UTC (what `*/15 * * * *` is meant to do).
@@ -118,32 +137,68 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    static func duration(_ text: String) -> Int64? {
-        if let value = Int64(text.dropLast()), value > 0, let unit = text.last {
-            switch unit {
-            case "s": return value
-            case "m": return value * 60
-            case "h": return value * 3600
-            case "d": return value * 86400
-            default: break
-            }
+    /// The longest duration `durationSeconds` accepts: 3650 days. Anything longer is a typo, and every
+    /// duration up to it can be turned into microseconds and added to any time in the years 1–9999 without overflow.
+    public static let maximumDurationSeconds: Int64 = 3650 * 86_400
+
+    /// Seconds in a duration as pipelines write them: `30s`, `15m`, `1h`, `1d`, or ISO 8601 `PT15M`, `PT1H30M`,
+    /// `P1D`, `P1W`, `P1DT12H`. Zero, negative, malformed and longer-than-`maximum` durations are a `ParseError`
+    /// saying which; this never traps, whatever the text (`every 9999999999999m` is an error, not an overflow).
+    public static func durationSeconds(_ text: String, maximum: Int64 = maximumDurationSeconds) throws(ParseError) -> Int64 {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        let malformed = ParseError(description: "'\(t)' is not a duration like 15m, 1h, 30s, 1d or PT15M")
+        let tooLong = ParseError(description: "'\(t)' is longer than \(maximum / 86_400 > 0 ? "\(maximum / 86_400) days" : "\(maximum) seconds"), the longest duration allowed")
+        /// `count` units of `unit` seconds, or nil when that is beyond `maximum`.
+        func seconds(_ count: Int64, _ unit: Int64) -> Int64? {
+            count <= maximum / unit ? count * unit : nil
         }
-        guard text.hasPrefix("PT") || text.hasPrefix("P") else { return nil }
-        var total: Int64 = 0, number = "", inTime = false
-        for c in text.dropFirst() {
-            if c == "T" { inTime = true; continue }
-            if c.isNumber { number.append(c); continue }
-            guard let n = Int64(number) else { return nil }
-            number = ""
-            switch (c, inTime) {
-            case ("D", false): total += n * 86400
-            case ("H", true): total += n * 3600
-            case ("M", true): total += n * 60
-            case ("S", true): total += n
+        func unitSeconds(_ c: Character) -> Int64? {
+            switch c {
+            case "s": return 1
+            case "m": return 60
+            case "h": return 3600
+            case "d": return 86_400
             default: return nil
             }
         }
-        return number.isEmpty && total > 0 ? total : nil
+        if let unit = t.last.flatMap(unitSeconds) {
+            let digits = t.dropLast()
+            guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { throw malformed }
+            // More digits than Int64 holds is still just "too long".
+            guard let count = Int64(digits) else { throw tooLong }
+            guard count > 0 else { throw ParseError(description: "'\(t)' is zero; a duration must be positive") }
+            guard let total = seconds(count, unit) else { throw tooLong }
+            return total
+        }
+        guard t.hasPrefix("P") else { throw malformed }
+        var total: Int64 = 0, number = "", inTime = false, any = false
+        for c in t.dropFirst() {
+            if c == "T" && !inTime && number.isEmpty { inTime = true; continue }
+            if c.isASCII && c.isNumber { number.append(c); continue }
+            guard !number.isEmpty else { throw malformed }
+            let unit: Int64
+            switch (c, inTime) {
+            case ("W", false): unit = 7 * 86_400
+            case ("D", false): unit = 86_400
+            case ("H", true): unit = 3600
+            case ("M", true): unit = 60
+            case ("S", true): unit = 1
+            default: throw malformed
+            }
+            guard let n = Int64(number), let part = seconds(n, unit) else { throw tooLong }
+            number = ""
+            any = true
+            total += part
+            guard total <= maximum else { throw tooLong }
+        }
+        guard any && number.isEmpty else { throw malformed }
+        guard total > 0 else { throw ParseError(description: "'\(t)' is zero; a duration must be positive") }
+        return total
+    }
+
+    /// `durationSeconds` without the reason.
+    static func duration(_ text: String) -> Int64? {
+        try? durationSeconds(text)
     }
 
     static func field(_ text: String, _ name: String, _ range: ClosedRange<Int>, names: [String] = [], nameBase: Int = 0) throws -> Set<Int> {
@@ -156,14 +211,17 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
             throw ParseError(description: "'\(token)' is not a valid \(name)")
         }
         var result = Set<Int>()
-        for part in text.split(separator: ",") {
-            let pieces = part.split(separator: "/", maxSplits: 1)
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            // base, or base/step; an empty base ("/5", ",,") is an error, not a crash.
+            let slash = part.firstIndex(of: "/")
+            let base = part[..<(slash ?? part.endIndex)]
             var step = 1
-            if pieces.count == 2 {
-                guard let s = Int(pieces[1]), s > 0 else { throw ParseError(description: "'\(pieces[1])' is not a valid step for \(name)") }
+            if let slash {
+                let stepText = part[part.index(after: slash)...]
+                guard let s = Int(stepText), s > 0 else { throw ParseError(description: "'\(stepText)' is not a valid step for \(name)") }
                 step = s
             }
-            let base = pieces[0]
+            guard !base.isEmpty else { throw ParseError(description: "'\(part)' is not a valid \(name)") }
             let lower: Int, upper: Int
             if base == "*" {
                 (lower, upper) = (range.lowerBound, range.upperBound)
@@ -173,7 +231,7 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
                 guard lower <= upper else { throw ParseError(description: "\(name) range \(base) runs backwards") }
             } else {
                 lower = try value(base)
-                upper = pieces.count == 2 ? range.upperBound : lower
+                upper = slash != nil ? range.upperBound : lower
             }
             result.formUnion(stride(from: lower, through: upper, by: step))
         }
