@@ -3,6 +3,10 @@ import PostgresNIO
 
 /// Backfill = one `backfill` job per chunk of the range; the jobs table remembers what is done.
 public enum Backfill {
+    /// Allowed `--chunk` lengths (1 minute … 10 years) and the most chunks one command may queue.
+    public static let chunkSeconds = 60...(3660 * 86_400)
+    public static let maxChunks: Int64 = 100_000
+
     /// [from, to) cut into chunks of `seconds` (the last one shorter).
     public static func chunks(from: Int64, to: Int64, seconds: Int) -> [Range<Int64>] {
         let step = Int64(seconds) * 1_000_000

@@ -93,6 +93,65 @@ public struct JobQueue: Sendable {
             """, logger: database.logger)
     }
 
+    /// The job `id` if it is running under `owner`'s lease (what a job's child process runs; nil: not ours any more).
+    public func job(_ id: Int64, owner: String) async throws -> Job? {
+        let rows = try await database.client.query("""
+            SELECT id, pipeline, kind, due_at, window_from, window_to, attempts FROM datenwerk.jobs
+            WHERE id = \(id) AND lease_owner = \(owner) AND status = 'running'
+            """, logger: database.logger)
+        for try await (id, pipeline, kind, due, from, to, attempts) in rows.decode((Int64, String, String, Date, Date?, Date?, Int).self) {
+            let window = from.flatMap { f in to.map { Self.micros(f)..<Self.micros($0) } }
+            return Job(id: id, pipeline: pipeline, kind: kind, dueAt: due, window: window, attempts: attempts)
+        }
+        return nil
+    }
+
+    /// A job whose run did not record its own end (its process crashed or was killed): while the job is still
+    /// `owner`'s, the runs it started in this attempt are failed with `step` and `reason`, and the job counts the
+    /// attempt: queued again with the usual backoff (30 s, 60 s, …) while attempts remain, else failed for good
+    /// (at once when `final`). Returns the job's new status, or nil when the run had recorded itself (or the job
+    /// is no longer this owner's).
+    @discardableResult
+    public func recordUnfinished(_ job: Int64, owner: String, step: String, reason: String, final: Bool) async throws -> String? {
+        let error = "\(step): \(reason)"
+        let rows = try await database.client.query("""
+            WITH mine AS (
+                SELECT id, started_at FROM datenwerk.jobs WHERE id = \(job) AND lease_owner = \(owner) AND status = 'running' FOR UPDATE
+            ), failed_runs AS (
+                UPDATE datenwerk.runs r SET status = 'failed', finished_at = clock_timestamp(), error_step = \(step), error = \(reason)
+                FROM mine WHERE r.job_id = mine.id AND r.status = 'running' AND r.started_at >= mine.started_at
+                RETURNING r.id
+            )
+            UPDATE datenwerk.jobs j SET error = \(error), run_id = coalesce((SELECT max(id) FROM failed_runs), j.run_id),
+                status = CASE WHEN NOT \(final) AND j.attempts < j.max_attempts THEN 'queued' ELSE 'failed' END,
+                not_before = CASE WHEN NOT \(final) AND j.attempts < j.max_attempts
+                                  THEN now() + interval '30 seconds' * power(2, j.attempts - 1) ELSE j.not_before END,
+                finished_at = CASE WHEN NOT \(final) AND j.attempts < j.max_attempts THEN NULL ELSE now() END,
+                lease_owner = NULL, lease_expires_at = NULL
+            FROM mine WHERE j.id = mine.id
+            RETURNING j.status
+            """, logger: database.logger)
+        for try await status in rows.decode(String.self) { return status }
+        return nil
+    }
+
+    /// A job stopped because its worker shut down: back to the queue without using an attempt; the runs it
+    /// started in this attempt are failed with `reason`.
+    public func releaseStopped(_ job: Int64, owner: String, reason: String) async throws {
+        try await database.client.query("""
+            WITH mine AS (
+                SELECT id, started_at FROM datenwerk.jobs WHERE id = \(job) AND lease_owner = \(owner) AND status = 'running' FOR UPDATE
+            ), failed_runs AS (
+                UPDATE datenwerk.runs r SET status = 'failed', finished_at = clock_timestamp(), error_step = 'load', error = \(reason)
+                FROM mine WHERE r.job_id = mine.id AND r.status = 'running' AND r.started_at >= mine.started_at
+                RETURNING r.id
+            )
+            UPDATE datenwerk.jobs j SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
+                attempts = greatest(j.attempts - 1, 0), not_before = now()
+            FROM mine WHERE j.id = mine.id
+            """, logger: database.logger)
+    }
+
     /// Jobs that are queued or running (for `--exit-when-idle` and status).
     public func pending(pipelines: [String]) async throws -> Int {
         let rows = try await database.client.query("""

@@ -91,6 +91,7 @@ public struct PostgresObservationSink: ObservationSink {
                 }
                 if buffer.readableBytes > 0 { try await writer.write(buffer) }
             }
+            FailPoint.hit("after-copy", pipeline: pipeline.name)
             // Sorting and hashing the run's rows in memory, with statistics of what was staged.
             try await connection.query("SET LOCAL work_mem = '256MB'", logger: logger)
             try await connection.query("ANALYZE datenwerk_staging", logger: logger)
@@ -150,6 +151,7 @@ public struct PostgresObservationSink: ObservationSink {
                 inserted = Int(i)
                 updated = Int(u)
             }
+            FailPoint.hit("after-merge", pipeline: pipeline.name)
             try await connection.query("""
                 INSERT INTO datenwerk.quarantine AS q (pipeline, run_id, origin, line, record, path, field, reason, raw, fields, fingerprint)
                 SELECT DISTINCT ON (fp) \(pipeline.name), \(runID), origin, line, record, path, field, reason, raw, fields, fp
@@ -174,6 +176,7 @@ public struct PostgresObservationSink: ObservationSink {
                         GREATEST((c.cursor->>'max_phenomenon_start_us')::numeric, (EXCLUDED.cursor->>'max_phenomenon_start_us')::numeric))),
                     run_id = EXCLUDED.run_id, updated_at = now()
                 """, logger: logger)
+            FailPoint.hit("before-commit", pipeline: pipeline.name)
             return result
         }
     }

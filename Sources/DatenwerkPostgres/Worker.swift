@@ -20,10 +20,13 @@ public struct Worker: Sendable {
     public var lease: Duration
     public var poll: Duration
     public var logger: Logger
+    /// When set, each job runs in a child process (see `JobIsolation`); `runner` is then not used for jobs.
+    public var isolation: JobIsolation?
     var queue: JobQueue { JobQueue(database) }
 
     public init(id: String? = nil, pipelines: [PipelineSpec], database: Database, runner: PipelineRunner,
-                lease: Duration = .seconds(60), poll: Duration = .seconds(2), logger: Logger) {
+                lease: Duration = .seconds(60), poll: Duration = .seconds(2), isolation: JobIsolation? = nil, logger: Logger) {
+        self.isolation = isolation
         self.id = id ?? "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UInt16.random(in: 0...UInt16.max))"
         self.pipelines = Dictionary(pipelines.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         self.database = database
@@ -73,6 +76,14 @@ public struct Worker: Sendable {
             return true
         }
         logger.info("worker \(id): job \(job.id) (\(job.kind) \(job.pipeline), attempt \(job.attempts))")
+        if let isolation {
+            let ran: Bool? = try await PipelineLock.withLock(spec.name, database: database) {
+                try await runIsolated(job, spec: spec, isolation: isolation)
+                return true
+            }
+            if ran == nil { try await queue.release(job.id, owner: id, delay: .seconds(2)) }
+            return true
+        }
         let (runner, queue, id, lease, database) = (self.runner, self.queue, self.id, self.lease, self.database)
         let report: RunReport? = try await PipelineLock.withLock(spec.name, database: database) {
             try await withThrowingTaskGroup(of: RunReport.self) { group in
@@ -104,6 +115,102 @@ public struct Worker: Sendable {
             logger.warning("worker \(id): job \(job.id) run \(report.runID) failed at \(failure.step.rawValue): \(failure.reason)")
         }
         return true
+    }
+}
+
+/// How a worker runs each job in its own process: `<executable> run-job <job> --owner <worker> --pipeline <file>`
+/// (the hidden `datenwerk run-job` command). The worker keeps the job's lease (heartbeat) and the pipeline's
+/// advisory lock while the child runs; a child that dies without recording its run (a signal, a trap, exit 75)
+/// is recorded as a failed attempt naming the signal and the last step the run reached, so a job that crashes
+/// every time is failed for good after `max_attempts` instead of being retaken forever.
+public struct JobIsolation: Sendable {
+    public var executable: String
+    /// Added to the child's environment (which is otherwise this process's).
+    public var environment: [String: String]
+
+    public init(executable: String = JobProcess.currentExecutable, environment: [String: String] = [:]) {
+        self.executable = executable
+        self.environment = environment
+    }
+
+    public func arguments(job: Int64, owner: String, pipelineFile: String) -> [String] {
+        ["run-job", String(job), "--owner", owner, "--pipeline", pipelineFile]
+    }
+
+    /// Exit status of `run-job` when the pipeline file no longer loads (the failure is final).
+    public static let invalidConfiguration: Int32 = 64
+}
+
+extension Worker {
+    enum ChildEnd: Sendable {
+        case exited(JobProcess.Outcome)
+        case leaseLost
+    }
+
+    /// Runs one claimed job in a child process and records what the child could not (see `JobIsolation`).
+    func runIsolated(_ job: JobQueue.Job, spec: PipelineSpec, isolation: JobIsolation) async throws {
+        let (queue, id, lease, logger) = (self.queue, self.id, self.lease, self.logger)
+        let child: JobProcess
+        do {
+            child = try JobProcess.start(executable: isolation.executable,
+                                         arguments: isolation.arguments(job: job.id, owner: id, pipelineFile: spec.file),
+                                         environment: isolation.environment)
+        } catch {
+            try await queue.recordUnfinished(job.id, owner: id, step: "configure", reason: "could not start the job's process: \(error)", final: false)
+            return
+        }
+        let end: ChildEnd
+        do {
+            end = try await withTaskCancellationHandler {
+                try await withThrowingTaskGroup(of: ChildEnd.self) { group in
+                    group.addTask { .exited(await child.wait()) }
+                    group.addTask {
+                        while true {
+                            try await Task.sleep(for: lease / 3)
+                            let held: Bool
+                            do { held = try await queue.heartbeat(job.id, owner: id, lease: lease) } catch is CancellationError {
+                                throw CancellationError()
+                            } catch {
+                                continue   // the database is away; the child will notice too, or the next beat succeeds
+                            }
+                            if !held { return .leaseLost }
+                        }
+                    }
+                    defer { group.cancelAll() }
+                    return try await group.next()!
+                }
+            } onCancel: {
+                child.kill(SIGKILL)
+            }
+        } catch {
+            // This worker is stopping: the child goes with it, the job goes back without using an attempt.
+            child.kill(SIGKILL)
+            _ = await child.wait()
+            await Task {
+                try? await queue.releaseStopped(job.id, owner: id, reason: "stopped: worker \(id) shut down during the run; the job was queued again")
+            }.value
+            throw error
+        }
+        switch end {
+        case .leaseLost:
+            child.kill(SIGKILL)
+            _ = await child.wait()
+            logger.warning("worker \(id): \(LeaseLost(job: job.id).description)")
+        case .exited(let outcome):
+            // Normally the run recorded itself (exit 0 or 1) and this changes nothing; otherwise the attempt counts.
+            let step = outcome.lastPoint.flatMap { FailPoint.steps[$0] } ?? "configure"
+            var reason = "the job's process \(outcome.describeTermination)"
+            if let point = outcome.lastPoint { reason += " after point '\(point)'" } else { reason += " before its run started" }
+            if let message = outcome.fatalMessage { reason += "; \(message)" }
+            let final = outcome.termination == .exited(JobIsolation.invalidConfiguration)
+            if final, let last = outcome.errorTail.split(separator: "\n").last(where: { $0.contains("error:") }) {
+                reason += "; \(last.prefix(300))"
+            }
+            let recorded = try await queue.recordUnfinished(job.id, owner: id, step: step, reason: reason, final: final)
+            if let recorded {
+                logger.error("worker \(id): job \(job.id) (\(job.pipeline), attempt \(job.attempts)): \(reason); job \(recorded == "queued" ? "queued again" : "failed")")
+            }
+        }
     }
 }
 
@@ -172,7 +279,8 @@ public struct Scheduler: Sendable {
                     try await connection.query("UPDATE datenwerk.schedules SET next_fire = \(next), updated_at = now() WHERE pipeline = \(spec.name)", logger: logger)
                     return nil
                 }
-                let jitter = spec.jitterSeconds > 0 ? Int64.random(in: 0...Int64(spec.jitterSeconds) * 1_000_000) : 0
+                // Validation bounds jitter (≤ 1 day); clamped again here so no spec can make this overflow.
+                let jitter = spec.jitterSeconds > 0 ? Int64.random(in: 0...Int64(min(spec.jitterSeconds, PipelineSpec.maxJitterSeconds)) * 1_000_000) : 0
                 try await connection.query("""
                     INSERT INTO datenwerk.jobs (pipeline, kind, due_at, not_before) VALUES (\(spec.name), 'scheduled', \(JobQueue.date(latest)), \(JobQueue.date(latest + jitter)))
                     ON CONFLICT (pipeline, kind, due_at) DO NOTHING

@@ -42,7 +42,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Datasets per page of /catalog (hydra paging).")
     var catalogPageSize = 100
 
-    @Option(help: "Workers in this process taking due jobs (0: none; run `datenwerk worker` elsewhere).")
+    @Option(help: "Workers taking due jobs, each job run in its own child process (0: none; run `datenwerk worker` elsewhere).")
     var workers = 1
 
     @Flag(help: "Do not turn `schedule:` into jobs here (another serve does it).")
@@ -77,8 +77,8 @@ struct ServeCommand: AsyncParsableCommand {
             if !noScheduler { services.append(SchedulerService(Scheduler(pipelines: specs, database: opened.database, logger: logger))) }
             if workers > 0 {
                 services.append(WorkerService((0..<workers).map { _ in
-                    let worker = Worker(pipelines: specs, database: opened.database, runner: runner, logger: logger)
-                    return worker
+                    // Each job in a child process: a crash in a connector or decoder never takes the server down.
+                    Worker(pipelines: specs, database: opened.database, runner: runner, isolation: JobIsolation(), logger: logger)
                 }))
             }
             let app = server.makeApplication(services: services) { channel in

@@ -99,6 +99,7 @@ public struct PipelineRunner: Sendable {
     private func run(_ spec: PipelineSpec, context: RunContext, pushed: [PushedDocument]?, progress: (@Sendable (RunProgress) -> Void)?, retries: RetryLog) async throws -> RunReport {
         let clock = ContinuousClock.now
         let runID = try await sink.beginRun(pipeline: spec, context: context)
+        FailPoint.hit("run-started", pipeline: spec.name)
         let state = RunState(spec: spec)
         var load = LoadResult()
         var failure: RunFailure?
@@ -109,6 +110,7 @@ public struct PipelineRunner: Sendable {
             load = try await sink.load(runID: runID, pipeline: spec, context: context, next: {
                 while true {
                     let batch: ConnectorBatch?
+                    FailPoint.hit("extract", pipeline: spec.name)
                     do {
                         batch = try await extract.next()
                     } catch let error as RunFailure {

@@ -97,18 +97,15 @@ extension PipelineSpec {
         let schedule = top.string("schedule")
         let timezone = top.string("timezone") ?? "Europe/Berlin"
         var cron: CronSchedule?
-        if let schedule {
+        if let schedule, checkScheduleInterval(schedule, top) {
             do { cron = try CronSchedule(schedule, zone: timezone) } catch {
                 top.error((try? LocalTimeResolver(zone: timezone)) == nil ? "timezone" : "schedule", "\(error)")
             }
         }
-        var jitter = 0
-        if let text = top.string("jitter") {
-            if let seconds = parseDuration(text) { jitter = seconds } else { top.error("jitter", "'\(text)' is not a duration (e.g. 30s, 5m, PT1M)") }
-        }
+        let jitter = top.duration("jitter", range: Limits.jitter) ?? 0
         if top.has("jitter"), schedule == nil { top.error("jitter", "jitter needs a schedule") }
         let policy = top.oneOf("on_bad_record", BadRecordPolicy.self) ?? .quarantine
-        let maxBad = top.int("max_bad_records", min: 0)
+        let maxBad = top.int("max_bad_records", range: Limits.maxBadRecords)
         guard let name, let tenant, (source != nil && mapping != nil) || connector != nil else { return nil }
         return PipelineSpec(
             file: r.file, name: name, tenant: tenant, description: top.string("description"), dataset: dataset,
@@ -131,7 +128,7 @@ extension PipelineSpec {
             case .location:
                 if let v = r.string(valueNode, path) { values[key.name] = .string(resolvePath(v, relativeTo: base + "/x")) }
             case .int:
-                if let v = r.int(valueNode, path) { values[key.name] = .int(v) }
+                if let v = r.int(valueNode, path, range: Limits.connectorInt) { values[key.name] = .int(v) }
             case .number:
                 if let v = r.double(valueNode, path) { values[key.name] = .number(v) }
             case .bool:
@@ -192,7 +189,7 @@ extension PipelineSpec {
         guard let kind, let format else { return nil }
         return SourceSpec(
             kind: kind, path: filePath, url: url, headers: m.stringMap("headers") ?? [], query: m.stringMap("query") ?? [],
-            paging: paging, timeoutSeconds: m.int("timeout_seconds", min: 1) ?? 60, format: format
+            paging: paging, timeoutSeconds: m.int("timeout_seconds", range: Limits.timeoutSeconds) ?? 60, format: format
         )
     }
 
@@ -200,22 +197,22 @@ extension PipelineSpec {
         enum Kind: String, CaseIterable { case next_link, offset, page }
         guard let m = r.mapping(node, path, allowed: ["kind", "next", "param", "limit_param", "size_param", "start", "page_size", "max_pages"], required: ["kind"]),
               let kind = m.oneOf("kind", Kind.self) else { return nil }
-        let maxPages = m.int("max_pages", min: 1) ?? 10_000
+        let maxPages = m.int("max_pages", range: Limits.maxPages) ?? 10_000
         switch kind {
         case .next_link:
             return .nextLink(path: m.string("next"), maxPages: maxPages)
         case .offset:
-            guard let size = m.int("page_size", min: 1) else {
+            guard let size = m.int("page_size", range: Limits.pageSize) else {
                 if !m.has("page_size") { m.error("page_size", "paging kind 'offset' needs 'page_size'") }
                 return nil
             }
             return .offset(param: m.string("param") ?? "offset", limitParam: m.string("limit_param") ?? "limit", pageSize: size, maxPages: maxPages)
         case .page:
-            guard let size = m.int("page_size", min: 1) else {
+            guard let size = m.int("page_size", range: Limits.pageSize) else {
                 if !m.has("page_size") { m.error("page_size", "paging kind 'page' needs 'page_size'") }
                 return nil
             }
-            return .page(param: m.string("param") ?? "page", sizeParam: m.string("size_param"), start: m.int("start", min: 0) ?? 1, pageSize: size, maxPages: maxPages)
+            return .page(param: m.string("param") ?? "page", sizeParam: m.string("size_param"), start: m.int("start", range: Limits.pageStart) ?? 1, pageSize: size, maxPages: maxPages)
         }
     }
 
@@ -245,7 +242,7 @@ extension PipelineSpec {
                 if q.isEmpty { options.quote = nil } else if q.utf8.count == 1 { options.quote = q.utf8.first! } else { m.error("quote", "quote must be one ASCII character or empty") }
             }
             if let encoding = m.oneOf("encoding", TextEncoding.self) { options.encoding = encoding }
-            if let skip = m.int("skip_rows", min: 0) { options.skipRows = skip }
+            if let skip = m.int("skip_rows", range: Limits.skipRows) { options.skipRows = skip }
             if let header = m.bool("header") { options.header = header }
             options.columns = m.strings("columns")
             if let prefixes = m.strings("comment_prefixes") { options.commentPrefixes = prefixes }
@@ -334,11 +331,7 @@ extension PipelineSpec {
             do { _ = try LocalTimeResolver(zone: zone) } catch { t.error("zone", "\(error) (use an IANA name like 'Europe/Berlin')") }
             let format = t.string("format") ?? "iso8601"
             do { _ = try TimestampParser(format: format, zone: nil) } catch { t.error("format", "\(error)") }
-            var interval: Int?
-            if let text = t.string("interval") {
-                interval = parseDuration(text)
-                if interval == nil { t.error("interval", "interval '\(text)' is not a duration like PT1H, PT10M, P1D, 1h or 15m") }
-            }
+            let interval = t.duration("interval", range: Limits.interval)
             let stamp = t.string("stamp") ?? "start"
             if !["start", "end"].contains(stamp) { t.error("stamp", "stamp must be 'start' or 'end'") }
             if let fields {
@@ -416,34 +409,104 @@ func parseEPSG(_ text: String) -> Int? {
     return digits.flatMap(Int.init)
 }
 
-/// `PT1H`, `PT15M`, `P1D`, `PT30S`, `1h`, `15m`, `10s`, `1d` → seconds.
+/// `PT1H`, `PT15M`, `P1D`, `PT30S`, `1h`, `15m`, `10s`, `1d` → seconds; nil when not a duration or too large
+/// to count in seconds.
 public func parseDuration(_ text: String) -> Int? {
+    if case .seconds(let seconds) = checkedDuration(text) { return seconds }
+    return nil
+}
+
+/// A duration's seconds, or why there are none; never overflows.
+public enum CheckedDuration: Sendable, Hashable {
+    case seconds(Int)
+    case invalid
+    /// A duration, but more seconds than fit in a 64-bit count.
+    case tooLarge
+}
+
+public func checkedDuration(_ text: String) -> CheckedDuration {
     let t = text.trimmingCharacters(in: .whitespaces)
-    if let value = Int(t.dropLast()), value > 0, let unit = t.last {
-        switch unit {
-        case "s": return value
-        case "m": return value * 60
-        case "h": return value * 3600
-        case "d": return value * 86400
-        default: break
+    if let unit = t.last, let factor = ["s": 1, "m": 60, "h": 3600, "d": 86400][unit] {
+        let digits = t.dropLast()
+        if !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) {
+            guard let value = Int(digits) else { return .tooLarge }
+            guard value > 0 else { return .invalid }
+            let (seconds, overflow) = value.multipliedReportingOverflow(by: factor)
+            return overflow ? .tooLarge : .seconds(seconds)
         }
     }
-    guard t.hasPrefix("P") else { return nil }
+    guard t.hasPrefix("P") else { return .invalid }
     var total = 0, number = "", inTime = false, any = false
     for c in t.dropFirst() {
-        if c == "T" { inTime = true; continue }
-        if c.isNumber { number.append(c); continue }
-        guard let n = Int(number) else { return nil }
+        if c == "T", !inTime { inTime = true; continue }
+        if c.isASCII, c.isNumber { number.append(c); continue }
+        guard !number.isEmpty else { return .invalid }
+        guard let n = Int(number) else { return .tooLarge }
         number = ""
         any = true
+        let factor: Int
         switch (c, inTime) {
-        case ("D", false): total += n * 86400
-        case ("W", false): total += n * 7 * 86400
-        case ("H", true): total += n * 3600
-        case ("M", true): total += n * 60
-        case ("S", true): total += n
-        default: return nil
+        case ("D", false): factor = 86400
+        case ("W", false): factor = 7 * 86400
+        case ("H", true): factor = 3600
+        case ("M", true): factor = 60
+        case ("S", true): factor = 1
+        default: return .invalid
+        }
+        let (part, overflow) = n.multipliedReportingOverflow(by: factor)
+        if overflow { return .tooLarge }
+        let (sum, overflowed) = total.addingReportingOverflow(part)
+        if overflowed { return .tooLarge }
+        total = sum
+    }
+    return any && number.isEmpty && total > 0 ? .seconds(total) : .invalid
+}
+
+/// `90` → "90s", `86400` → "1d" (for messages about allowed ranges).
+func formatSeconds(_ seconds: Int) -> String {
+    for (unit, size) in [("d", 86400), ("h", 3600), ("m", 60)] where seconds >= size && seconds % size == 0 {
+        return "\(seconds / size)\(unit)"
+    }
+    return "\(seconds)s"
+}
+
+extension PipelineSpec {
+    /// The largest `jitter:` (1 day).
+    public static let maxJitterSeconds = 86_400
+
+    /// The allowed range of every number in a pipeline: checked when the file is read, so no later arithmetic
+    /// on them (µs time stamps, page offsets, timeouts) can overflow.
+    public enum Limits {
+        /// `schedule: every <duration>`: 1 s … 366 days.
+        public static let scheduleInterval = 1...(366 * 86_400)
+        public static let jitter = 1...PipelineSpec.maxJitterSeconds
+        public static let timeoutSeconds = 1...86_400
+        public static let maxPages = 1...10_000_000
+        public static let pageSize = 1...1_000_000
+        public static let pageStart = 0...1_000_000_000
+        public static let skipRows = 0...1_000_000
+        public static let maxBadRecords = 0...1_000_000_000
+        /// `observations.time.interval`: 1 s … 366 days.
+        public static let interval = 1...(366 * 86_400)
+        /// Whole-number connector settings (page sizes, periods, counts); each connector checks its own tighter range.
+        public static let connectorInt = -1_000_000_000...1_000_000_000
+    }
+
+    /// `every <duration>` must lie within `Limits.scheduleInterval`; false (with a diagnostic) when it does not.
+    static func checkScheduleInterval(_ schedule: String, _ top: YAMLReader.Mapping) -> Bool {
+        let text = schedule.trimmingCharacters(in: .whitespaces)
+        guard text.hasPrefix("every ") else { return true }
+        let duration = String(text.dropFirst(6)).trimmingCharacters(in: .whitespaces)
+        let range = Limits.scheduleInterval
+        switch checkedDuration(duration) {
+        case .invalid:
+            top.error("schedule", "'\(duration)' is not a duration like 15m, 1h, 30s, 1d or PT15M")
+            return false
+        case .seconds(let seconds) where range.contains(seconds):
+            return true
+        case .seconds, .tooLarge:
+            top.error("schedule", "the interval of 'schedule: every …' must be between \(formatSeconds(range.lowerBound)) and \(formatSeconds(range.upperBound)), found '\(duration)'")
+            return false
         }
     }
-    return any && number.isEmpty && total > 0 ? total : nil
 }

@@ -1,4 +1,5 @@
 import DatenwerkCore
+import Foundation
 import Yams
 
 /// Walks a YAML node tree and collects *every* problem with its `file:line:col` and key path.
@@ -53,24 +54,56 @@ final class YAMLReader {
         return scalar.string
     }
 
-    func int(_ node: Node, _ path: String, min: Int? = nil) -> Int? {
+    /// A whole number; with `range`, one inside it (the message names the key and the allowed range).
+    func int(_ node: Node, _ path: String, min: Int? = nil, range: ClosedRange<Int>? = nil) -> Int? {
+        let key = path.split(separator: ".").last.map(String.init) ?? path
         guard case .scalar(let scalar) = node, let value = Int(scalar.string) else {
-            error(node, path, "expected a whole number, found \(describe(node))")
+            if case .scalar(let scalar) = node, scalar.string.range(of: #"^[+-]?[0-9]+$"#, options: .regularExpression) != nil {
+                let allowed = range.map { "; allowed: \($0.lowerBound)…\($0.upperBound)" } ?? ""
+                error(node, path, "'\(key)' is out of range, found \(scalar.string)\(allowed)")
+            } else {
+                error(node, path, "expected a whole number, found \(describe(node))")
+            }
             return nil
         }
         if let min, value < min {
             error(node, path, "must be at least \(min), found \(value)")
             return nil
         }
+        if let range, !range.contains(value) {
+            error(node, path, "'\(key)' must be between \(range.lowerBound) and \(range.upperBound), found \(value)")
+            return nil
+        }
         return value
     }
 
+    /// A finite number (`.inf`, `.nan` and values beyond ±1.8e308 are refused).
     func double(_ node: Node, _ path: String) -> Double? {
         guard case .scalar(let scalar) = node, let value = Double(scalar.string) else {
             error(node, path, "expected a number, found \(describe(node))")
             return nil
         }
+        guard value.isFinite else {
+            error(node, path, "expected a finite number, found \(describe(node))")
+            return nil
+        }
         return value
+    }
+
+    /// A duration (`30s`, `15m`, `1h`, `1d`, `PT1H`, `P1D`) within `range` seconds.
+    func duration(_ node: Node, _ path: String, range: ClosedRange<Int>) -> Int? {
+        guard let text = string(node, path) else { return nil }
+        let key = path.split(separator: ".").last.map(String.init) ?? path
+        switch checkedDuration(text) {
+        case .invalid:
+            error(node, path, "'\(text)' is not a duration (e.g. 30s, 15m, 1h, 1d, PT1H)")
+            return nil
+        case .seconds(let seconds) where range.contains(seconds):
+            return seconds
+        case .seconds, .tooLarge:
+            error(node, path, "'\(key)' must be between \(formatSeconds(range.lowerBound)) and \(formatSeconds(range.upperBound)), found '\(text)'")
+            return nil
+        }
     }
 
     func bool(_ node: Node, _ path: String) -> Bool? {
@@ -140,7 +173,8 @@ final class YAMLReader {
         func has(_ key: String) -> Bool { values[key] != nil }
 
         func string(_ key: String) -> String? { self[key].flatMap { reader.string($0, path(key)) } }
-        func int(_ key: String, min: Int? = nil) -> Int? { self[key].flatMap { reader.int($0, path(key), min: min) } }
+        func int(_ key: String, min: Int? = nil, range: ClosedRange<Int>? = nil) -> Int? { self[key].flatMap { reader.int($0, path(key), min: min, range: range) } }
+        func duration(_ key: String, range: ClosedRange<Int>) -> Int? { self[key].flatMap { reader.duration($0, path(key), range: range) } }
         func double(_ key: String) -> Double? { self[key].flatMap { reader.double($0, path(key)) } }
         func bool(_ key: String) -> Bool? { self[key].flatMap { reader.bool($0, path(key)) } }
         func strings(_ key: String) -> [String]? { self[key].flatMap { reader.strings($0, path(key)) } }
