@@ -27,8 +27,10 @@ let package = Package(
     targets: [
         // Model, diagnostics, units, time, CRS: no I/O, no heavy dependency.
         .target(name: "DatenwerkCore", swiftSettings: swiftSettings),
-        // Streaming CSV / JSON decoders over byte chunks.
-        .target(name: "DatenwerkFormats", dependencies: ["DatenwerkCore"], swiftSettings: swiftSettings),
+        // libxml2 (Debian libxml2-dev) for the streaming XML decoder: SAX2 push parser only.
+        .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
+        // Streaming CSV / JSON / NDJSON / XML decoders over byte chunks.
+        .target(name: "DatenwerkFormats", dependencies: ["DatenwerkCore", "CLibXML2"], swiftSettings: swiftSettings),
         // Units (UCUM), local time -> UTC, timestamp patterns, numbers, CRS -> WGS84.
         .target(name: "DatenwerkTransforms", dependencies: ["DatenwerkCore"], swiftSettings: swiftSettings),
         // The one HTTP fetcher (AsyncHTTPClient): timeouts, paging.

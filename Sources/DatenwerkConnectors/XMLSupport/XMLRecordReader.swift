@@ -4,20 +4,14 @@ import DatenwerkHTTP
 import DatenwerkPipeline
 import Foundation
 import ZIPFoundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
 
-/// One XML element of a record: names are LOCAL names (a namespace prefix such as `ns2:` or `SOAP:` is
-/// dropped), so `ns2:parkingRecord`, `d2:parkingRecord` and a default-namespace `parkingRecord` read alike.
-struct XMLNode: Sendable, Hashable {
-    var name: String
-    /// Attributes by local name (`xsi:type` → `type`).
-    var attributes: [String: String]
-    /// The element's own character data (entity and character references resolved), untrimmed.
-    var text: String = ""
-    var children: [XMLNode] = []
+/// One XML element of a record (from `StreamingXMLDecoder`): local names, attributes by local name, text, children.
+typealias XMLNode = XMLElementNode
 
+/// One record element and where it was found.
+typealias XMLRecord = XMLDecodedRecord
+
+extension XMLElementNode {
     /// The first child with this local name.
     func child(_ name: String) -> XMLNode? { children.first { $0.name == name } }
 
@@ -98,12 +92,6 @@ struct XMLNode: Sendable, Hashable {
     }
 }
 
-/// One record element and where it was found.
-struct XMLRecord: Sendable {
-    var node: XMLNode
-    var location: SourceLocation
-}
-
 /// One XML document, reduced to its record elements plus the short texts around them.
 struct XMLDocument: Sendable {
     var origin: String
@@ -121,24 +109,68 @@ struct XMLDocument: Sendable {
     }
 }
 
-/// Reads an XML document with Foundation's SAX `XMLParser` and keeps only the subtrees of the record elements.
+/// Reads an XML document chunk by chunk through `StreamingXMLDecoder` (libxml2's push parser) and keeps only
+/// the subtrees of the record elements.
 ///
-/// `XMLParser` on Linux cannot be fed chunk by chunk from an async body, so a document is read whole
-/// (up to `maxBytes`) and parsed at once; memory is bounded by the document plus its record trees.
-/// Elements are matched by LOCAL name, so any namespace prefix (`ns2:`, `SOAP:`) and any wrapper
-/// (a SOAP envelope) are tolerated. Record elements nested in a record belong to the outer record.
+/// The body is never held whole (a gzip file is, up to `maxDocumentBytes` unpacked); memory is bounded by the
+/// record trees of the document. Elements are matched by LOCAL name, so any namespace prefix (`ns2:`, `SOAP:`)
+/// and any wrapper (a SOAP envelope) are tolerated. Record elements nested in a record belong to the outer record.
+/// Depth, size and entity limits are those of `XMLDecoderOptions`; breaking one fails the document.
 enum XMLRecordReader {
     static let defaultMaxBytes = 256 << 20
 
     /// Opens `location` (URL through the shared fetcher, or a file) and parses it.
     static func read(_ location: String, fetcher: HTTPFetcher, headers: [(String, String)] = [], records: Set<String>, maxBytes: Int = defaultMaxBytes) async throws -> XMLDocument {
+        var options = XMLDecoderOptions(recordElements: records)
+        options.maxDocumentBytes = maxBytes
+        return try await read(location, fetcher: fetcher, headers: headers, options: options)
+    }
+
+    /// Opens `location` and decodes it with `options` (their `maxDocumentBytes` also caps a gzip file).
+    static func read(_ location: String, fetcher: HTTPFetcher, headers: [(String, String)] = [], options: XMLDecoderOptions) async throws -> XMLDocument {
         let reader = try await ChunkReader.open(location, fetcher: fetcher, headers: headers)
-        var bytes = try await reader.readAll(limit: maxBytes)
-        let size = bytes.count
-        if bytes.starts(with: [0x1F, 0x8B]) { bytes = try gunzip(bytes, origin: reader.origin, limit: maxBytes) }
-        var document = try parse(bytes, origin: reader.origin, records: records)
-        document.bytes = size
-        return document
+        let origin = reader.origin
+        let decoder = StreamingXMLDecoder(options: options, origin: origin)
+        var found: [XMLRecord] = []
+        var size = 0
+        // The first two bytes decide: a gzip file (NDW serves `measurement.xml.gz` as a file) is unpacked first.
+        var head: [UInt8] = []
+        var gzip: [UInt8]?
+        var decided = false
+        do {
+            while let chunk = try await reader.next() {
+                size += chunk.count
+                if decided {
+                    if gzip != nil {
+                        gzip! += chunk
+                        if size > options.maxDocumentBytes { throw ExtractError("\(origin) is larger than \(options.maxDocumentBytes) bytes") }
+                    } else {
+                        found += try decoder.feed(chunk)
+                    }
+                    continue
+                }
+                head += chunk
+                guard head.count >= 2 else { continue }
+                decided = true
+                if head.starts(with: [0x1F, 0x8B]) { gzip = head } else { found += try decoder.feed(head) }
+                head = []
+            }
+            if !head.isEmpty { found += try decoder.feed(head) }
+            if let compressed = gzip {
+                let bytes = try gunzip(compressed, origin: origin, limit: options.maxDocumentBytes)
+                var offset = 0
+                while offset < bytes.count {
+                    let end = min(bytes.count, offset + (256 << 10))
+                    found += try decoder.feed(bytes[offset..<end])
+                    offset = end
+                }
+            }
+            found += try decoder.finish()
+        } catch var error as FormatError {
+            error.message += "; nothing of this document was read"
+            throw error
+        }
+        return XMLDocument(origin: origin, records: found, header: decoder.header, bytes: size)
     }
 
     /// A gzip file (NDW serves `measurement.xml.gz` as a file, not as a Content-Encoding): RFC 1952 header, raw deflate.
@@ -172,93 +204,6 @@ enum XMLRecordReader {
             throw bad("\(error)")
         }
         return out
-    }
-
-    /// Parses a whole document held in memory.
-    static func parse(_ bytes: [UInt8], origin: String, records: Set<String>) throws -> XMLDocument {
-        let collector = Collector(origin: origin, recordNames: records)
-        let parser = XMLParser(data: Data(bytes))
-        parser.shouldProcessNamespaces = false
-        parser.shouldResolveExternalEntities = false
-        parser.delegate = collector
-        // On Linux `parse()` can return true after a well-formedness error, so the first reported error counts.
-        let finished = parser.parse()
-        if !finished || collector.error != nil || parser.parserError != nil {
-            let (line, column, code) = collector.error ?? (parser.lineNumber, parser.columnNumber, (parser.parserError as NSError?)?.code ?? 0)
-            throw FormatError(
-                location: SourceLocation(origin: origin, line: line),
-                message: "\(origin):\(line):\(column): invalid XML (libxml2 error \(code)); nothing of this document was read")
-        }
-        return XMLDocument(origin: origin, records: collector.records, header: collector.header, bytes: bytes.count)
-    }
-
-    /// The SAX delegate: a stack of open elements; inside a record it builds the tree.
-    private final class Collector: NSObject, XMLParserDelegate {
-        let origin: String
-        let recordNames: Set<String>
-        var records: [XMLRecord] = []
-        var header: [String: String] = [:]
-        /// Local names from the root to the current element.
-        var path: [String] = []
-        /// Count of each record name seen, for `[n]` in locations.
-        var counts: [String: Int] = [:]
-        /// The open elements of the record being built (first = the record element).
-        var open: [XMLNode] = []
-        var recordLine = 0
-        var headerText = ""
-        /// Line, column and code of the first error.
-        var error: (Int, Int, Int)?
-
-        init(origin: String, recordNames: Set<String>) {
-            self.origin = origin
-            self.recordNames = recordNames
-        }
-
-        func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
-            let name = XMLNode.localName(elementName)
-            var locals: [String: String] = [:]
-            for (key, value) in attributes where !key.hasPrefix("xmlns") { locals[XMLNode.localName(key)] = value }
-            path.append(name)
-            headerText = ""
-            if !open.isEmpty || recordNames.contains(name) {
-                if open.isEmpty { recordLine = parser.lineNumber }
-                open.append(XMLNode(name: name, attributes: locals))
-            } else if let type = locals["type"] {
-                header[path.joined(separator: "/") + "@type"] = header[path.joined(separator: "/") + "@type"] ?? XMLNode.localName(type)
-            }
-        }
-
-        func parser(_ parser: XMLParser, parseErrorOccurred parseError: any Error) {
-            if error == nil { error = (parser.lineNumber, parser.columnNumber, (parseError as NSError).code) }
-        }
-
-        func parser(_ parser: XMLParser, foundCharacters string: String) {
-            if open.isEmpty { headerText += string } else { open[open.count - 1].text += string }
-        }
-
-        func parser(_ parser: XMLParser, foundCDATA CDATABlock: Data) {
-            self.parser(parser, foundCharacters: String(decoding: CDATABlock, as: UTF8.self))
-        }
-
-        func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName: String?) {
-            defer { path.removeLast() }
-            if open.isEmpty {
-                let text = headerText.trimmingCharacters(in: .whitespacesAndNewlines)
-                let key = path.joined(separator: "/")
-                if !text.isEmpty, header[key] == nil { header[key] = text }
-                headerText = ""
-                return
-            }
-            let done = open.removeLast()
-            if open.isEmpty {
-                let number = (counts[done.name] ?? 0) + 1
-                counts[done.name] = number
-                let where_ = "/" + path.joined(separator: "/") + "[\(number)]"
-                records.append(XMLRecord(node: done, location: SourceLocation(origin: origin, line: recordLine, record: records.count + 1, path: where_)))
-            } else {
-                open[open.count - 1].children.append(done)
-            }
-        }
     }
 }
 
