@@ -1,6 +1,6 @@
 #!/bin/sh
-# Installs what Datenwerk needs from the system: PostgreSQL 15 server binaries and PostGIS (and, as root,
-# what the test validators need: scripts/ensure-validators.sh).
+# Installs what Datenwerk needs from the system: PostgreSQL 15 server binaries, PostGIS, the zlib and
+# libxml2 headers (and, as root, what the test validators need: scripts/ensure-validators.sh).
 # As root it installs them with apt; otherwise it prints the one command to run.
 set -eu
 
@@ -14,6 +14,13 @@ if ! ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1; then
 fi
 if [ ! -f /usr/include/zlib.h ]; then
   missing="$missing zlib1g-dev"
+fi
+# libxml2's headers and pkg-config file for the CLibXML2 system library (the streaming XML decoder).
+if [ ! -f /usr/include/libxml2/libxml/parser.h ] || ! pkg-config --exists libxml-2.0 2>/dev/null; then
+  missing="$missing libxml2-dev"
+fi
+if ! command -v pkg-config >/dev/null 2>&1; then
+  missing="$missing pkg-config"
 fi
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = "0" ]; then
