@@ -1,12 +1,16 @@
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// A running connection pool to one database. Create with `Database.with(location:) { db in … }`.
 public struct Database: Sendable {
-    public let client: PostgresClient
+    private let pools: PoolBox
     public let location: DatabaseLocation
     public let logger: Logger
+
+    /// The current pool. `resetPool()` replaces it (after an outage); take it anew for each use.
+    public var client: PostgresClient { pools.current }
 
     /// Runs `body` with a pool whose background task lives exactly as long as `body`.
     public static func with<T: Sendable>(
@@ -14,21 +18,25 @@ public struct Database: Sendable {
         logger: Logger = Logger(label: "datenwerk.postgres"),
         _ body: @Sendable (Database) async throws -> T
     ) async throws -> T {
-        let client = PostgresClient(configuration: location.clientConfiguration, backgroundLogger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            let (started, signal) = AsyncStream<Void>.makeStream()
-            group.addTask {
-                signal.finish()
-                await client.run()
-            }
-            defer { group.cancelAll() }
-            // Let the pool's run loop start before the first lease (avoids PostgresNIO's "run() hasn't been called" warning).
-            for await _ in started {}
-            await Task.yield()
-            return try await body(Database(client: client, location: location, logger: logger))
+        let pools = PoolBox { PostgresClient(configuration: location.clientConfiguration, backgroundLogger: logger) }
+        // Let the pool's run loop start before the first lease (avoids PostgresNIO's "run() hasn't been called" warning).
+        await Task.yield()
+        do {
+            let result = try await body(Database(pools: pools, location: location, logger: logger))
+            await pools.shutdown()
+            return result
+        } catch {
+            await pools.shutdown()
+            throw error
         }
     }
 
+    /// Replaces the pool with a new one (at most once every 2 s). After a long outage postgres-nio's pool only
+    /// retries on its back-off (up to a minute); the server calls this as soon as a direct connection
+    /// succeeds again. Leases of the old pool end by themselves; the old pool is shut down 60 s later.
+    public func resetPool() {
+        if pools.reset() { logger.notice("database pool renewed after an outage") }
+    }
     /// Creates `name` on the server if it is missing (connects to the `postgres` maintenance database).
     public static func createDatabaseIfMissing(_ location: DatabaseLocation, logger: Logger = Logger(label: "datenwerk.postgres")) async throws {
         let name = location.database
@@ -158,4 +166,54 @@ public func describeDatabaseError(_ error: any Error) -> String {
         return "PostgreSQL connection: \(error.code)"
     }
     return String(describing: error)
+}
+
+/// The pool behind a `Database`, replaceable after an outage. Each pool runs in a task of its own.
+final class PoolBox: Sendable {
+    private struct State {
+        var current: PostgresClient
+        var tasks: [Task<Void, Never>] = []
+        var lastReset = ContinuousClock.now
+        var closed = false
+    }
+
+    private let make: @Sendable () -> PostgresClient
+    private let state: Mutex<State>
+
+    init(_ make: @escaping @Sendable () -> PostgresClient) {
+        self.make = make
+        let first = make()
+        state = Mutex(State(current: first))
+        let task = Task { await first.run() }
+        state.withLock { $0.tasks.append(task) }
+    }
+
+    var current: PostgresClient { state.withLock { $0.current } }
+
+    /// True when a new pool was started.
+    func reset() -> Bool {
+        let fresh = make()
+        let old: Task<Void, Never>? = state.withLock { s in
+            guard !s.closed, ContinuousClock.now - s.lastReset > .seconds(2) else { return nil }
+            s.lastReset = .now
+            s.current = fresh
+            s.tasks.append(Task { await fresh.run() })
+            return s.tasks[s.tasks.count - 2]
+        }
+        guard let old else { return false }
+        Task {
+            try? await Task.sleep(for: .seconds(60))
+            old.cancel()
+        }
+        return true
+    }
+
+    func shutdown() async {
+        let tasks = state.withLock { s in
+            s.closed = true
+            return s.tasks
+        }
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+    }
 }

@@ -25,6 +25,7 @@ public struct DatabaseEnvironment: Sendable {
     public func with<T: Sendable>(_ body: @Sendable (Opened) async throws -> T) async throws -> T {
         if let databaseURL {
             let location = try DatabaseLocation(url: databaseURL)
+            try await Self.probe(location, logger: logger)
             return try await Database.with(location, logger: logger) { db in
                 if migrate { try await Migrator(db).migrate() }
                 return try await body(Opened(database: db, embedded: nil, psqlHint: "psql \"$DATABASE_URL\""))
@@ -38,6 +39,19 @@ public struct DatabaseEnvironment: Sendable {
         return try await Database.with(location, logger: logger) { db in
             if migrate { try await Migrator(db).migrate() }
             return try await body(Opened(database: db, embedded: cluster, psqlHint: cluster.psqlCommand))
+        }
+    }
+
+    /// One direct connection within `timeout`, so a wrong host, role, password or database is reported at once
+    /// with the server's own reason (the pool would retry for a minute and then report its circuit breaker).
+    public static func probe(_ location: DatabaseLocation, timeout: Duration = .seconds(10), logger: Logger) async throws {
+        let connections = ServerConnections(location, limit: 1, acquireTimeout: timeout, logger: logger)
+        do {
+            _ = try await connections.rows("SELECT 1")
+            await connections.shutdown()
+        } catch {
+            await connections.shutdown()
+            throw DatabaseUnavailable("\(location): \((error as? DatabaseUnavailable)?.reason ?? describeDatabaseError(error))")
         }
     }
 }

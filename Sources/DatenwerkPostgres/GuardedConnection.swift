@@ -40,6 +40,14 @@ public struct GuardedConnection: Sendable {
         return try await watch.bounded { try await connection.query(query, logger: logger, file: file, line: line) }
     }
 
+    /// All rows of `query`, read whole without back-pressure (the row stream of postgres-nio 1.33.2 traps when
+    /// its backend dies while it waits for demand; collecting never leaves it waiting). Keep results bounded
+    /// (`LIMIT`): the rows are held in memory.
+    public func collect(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
+        let connection = self.connection
+        return try await watch.bounded { try await connection.query(query, logger: logger).get().rows }
+    }
+
     /// `COPY table (columns) FROM STDIN` in text format; every write is bounded by the connection's life.
     ///
     /// postgres-nio 1.33 traps (`preconditionFailure`) when a COPY write, `CopyDone` or `CopyFail` reaches its

@@ -184,10 +184,15 @@ public enum ByteWriting {
     // MARK: CSV
 
     /// An RFC 4180 field: quoted (with doubled quotes) only when it holds `,`, `"`, CR or LF.
+    ///
+    /// A text cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return would be read as a formula by
+    /// spreadsheet programs (CSV injection): it is written quoted with a leading `'`, as OWASP recommends and
+    /// spreadsheets display it (as text). Only text cells come here; numbers are written as numbers.
     public static func appendCSVField(_ text: String, to out: inout [UInt8]) {
         var text = text
         text.withUTF8 { bytes in
-            var needsQuotes = false
+            let formula = bytes.first.map { [UInt8(ascii: "="), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "@"), 0x09, 0x0D].contains($0) } ?? false
+            var needsQuotes = formula
             for b in bytes where b == UInt8(ascii: ",") || b == UInt8(ascii: "\"") || b == 0x0A || b == 0x0D {
                 needsQuotes = true
                 break
@@ -197,6 +202,7 @@ public enum ByteWriting {
                 return
             }
             out.append(UInt8(ascii: "\""))
+            if formula { out.append(UInt8(ascii: "'")) }
             for b in bytes {
                 if b == UInt8(ascii: "\"") { out.append(b) }
                 out.append(b)

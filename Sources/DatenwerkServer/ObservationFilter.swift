@@ -30,6 +30,9 @@ public struct ObservationCursor: Sendable, Hashable {
         self.property = property
     }
 
+    /// A cursor's time lies in 1800…2200: a forged one outside is refused before it reaches the database.
+    static let plausibleMicros: ClosedRange<Int64> = -5_364_662_400_000_000...7_258_118_400_000_000
+
     /// base64url (no padding) of `1,<start µs>,<station id>,<property>`.
     public var token: String {
         let text = "1,\(startMicros),\(stationID),\(property)"
@@ -45,7 +48,8 @@ public struct ObservationCursor: Sendable, Hashable {
         while base64.count % 4 != 0 { base64 += "=" }
         guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { return nil }
         let parts = text.split(separator: ",", maxSplits: 3, omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0] == "1", let start = Int64(parts[1]), let station = Int64(parts[2]), !parts[3].isEmpty else { return nil }
+        guard parts.count == 4, parts[0] == "1", let start = Int64(parts[1]), let station = Int64(parts[2]),
+              Self.plausibleMicros.contains(start), station >= 1, ObservationFilter.isKey(parts[3]) else { return nil }
         self.init(startMicros: start, stationID: station, property: String(parts[3]))
     }
 }
@@ -164,7 +168,16 @@ public struct ObservationFilter: Sendable, Hashable {
     static func list(_ value: String, parameter: String) throws(DownloadParameterError) -> [String] {
         let items = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !items.isEmpty else { throw DownloadParameterError(parameter, "\(parameter) is empty; give one or more keys, comma-separated") }
+        if let bad = items.first(where: { !isKey($0) }) {
+            throw DownloadParameterError(parameter, "\(parameter) '\(shorten(bad))' is not a key: keys are at most 200 characters without control characters")
+        }
         return items
+    }
+
+    /// A station or property key as a client may send it: 1…200 characters, no control characters (a NUL
+    /// would otherwise reach PostgreSQL as an encoding error).
+    static func isKey<S: StringProtocol>(_ value: S) -> Bool {
+        !value.isEmpty && value.count <= 200 && !value.unicodeScalars.contains { $0.properties.generalCategory == .control }
     }
 
     static func unique(_ values: [String]) -> [String] {

@@ -54,12 +54,19 @@ public struct DatasetSnapshot: Sendable {
 /// `runs.pipeline`, a hashed semi-join on the runs index); no extra column or migration. Downloads are
 /// ordered by (phenomenon start, station row, property): time filters prune monthly partitions and use
 /// their time index; a whole dataset is sorted by PostgreSQL (1.04M rows: ~3.5 s, outside our memory).
+///
+/// Every statement goes through `ServerConnections`: a bounded wait for a connection (503 when the database is
+/// away) and rows read whole per statement; downloads read keyset pages of `pageRows` rows, so a backend that
+/// dies mid-download breaks the body off instead of trapping in postgres-nio's row stream.
 public final class ObservationStore: Sendable {
-    public let database: Database
+    public let connections: ServerConnections
     private let cache = Mutex<[String: DatasetSnapshot]>([:])
+    /// Rows per statement of a download (memory: about this many rows at once).
+    public let pageRows: Int
 
-    public init(database: Database) {
-        self.database = database
+    public init(connections: ServerConnections, pageRows: Int = 4000) {
+        self.connections = connections
+        self.pageRows = max(1, pageRows)
     }
 
     // MARK: State and facts
@@ -67,16 +74,17 @@ public final class ObservationStore: Sendable {
     /// The state of every pipeline named (missing: never loaded anything).
     public func states(pipelines: [String]) async throws -> [String: DatasetState] {
         guard !pipelines.isEmpty else { return [:] }
-        let rows = try await database.client.query("""
+        let rows = try await connections.rows("""
             SELECT pipeline, max(id)::int8,
                    (extract(epoch FROM max(finished_at)) * 1000000)::int8,
                    (extract(epoch FROM min(finished_at) FILTER (WHERE inserted > 0)) * 1000000)::int8
             FROM datenwerk.runs
             WHERE pipeline = ANY(\(pipelines)) AND status = 'succeeded' AND (inserted > 0 OR updated > 0)
             GROUP BY pipeline
-            """, logger: database.logger)
+            """)
         var states: [String: DatasetState] = [:]
-        for try await (pipeline, version, last, first) in rows.decode((String, Int64, Int64?, Int64?).self) {
+        for row in rows {
+            let (pipeline, version, last, first) = try row.decode((String, Int64, Int64?, Int64?).self)
             states[pipeline] = DatasetState(version: version, lastModifiedMicros: last, firstLoadedMicros: first)
         }
         return states
@@ -105,20 +113,20 @@ public final class ObservationStore: Sendable {
     }
 
     private func computeSnapshot(pipeline: String, state: DatasetState) async throws -> DatasetSnapshot {
-        let logger = database.logger
         var facts = DatasetFacts(lastModifiedMicros: state.lastModifiedMicros, firstLoadedMicros: state.firstLoadedMicros)
         guard state.version > 0 else { return DatasetSnapshot(state: state, facts: facts, stations: []) }
-        let series = try await database.client.query("""
+        let series = try await connections.rows("""
             SELECT o.station_id, o.property, count(*)::int8,
                    (extract(epoch FROM min(o.phenomenon_start)) * 1000000)::int8,
                    (extract(epoch FROM max(coalesce(o.phenomenon_end, o.phenomenon_start))) * 1000000)::int8
             FROM datenwerk.observations o
             WHERE o.run_id IN (SELECT id FROM datenwerk.runs WHERE pipeline = \(pipeline))
             GROUP BY o.station_id, o.property
-            """, logger: logger)
+            """)
         var stationIDs: Set<Int64> = []
         var propertyKeys: Set<String> = []
-        for try await (station, property, count, first, last) in series.decode((Int64, String, Int64, Int64, Int64).self) {
+        for row in series {
+            let (station, property, count, first, last) = try row.decode((Int64, String, Int64, Int64, Int64).self)
             stationIDs.insert(station)
             propertyKeys.insert(property)
             facts.observationCount += Int(count)
@@ -127,21 +135,23 @@ public final class ObservationStore: Sendable {
         }
         var stations: [DatasetStation] = []
         if !stationIDs.isEmpty {
-            let rows = try await database.client.query("""
+            let rows = try await connections.rows("""
                 SELECT id, key, name, ST_X(ST_Centroid(geom)), ST_Y(ST_Centroid(geom))
                 FROM datenwerk.stations WHERE id = ANY(\(Array(stationIDs))) ORDER BY key
-                """, logger: logger)
-            for try await (id, key, name, lon, lat) in rows.decode((Int64, String, String?, Double?, Double?).self) {
+                """)
+            for row in rows {
+                let (id, key, name, lon, lat) = try row.decode((Int64, String, String?, Double?, Double?).self)
                 stations.append(DatasetStation(id: id, key: key, name: name, longitude: lon, latitude: lat))
             }
         }
         facts.stationCount = stations.count
         facts.bbox = BoundingBox(points: stations.compactMap { s in s.longitude.flatMap { lon in s.latitude.map { (longitude: lon, latitude: $0) } } })
         if !propertyKeys.isEmpty {
-            let rows = try await database.client.query("""
+            let rows = try await connections.rows("""
                 SELECT key, unit, label_de, label_en FROM datenwerk.observed_properties WHERE key = ANY(\(Array(propertyKeys))) ORDER BY key
-                """, logger: logger)
-            for try await (key, unit, de, en) in rows.decode((String, String, String, String).self) {
+                """)
+            for row in rows {
+                let (key, unit, de, en) = try row.decode((String, String, String, String).self)
                 facts.properties.append(.init(key: key, unit: unit, labelDE: de, labelEN: en))
             }
         }
@@ -156,9 +166,9 @@ public final class ObservationStore: Sendable {
         var q = Self.selection(pipeline: pipeline, filter: filter, through: nil, keysOnly: true)
         let offset = q.bind(Int64(limit - 1))
         q.sql += " OFFSET \(offset) LIMIT 2"
-        let rows = try await database.client.query(q.query, logger: database.logger)
         var keys: [ObservationCursor] = []
-        for try await (start, station, property) in rows.decode((UTCMicros, Int64, String).self) {
+        for row in try await connections.rows(q.query) {
+            let (start, station, property) = try row.decode((UTCMicros, Int64, String).self)
             keys.append(ObservationCursor(startMicros: start.value, stationID: station, property: property))
         }
         return keys.count == 2 ? keys[0] : nil
@@ -166,8 +176,8 @@ public final class ObservationStore: Sendable {
 
     /// Streams the observations of `dataset` that pass `filter` (up to and including `through`, the page
     /// end) through `encoder` — header, rows, footer with `next` — handing `write` chunks of about
-    /// `chunkBytes`. Rows come from PostgreSQL as they are read (the row sequence's back-pressure), so
-    /// memory stays constant whatever the size. Only the observation columns travel per row; station
+    /// `chunkBytes`. Rows come from PostgreSQL in keyset pages of `pageRows` (the next page is read when the
+    /// client has taken the previous one), so memory stays constant whatever the size. Only the observation columns travel per row; station
     /// names, positions and units come from `snapshot` (a station or property newer than it is looked up
     /// once). Returns the number of rows written.
     @discardableResult
@@ -181,21 +191,31 @@ public final class ObservationStore: Sendable {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(chunkBytes + 4096)
         encoder.writeHeader(into: &bytes)
-        let q = Self.selection(pipeline: dataset.pipeline, filter: filter, through: through, keysOnly: false)
-        let rows = try await database.client.query(q.query, logger: database.logger)
         var count = 0
-        for try await (stationID, property, start, end, value, quality) in rows.decode((Int64, String, UTCMicros, UTCMicros?, Double, String?).self) {
-            if stations[stationID] == nil { stations[stationID] = try await station(stationID) }
-            if units[property] == nil { units[property] = try await unit(property) }
-            let place = stations[stationID]!
-            encoder.write(ObservationRow(stationKey: place.key, stationName: place.name, property: property, unit: units[property]!,
-                                         startMicros: start.value, endMicros: end?.value, value: value, quality: quality,
-                                         longitude: place.longitude, latitude: place.latitude), into: &bytes)
-            count += 1
-            if bytes.count >= chunkBytes {
-                try await write(ByteBuffer(bytes: bytes))
-                bytes.removeAll(keepingCapacity: true)
+        var page = filter
+        var remaining = filter.limit
+        while true {
+            let take = min(pageRows, remaining ?? pageRows)
+            guard take > 0 else { break }
+            page.limit = take
+            let rows = try await connections.rows(Self.selection(pipeline: dataset.pipeline, filter: page, through: through, keysOnly: false).query)
+            for row in rows {
+                let (stationID, property, start, end, value, quality) = try row.decode((Int64, String, UTCMicros, UTCMicros?, Double, String?).self)
+                if stations[stationID] == nil { stations[stationID] = try await station(stationID) }
+                if units[property] == nil { units[property] = try await unit(property) }
+                let place = stations[stationID]!
+                encoder.write(ObservationRow(stationKey: place.key, stationName: place.name, property: property, unit: units[property]!,
+                                             startMicros: start.value, endMicros: end?.value, value: value, quality: quality,
+                                             longitude: place.longitude, latitude: place.latitude), into: &bytes)
+                count += 1
+                page.cursor = ObservationCursor(startMicros: start.value, stationID: stationID, property: property)
+                if bytes.count >= chunkBytes {
+                    try await write(ByteBuffer(bytes: bytes))
+                    bytes.removeAll(keepingCapacity: true)
+                }
             }
+            if rows.count < take { break }
+            remaining = remaining.map { $0 - rows.count }
         }
         encoder.writeFooter(into: &bytes, next: next)
         if !bytes.isEmpty { try await write(ByteBuffer(bytes: bytes)) }
@@ -203,18 +223,20 @@ public final class ObservationStore: Sendable {
     }
 
     private func station(_ id: Int64) async throws -> DatasetStation {
-        let rows = try await database.client.query("""
+        let rows = try await connections.rows("""
             SELECT key, name, ST_X(ST_Centroid(geom)), ST_Y(ST_Centroid(geom)) FROM datenwerk.stations WHERE id = \(id)
-            """, logger: database.logger)
-        for try await (key, name, lon, lat) in rows.decode((String, String?, Double?, Double?).self) {
+            """)
+        for row in rows {
+            let (key, name, lon, lat) = try row.decode((String, String?, Double?, Double?).self)
             return DatasetStation(id: id, key: key, name: name, longitude: lon, latitude: lat)
         }
         return DatasetStation(id: id, key: "station-\(id)", name: nil, longitude: nil, latitude: nil)
     }
 
     private func unit(_ property: String) async throws -> String {
-        let rows = try await database.client.query("SELECT unit FROM datenwerk.observed_properties WHERE key = \(property)", logger: database.logger)
-        for try await unit in rows.decode(String.self) { return unit }
+        for row in try await connections.rows("SELECT unit FROM datenwerk.observed_properties WHERE key = \(property)") {
+            return try row.decode(String.self)
+        }
         return ""
     }
 

@@ -56,22 +56,22 @@ struct Publishing: Sendable {
     var publicDatasets: [DatasetMetadata] { datasets.filter { $0.access == .open } }
 
     func register(on router: Router<ServerRequestContext>) {
-        router.get("/") { request, _ in try await self.page(request) }
-        router.get("/catalog") { request, _ in
+        router.read("/") { request, _ in try await self.page(request) }
+        router.read("/catalog") { request, _ in
             guard let format = Negotiation.rdfFormat(request.headers[.accept]) else {
                 return Negotiation.notAcceptable()
             }
             return try await self.catalogDocument(request, format: format, negotiated: true)
         }
         for format in RDFFormat.allCases {
-            router.get("/catalog.\(format.fileExtension)") { request, _ in
+            router.read("/catalog.\(format.fileExtension)") { request, _ in
                 try await self.catalogDocument(request, format: format, negotiated: false)
             }
         }
-        router.get("/datasets/:id") { request, context in
+        router.read("/datasets/:id") { request, context in
             try await self.datasetResource(request, id: try context.parameters.require("id"))
         }
-        router.get("/datasets/:id/:file") { request, context in
+        router.read("/datasets/:id/:file") { request, context in
             try await self.datasetFile(request, id: try context.parameters.require("id"), file: try context.parameters.require("file"))
         }
     }
@@ -141,22 +141,24 @@ struct Publishing: Sendable {
 
     // MARK: Datasets
 
-    /// The dataset, or the answer to send instead: 404 when unknown, 401/403 when restricted without the token.
+    /// The dataset, or the answer to send instead. Anything not public answers like an unknown id (404, same
+    /// text), so a client without the token cannot tell a restricted dataset from a missing one; the log says which.
     func authorize(_ request: Request, id: String) -> Result<DatasetMetadata, ResponseError> {
-        guard let dataset = byID[id] else {
-            let known = publicDatasets.map(\.id)
+        let notFound: () -> ResponseError = {
+            let known = self.publicDatasets.map(\.id)
             let hint = closestMatch(to: id, in: known).map { "; did you mean '\($0)'?" } ?? ""
-            return .failure(ResponseError(.problem(.notFound, "no dataset '\(id)'\(hint) (the catalog at /catalog lists the published datasets)")))
+            return ResponseError(.problem(.notFound, "no dataset '\(ObservationFilter.shorten(id))'\(hint) (the catalog at /catalog lists the published datasets)",
+                                          headers: [.cacheControl: "private, no-store", .vary: "Authorization"]))
         }
+        guard let dataset = byID[id] else { return .failure(notFound()) }
         guard dataset.access == .restricted else { return .success(dataset) }
-        let challenge: HTTPFields = [.wwwAuthenticate: #"Bearer realm="datenwerk-downloads""#, .cacheControl: "private, no-store"]
         guard let presented = PushIngest.token(request.headers) else {
-            return .failure(ResponseError(.problem(.unauthorized, "dataset '\(id)' is restricted: send the download token as `Authorization: Bearer <token>`",
-                                                   headers: challenge)))
+            logger.info("restricted dataset '\(id)' asked for without a token: answered 404")
+            return .failure(notFound())
         }
         guard let expected = downloadToken, PushIngest.constantTimeEqual(presented, expected) else {
-            logger.warning("download of restricted dataset '\(id)' refused: wrong token")
-            return .failure(ResponseError(.problem(.forbidden, "the token does not give access to dataset '\(id)'", headers: [.cacheControl: "private, no-store"])))
+            logger.warning("restricted dataset '\(id)' asked for with a wrong token: answered 404")
+            return .failure(notFound())
         }
         return .success(dataset)
     }

@@ -35,6 +35,11 @@ public struct DatenwerkServer: Sendable {
         public var catalogPageSize = 100
         /// The environment variable holding the bearer token for restricted datasets' downloads.
         public var downloadTokenVariable = "DATENWERK_DOWNLOAD_TOKEN"
+        /// A connection that sends nothing for this long is closed: the time to send a request's head (a client
+        /// trickling its headers cannot hold a connection longer) and the keep-alive idle time between requests.
+        public var idleTimeout: Duration = .seconds(30)
+        /// How long a request waits for the database before it is answered 503 with `Retry-After`.
+        public var databaseTimeout: Duration = .seconds(5)
 
         public init(host: String = "127.0.0.1", port: Int = 8080, baseURL: String? = nil, catalogPageSize: Int = 100) {
             self.host = host
@@ -69,38 +74,88 @@ public struct DatenwerkServer: Sendable {
         services: [any Service] = [],
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
+        let connections = ServerConnections(database: database, acquireTimeout: configuration.databaseTimeout)
         let router = Router(context: ServerRequestContext.self)
-        router.add(middleware: ProblemMiddleware(logger: logger))
-        let health = HealthCheck(database: database)
-        router.get("/health") { _, _ in try await health.respond() }
+        router.add(middleware: ProblemMiddleware(logger: logger, routes: Self.routes(publishing: catalog != nil)))
+        let health = HealthCheck(connections: connections)
+        router.read("/health") { _, _ in try await health.respond() }
         let ingest = PushIngest(pipelines: pipelines, runner: runner, environment: environment,
                                 maxBytes: configuration.maxPushBytes, logger: logger)
         router.post("/ingest/:pipeline") { request, context in
             try await ingest.receive(request, context: context)
         }
         if let catalog {
-            Publishing(catalog: catalog, pipelines: pipelines, store: ObservationStore(database: database), configuration: configuration,
+            Publishing(catalog: catalog, pipelines: pipelines, store: ObservationStore(connections: connections), configuration: configuration,
                        environment: environment, logger: logger).register(on: router)
         }
+        let idle = TimeAmount.nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000
+                                          + configuration.idleTimeout.components.attoseconds / 1_000_000_000)
         return Application(
             router: router,
+            server: .http1(configuration: .init(idleTimeout: idle)),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Datenwerk"),
-            services: services,
+            services: services + [ShutdownService(connections)],
             onServerRunning: onServerRunning,
             logger: logger
         )
     }
+
+    /// The routes this server answers, by method (for 405 `Allow` and HEAD).
+    static func routes(publishing: Bool) -> [RoutePattern] {
+        var routes = [RoutePattern("/health", [.get]), RoutePattern("/ingest/*", [.post])]
+        if publishing {
+            routes += ["/", "/catalog", "/catalog.ttl", "/catalog.rdf", "/catalog.jsonld", "/datasets/*", "/datasets/*/*"].map { RoutePattern($0, [.get]) }
+        }
+        return routes
+    }
 }
 
-/// `/health`: 200 when the database answers and every bundled migration is applied, else 503; JSON either way.
+/// A path pattern (`*` is one segment) and the methods it answers (HEAD wherever GET is).
+struct RoutePattern: Sendable {
+    var segments: [Substring]
+    var methods: [HTTPRequest.Method]
+
+    init(_ path: String, _ methods: [HTTPRequest.Method]) {
+        segments = path.split(separator: "/")
+        self.methods = methods
+    }
+
+    func matches(_ path: String) -> Bool {
+        let parts = path.split(separator: "/")
+        guard parts.count == segments.count else { return false }
+        return zip(parts, segments).allSatisfy { $1 == "*" || $0 == $1 }
+    }
+
+    var allowed: [HTTPRequest.Method] {
+        var all = methods
+        if methods.contains(.get) { all.append(.head) }
+        return all + [.options]
+    }
+}
+
+/// Closes the server's idle database connections when the server stops.
+struct ShutdownService: Service {
+    let connections: ServerConnections
+    init(_ connections: ServerConnections) { self.connections = connections }
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await connections.shutdown()
+    }
+}
+
+/// `/health`: 200 when the database answers and every bundled migration is applied, else 503 (within the
+/// database timeout, 5 s by default); JSON either way, without internal error text.
 struct HealthCheck: Sendable {
-    let database: Database
+    let connections: ServerConnections
 
     func respond() async throws -> Response {
         var members: [JSONValue.Member] = []
         var healthy = true
         do {
-            let applied = try await Migrator(database).appliedVersions()
+            let applied = try await connections.rows("""
+                SELECT version FROM public.datenwerk_migrations
+                """).map { try $0.decode(Int.self) }
             let bundled = try Migrator.bundled().map(\.version)
             let missing = bundled.filter { !applied.contains($0) }
             members.append(.init("database", .string("ok")))
@@ -111,10 +166,12 @@ struct HealthCheck: Sendable {
             if !missing.isEmpty { healthy = false }
         } catch {
             healthy = false
-            members.append(.init("database", .string("unreachable: \(describeDatabaseError(error))")))
+            connections.logger.warning("health: the database does not answer: \(describeDatabaseError(error))")
+            members.append(.init("database", .string("unavailable")))
         }
         members.insert(.init("status", .string(healthy ? "ok" : "unavailable")), at: 0)
-        return .json(.object(members), status: healthy ? .ok : .serviceUnavailable)
+        let headers: HTTPFields = healthy ? [:] : [.retryAfter: String(ServerConnections.retryAfterSeconds)]
+        return .json(.object(members), status: healthy ? .ok : .serviceUnavailable, headers: headers)
     }
 }
 
@@ -139,19 +196,79 @@ extension Response {
     }
 }
 
-/// Turns errors thrown by routes into problem+json answers (Hummingbird's own HTTPErrors keep their status).
+/// Every request passes here first:
+/// - a request id (`X-Request-Id`, also in every log line about it and in every 5xx body, so an operator can
+///   find the details a client is not shown);
+/// - HEAD is answered as GET without the body (nothing is streamed); OPTIONS and a path known under
+///   another method get 204 / 405 with `Allow`;
+/// - open GETs carry `Access-Control-Allow-Origin: *` (answers marked `Cache-Control: private` do not);
+/// - errors thrown by routes become problem+json: Hummingbird's HTTPErrors keep their status, an unreachable
+///   database gives 503 with `Retry-After`, anything else 500 — with a generic text: SQL, SQLSTATEs and type
+///   names go to the log only.
 struct ProblemMiddleware: RouterMiddleware {
     typealias Context = ServerRequestContext
     let logger: Logger
+    let routes: [RoutePattern]
+    static let requestID = HTTPField.Name("X-Request-Id")!
+    static let allowOrigin = HTTPField.Name("Access-Control-Allow-Origin")!
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        do {
-            return try await next(request, context)
-        } catch let error as HTTPError {
-            return .problem(error.status, error.body ?? error.status.reasonPhrase, headers: error.headers)
-        } catch {
-            logger.error("\(request.method) \(request.uri.path) failed: \(error)")
-            return .problem(.internalServerError, "the server could not answer: \(describeDatabaseError(error))")
+        let id = Self.makeRequestID()
+        var response = await answer(request, context: context, id: id, next: next)
+        response.headers[Self.requestID] = id
+        if [.get, .head, .options].contains(request.method), !(response.headers[.cacheControl] ?? "").contains("private") {
+            response.headers[Self.allowOrigin] = "*"
         }
+        return response
+    }
+
+    private func answer(_ request: Request, context: Context, id: String, next: (Request, Context) async throws -> Response) async -> Response {
+        let path = request.uri.path
+        let route = routes.first { $0.matches(path) }
+        if request.method == .options {
+            guard let route else { return .problem(.notFound, "nothing at \(Self.shorten(path))") }
+            let allow = route.allowed.map(\.rawValue).joined(separator: ", ")
+            return Response(status: .noContent, headers: [
+                .allow: allow, HTTPField.Name("Access-Control-Allow-Methods")!: allow,
+                HTTPField.Name("Access-Control-Allow-Headers")!: "Accept, Accept-Encoding, If-None-Match, If-Modified-Since",
+                HTTPField.Name("Access-Control-Max-Age")!: "86400",
+            ])
+        }
+        if let route, !route.allowed.contains(request.method) {
+            return .problem(.methodNotAllowed, "\(request.method.rawValue) is not supported here; use \(route.allowed.map(\.rawValue).joined(separator: ", "))",
+                            headers: [.allow: route.allowed.map(\.rawValue).joined(separator: ", ")])
+        }
+        let head = request.method == .head
+        do {
+            var response = try await next(request, context)
+            if head { response.body = ResponseBody() }
+            return response
+        } catch let error as HTTPError {
+            if error.status == .notFound { return .problem(.notFound, "nothing at \(Self.shorten(path))") }
+            return .problem(error.status, error.body ?? error.status.reasonPhrase, headers: error.headers)
+        } catch let error where error is DatabaseUnavailable || isConnectionError(error) {
+            logger.warning("\(request.method) \(path) [\(id)]: \(describeDatabaseError(error))")
+            return .problem(.serviceUnavailable, "the database is not available at the moment; try again in a few seconds (request \(id))",
+                            headers: [.retryAfter: String(ServerConnections.retryAfterSeconds)])
+        } catch {
+            logger.error("\(request.method) \(path) [\(id)] failed: \(describeDatabaseError(error))")
+            return .problem(.internalServerError, "the server could not answer this request; the operator can look it up as request \(id)")
+        }
+    }
+
+    static func makeRequestID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<12).map { _ in String(UInt8.random(in: 0...15, using: &generator), radix: 16) }.joined()
+    }
+
+    static func shorten(_ path: String) -> String { path.count > 100 ? String(path.prefix(100)) + "…" : path }
+}
+
+extension Router {
+    /// GET and HEAD on `path` with one handler (`ProblemMiddleware` drops the body of a HEAD answer, so
+    /// nothing is streamed for it).
+    func read(_ path: RouterPath, use handler: @escaping @Sendable (Request, Context) async throws -> some ResponseGenerator) {
+        get(path, use: handler)
+        head(path, use: handler)
     }
 }

@@ -80,7 +80,9 @@ struct ExportCommand: AsyncParsableCommand {
     static func export(
         _ dataset: DatasetMetadata, formats: [ObservationFormat], catalog: CatalogMetadata, baseURL: String, into directory: String, database: Database
     ) async throws -> [(String, String)] {
-        let store = ObservationStore(database: database)
+        let connections = ServerConnections(database: database, limit: 2, acquireTimeout: .seconds(30))
+        defer { Task { await connections.shutdown() } }
+        let store = ObservationStore(connections: connections)
         let state = try await store.state(pipeline: dataset.pipeline)
         let snapshot = try await store.snapshot(dataset, state: state)
         var written: [(String, String)] = []

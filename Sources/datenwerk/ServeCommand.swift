@@ -48,6 +48,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Do not turn `schedule:` into jobs here (another serve does it).")
     var noScheduler = false
 
+    @Option(help: "On SIGTERM/SIGINT: seconds to let running requests and runs finish before they are cancelled.")
+    var shutdownTimeout = 30
+
+    @Option(help: "Seconds a connection may send nothing (also the time to send a request's headers) before it is closed.")
+    var idleTimeout = 30
+
     @Flag(name: .shortAndLong, help: "Log more.")
     var verbose = false
 
@@ -65,6 +71,11 @@ struct ServeCommand: AsyncParsableCommand {
         if baseURL == nil, port != 0, !["0.0.0.0", "::", "[::]"].contains(host) {
             settings.baseURL = "http://\(host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host):\(port)"
         }
+        guard (1...3600).contains(shutdownTimeout), (1...3600).contains(idleTimeout) else {
+            stderr("error: --shutdown-timeout and --idle-timeout take 1…3600 seconds")
+            throw Exit.invalidConfiguration
+        }
+        settings.idleTimeout = .seconds(idleTimeout)
         let configuration = settings
         let fetcher = HTTPFetcher()
         defer { Task { try? await fetcher.shutdown() } }
@@ -86,7 +97,11 @@ struct ServeCommand: AsyncParsableCommand {
                 let line = "datenwerk serve: listening on http://\(address?.ipAddress ?? host):\(address?.port ?? port) (\(specs.count) pipelines)\n"
                 FileHandle.standardOutput.write(Data(line.utf8))
             }
-            try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+            var group = ServiceGroupConfiguration(services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            // A slow reader or a long run does not hold the shutdown forever: cancelled after the deadline.
+            group.maximumGracefulShutdownDuration = .seconds(shutdownTimeout)
+            group.maximumCancellationDuration = .seconds(5)
+            try await ServiceGroup(configuration: group).run()
         }
     }
 }
