@@ -6,7 +6,7 @@
 #   scripts/fuzz.sh csv 0 -runs=1000000
 #   scripts/fuzz.sh build             # only build the fuzz executables
 #
-# TARGET: csv, json (JSONParser + JSONValueSkipper), streaming-json, ndjson, cron, all.
+# TARGET: csv, json (JSONParser + JSONValueSkipper), streaming-json, ndjson, cron, xml (StreamingXMLDecoder), all.
 # The sources of DatenwerkCore, DatenwerkFormats and DatenwerkTransforms are compiled straight with
 # `swiftc -sanitize=fuzzer,address` into .build-fuzz/ (no SwiftPM build, no network). Every target runs at
 # `nice -n 15`. The seed corpus is cut at run time from SampleData/ and the reference data
@@ -16,12 +16,12 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-BUILD="$ROOT/.build-fuzz"
+BUILD="${FUZZ_BUILD:-$ROOT/.build-fuzz}"
 WORK="${FUZZ_WORK:-/tmp/datenwerk-fuzz}"
 REFERENCE="${DATENWERK_REFERENCE_DATA:-$ROOT/../shared/reference-data}"
 OPT="${FUZZ_OPT:--O}"
-MAX_LEN="${FUZZ_MAX_LEN:-2048}"
-TARGETS=(csv json streaming-json ndjson cron)
+MAX_LEN="${FUZZ_MAX_LEN:-512}"
+TARGETS=(csv json streaming-json ndjson cron xml)
 
 usage() {
     echo "usage: scripts/fuzz.sh {${TARGETS[*]// /|}|all|build} SECONDS [libFuzzer flags…]" >&2
@@ -35,6 +35,7 @@ source_file() {
         streaming-json) echo StreamingJSONDecoderFuzz.swift ;;
         ndjson) echo NDJSONDecoderFuzz.swift ;;
         cron) echo CronScheduleFuzz.swift ;;
+        xml) echo XMLDecoderFuzz.swift ;;
         *) return 1 ;;
     esac
 }
@@ -104,6 +105,7 @@ corpus() {
         csv) patterns=(-name '*.csv' -o -name '*.txt') ;;
         json | streaming-json) patterns=(-name '*.json' -o -name '*.geojson' -o -name '*.jsonld') ;;
         ndjson) patterns=(-name '*.ndjson' -o -name '*.jsonl' -o -name '*.json') ;;
+        xml) patterns=(-name '*.xml') ;;
     esac
     if [[ ${#patterns[@]} -gt 0 ]]; then
         while IFS= read -r -d '' file; do
@@ -144,7 +146,7 @@ run() {
     local limit=()
     [[ "$seconds" != 0 ]] && limit=(-max_total_time="$seconds")
     # The Swift runtime's own crash backtracer would race ASan's report: leave crashes to libFuzzer.
-    SWIFT_BACKTRACE=enable=no ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}" nice -n 15 "$BUILD/fuzz-$target" \
+    SWIFT_BACKTRACE=enable=no ASAN_OPTIONS="detect_leaks=0:malloc_context_size=0:${ASAN_OPTIONS:-}" nice -n 15 "$BUILD/fuzz-$target" \
         "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -max_len="$MAX_LEN" -print_final_stats=1 \
         -artifact_prefix="$BUILD/artifacts/$target-" "$@" \
         "$WORK/corpus/$target" "$seeds" > "$log" 2>&1 || status=$?

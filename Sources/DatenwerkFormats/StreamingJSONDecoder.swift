@@ -96,6 +96,9 @@ public struct StreamingJSONDecoder: RecordDecoder, Sendable {
         return inner?.value ?? .object([])
     }
 
+    /// Bytes held between calls (the record in progress, or an envelope value while it fits the budget).
+    var retainedBytes: Int { buffer.count }
+
     public mutating func feed(_ bytes: some Collection<UInt8>) throws -> [DecodedRecord] {
         try ingest(bytes, final: false)
     }
