@@ -267,10 +267,10 @@ final class RawHTTP: @unchecked Sendable {
         }
     }
 
-    /// One `GET` with `Connection: close`; the body de-chunked.
-    static func get(port: Int, _ path: String) async throws -> Answer {
+    /// One request with `Connection: close`; the body de-chunked.
+    static func get(port: Int, _ path: String, method: String = "GET") async throws -> Answer {
         let client = try RawHTTP(port: port)
-        try client.send("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        try client.send("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         let all = try await client.readToEnd().bytes
         guard let split = all.indices.first(where: { all[$0...].starts(with: [13, 10, 13, 10]) }) else { throw TestFailure("no answer for \(path)") }
         let head = String(decoding: all[..<split], as: UTF8.self)

@@ -16,7 +16,8 @@ import Testing
         try await P.with { server, _ in
             for path in ["/", "/catalog.ttl", "/datasets/musterstadt-klima/observations.csv", "/health"] {
                 let get = try await server.get(path)
-                let head = try await server.request(.HEAD, path)
+                let port = try #require(Int(server.baseURL.split(separator: ":").last ?? ""))
+                let head = try await RawHTTP.get(port: port, path, method: "HEAD")
                 #expect(get.status == 200, "\(path)")
                 #expect(head.status == 200, "\(path): HEAD gave \(head.status)")
                 #expect(head.body.isEmpty, "\(path)")
