@@ -234,26 +234,36 @@ struct XMLDocumentRun<Mapping: XMLRecordMapping>: ConnectorRun {
     private let fetcher: HTTPFetcher
     private let headers: [(String, String)]
     private var mapping: Mapping
+    /// Depth and size limits for every document (the record elements come from `mapping`).
+    private let limits: XMLDecoderOptions
     private(set) var bytesRead = 0
     private(set) var origins: [String] = []
 
-    init(references: [String] = [], locations: [String], fetcher: HTTPFetcher, headers: [(String, String)] = [], mapping: Mapping) {
+    init(references: [String] = [], locations: [String], fetcher: HTTPFetcher, headers: [(String, String)] = [], mapping: Mapping,
+         limits: XMLDecoderOptions = XMLDecoderOptions()) {
         self.references = references
         self.locations = locations
         self.fetcher = fetcher
         self.headers = headers
         self.mapping = mapping
+        self.limits = limits
+    }
+
+    private func read(_ location: String, records: Set<String>) async throws -> XMLDocument {
+        var options = limits
+        options.recordElements = records
+        return try await XMLRecordReader.read(location, fetcher: fetcher, headers: headers, options: options)
     }
 
     mutating func next() async throws -> ConnectorBatch? {
         while !references.isEmpty {
-            let document = try await XMLRecordReader.read(references.removeFirst(), fetcher: fetcher, headers: headers, records: mapping.referenceElements)
+            let document = try await read(references.removeFirst(), records: mapping.referenceElements)
             bytesRead += document.bytes
             origins.append(document.origin)
             try mapping.reference(document)
         }
         guard !locations.isEmpty else { return nil }
-        let document = try await XMLRecordReader.read(locations.removeFirst(), fetcher: fetcher, headers: headers, records: mapping.recordElements)
+        let document = try await read(locations.removeFirst(), records: mapping.recordElements)
         bytesRead += document.bytes
         origins.append(document.origin)
         mapping.begin(document)
