@@ -226,7 +226,14 @@ struct DWDRun: ConnectorRun {
                 }
                 let handle = try FileHandle(forWritingTo: file)
                 defer { try? handle.close() }
-                while let chunk = try await reader.next() { try handle.write(contentsOf: chunk) }
+                var written = 0
+                while let chunk = try await reader.next() {
+                    written += chunk.count
+                    guard written <= Self.maxTemporaryBytes else {
+                        throw ExtractError("\(origin) is larger than \(Self.maxTemporaryBytes) bytes (DATENWERK_MAX_EXTRACT_BYTES); not downloaded further")
+                    }
+                    try handle.write(contentsOf: chunk)
+                }
                 finishedBytes += reader.bytesRead
                 path = file.path
             } else {
@@ -242,6 +249,8 @@ struct DWDRun: ConnectorRun {
             } catch {
                 throw ExtractError("\(origin) is not a readable zip archive (\(error)); is the URL right?")
             }
+            // The archive holds the file open: its name can go now, so nothing is left behind even after kill -9.
+            Self.unlink(temporary)
             let entries = Array(archive).filter { $0.type == .file }
             func member(_ prefix: String) -> Entry? {
                 entries.first {
@@ -283,8 +292,9 @@ struct DWDRun: ConnectorRun {
             }
             let extracted = Self.temporaryFile("txt")
             temporary.append(extracted)
-            _ = try archive.extract(product, to: extracted)
+            try Self.extract(product, of: archive, to: extracted, origin: origin)
             let reader = try await ChunkReader.open(extracted.path, fetcher: fetcher)
+            Self.unlink(temporary)
             let mapping = try productMapping(fileName: productName, stationID: stationID)
             return Document(reader: reader, decoder: CSVDecoder(options: productOptions(), origin: "\(origin)!/\(product.path)"),
                             mapping: .product(mapping), temporary: temporary, countsBytes: false)
@@ -294,7 +304,47 @@ struct DWDRun: ConnectorRun {
         }
     }
 
+    /// Largest downloaded zip and largest extracted member (the declared size of a zip member can lie: the
+    /// bytes are counted as they are written).
+    /// `DATENWERK_MAX_EXTRACT_BYTES` overrides the default of 2 GiB.
+    static let maxTemporaryBytes = ProcessInfo.processInfo.environment["DATENWERK_MAX_EXTRACT_BYTES"].flatMap { Int($0) }.map { max(1, $0) } ?? 2 << 30
+
+    /// `datenwerk-dwd-<pid>-<uuid>.<ext>` in the temporary directory; files of processes that are gone are
+    /// removed the first time one is made (a process killed between creating and opening one).
     private static func temporaryFile(_ ext: String) -> URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("datenwerk-dwd-\(UUID().uuidString).\(ext)")
+        sweepOnce
+        return FileManager.default.temporaryDirectory.appendingPathComponent("datenwerk-dwd-\(getpid())-\(UUID().uuidString).\(ext)")
+    }
+
+    private static let sweepOnce: Void = {
+        let directory = FileManager.default.temporaryDirectory
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [] where name.hasPrefix("datenwerk-dwd-") {
+            let parts = name.split(separator: "-")
+            guard parts.count > 3, let pid = Int32(parts[2]), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+        }
+    }()
+
+    /// Removes the names of open temporary files (their bytes stay readable until they are closed).
+    private static func unlink(_ files: [URL]) {
+        for url in files { try? FileManager.default.removeItem(at: url) }
+    }
+
+    /// Extracts `entry`, counting the bytes as they come: a member larger than `maxTemporaryBytes` is an error
+    /// naming it (a zip bomb fills no disk).
+    private static func extract(_ entry: Entry, of archive: Archive, to url: URL, origin: String) throws {
+        guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+            throw ExtractError("cannot create a temporary file in \(FileManager.default.temporaryDirectory.path)")
+        }
+        let handle = try FileHandle(forWritingTo: url)
+        defer { try? handle.close() }
+        var written = 0
+        _ = try archive.extract(entry, skipCRC32: false) { data in
+            written += data.count
+            guard written <= maxTemporaryBytes else {
+                throw ExtractError("\(origin): member \(entry.path) unpacks to more than \(maxTemporaryBytes) bytes (DATENWERK_MAX_EXTRACT_BYTES); not extracted")
+            }
+            try handle.write(contentsOf: data)
+        }
     }
 }
