@@ -75,24 +75,18 @@ struct TTNConnector: PushConnector {
 
     func tokenVariable(_ config: ConnectorConfig) -> String { config.string("token_env") ?? Self.defaultTokenVariable }
 
+    /// The same checks and mapping a run applies, on this one body: a message is stored whole or not at all.
     func admit(_ body: [UInt8], config: ConnectorConfig) -> PushAdmission {
-        let message: JSONValue
-        do { message = try JSONParser.parse(body) } catch {
-            return .reject("the body is not JSON: \(error)")
+        var mapping: TTNMapping
+        do { mapping = try TTNMapping(config) } catch { return .reject("the pipeline cannot map messages: \(error)") }
+        switch mapping.mapBody(body, origin: "") {
+        case .mapped: return .accept
+        case .ignored(let reason): return .ignore(reason)
+        case .forbidden(let reason): return .forbidden(reason)
+        case .rejected(let error):
+            guard let field = error.field, !error.reason.contains(field) else { return .reject(error.reason) }
+            return .reject("\(field): \(error.reason)")
         }
-        guard case .object = message else { return .reject("the body is not a JSON object") }
-        guard let device = message["end_device_ids"]?["device_id"]?.text, !device.isEmpty else {
-            return .reject("end_device_ids.device_id is missing: not a The Things Stack v3 message")
-        }
-        let application = message["end_device_ids"]?["application_ids"]?["application_id"]?.text ?? ""
-        if let allowed = config.strings("applications"), !allowed.contains(application) {
-            return .forbidden("application '\(application)' is not in this pipeline's applications (\(allowed.joined(separator: ", ")))")
-        }
-        guard message["uplink_message"] != nil else {
-            let type = TTNMessage.type(of: message)
-            return .ignore("\(type) messages carry no measurements")
-        }
-        return .accept
     }
 
     func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
@@ -133,6 +127,8 @@ struct TTNMapping: RecordMapping {
     let time: String
     let latitudeField: String?
     let longitudeField: String?
+    /// Uplinks are live data: times from 1900 to a day ahead, WGS84 positions, ids short enough to index.
+    let plausibility = Plausibility.live()
     var stations = StationTracker()
 
     init(_ config: ConnectorConfig) throws {
@@ -149,36 +145,43 @@ struct TTNMapping: RecordMapping {
         longitudeField = config.string("longitude_field")
     }
 
+    /// Maps one message whole: when anything is wrong with it (a value, its time, its position, an id too long to
+    /// store) nothing of it is staged and the problems are returned, so the message is kept whole in quarantine.
     mutating func map(_ r: Record, into items: inout [StagedItem]) -> [RecordError] {
         let at = r.location
         guard let device = r["end_device_ids.device_id"]?.text, !device.isEmpty else {
-            return [RecordError(at, field: "end_device_ids.device_id", "missing: not a The Things Stack v3 message")]
+            return [RecordError(at, field: "end_device_ids.device_id", "end_device_ids.device_id is missing: not a The Things Stack v3 message")]
         }
         let application = r["end_device_ids.application_ids.application_id"]?.text ?? ""
         if let applications, !applications.contains(application) { return [] }
-        guard let uplink = r["uplink_message"], case .object = uplink else { return [] }   // join accepts, downlink events …
+        guard let uplink = r["uplink_message"] else { return [] }   // join accepts, downlink events …
+        guard case .object = uplink else {
+            return [RecordError(at, field: "uplink_message", "is \(Self.describeKind(uplink)), not an object: not an uplink message")]
+        }
         let phenomenon: Int64
         switch timestamp(r, uplink) {
-        case .success(let t): phenomenon = t
+        case .success(let (t, field)):
+            if let problem = plausibility.check(time: t) { return [RecordError(at, field: field, problem.reason)] }
+            phenomenon = t
         case .failure(var error):
             error.location = at
             return [error]
         }
         let key = "ttn:\(application):\(device)"
         let payload = uplink["decoded_payload"]
-        let position = location(payload, uplink)
-        stations.emit(key, into: &items) {
-            var station = Station(key: key, name: device, kind: "lorawan_device")
-            station.location = position
-            var properties: [JSONValue.Member] = [.init("application_id", .string(application))]
-            for (name, path) in [("dev_eui", "end_device_ids.dev_eui"), ("join_eui", "end_device_ids.join_eui")] {
-                if let v = r[path]?.text { properties.append(.init(name, .string(v))) }
+        var station = Station(key: key, name: device, kind: "lorawan_device")
+        var positionField = ""
+        if let found = location(payload, uplink) {
+            station.location = found.0
+            positionField = found.1
+        }
+        if let problem = plausibility.check(station) {
+            let field: String = switch problem.part {
+            case .longitude, .latitude, .altitude: positionField.isEmpty ? problem.part.rawValue : positionField + "." + problem.part.rawValue
+            case .stationKey where device.utf8.count < application.utf8.count: "end_device_ids.application_ids.application_id"
+            default: "end_device_ids.device_id"
             }
-            for name in ["brand_id", "model_id", "firmware_version", "band_id"] {
-                if let v = uplink["version_ids"]?[name]?.text { properties.append(.init(name, .string(v))) }
-            }
-            station.properties = .object(properties)
-            return station
+            return [RecordError(at, field: field, problem.reason)]
         }
         guard let payload, case .object(let members) = payload else {
             var detail = "no codec is configured for the device, or it failed"
@@ -191,26 +194,57 @@ struct TTNMapping: RecordMapping {
         }
         let quality: String? = r["simulated"] == .bool(true) ? "simulated" : nil
         var problems: [RecordError] = []
+        var observations: [Observation] = []
         var found = 0
         for field in fields {
             guard let value = payload[field.key], !value.isNull else { continue }   // devices send different frames on different ports
             found += 1
+            let name = "uplink_message.decoded_payload.\(field.key)"
             guard let number = value.number else {
-                problems.append(RecordError(at, field: "uplink_message.decoded_payload.\(field.key)", "'\(value.text)' is not a number (\(field.property))"))
+                problems.append(RecordError(at, field: name, "'\(value.text)' is not a number (\(field.property))"))
                 continue
             }
-            items.append(.observation(Observation(stationKey: key, property: field.property, phenomenonStart: phenomenon,
-                                                  result: field.conversion.apply(number), quality: quality)))
+            let o = Observation(stationKey: key, property: field.property, phenomenonStart: phenomenon,
+                                result: field.conversion.apply(number), quality: quality)
+            if let problem = plausibility.check(o, range: Vocabulary.property(field.property)?.range) {
+                problems.append(RecordError(at, field: name, problem.reason))
+                continue
+            }
+            observations.append(o)
         }
         if found == 0, problems.isEmpty {
             let present = members.map(\.key).joined(separator: ", ")
             problems.append(RecordError(at, field: "uplink_message.decoded_payload",
                                         "none of the configured fields (\(fields.map(\.key).joined(separator: ", "))) is present; the payload has \(present)"))
         }
-        return problems
+        guard problems.isEmpty else { return problems }
+        stations.emit(key, into: &items) {
+            var properties: [JSONValue.Member] = [.init("application_id", .string(application))]
+            for (name, path) in [("dev_eui", "end_device_ids.dev_eui"), ("join_eui", "end_device_ids.join_eui")] {
+                if let v = r[path]?.text { properties.append(.init(name, .string(String(v.prefix(64))))) }
+            }
+            for name in ["brand_id", "model_id", "firmware_version", "band_id"] {
+                if let v = uplink["version_ids"]?[name]?.text { properties.append(.init(name, .string(String(v.prefix(200))))) }
+            }
+            station.properties = .object(properties)
+            return station
+        }
+        items += observations.map(StagedItem.observation)
+        return []
     }
 
-    private func timestamp(_ r: Record, _ uplink: JSONValue) -> Result<Int64, RecordError> {
+    static func describeKind(_ value: JSONValue) -> String {
+        switch value {
+        case .string: "a string"
+        case .number: "a number"
+        case .bool: "a boolean"
+        case .null: "null"
+        case .array: "an array"
+        case .object: "an object"
+        }
+    }
+
+    private func timestamp(_ r: Record, _ uplink: JSONValue) -> Result<(Int64, String), RecordError> {
         let candidates: [(String, JSONValue?)]
         switch time {
         case "application": candidates = [("received_at", r["received_at"])]
@@ -233,26 +267,26 @@ struct TTNMapping: RecordMapping {
         }
         for (field, value) in candidates {
             guard let text = value?.text, !text.isEmpty else { continue }
-            do { return .success(try TTNMapping.rfc3339.parse(text)) } catch {
+            do { return .success((try TTNMapping.rfc3339.parse(text), field)) } catch {
                 return .failure(RecordError(SourceLocation(origin: ""), field: field, "\(error)"))
             }
         }
         return .failure(RecordError(SourceLocation(origin: ""), field: candidates.first?.0 ?? "received_at", "missing"))
     }
 
-    /// The device's own position: payload fields when configured, else `uplink_message.locations`
-    /// (user-set first, then solved by the network). Never a gateway's position.
-    private func location(_ payload: JSONValue?, _ uplink: JSONValue) -> GeoPoint? {
+    /// The device's own position and where it came from: payload fields when configured, else
+    /// `uplink_message.locations` (user-set first, then solved by the network). Never a gateway's position.
+    /// (0, 0) from a tracker means "no fix" and is no position; anything else is checked by `Plausibility`.
+    private func location(_ payload: JSONValue?, _ uplink: JSONValue) -> (GeoPoint, String)? {
         if let latitudeField, let longitudeField,
-           let lat = payload?[latitudeField]?.number, let lon = payload?[longitudeField]?.number,
-           (-90...90).contains(lat), (-180...180).contains(lon), !(lat == 0 && lon == 0) {
-            return GeoPoint(longitude: lon, latitude: lat)
+           let lat = payload?[latitudeField]?.number, let lon = payload?[longitudeField]?.number, !(lat == 0 && lon == 0) {
+            return (GeoPoint(longitude: lon, latitude: lat), "uplink_message.decoded_payload")
         }
         guard case .object(let locations) = uplink["locations"] ?? .null else { return nil }
         let ordered = locations.sorted { ($0.key == "user" ? 0 : 1, $0.key) < ($1.key == "user" ? 0 : 1, $1.key) }
         for entry in ordered {
             if let lat = entry.value["latitude"]?.number, let lon = entry.value["longitude"]?.number {
-                return GeoPoint(longitude: lon, latitude: lat, altitude: entry.value["altitude"]?.number)
+                return (GeoPoint(longitude: lon, latitude: lat, altitude: entry.value["altitude"]?.number), "uplink_message.locations.\(entry.key)")
             }
         }
         return nil
@@ -262,14 +296,60 @@ struct TTNMapping: RecordMapping {
     nonisolated(unsafe) static let rfc3339 = try! TimestampParser(format: "iso8601", zone: .utc)
 }
 
-/// Items from documents handed over by the server (push ingest), mapped like files would be.
-struct PushedDocumentsRun<Mapping: RecordMapping>: ConnectorRun {
+/// The result of one pushed body.
+enum PushedBody {
+    case mapped([StagedItem])
+    /// A valid message without measurements (join accept, downlink event …).
+    case ignored(String)
+    /// From an application this pipeline does not take.
+    case forbidden(String)
+    case rejected(RecordError)
+}
+
+extension TTNMapping {
+    /// One pushed body, checked and mapped whole: exactly one message object (an array, a string
+    /// `uplink_message`, an implausible value are rejected, never half-stored).
+    mutating func mapBody(_ body: [UInt8], origin: String) -> PushedBody {
+        let at = SourceLocation(origin: origin, record: 1, path: "$")
+        let message: JSONValue
+        do { message = try JSONParser.parse(body) } catch {
+            return .rejected(RecordError(at, "the body is not JSON: \(error)"))
+        }
+        guard case .object = message else {
+            if case .array = message {
+                return .rejected(RecordError(at, "the body is not a JSON object but an array: send one message per request, as The Things Stack does"))
+            }
+            return .rejected(RecordError(at, "the body is not a JSON object"))
+        }
+        let record = Record(json: message, location: at, raw: String(decoding: body, as: UTF8.self))
+        guard let device = record["end_device_ids.device_id"]?.text, !device.isEmpty else {
+            return .rejected(RecordError(at, field: "end_device_ids.device_id", "end_device_ids.device_id is missing: not a The Things Stack v3 message"))
+        }
+        let application = record["end_device_ids.application_ids.application_id"]?.text ?? ""
+        if let applications, !applications.contains(application) {
+            let shown = application.count > 64 ? String(application.prefix(64)) + "…" : application
+            return .forbidden("application '\(shown)' is not in this pipeline's applications (\(applications.sorted().joined(separator: ", ")))")
+        }
+        guard record["uplink_message"] != nil else {
+            return .ignored("\(TTNMessage.type(of: message)) messages carry no measurements")
+        }
+        var items: [StagedItem] = []
+        let problems = map(record, into: &items)
+        guard var first = problems.first else { return .mapped(items) }
+        if problems.count > 1 { first.reason += " (and \(problems.count - 1) more in this message)" }
+        return .rejected(first)
+    }
+}
+
+/// The bodies handed over by the server (push ingest) or a quarantine replay: each is one message, mapped whole
+/// (`TTNMapping.mapBody`); a rejected one is kept in quarantine with the whole body as its raw payload.
+struct PushedDocumentsRun: ConnectorRun {
     var documents: [PushedDocument]
-    var mapping: Mapping
+    var mapping: TTNMapping
     var bytesRead = 0
     var origins: [String] = []
 
-    init(documents: [PushedDocument], mapping: Mapping) {
+    init(documents: [PushedDocument], mapping: TTNMapping) {
         self.documents = documents
         self.mapping = mapping
     }
@@ -277,23 +357,21 @@ struct PushedDocumentsRun<Mapping: RecordMapping>: ConnectorRun {
     mutating func next() async throws -> ConnectorBatch? {
         guard !documents.isEmpty else { return nil }
         var items: [StagedItem] = []
-        var records = 0
         for document in documents {
             bytesRead += document.body.count
             origins.append(document.origin)
-            var decoder = StreamingJSONDecoder(options: JSONDecoderOptions(), origin: document.origin)
-            var decoded: [DecodedRecord]
-            do {
-                decoded = try decoder.feed(document.body)
-                decoded += try decoder.finish()
-            } catch {
-                // Kept whole: a malformed body is answered with 400 and is still in quarantine to look at.
-                let raw = String(decoding: document.body.prefix(1 << 20), as: UTF8.self)
-                decoded = [.rejected(QuarantinedRecord(error: RecordError(SourceLocation(origin: document.origin), field: "", "\(error)"), raw: raw))]
+            let raw = String(decoding: document.body, as: UTF8.self)
+            let outcome = mapping.mapBody(document.body, origin: document.origin)
+            if case .rejected(let error) = outcome {
+                items.append(.quarantined(QuarantinedRecord(error: error, raw: raw)))
+            } else if let rejection = document.rejection {
+                // Refused by the server although it maps (the database would not store it): kept with that reason.
+                items.append(.quarantined(QuarantinedRecord(error: RecordError(SourceLocation(origin: document.origin, record: 1, path: "$"), rejection), raw: raw)))
+            } else if case .mapped(let mapped) = outcome {
+                items += mapped
             }
-            records += decoded.count
-            mapping.mapAll(decoded, into: &items)
         }
+        let records = documents.count
         documents = []
         return ConnectorBatch(items: items, recordsRead: records)
     }

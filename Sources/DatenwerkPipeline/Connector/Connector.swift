@@ -71,10 +71,14 @@ public struct PushedDocument: Sendable {
     /// Where it came from, for quarantine and run history (e.g. `POST /ingest/ttn-emden from 10.0.0.5`).
     public var origin: String
     public var body: [UInt8]
+    /// Set when the server already rejected the body (e.g. the database refused it alone): the run keeps it in
+    /// quarantine with this reason instead of mapping it.
+    public var rejection: String?
 
-    public init(origin: String, body: [UInt8]) {
+    public init(origin: String, body: [UInt8], rejection: String? = nil) {
         self.origin = origin
         self.body = body
+        self.rejection = rejection
     }
 }
 
@@ -84,7 +88,8 @@ public enum PushAdmission: Sendable, Equatable {
     case accept
     /// A valid message that carries nothing to store (e.g. a join accept); answered 200, not stored.
     case ignore(String)
-    /// Malformed: answered 400 with the reason; the body is kept in quarantine.
+    /// Malformed or implausible (every message is checked on its own, exactly as a run would map it): answered
+    /// 400 with the reason; the body is kept in quarantine and nothing of it is stored.
     case reject(String)
     /// Well-formed but not for this pipeline: answered 403, not stored.
     case forbidden(String)

@@ -106,6 +106,8 @@ public struct PipelineRunner: Sendable {
         do {
             var extract = try context.replay.map { try makeReplay(spec, $0) } ?? makeExtractor(spec, pushed: pushed)
             let checkRanges = spec.connector != nil
+            // Push connectors (webhooks) carry live data: nothing before 1900; pulled sources keep historic series.
+            let isPush = spec.connector.flatMap { connectors.connector($0.kind) } is any PushConnector
             var lastProgress = ContinuousClock.now
             load = try await sink.load(runID: runID, pipeline: spec, context: context, next: {
                 while true {
@@ -139,24 +141,42 @@ public struct PipelineRunner: Sendable {
                     state.totals.recordsRead += batch.recordsRead
                     var items: [StagedItem] = []
                     items.reserveCapacity(batch.items.count)
+                    // Every item meets the same plausibility rules, whatever made it (the generic mapper and the
+                    // ttn connector check them per record already, naming the source field; this is the net for
+                    // all connectors): nothing implausible reaches the sink, so it can neither fail the load
+                    // nor create a partition.
+                    let plausibility = isPush ? Plausibility.live() : Plausibility.historic()
                     for item in batch.items {
                         switch item {
                         case .quarantined(let bad):
                             try state.reject(bad, into: &items)
                         case .observation(let o):
                             if let window = context.window, !window.contains(o.phenomenonStart) { continue }
-                            // Connector output meets the same plausibility rules as mapped records
-                            // (the generic mapper checks them itself, with a pipeline's own `range:`).
-                            if checkRanges, let range = Vocabulary.property(o.property)?.range, !range.contains(o.result) {
-                                let error = RecordError(SourceLocation(origin: extract.origins.last ?? spec.name), field: o.property,
-                                                        "\(JSONValue.format(o.result)) is outside the plausible range \(JSONValue.format(range.lowerBound))…\(JSONValue.format(range.upperBound)) for \(o.property) (station \(o.stationKey))")
+                            let origin = SourceLocation(origin: extract.origins.last ?? spec.name)
+                            if let rejected = state.rejectedStations[o.stationKey] {
+                                let error = RecordError(origin, field: "station", "its station was rejected: \(rejected)")
+                                try state.reject(QuarantinedRecord(error: error, raw: Self.describe(o)), into: &items)
+                                continue
+                            }
+                            // Connector output meets the vocabulary's ranges (the generic mapper checks them itself,
+                            // with a pipeline's own `range:`).
+                            let range = checkRanges ? Vocabulary.property(o.property)?.range : nil
+                            if let problem = plausibility.check(o, range: range) {
+                                let field = problem.part == .result ? o.property : problem.part.rawValue
+                                let error = RecordError(origin, field: field, "\(problem.reason) (station \(o.stationKey))")
                                 try state.reject(QuarantinedRecord(error: error, raw: Self.describe(o)), into: &items)
                                 continue
                             }
                             state.totals.observations += 1
                             if o.phenomenonStart > state.totals.maxPhenomenonStart ?? .min { state.totals.maxPhenomenonStart = o.phenomenonStart }
                             items.append(item)
-                        case .station:
+                        case .station(let s):
+                            if let problem = plausibility.check(s) {
+                                state.rejectedStations[s.key] = problem.reason
+                                let error = RecordError(SourceLocation(origin: extract.origins.last ?? spec.name), field: "station \(problem.part.rawValue)", problem.reason)
+                                try state.reject(QuarantinedRecord(error: error, raw: Self.describe(s)), into: &items)
+                                continue
+                            }
                             items.append(item)
                         }
                     }
@@ -194,6 +214,24 @@ public struct PipelineRunner: Sendable {
             .init("phenomenon_start_us", .number(Double(o.phenomenonStart))), .init("result", .number(o.result)),
         ]
         if let end = o.phenomenonEnd { members.append(.init("phenomenon_end_us", .number(Double(end)))) }
+        return JSONValue.object(members).serialized
+    }
+
+    /// A station as JSON, the raw payload when a connector's station is quarantined.
+    static func describe(_ s: Station) -> String {
+        var members: [JSONValue.Member] = [.init("station", .string(s.key))]
+        if let name = s.name { members.append(.init("name", .string(name))) }
+        if let kind = s.kind { members.append(.init("kind", .string(kind))) }
+        if let p = s.location {
+            members.append(.init("longitude", .number(p.longitude)))
+            members.append(.init("latitude", .number(p.latitude)))
+            if let a = p.altitude { members.append(.init("altitude", .number(a))) }
+        }
+        if let c = s.sourceCoordinates {
+            members.append(.init("x", .number(c.x)))
+            members.append(.init("y", .number(c.y)))
+            members.append(.init("epsg", .number(Double(c.epsg))))
+        }
         return JSONValue.object(members).serialized
     }
 
@@ -304,6 +342,8 @@ final class RunState: @unchecked Sendable {
     var problems: [RecordError] = []
     /// Quarantined records kept in memory for a failed run's diagnostics (bounded).
     var kept: [QuarantinedRecord] = []
+    /// Stations that failed the plausibility checks (key → reason): their observations are quarantined too.
+    var rejectedStations: [String: String] = [:]
 
     init(spec: PipelineSpec) { self.spec = spec }
 
@@ -317,8 +357,10 @@ final class RunState: @unchecked Sendable {
             totals.skipped += 1
         case .quarantine:
             totals.quarantined += 1
-            items.append(.quarantined(bad))
-            if kept.count < 1000 { kept.append(bad) }
+            var storable = bad
+            if let fields = bad.fields { storable.fields = Plausibility.withoutNUL(fields) }   // jsonb refuses \u0000
+            items.append(.quarantined(storable))
+            if kept.count < 1000 { kept.append(storable) }
         }
         let bad = totals.quarantined + totals.skipped
         if let limit = spec.maxBadRecords, bad > limit {

@@ -32,6 +32,8 @@ struct ObservationMapper {
     private var seenAmbiguous: Set<String> = []
     private let values: [ValuePlan]
     private var seenStations: Set<String> = []
+    /// Text lengths, WGS84 bounds, times from 1700 (historic series) to a day ahead: see `Plausibility`.
+    private let plausibility = Plausibility.historic()
 
     init(_ mapping: ObservationMapping) throws {
         self.mapping = mapping
@@ -80,6 +82,19 @@ struct ObservationMapper {
         let stationKey = mapping.station.prefix + ":" + stationID
         if !seenStations.contains(stationKey) {
             var station = Station(key: stationKey, name: mapping.station.nameField.flatMap { record[$0]?.text }, kind: mapping.station.kind)
+            func reject(_ problem: Plausibility.Problem) -> [RecordError] {
+                let c = mapping.station.coordinates
+                let field: String? = switch problem.part {
+                case .stationKey: mapping.station.idField ?? "station.id_value"
+                case .stationName: mapping.station.nameField
+                case .longitude, .sourceX: c?.xField
+                case .latitude, .sourceY: c?.yField
+                case .altitude: c?.altitudeField
+                default: nil
+                }
+                return [RecordError(location, field: field, problem.reason)]
+            }
+            if let problem = plausibility.check(station) { return reject(problem) }
             if let c = mapping.station.coordinates {
                 let x = record[c.xField], y = record[c.yField]
                 let xText = x?.text ?? "", yText = y?.text ?? ""
@@ -98,6 +113,7 @@ struct ObservationMapper {
                     }
                 }
             }
+            if let problem = plausibility.check(station) { return reject(problem) }
             if !mapping.station.properties.isEmpty {
                 station.properties = .object(mapping.station.properties.compactMap { name in record[name].map { JSONValue.Member(name, $0) } })
             }
@@ -124,10 +140,16 @@ struct ObservationMapper {
             } else {
                 start = t
             }
+            if let problem = plausibility.check(time: start) {
+                return [RecordError(location, field: mapping.time.fields.joined(separator: "+"), problem.reason)]
+            }
         } catch {
             return [RecordError(location, field: mapping.time.fields.joined(separator: "+"), "\(error)")]
         }
         let quality = mapping.qualityField.flatMap { record[$0]?.text }
+        if let quality, let problem = Plausibility.text(quality, .quality, limit: Plausibility.maxQualityBytes) {
+            return [RecordError(location, field: mapping.qualityField, problem.reason)]
+        }
         // Values
         for plan in values {
             guard let raw = record[plan.field] else { continue }
@@ -149,6 +171,10 @@ struct ObservationMapper {
                 continue
             }
             let result = conversion.apply(value)
+            if !result.isFinite {
+                errors.append(RecordError(location, field: plan.field, "\(JSONValue.format(result)) is not a finite number"))
+                continue
+            }
             if let range = conversion.range, !range.contains(result) {
                 errors.append(RecordError(location, field: plan.field, "\(JSONValue.format(result)) is outside the plausible range \(JSONValue.format(range.lowerBound))…\(JSONValue.format(range.upperBound)) for \(conversion.property)"))
                 continue

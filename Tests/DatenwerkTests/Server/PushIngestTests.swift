@@ -83,7 +83,9 @@ import Testing
             #expect(header.status == 200)
             let unknown = try await server.request(.POST, "/ingest/nope", headers: Self.auth, body: body)
             #expect(unknown.status == 404)
-            #expect(unknown.text.contains("push pipelines here: ttn-emden"))
+            // The names of the push pipelines are not told to whoever guesses.
+            #expect(unknown.text.contains("no push pipeline named 'nope'"))
+            #expect(!unknown.text.contains("ttn-emden"))
             #expect(try await counts(db) == Counts(observations: 3, stations: 1, quarantine: 0))
             let runs = try await db.client.query("SELECT count(*)::bigint FROM datenwerk.runs", logger: db.logger).decode(Int64.self).collect()
             #expect(runs == [1])
