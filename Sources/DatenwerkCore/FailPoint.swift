@@ -27,6 +27,12 @@ public enum FailPoint {
         public var pipeline: String?
         /// A signal number, or nil for `abort()`.
         public var signal: Int32?
+
+        public init(point: String, pipeline: String? = nil, signal: Int32? = SIGKILL) {
+            self.point = point
+            self.pipeline = pipeline
+            self.signal = signal
+        }
     }
 
     /// The points run steps map to (for "last step" in a crash report).
@@ -106,7 +112,10 @@ public enum FailPoint {
 
     /// Ends the process with `signal` (nil: `abort()`), bypassing any handler (no backtrace, no clean-up).
     public static func die(_ number: Int32?) -> Never {
-        guard let number else { abort() }
+        guard let number else {
+            signal(SIGABRT, SIG_DFL)   // no backtrace handler in the way
+            abort()
+        }
         if number != SIGKILL {
             signal(number, SIG_DFL)
             var set = sigset_t()

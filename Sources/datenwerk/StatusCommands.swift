@@ -16,8 +16,11 @@ struct StatusCommand: AsyncParsableCommand {
     var paths: [String] = ["Pipelines"]
 
     func run() async throws {
-        let (specs, problems, _) = loadPipelines(paths)
-        if problems > 0 { throw Exit.invalidConfiguration }
+        let (specs, problems, invalid) = loadPipelines(paths)
+        if problems > 0 {
+            stderr("error: \(problems) problem\(problems == 1 ? "" : "s") in \(invalid) pipeline file\(invalid == 1 ? "" : "s"); fix them first (datenwerk validate)")
+            throw Exit.invalidConfiguration
+        }
         let logger = makeLogger(verbose: false)
         let (last, states) = try await DatabaseEnvironment(logger: logger).with { opened in
             (try await lastRuns(opened.database), try await jobStates(opened.database))

@@ -366,7 +366,7 @@ extension PipelineSpec {
                 var range: ClosedRange<Double>?
                 if let bounds = v["range"].flatMap({ r.sequence($0, v.path("range")) }) {
                     let numbers = bounds.enumerated().compactMap { r.double($1, "\(v.path("range"))[\($0)]") }
-                    if numbers.count == 2, numbers[0] <= numbers[1] { range = numbers[0]...numbers[1] } else { v.error("range", "range must be [min, max]") }
+                    if numbers.count == 2, numbers[0] <= numbers[1] { range = numbers[0]...numbers[1] } else if numbers.count == bounds.count { v.error("range", "range must be [min, max]") }
                 }
                 if let field = v.string("field") {
                     values.append(.init(field: field, property: v.string("property"), unit: v.string("unit"), propertyField: v.string("property_field"),

@@ -96,7 +96,7 @@ final class YAMLReader {
         let key = path.split(separator: ".").last.map(String.init) ?? path
         switch checkedDuration(text) {
         case .invalid:
-            error(node, path, "'\(text)' is not a duration (e.g. 30s, 15m, 1h, 1d, PT1H)")
+            error(node, path, "'\(text)' is not a duration (e.g. 30s, 5m, PT1M)")
             return nil
         case .seconds(let seconds) where range.contains(seconds):
             return seconds

@@ -90,7 +90,8 @@ final class ChildProcess: @unchecked Sendable {
             if let status = exitStatus() { return status }
             try? await Task.sleep(for: .milliseconds(50))
         }
-        return process.terminationStatus
+        // Foundation reports a signal's number; the shell's convention (and `exitStatus`) is 128 + signal.
+        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
     }
 
     /// The child's exit status if it has exited, from `waitid(…, WNOWAIT)`; nil while it runs.
