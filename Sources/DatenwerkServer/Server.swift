@@ -94,7 +94,7 @@ public struct DatenwerkServer: Sendable {
             router: router,
             server: .http1(configuration: .init(idleTimeout: idle)),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Datenwerk"),
-            services: services + [ShutdownService(connections)],
+            services: services + [DatabaseWatchService(connections)],
             onServerRunning: onServerRunning,
             logger: logger
         )
@@ -133,13 +133,26 @@ struct RoutePattern: Sendable {
     }
 }
 
-/// Closes the server's idle database connections when the server stops.
-struct ShutdownService: Service {
+/// Watches the database every `interval` through one direct connection while the server runs: an outage is
+/// noticed (and `/health`, pushes and requests fail fast) even when no request came, and the end of one renews
+/// the load pool at once, so workers and pushes do not wait out the pool's back-off. Closes the server's idle
+/// connections when the server stops.
+struct DatabaseWatchService: Service {
     let connections: ServerConnections
+    var interval: Duration = .seconds(2)
     init(_ connections: ServerConnections) { self.connections = connections }
 
     func run() async throws {
-        try? await gracefulShutdown()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    _ = try? await connections.rows("SELECT 1")
+                    try? await Task.sleep(for: interval)
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
         await connections.shutdown()
     }
 }
