@@ -170,8 +170,10 @@ public final class StreamingXMLDecoder {
         let first = Array(pending.prefix(4))
         let rest = Array(pending.dropFirst(4))
         pending = []
-        let created = first.withUnsafeBufferPointer { p in
-            p.withMemoryRebound(to: CChar.self) { c in xmlCreatePushParserCtxt(&handler, user, c.baseAddress, Int32(c.count), nil) }
+        let created = routingErrors {
+            first.withUnsafeBufferPointer { p in
+                p.withMemoryRebound(to: CChar.self) { c in xmlCreatePushParserCtxt(&handler, user, c.baseAddress, Int32(c.count), nil) }
+            }
         }
         guard let created else {
             throw FormatError(location: SourceLocation(origin: origin), message: "\(origin): libxml2 could not create a parser (out of memory?)")
@@ -191,11 +193,11 @@ public final class StreamingXMLDecoder {
             repeat {
                 let n = min(p.count - offset, Self.slice)
                 let last = terminate && offset + n == p.count
-                let code: Int32
-                if let base = p.baseAddress, n > 0 {
-                    code = (base + offset).withMemoryRebound(to: CChar.self, capacity: n) { xmlParseChunk(context, $0, Int32(n), last ? 1 : 0) }
-                } else {
-                    code = xmlParseChunk(context, nil, 0, last ? 1 : 0)
+                let code = routingErrors {
+                    if let base = p.baseAddress, n > 0 {
+                        return (base + offset).withMemoryRebound(to: CChar.self, capacity: n) { xmlParseChunk(context, $0, Int32(n), last ? 1 : 0) }
+                    }
+                    return xmlParseChunk(context, nil, 0, last ? 1 : 0)
                 }
                 offset += n
                 try check(code)
@@ -222,6 +224,19 @@ public final class StreamingXMLDecoder {
             xmlStopParser(context)
             throw failure
         }
+    }
+
+    /// Errors that libxml2 raises without a parser context (encoding conversion, I/O) go to the thread's
+    /// structured error handler, by default printed on stderr. During our calls they go to this document instead.
+    private func routingErrors<T>(_ body: () -> T) -> T {
+        let previous = __xmlStructuredError()?.pointee
+        let previousContext = __xmlStructuredErrorContext()?.pointee
+        xmlSetStructuredErrorFunc(Unmanaged.passUnretained(state).toOpaque()) { data, error in
+            guard let data, let error, error.pointee.level.rawValue >= XML_ERR_ERROR.rawValue else { return }
+            SAXState.from(data).libxml2Error(error.pointee)
+        }
+        defer { xmlSetStructuredErrorFunc(previousContext, previous) }
+        return body()
     }
 
     private func fail(_ message: String) throws {
@@ -348,7 +363,9 @@ private final class SAXState {
         guard failure == nil else { return }
         var message = error.message.map { String(cString: $0) } ?? "error \(error.code)"
         message = message.split(whereSeparator: \.isNewline).map { trimmed(String($0)) }.filter { !$0.isEmpty }.joined(separator: "; ")
-        record(line: Int(error.line), column: Int(error.int2), "invalid XML: \(message) (libxml2 error \(error.code))")
+        // Encoding errors come without a position: the parser's is close (libxml2 converts ahead of parsing).
+        let (at, column) = error.line > 0 ? (Int(error.line), Int(error.int2)) : (line, self.column)
+        record(line: at, column: column, "invalid XML: \(message) (libxml2 error \(error.code))")
     }
 
     /// Records our own failure at the parser's position and stops the callbacks (the caller stops the parser).
