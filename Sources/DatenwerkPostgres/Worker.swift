@@ -201,11 +201,13 @@ extension Worker {
             let step = outcome.lastPoint.flatMap { FailPoint.steps[$0] } ?? "configure"
             var reason = "the job's process \(outcome.describeTermination)"
             if let point = outcome.lastPoint { reason += " after point '\(point)'" } else { reason += " before its run started" }
-            if let message = outcome.fatalMessage { reason += "; \(message)" }
-            let final = outcome.termination == .exited(JobIsolation.invalidConfiguration)
-            if final, let last = outcome.errorTail.split(separator: "\n").last(where: { $0.contains("error:") }) {
-                reason += "; \(last.prefix(300))"
+            if let message = outcome.fatalMessage {
+                reason += "; \(message)"
+            } else if case .exited = outcome.termination,
+                      let last = outcome.errorTail.split(separator: "\n").last(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+                reason += "; \(last.prefix(300))"   // e.g. why the pipeline file no longer loads, or the database error
             }
+            let final = outcome.termination == .exited(JobIsolation.invalidConfiguration)
             let recorded = try await queue.recordUnfinished(job.id, owner: id, step: step, reason: reason, final: final)
             if let recorded {
                 logger.error("worker \(id): job \(job.id) (\(job.pipeline), attempt \(job.attempts)): \(reason); job \(recorded == "queued" ? "queued again" : "failed")")
