@@ -53,26 +53,25 @@ public final class JobProcess: @unchecked Sendable {
 
     private init(pid: pid_t) { self.pid = pid }
 
-    /// Starts `executable arguments…` with the current environment plus `environment`.
-    public static func start(executable: String, arguments: [String], environment: [String: String] = [:]) throws -> JobProcess {
-        let started = DispatchSemaphore(value: 0)
-        let box = StartBox()
-        let thread = Thread {
-            do {
-                let spawned = try Spawned(executable: executable, arguments: arguments, environment: environment)
+    /// Starts `executable arguments…` with the current environment plus `environment` (without blocking a thread
+    /// of the cooperative pool: the spawn happens on the child's own thread).
+    public static func start(executable: String, arguments: [String], environment: [String: String] = [:]) async throws -> JobProcess {
+        try await withCheckedThrowingContinuation { (started: CheckedContinuation<JobProcess, any Error>) in
+            let thread = Thread {
+                let spawned: Spawned
+                do {
+                    spawned = try Spawned(executable: executable, arguments: arguments, environment: environment)
+                } catch {
+                    started.resume(throwing: error)
+                    return
+                }
                 let process = JobProcess(pid: spawned.pid)
-                box.set(.success(process))
-                started.signal()
+                started.resume(returning: process)
                 process.finish(spawned.watch())
-            } catch {
-                box.set(.failure(error))
-                started.signal()
             }
+            thread.name = "datenwerk-job-process"
+            thread.start()
         }
-        thread.name = "datenwerk-job-process"
-        thread.start()
-        started.wait()
-        return try box.get()
     }
 
     /// Until the child has ended (does not block a thread).
@@ -109,13 +108,6 @@ public final class JobProcess: @unchecked Sendable {
 
     public struct SpawnError: Error, CustomStringConvertible {
         public var description: String
-    }
-
-    private final class StartBox: @unchecked Sendable {
-        private let lock = NSLock()
-        private var result: Result<JobProcess, any Error>?
-        func set(_ value: Result<JobProcess, any Error>) { lock.withLock { result = value } }
-        func get() throws -> JobProcess { try lock.withLock { result! }.get() }
     }
 
     /// The spawned child and the read ends of its pipes (only touched by the watching thread).

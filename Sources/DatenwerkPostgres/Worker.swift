@@ -152,7 +152,7 @@ extension Worker {
         let (queue, id, lease, logger) = (self.queue, self.id, self.lease, self.logger)
         let child: JobProcess
         do {
-            child = try JobProcess.start(executable: isolation.executable,
+            child = try await JobProcess.start(executable: isolation.executable,
                                          arguments: isolation.arguments(job: job.id, owner: id, pipelineFile: spec.file),
                                          environment: isolation.environment)
         } catch {
