@@ -103,6 +103,7 @@ struct ObservationMapper {
                         let field = number(x) == nil ? c.xField : c.yField
                         return [RecordError(location, field: field, "coordinate '\(record[field]?.text ?? "")' is not a number")]
                     }
+                    if c.epsg == 4326, let problem = Plausibility.check(GeoPoint(longitude: xv, latitude: yv)) { return reject(problem) }
                     do {
                         var point = try CoordinateTransform.toWGS84(x: xv, y: yv, epsg: c.epsg)
                         if let a = c.altitudeField { point.altitude = number(record[a]) }
