@@ -8,8 +8,8 @@ import Darwin
 ///
 /// `DATENWERK_FAILPOINT=<point>[:<pipeline>][=<signal>][,…]` is read once per process. When a run of `<pipeline>`
 /// (any pipeline without it) reaches `<point>`, the process dies at once with `<signal>` (default `SIGKILL`;
-/// also `SIGILL`, `SIGSEGV`, `SIGABRT`, `SIGBUS`, `SIGFPE`, `SIGTRAP`, or `abort`), like a crash in that spot
-/// would. The points, in the order a run passes them:
+/// also `SIGILL`, `SIGSEGV`, `SIGABRT`, `SIGBUS`, `SIGFPE`, `SIGTRAP`, `abort`, or `trap`: a real Swift
+/// `fatalError`, message and backtrace included), like a crash in that spot would. The points, in the order a run passes them:
 ///
 /// | point | where |
 /// |---|---|
@@ -27,6 +27,8 @@ public enum FailPoint {
         public var pipeline: String?
         /// A signal number, or nil for `abort()`.
         public var signal: Int32?
+        /// A real Swift runtime trap (`fatalError`: message on stderr, then SIGILL), as a failed precondition would.
+        public var trap = false
 
         public init(point: String, pipeline: String? = nil, signal: Int32? = SIGKILL) {
             self.point = point
@@ -69,10 +71,11 @@ public enum FailPoint {
             var spec = item.trimmingSpaces
             guard !spec.isEmpty else { return nil }
             var signal: Int32? = SIGKILL
+            var trap = false
             if let eq = spec.firstIndex(of: "=") {
                 let name = spec[spec.index(after: eq)...].uppercased()
                 spec = String(spec[..<eq])
-                if name == "ABORT" { signal = nil } else {
+                if name == "TRAP" { signal = SIGILL; trap = true } else if name == "ABORT" { signal = nil } else {
                     let full = name.hasPrefix("SIG") ? name : "SIG" + name
                     signal = signalNames.first { $0.0 == full }?.1 ?? SIGKILL
                 }
@@ -86,7 +89,9 @@ public enum FailPoint {
                 pipeline = String(spec[spec.index(after: colon)...])
             }
             if point == "crash-in-connector" { point = "extract" }
-            return Armed(point: point, pipeline: pipeline, signal: signal)
+            var armed = Armed(point: point, pipeline: pipeline, signal: signal)
+            armed.trap = trap
+            return armed
         }
     }
 
@@ -106,6 +111,7 @@ public enum FailPoint {
         if progressFD != nil { report(point) }
         guard !armed.isEmpty else { return }
         for a in armed where a.point == point && (a.pipeline == nil || a.pipeline == pipeline) {
+            if a.trap { fatalError("fail point '\(point)' armed with DATENWERK_FAILPOINT") }
             die(a.signal)
         }
     }

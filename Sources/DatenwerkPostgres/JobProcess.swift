@@ -25,6 +25,9 @@ public final class JobProcess: @unchecked Sendable {
         public var lastPoint: String?
         /// The last lines of the child's standard error.
         public var errorTail: String
+        /// The last line of standard error that says why a Swift program stopped ("Fatal error: …",
+        /// "Precondition failed", "fatal: …"), kept even when a long backtrace followed it.
+        public var fatalLine: String?
 
         /// "SIGILL (illegal instruction …)" or "exit status 75".
         public var describeTermination: String {
@@ -36,8 +39,12 @@ public final class JobProcess: @unchecked Sendable {
 
         /// The Swift runtime's own words, when the child trapped ("Fatal error: Index out of range").
         public var fatalMessage: String? {
-            errorTail.split(separator: "\n").last { $0.contains("Fatal error") || $0.contains("fatal:") || $0.contains("Precondition failed") }
+            (fatalLine ?? errorTail.split(separator: "\n").last(where: Self.isFatal).map(String.init))
                 .map { String($0.trimmingCharacters(in: .whitespaces).prefix(300)) }
+        }
+
+        static func isFatal(_ line: Substring) -> Bool {
+            line.contains("Fatal error") || line.hasPrefix("fatal:") || line.contains("Precondition failed") || line.contains("Assertion failed")
         }
     }
 
@@ -162,6 +169,8 @@ public final class JobProcess: @unchecked Sendable {
         /// Passes the child's stderr through and follows its progress until it has ended; reaps it.
         func watch() -> Outcome {
             var tail: [UInt8] = []
+            var line: [UInt8] = []
+            var fatalLine: String?
             var progress: [UInt8] = []
             var open = [errorPipe, progressPipe]
             var buffer = [UInt8](repeating: 0, count: 16 * 1024)
@@ -180,6 +189,15 @@ public final class JobProcess: @unchecked Sendable {
                     bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
                     tail.append(contentsOf: bytes)
                     if tail.count > 8192 { tail.removeFirst(tail.count - 8192) }
+                    for byte in bytes {
+                        if byte == UInt8(ascii: "\n") {
+                            let text = Substring(String(decoding: line, as: UTF8.self))
+                            if Outcome.isFatal(text) { fatalLine = String(text) }
+                            line.removeAll(keepingCapacity: true)
+                        } else if line.count < 2048 {
+                            line.append(byte)
+                        }
+                    }
                 } else {
                     progress.append(contentsOf: bytes)
                     if progress.count > 4096 { progress.removeFirst(progress.count - 4096) }
@@ -208,7 +226,7 @@ public final class JobProcess: @unchecked Sendable {
             let termination: Termination = (status & 0x7f) == 0 ? .exited((status >> 8) & 0xff) : .signaled(status & 0x7f)
             let lines = String(decoding: progress, as: UTF8.self).split(separator: "\n")
             return Outcome(termination: termination, lastPoint: lines.last.map(String.init),
-                           errorTail: String(decoding: tail, as: UTF8.self))
+                           errorTail: String(decoding: tail, as: UTF8.self), fatalLine: fatalLine)
         }
     }
 }

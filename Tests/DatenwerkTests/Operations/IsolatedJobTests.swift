@@ -72,24 +72,33 @@ import Testing
         }
     }
 
-    /// A job whose child aborts (SIGABRT) and one that segfaults are named so; a worker given `--in-process`
+    /// A job whose child aborts (SIGABRT), one that segfaults and one that traps are named so (the trap with
+    /// Swift's "Fatal error" line); a worker given `--in-process`
     /// keeps the old behaviour (the crash ends the worker).
     @Test(.timeLimit(.minutes(3))) func theSignalIsNamedAndInProcessCrashesTheWorker() async throws {
         try await TestDatabase.with { db in
             let dir = try Paths.temporaryDirectory()
             try BigLoad.write(dir, name: "aborts", rows: 10)
             try BigLoad.write(dir, name: "segfaults", rows: 10)
+            try BigLoad.write(dir, name: "traps", rows: 10)
             let queue = JobQueue(db)
             let aborts = try #require(try await queue.enqueue(pipeline: "aborts", kind: "manual", due: Date(), maxAttempts: 1))
             let segfaults = try #require(try await queue.enqueue(pipeline: "segfaults", kind: "manual", due: Date(), maxAttempts: 1))
-            let env = ["DATABASE_URL": db.location.url, "DATENWERK_FAILPOINT": "after-copy:aborts=abort,run-started:segfaults=SIGSEGV"]
+            let traps = try #require(try await queue.enqueue(pipeline: "traps", kind: "manual", due: Date(), maxAttempts: 1))
+            // SWIFT_BACKTRACE: a debug build's symbolicated backtrace of the trap would take ~20 s.
+            let env = ["DATABASE_URL": db.location.url, "SWIFT_BACKTRACE": "enable=no",
+                       "DATENWERK_FAILPOINT": "after-copy:aborts=abort,run-started:segfaults=SIGSEGV,extract:traps=trap"]
             let worker = try ChildProcess(["worker", "--pipelines", dir, "--exit-when-idle", "--poll", "0.1"], environment: env)
             #expect(await worker.wait() == 0, "\(worker.text)")
             let errors = try await db.client.query("SELECT id, error FROM datenwerk.jobs WHERE status = 'failed' ORDER BY id", logger: db.logger)
                 .decode((Int64, String).self).collect()
-            #expect(errors.count == 2)
+            #expect(errors.count == 3)
             #expect(errors.first { $0.0 == aborts }?.1.hasPrefix("load: the job's process died of SIGABRT") == true, "\(errors)")
             #expect(errors.first { $0.0 == segfaults }?.1.hasPrefix("configure: the job's process died of SIGSEGV") == true, "\(errors)")
+            // A real Swift trap: the runtime's own message is kept in the reason.
+            let trapped = errors.first { $0.0 == traps }?.1 ?? ""
+            #expect(trapped.hasPrefix("extract: the job's process died of SIGILL"), "\(errors)")
+            #expect(trapped.contains("Fatal error: fail point 'extract' armed with DATENWERK_FAILPOINT"), "\(trapped)")
 
             let again = try #require(try await queue.enqueue(pipeline: "aborts", kind: "manual", due: Date(timeIntervalSince1970: 0)))
             let inProcess = try ChildProcess(["worker", "--in-process", "--pipelines", dir, "--exit-when-idle", "--poll", "0.1"], environment: env)
