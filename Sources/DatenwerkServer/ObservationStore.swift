@@ -56,8 +56,8 @@ public struct DatasetSnapshot: Sendable {
 /// their time index; a whole dataset is sorted by PostgreSQL (1.04M rows: ~3.5 s, outside our memory).
 ///
 /// Every statement goes through `ServerConnections`: a bounded wait for a connection (503 when the database is
-/// away) and rows read whole per statement; downloads read keyset pages of `pageRows` rows, so a backend that
-/// dies mid-download breaks the body off instead of trapping in postgres-nio's row stream.
+/// away) and rows read whole per statement; downloads FETCH pages of `pageRows` rows from a cursor, so a backend
+/// that dies mid-download breaks the body off instead of trapping in postgres-nio's row stream.
 public final class ObservationStore: Sendable {
     public let connections: ServerConnections
     private let cache = Mutex<[String: DatasetSnapshot]>([:])
@@ -176,8 +176,8 @@ public final class ObservationStore: Sendable {
 
     /// Streams the observations of `dataset` that pass `filter` (up to and including `through`, the page
     /// end) through `encoder` — header, rows, footer with `next` — handing `write` chunks of about
-    /// `chunkBytes`. Rows come from PostgreSQL in keyset pages of `pageRows` (the next page is read when the
-    /// client has taken the previous one), so memory stays constant whatever the size. Only the observation columns travel per row; station
+    /// `chunkBytes`. Rows come from PostgreSQL through a cursor in pages of `pageRows` (the next page is
+    /// fetched when the client has taken the previous one), so memory stays constant whatever the size. Only the observation columns travel per row; station
     /// names, positions and units come from `snapshot` (a station or property newer than it is looked up
     /// once). Returns the number of rows written.
     @discardableResult
@@ -192,40 +192,52 @@ public final class ObservationStore: Sendable {
         bytes.reserveCapacity(chunkBytes + 4096)
         encoder.writeHeader(into: &bytes)
         var count = 0
-        var page = filter
-        var remaining = filter.limit
-        while true {
-            let take = min(pageRows, remaining ?? pageRows)
-            guard take > 0 else { break }
-            page.limit = take
-            let rows = try await connections.rows(Self.selection(pipeline: dataset.pipeline, filter: page, through: through, keysOnly: false).query)
-            for row in rows {
-                let (stationID, property, start, end, value, quality) = try row.decode((Int64, String, UTCMicros, UTCMicros?, Double, String?).self)
-                if stations[stationID] == nil { stations[stationID] = try await station(stationID) }
-                if units[property] == nil { units[property] = try await unit(property) }
-                let place = stations[stationID]!
-                encoder.write(ObservationRow(stationKey: place.key, stationName: place.name, property: property, unit: units[property]!,
-                                             startMicros: start.value, endMicros: end?.value, value: value, quality: quality,
-                                             longitude: place.longitude, latitude: place.latitude), into: &bytes)
-                count += 1
-                page.cursor = ObservationCursor(startMicros: start.value, stationID: stationID, property: property)
-                if bytes.count >= chunkBytes {
-                    try await write(ByteBuffer(bytes: bytes))
-                    bytes.removeAll(keepingCapacity: true)
+        let query = Self.selection(pipeline: dataset.pipeline, filter: filter, through: through, keysOnly: false).query
+        let pageRows = self.pageRows
+        let logger = connections.logger
+        // One statement, read through a cursor in pages: PostgreSQL sorts once (a page per statement would
+        // sort the rest of the dataset for every page), each FETCH is read whole (never the row stream), and
+        // the client's pace sets when the next page is fetched. The transaction is read-only.
+        try await connections.withConnection { connection in
+            _ = try await connection.collect("BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", logger: logger)
+            do {
+                var declare = query
+                declare.sql = "DECLARE datenwerk_download NO SCROLL CURSOR FOR " + query.sql
+                _ = try await connection.collect(declare, logger: logger)
+                let fetch = PostgresQuery(unsafeSQL: "FETCH \(pageRows) FROM datenwerk_download")
+                while true {
+                    let rows = try await connection.collect(fetch, logger: logger)
+                    for row in rows {
+                        let (stationID, property, start, end, value, quality) = try row.decode((Int64, String, UTCMicros, UTCMicros?, Double, String?).self)
+                        if stations[stationID] == nil { stations[stationID] = try await station(stationID, on: connection) }
+                        if units[property] == nil { units[property] = try await unit(property, on: connection) }
+                        let place = stations[stationID]!
+                        encoder.write(ObservationRow(stationKey: place.key, stationName: place.name, property: property, unit: units[property]!,
+                                                     startMicros: start.value, endMicros: end?.value, value: value, quality: quality,
+                                                     longitude: place.longitude, latitude: place.latitude), into: &bytes)
+                        count += 1
+                        if bytes.count >= chunkBytes {
+                            try await write(ByteBuffer(bytes: bytes))
+                            bytes.removeAll(keepingCapacity: true)
+                        }
+                    }
+                    if rows.count < pageRows { break }
                 }
+                _ = try await connection.collect("COMMIT", logger: logger)
+            } catch {
+                if !connection.isClosed { _ = try? await connection.collect("ROLLBACK", logger: logger) }
+                throw error
             }
-            if rows.count < take { break }
-            remaining = remaining.map { $0 - rows.count }
         }
         encoder.writeFooter(into: &bytes, next: next)
         if !bytes.isEmpty { try await write(ByteBuffer(bytes: bytes)) }
         return count
     }
 
-    private func station(_ id: Int64) async throws -> DatasetStation {
-        let rows = try await connections.rows("""
+    private func station(_ id: Int64, on connection: GuardedConnection) async throws -> DatasetStation {
+        let rows = try await connection.collect("""
             SELECT key, name, ST_X(ST_Centroid(geom)), ST_Y(ST_Centroid(geom)) FROM datenwerk.stations WHERE id = \(id)
-            """)
+            """, logger: connections.logger)
         for row in rows {
             let (key, name, lon, lat) = try row.decode((String, String?, Double?, Double?).self)
             return DatasetStation(id: id, key: key, name: name, longitude: lon, latitude: lat)
@@ -233,8 +245,8 @@ public final class ObservationStore: Sendable {
         return DatasetStation(id: id, key: "station-\(id)", name: nil, longitude: nil, latitude: nil)
     }
 
-    private func unit(_ property: String) async throws -> String {
-        for row in try await connections.rows("SELECT unit FROM datenwerk.observed_properties WHERE key = \(property)") {
+    private func unit(_ property: String, on connection: GuardedConnection) async throws -> String {
+        for row in try await connection.collect("SELECT unit FROM datenwerk.observed_properties WHERE key = \(property)", logger: connections.logger) {
             return try row.decode(String.self)
         }
         return ""

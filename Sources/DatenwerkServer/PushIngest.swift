@@ -1,5 +1,6 @@
 import DatenwerkCore
 import DatenwerkPipeline
+import DatenwerkPostgres
 import DatenwerkTransforms
 import CompressNIO
 import Foundation
@@ -61,7 +62,12 @@ actor PushIngest {
     private var queues: [QueueKey: [Waiting]] = [:]
     private var draining: Set<String> = []
 
-    init(pipelines: [PipelineSpec], runner: PipelineRunner, environment: [String: String], maxBytes: Int, logger: Logger) {
+    /// Whether the database is known to be away (then a push is answered 503 at once instead of waiting for the pool).
+    nonisolated let databaseIsAway: @Sendable () -> Bool
+
+    init(pipelines: [PipelineSpec], runner: PipelineRunner, environment: [String: String], maxBytes: Int, logger: Logger,
+         databaseIsAway: @escaping @Sendable () -> Bool = { false }) {
+        self.databaseIsAway = databaseIsAway
         self.pipelines = Dictionary(pipelines.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.runner = runner
         self.environment = environment
@@ -108,6 +114,10 @@ actor PushIngest {
             return .problem(.contentTooLarge, "the body is larger than \(maxBytes) bytes once decoded (Content-Encoding: \(coding.name)); nothing was stored")
         } catch .corrupt(let detail) {
             return .problem(.badRequest, "the body is not valid \(coding.name) data (\(detail)); nothing was stored", parameter: "Content-Encoding")
+        }
+        if databaseIsAway() {
+            return .problem(.serviceUnavailable, "the database is not available at the moment; nothing was stored, send it again",
+                            headers: [.retryAfter: String(ServerConnections.retryAfterSeconds)])
         }
         let received = TimestampParser.formatISO8601(Int64(Date().timeIntervalSince1970 * 1e6))
         let origin = "POST /ingest/\(name) from \(context.remoteAddress?.ipAddress ?? "?") at \(received)"

@@ -80,7 +80,7 @@ public struct DatenwerkServer: Sendable {
         let health = HealthCheck(connections: connections)
         router.read("/health") { _, _ in try await health.respond() }
         let ingest = PushIngest(pipelines: pipelines, runner: runner, environment: environment,
-                                maxBytes: configuration.maxPushBytes, logger: logger)
+                                maxBytes: configuration.maxPushBytes, logger: logger, databaseIsAway: { connections.isFailing })
         router.post("/ingest/:pipeline") { request, context in
             try await ingest.receive(request, context: context)
         }

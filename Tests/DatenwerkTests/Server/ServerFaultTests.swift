@@ -31,9 +31,10 @@ import Testing
     }
 
     /// `datenwerk serve` on a free port; returns the process and its port once it listens.
-    static func serve(_ dir: String, databaseURL: String, extra: [String] = []) async throws -> (ChildProcess, Int) {
+    static func serve(_ dir: String, databaseURL: String, extra: [String] = [], environment: [String: String] = [:]) async throws -> (ChildProcess, Int) {
         let server = try ChildProcess(["serve", "--port", "0", "--workers", "0", "--no-scheduler", "--pipelines", dir,
-                                       "--catalog", Paths.root + "/catalog.yaml"] + extra, environment: ["DATABASE_URL": databaseURL])
+                                       "--catalog", Paths.root + "/catalog.yaml"] + extra,
+                                      environment: environment.merging(["DATABASE_URL": databaseURL]) { _, url in url })
         for _ in 0..<600 {
             if let match = server.text.firstMatch(of: /listening on http:\/\/127\.0\.0\.1:([0-9]+)/), let port = Int(match.1) { return (server, port) }
             guard server.process.isRunning else { break }
@@ -101,9 +102,21 @@ import Testing
             try await Migrator(db).migrate()
             try await Self.load(spec, into: db)
         }
-        let (server, http) = try await Self.serve(dir, databaseURL: location.url)
+        try Data("""
+            version: 1
+            name: push
+            tenant: "03402000"
+            source:
+              kind: ttn
+              token_env: PUSH_TOKEN
+              fields: { TempC_SHT: air_temperature }
+            """.utf8).write(to: URL(fileURLWithPath: "\(dir)/push.yaml"))
+        let uplink = try String(contentsOfFile: Paths.reference("ttn-uplink/tts_v3_uplink_dragino_lsn50v2-s31_2024-06-26.json"), encoding: .utf8)
+        let (server, http) = try await Self.serve(dir, databaseURL: location.url, environment: ["PUSH_TOKEN": "t0ken"])
         defer { server.kill9() }
         #expect(try await RawHTTP.get(port: http, "/health").status == 200)
+        let stored = try await RawHTTP.post(port: http, "/ingest/push", token: "t0ken", body: uplink)
+        #expect(stored.status == 200, "\(stored.text)")
 
         // A download in flight when PostgreSQL restarts: the server survives it.
         let slow = try RawHTTP(port: http)
@@ -120,6 +133,12 @@ import Testing
             #expect(!answer.text.contains("socket") && !answer.text.contains("PSQL"), "\(answer.text)")
         }
         _ = try? await slow.readToEnd()
+        // A push while the database is away: 503 at once, nothing claimed to be stored.
+        let pushStarted = ContinuousClock.now
+        let refused = try await RawHTTP.post(port: http, "/ingest/push", token: "t0ken", body: uplink)
+        #expect(refused.status == 503, "\(refused.text)")
+        #expect(refused.header("Retry-After") == "5")
+        #expect((ContinuousClock.now - pushStarted).seconds < 8)
         #expect(server.process.isRunning, "serve died: \(server.text.suffix(2000))")
 
         try cluster.start()
@@ -135,6 +154,10 @@ import Testing
         let full = try await RawHTTP.get(port: http, "/datasets/gross/observations.csv")
         #expect(full.status == 200)
         #expect(full.body.split(separator: UInt8(ascii: "\n")).count == 6_001)
+        // Pushes are stored again (the load pool was renewed when the database came back).
+        let again = try await RawHTTP.post(port: http, "/ingest/push", token: "t0ken", body: uplink)
+        #expect(again.status == 200, "\(again.text)")
+        #expect((ContinuousClock.now - back).seconds < 20)
         #expect(server.process.isRunning)
     }
 
@@ -267,10 +290,15 @@ final class RawHTTP: @unchecked Sendable {
         }
     }
 
+    /// `POST path` with a bearer token and a JSON body.
+    static func post(port: Int, _ path: String, token: String, body: String) async throws -> Answer {
+        try await get(port: port, path, method: "POST", headers: "Authorization: Bearer \(token)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n", body: body)
+    }
+
     /// One request with `Connection: close`; the body de-chunked.
-    static func get(port: Int, _ path: String, method: String = "GET") async throws -> Answer {
+    static func get(port: Int, _ path: String, method: String = "GET", headers: String = "", body: String = "") async throws -> Answer {
         let client = try RawHTTP(port: port)
-        try client.send("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        try client.send("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\(headers)\r\n\(body)")
         let all = try await client.readToEnd().bytes
         guard let split = all.indices.first(where: { all[$0...].starts(with: [13, 10, 13, 10]) }) else { throw TestFailure("no answer for \(path)") }
         let head = String(decoding: all[..<split], as: UTF8.self)
