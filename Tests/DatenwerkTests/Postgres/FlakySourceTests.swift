@@ -26,7 +26,9 @@ import Testing
             switch (page, n) {
             case (1, 1): return .text("maintenance", status: 503)
             case (1, 2): return LoopbackHTTPServer.Response(status: 429, headers: [("Retry-After", "1")], body: Array("slow down".utf8))
-            case (2, 1): return LoopbackHTTPServer.Response(status: 200, body: body, delay: .seconds(3))       // longer than the timeout
+            // Far longer than the timeout, which in turn is far longer than any other answer takes on a loaded
+            // 2-core machine (a 1 s timeout once counted a fifth retry under the full suite).
+            case (2, 1): return LoopbackHTTPServer.Response(status: 200, body: body, delay: .seconds(30))
             case (3, 1): return LoopbackHTTPServer.Response(status: 200, body: body, cutAfter: body.count * 2 / 3) // cut mid-record
             default: return LoopbackHTTPServer.Response(status: 200, headers: [("Content-Type", "application/json")], body: body)
             }
@@ -39,7 +41,7 @@ import Testing
             source:
               kind: http
               url: \(server.baseURL)/page-1.json
-              timeout_seconds: 1
+              timeout_seconds: 4
               paging: { kind: next_link, next: links.next }
               format: { kind: json, records: $.items }
             \(HTTPSourceTests.mapping)

@@ -112,8 +112,17 @@ import Testing
               fields: { TempC_SHT: air_temperature }
             """.utf8).write(to: URL(fileURLWithPath: "\(dir)/push.yaml"))
         let uplink = try String(contentsOfFile: Paths.reference("ttn-uplink/tts_v3_uplink_dragino_lsn50v2-s31_2024-06-26.json"), encoding: .utf8)
-        let (server, http) = try await Self.serve(dir, databaseURL: location.url, environment: ["PUSH_TOKEN": "t0ken"])
+        // A load in flight when PostgreSQL stops: a worker inside serve runs a 45,000-observation job.
+        let load = try PipelineSpec.load(file: try BigLoad.write(dir, name: "last", rows: 15_000))
+        let (server, http) = try await Self.serve(dir, databaseURL: location.url, extra: ["--workers", "1"], environment: ["PUSH_TOKEN": "t0ken"])
         defer { server.kill9() }
+        let job: Int64 = try await Database.with(location, logger: logger) { db in
+            let job = try #require(try await JobQueue(db).enqueue(pipeline: load.name, kind: "manual", due: Date()))
+            for _ in 0..<400 where try await scalar(db, "SELECT count(*) FROM datenwerk.runs WHERE job_id = \(job)") == 0 {
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            return job
+        }
         #expect(try await RawHTTP.get(port: http, "/health").status == 200)
         let stored = try await RawHTTP.post(port: http, "/ingest/push", token: "t0ken", body: uplink)
         #expect(stored.status == 200, "\(stored.text)")
@@ -154,10 +163,20 @@ import Testing
         let full = try await RawHTTP.get(port: http, "/datasets/gross/observations.csv")
         #expect(full.status == 200)
         #expect(full.body.split(separator: UInt8(ascii: "\n")).count == 6_001)
+        // The job interrupted by the outage is retried (its backoff skipped here) and loads exactly once.
+        try await Database.with(location, logger: logger) { db in
+            try await db.client.query("UPDATE datenwerk.jobs SET not_before = now() WHERE id = \(job) AND status = 'queued'", logger: db.logger)
+            var status = ""
+            for _ in 0..<240 where status != "succeeded" && status != "failed" {
+                status = try await db.client.query("SELECT status FROM datenwerk.jobs WHERE id = \(job)", logger: db.logger).decode(String.self).collect().first ?? "?"
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            #expect(status == "succeeded", "job \(job): \(status); \(server.text.suffix(2000))")
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations o JOIN datenwerk.stations s ON s.id = o.station_id WHERE s.key LIKE 'last:%'") == 45_000)
+        }
         // Pushes are stored again (the load pool was renewed when the database came back).
         let again = try await RawHTTP.post(port: http, "/ingest/push", token: "t0ken", body: uplink)
         #expect(again.status == 200, "\(again.text)")
-        #expect((ContinuousClock.now - back).seconds < 20)
         #expect(server.process.isRunning)
     }
 
