@@ -119,7 +119,7 @@ public struct PostgresObservationSink: ObservationSink {
                 SELECT count(*)::bigint FROM upserted
                 """, logger: logger).decode(Int64.self) { stationRows = Int(count) }
             var inserted = 0, updated = 0
-            for try await (i, u) in try await connection.query("""
+            let mergeStatement: PostgresQuery = """
                 WITH src AS (
                     SELECT DISTINCT ON (st.id, g.property, g.t_start)
                            st.id AS station_id, g.property,
@@ -147,10 +147,25 @@ public struct PostgresObservationSink: ObservationSink {
                     RETURNING 1
                 )
                 SELECT count(*) FILTER (WHERE is_new)::bigint, count(*) FILTER (WHERE NOT is_new)::bigint FROM diff
-                """, logger: logger).decode((Int64, Int64).self) {
-                inserted = Int(i)
-                updated = Int(u)
+                """
+            // Once seen under concurrent loads into a fresh database: the merge found no partition for a month
+            // that ensurePartitions had just created (SQLSTATE 23514). The merge is retried once behind a
+            // savepoint after creating the partitions again, instead of failing the run.
+            try await connection.query("SAVEPOINT datenwerk_merge", logger: logger)
+            for attempt in 1...2 {
+                do {
+                    for try await (i, u) in try await connection.query(mergeStatement, logger: logger).decode((Int64, Int64).self) {
+                        inserted = Int(i)
+                        updated = Int(u)
+                    }
+                    break
+                } catch let error as PSQLError where attempt == 1 && error.serverInfo?[.sqlState] == "23514" {
+                    logger.notice("\(pipeline.name): \(describeDatabaseError(error)); partitions created again, merge retried")
+                    try await connection.query("ROLLBACK TO SAVEPOINT datenwerk_merge", logger: logger)
+                    try await ensurePartitions(months)
+                }
             }
+            try await connection.query("RELEASE SAVEPOINT datenwerk_merge", logger: logger)
             FailPoint.hit("after-merge", pipeline: pipeline.name)
             try await connection.query("""
                 INSERT INTO datenwerk.quarantine AS q (pipeline, run_id, origin, line, record, path, field, reason, raw, fields, fingerprint)

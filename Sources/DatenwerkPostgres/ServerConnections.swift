@@ -86,15 +86,47 @@ public final class ServerConnections: Sendable {
     /// Runs `body` with one connection; throws `DatabaseUnavailable` when none can be had within `acquireTimeout`.
     /// A connection that closed, or whose statement failed with a connection error, is not reused.
     public func withConnection<T: Sendable>(_ body: (GuardedConnection) async throws -> T) async throws -> T {
-        let connection = try await acquire()
+        let lease = try await self.lease()
         do {
-            let result = try await body(GuardedConnection(connection))
-            release(connection, reusable: true)
+            let result = try await body(lease.connection)
+            lease.release(reusable: true)
             return result
         } catch {
-            release(connection, reusable: !isConnectionError(error) && !(error is CancellationError))
+            lease.release(reusable: !isConnectionError(error) && !(error is CancellationError))
             throw error
         }
+    }
+
+    /// One connection until `release` (for work that outlives a call, such as a download whose cursor is
+    /// opened before the answer's head and read while its body is written). A lease dropped without `release`
+    /// closes its connection.
+    public func lease() async throws -> Lease {
+        Lease(try await acquire(), owner: self)
+    }
+
+    public final class Lease: @unchecked Sendable {
+        public let connection: GuardedConnection
+        private let raw: PostgresConnection
+        private let owner: ServerConnections
+        private let lock = NSLock()
+        private var released = false
+
+        init(_ raw: PostgresConnection, owner: ServerConnections) {
+            self.raw = raw
+            self.owner = owner
+            self.connection = GuardedConnection(raw)
+        }
+
+        /// Gives the connection back (`reusable`: to the idle ones; otherwise it is closed). Only the first call counts.
+        public func release(reusable: Bool) {
+            let first = lock.withLock {
+                defer { released = true }
+                return !released
+            }
+            if first { owner.release(raw, reusable: reusable) }
+        }
+
+        deinit { release(reusable: false) }
     }
 
     /// All rows of one statement, read whole (see the type's note on postgres-nio's row stream).

@@ -183,7 +183,8 @@ public final class ObservationStore: Sendable {
     @discardableResult
     public func writeObservations(
         _ dataset: DatasetMetadata, snapshot: DatasetSnapshot, filter: ObservationFilter, through: ObservationCursor? = nil,
-        encoder: ObservationEncoder, next: String? = nil, chunkBytes: Int = 64 * 1024, write: (ByteBuffer) async throws -> Void
+        encoder: ObservationEncoder, next: String? = nil, chunkBytes: Int = 64 * 1024, opened: OpenCursor? = nil,
+        write: (ByteBuffer) async throws -> Void
     ) async throws -> Int {
         var stations = Dictionary(snapshot.stations.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var units = Dictionary(snapshot.facts.properties.map { ($0.key, $0.unit) }, uniquingKeysWith: { first, _ in first })
@@ -191,47 +192,65 @@ public final class ObservationStore: Sendable {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(chunkBytes + 4096)
         encoder.writeHeader(into: &bytes)
-        var count = 0
-        let query = Self.selection(pipeline: dataset.pipeline, filter: filter, through: through, keysOnly: false).query
-        let pageRows = self.pageRows
+        let cursor: OpenCursor
+        if let opened { cursor = opened } else { cursor = try await open(pipeline: dataset.pipeline, filter: filter, through: through) }
+        let connection = cursor.lease.connection
         let logger = connections.logger
-        // One statement, read through a cursor in pages: PostgreSQL sorts once (a page per statement would
-        // sort the rest of the dataset for every page), each FETCH is read whole (never the row stream), and
-        // the client's pace sets when the next page is fetched. The transaction is read-only.
-        try await connections.withConnection { connection in
-            _ = try await connection.collect("BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", logger: logger)
-            do {
-                var declare = query
-                declare.sql = "DECLARE datenwerk_download NO SCROLL CURSOR FOR " + query.sql
-                _ = try await connection.collect(declare, logger: logger)
-                let fetch = PostgresQuery(unsafeSQL: "FETCH \(pageRows) FROM datenwerk_download")
-                while true {
-                    let rows = try await connection.collect(fetch, logger: logger)
-                    for row in rows {
-                        let (stationID, property, start, end, value, quality) = try row.decode((Int64, String, UTCMicros, UTCMicros?, Double, String?).self)
-                        if stations[stationID] == nil { stations[stationID] = try await station(stationID, on: connection) }
-                        if units[property] == nil { units[property] = try await unit(property, on: connection) }
-                        let place = stations[stationID]!
-                        encoder.write(ObservationRow(stationKey: place.key, stationName: place.name, property: property, unit: units[property]!,
-                                                     startMicros: start.value, endMicros: end?.value, value: value, quality: quality,
-                                                     longitude: place.longitude, latitude: place.latitude), into: &bytes)
-                        count += 1
-                        if bytes.count >= chunkBytes {
-                            try await write(ByteBuffer(bytes: bytes))
-                            bytes.removeAll(keepingCapacity: true)
-                        }
+        var count = 0
+        do {
+            let fetch = PostgresQuery(unsafeSQL: "FETCH \(pageRows) FROM datenwerk_download")
+            while true {
+                let rows = try await connection.collect(fetch, logger: logger)
+                for row in rows {
+                    let (stationID, property, start, end, value, quality) = try row.decode((Int64, String, UTCMicros, UTCMicros?, Double, String?).self)
+                    if stations[stationID] == nil { stations[stationID] = try await station(stationID, on: connection) }
+                    if units[property] == nil { units[property] = try await unit(property, on: connection) }
+                    let place = stations[stationID]!
+                    encoder.write(ObservationRow(stationKey: place.key, stationName: place.name, property: property, unit: units[property]!,
+                                                 startMicros: start.value, endMicros: end?.value, value: value, quality: quality,
+                                                 longitude: place.longitude, latitude: place.latitude), into: &bytes)
+                    count += 1
+                    if bytes.count >= chunkBytes {
+                        try await write(ByteBuffer(bytes: bytes))
+                        bytes.removeAll(keepingCapacity: true)
                     }
-                    if rows.count < pageRows { break }
                 }
-                _ = try await connection.collect("COMMIT", logger: logger)
-            } catch {
-                if !connection.isClosed { _ = try? await connection.collect("ROLLBACK", logger: logger) }
-                throw error
+                if rows.count < pageRows { break }
             }
+            _ = try await connection.collect("COMMIT", logger: logger)
+            cursor.lease.release(reusable: true)
+        } catch {
+            // The transaction is left with its connection, which is closed (a client that went away mid-body).
+            cursor.lease.release(reusable: false)
+            throw error
         }
         encoder.writeFooter(into: &bytes, next: next)
         if !bytes.isEmpty { try await write(ByteBuffer(bytes: bytes)) }
         return count
+    }
+
+    /// A download's statement, declared as a cursor in a read-only transaction on a leased connection.
+    public struct OpenCursor: Sendable {
+        let lease: ServerConnections.Lease
+    }
+
+    /// Opens the cursor of a download before its answer is sent, so an unreachable database is a 503, not a
+    /// body that breaks off. One statement read through a cursor in pages: PostgreSQL sorts once (a page per
+    /// statement would sort the rest of the dataset for every page), each FETCH is read whole (never the row
+    /// stream), and the client's pace sets when the next page is fetched.
+    public func open(pipeline: String, filter: ObservationFilter, through: ObservationCursor?) async throws -> OpenCursor {
+        let lease = try await connections.lease()
+        do {
+            let logger = connections.logger
+            _ = try await lease.connection.collect("BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", logger: logger)
+            var declare = Self.selection(pipeline: pipeline, filter: filter, through: through, keysOnly: false).query
+            declare.sql = "DECLARE datenwerk_download NO SCROLL CURSOR FOR " + declare.sql
+            _ = try await lease.connection.collect(declare, logger: logger)
+            return OpenCursor(lease: lease)
+        } catch {
+            lease.release(reusable: false)
+            throw error
+        }
     }
 
     private func station(_ id: Int64, on connection: GuardedConnection) async throws -> DatasetStation {
