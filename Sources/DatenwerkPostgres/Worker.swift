@@ -91,16 +91,8 @@ public struct Worker: Sendable {
                     try await runner.run(spec, context: RunContext(trigger: job.kind, jobID: job.id, window: job.window))
                 }
                 group.addTask {
-                    while true {
-                        try await Task.sleep(for: lease / 3)
-                        let held: Bool
-                        do { held = try await queue.heartbeat(job.id, owner: id, lease: lease) } catch is CancellationError {
-                            throw CancellationError()
-                        } catch {
-                            continue   // the database is away; the run will notice too, or the next beat succeeds
-                        }
-                        if !held { throw LeaseLost(job: job.id) }
-                    }
+                    try await Self.heartbeat(queue, job: job.id, owner: id, lease: lease)
+                    throw LeaseLost(job: job.id)
                 }
                 defer { group.cancelAll() }
                 return try await group.next()!
@@ -147,6 +139,20 @@ extension Worker {
         case leaseLost
     }
 
+    /// Renews the lease every lease/3 until cancelled; returns when the job is no longer this worker's.
+    static func heartbeat(_ queue: JobQueue, job: Int64, owner: String, lease: Duration) async throws {
+        while true {
+            try await Task.sleep(for: lease / 3)
+            let held: Bool
+            do { held = try await queue.heartbeat(job, owner: owner, lease: lease) } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                continue   // the database is away; the run will notice too, or the next beat succeeds
+            }
+            if !held { return }
+        }
+    }
+
     /// Runs one claimed job in a child process and records what the child could not (see `JobIsolation`).
     func runIsolated(_ job: JobQueue.Job, spec: PipelineSpec, isolation: JobIsolation) async throws {
         let (queue, id, lease, logger) = (self.queue, self.id, self.lease, self.logger)
@@ -165,16 +171,8 @@ extension Worker {
                 try await withThrowingTaskGroup(of: ChildEnd.self) { group in
                     group.addTask { .exited(await child.wait()) }
                     group.addTask {
-                        while true {
-                            try await Task.sleep(for: lease / 3)
-                            let held: Bool
-                            do { held = try await queue.heartbeat(job.id, owner: id, lease: lease) } catch is CancellationError {
-                                throw CancellationError()
-                            } catch {
-                                continue   // the database is away; the child will notice too, or the next beat succeeds
-                            }
-                            if !held { return .leaseLost }
-                        }
+                        try await Self.heartbeat(queue, job: job.id, owner: id, lease: lease)
+                        return .leaseLost
                     }
                     defer { group.cancelAll() }
                     return try await group.next()!

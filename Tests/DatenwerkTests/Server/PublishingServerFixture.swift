@@ -67,7 +67,7 @@ enum PublishingServer {
     static func start(database: Database, pipelines: [PipelineSpec], pageSize: Int = 100) async throws -> ServerHarness {
         let runner = PipelineRunner(fetcher: testFetcher, sink: PostgresObservationSink(database: database), connectors: BuiltinConnectors.registry)
         var logger = Logger(label: "test.publishing")
-        logger.logLevel = .critical
+        logger.logLevel = ProcessInfo.processInfo.environment["DATENWERK_TEST_SERVER_LOG"] != nil ? .notice : .critical
         let server = DatenwerkServer(configuration: .init(host: "127.0.0.1", port: 0, catalogPageSize: pageSize), pipelines: pipelines,
                                      database: database, runner: runner, environment: ["DATENWERK_DOWNLOAD_TOKEN": token], logger: logger,
                                      catalog: try catalog())
@@ -148,6 +148,7 @@ extension ServerHarness {
     func get(_ path: String, headers: [(String, String)] = []) async throws -> Answer {
         var request = HTTPClientRequest(url: baseURL + path)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if !headers.contains(where: { $0.0.lowercased() == "connection" }) { request.headers.replaceOrAdd(name: "Connection", value: "close") }
         let response = try await Self.rawClient.execute(request, timeout: .seconds(60))
         let buffer = try await response.body.collect(upTo: 512 << 20)
         return Answer(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }, body: Array(buffer.readableBytesView))

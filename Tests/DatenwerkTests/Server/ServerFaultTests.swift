@@ -44,10 +44,12 @@ import Testing
         throw TestFailure("serve did not start: \(server.text)")
     }
 
-    /// Ends every backend of the server's own connections (not the test's pool).
+    /// Ends every backend of the server's own connections to this test's database (not the test's pool, and not
+    /// the servers of tests running at the same time on other databases of the shared cluster).
     static func terminateServerBackends(_ db: Database) async throws -> Int64 {
         try await scalar(db, """
-            SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '\(ServerConnections.applicationName)'
+            SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+            WHERE application_name = '\(ServerConnections.applicationName)' AND datname = current_database()
             """)
     }
 

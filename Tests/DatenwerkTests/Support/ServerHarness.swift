@@ -54,6 +54,9 @@ struct ServerHarness {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
+        // No pooled connection outlives the request: test servers come and go on ports the kernel hands out
+        // again, so a shared client could reuse a connection of a server that has stopped.
+        if !headers.contains(where: { $0.0.lowercased() == "connection" }) { request.headers.replaceOrAdd(name: "Connection", value: "close") }
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         let buffer = try await response.body.collect(upTo: 512 << 20)
