@@ -25,7 +25,7 @@ struct DATEX2Connector: Connector {
         ConfigKey("sites", .location, "the MeasurementSiteTablePublication (site names, locations, lanes, periods); a SOAP envelope is fine"),
         ConfigKey("period_seconds", .int, "measurement period when neither the site table nor the value gives one (needed to turn flow rates into counts)"),
         ConfigKey("languages", .strings, default: "[de, en]", "preferred languages for multilingual names, in order"),
-    ]
+    ] + XMLLimitKeys.keys()
     let sampleYAML = """
         version: 1
         name: ndw-traffic-speed
@@ -40,17 +40,19 @@ struct DATEX2Connector: Connector {
         """
 
     func check(_ config: ConnectorConfig) -> [ConfigProblem] {
+        var problems = XMLLimitKeys.check(config)
         if let period = config.int("period_seconds"), period <= 0 {
-            return [ConfigProblem(key: "period_seconds", "must be a positive number of seconds, got \(period)")]
+            problems.append(ConfigProblem(key: "period_seconds", "must be a positive number of seconds, got \(period)"))
         }
-        return []
+        return problems
     }
 
     func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
         let mapping = try Mapping(periodSeconds: config.int("period_seconds"), languages: config.strings("languages") ?? ["de", "en"])
         return XMLDocumentRun(
             references: try config.string("sites").map(expandLocation) ?? [],
-            locations: try expandLocation(config.string("url") ?? ""), fetcher: context.fetcher, mapping: mapping)
+            locations: try expandLocation(config.string("url") ?? ""), fetcher: context.fetcher, mapping: mapping,
+            limits: XMLLimitKeys.options(config))
     }
 
     /// What the site table says about one site.

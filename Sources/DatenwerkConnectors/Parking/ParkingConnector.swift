@@ -42,6 +42,7 @@ struct ParkingConnector: Connector {
         ConfigKey("crs", .int, "geojson: EPSG code when the document declares none (default 4326)"),
         ConfigKey("page_size", .int, default: "100", "ngsi-v2 over HTTP: entities per request (`limit`/`offset` paging; Orion returns only 20 without it)"),
         ConfigKey("record_element", .string, default: "Parkhaus", "xml: the element of one site"),
+    ] + XMLLimitKeys.keys("xml, datex2: ") + [
         ConfigKey("encoding", .choice(["utf-8", "latin1", "windows-1252"]), default: "utf-8", "csv: character encoding"),
         ConfigKey("delimiter", .string, default: ";", "csv: field separator"),
     ]
@@ -97,6 +98,10 @@ struct ParkingConnector: Connector {
         for key in ["geometry_field", "crs"] where config.values[key] != nil && !format.hasSuffix("geojson") {
             problems.append(ConfigProblem(key: key, "only used with format geojson or wfs-geojson (here: \(format))"))
         }
+        problems += XMLLimitKeys.check(config)
+        for key in XMLLimitKeys.keys().map(\.name) where config.values[key] != nil && format != "xml" && format != "datex2" {
+            problems.append(ConfigProblem(key: key, "only used with format xml or datex2 (here: \(format))"))
+        }
         if config.values["record_element"] != nil, format != "xml" {
             problems.append(ConfigProblem(key: "record_element", "only used with format xml (here: \(format))"))
         }
@@ -142,10 +147,11 @@ struct ParkingConnector: Connector {
         switch format {
         case "datex2":
             return XMLDocumentRun(references: try config.string("static_url").map(expandLocation) ?? [], locations: locations,
-                                  fetcher: context.fetcher, mapping: DATEX2ParkingMapping(common: common))
+                                  fetcher: context.fetcher, mapping: DATEX2ParkingMapping(common: common), limits: XMLLimitKeys.options(config))
         case "xml":
             return XMLDocumentRun(locations: locations, fetcher: context.fetcher,
-                                  mapping: FlatXMLParkingMapping(common: common, element: config.string("record_element") ?? "Parkhaus"))
+                                  mapping: FlatXMLParkingMapping(common: common, element: config.string("record_element") ?? "Parkhaus"),
+                                  limits: XMLLimitKeys.options(config))
         case "csv":
             var options = CSVOptions()
             options.delimiter = (config.string("delimiter") ?? ";").utf8.first ?? UInt8(ascii: ";")

@@ -126,51 +126,13 @@ enum XMLRecordReader {
         return try await read(location, fetcher: fetcher, headers: headers, options: options)
     }
 
-    /// Opens `location` and decodes it with `options` (their `maxDocumentBytes` also caps a gzip file).
+    /// Opens `location` and decodes it whole with `options` (their `maxDocumentBytes` also caps a gzip file):
+    /// for reference documents, whose records are all needed at once.
     static func read(_ location: String, fetcher: HTTPFetcher, headers: [(String, String)] = [], options: XMLDecoderOptions) async throws -> XMLDocument {
-        let reader = try await ChunkReader.open(location, fetcher: fetcher, headers: headers)
-        let origin = reader.origin
-        let decoder = StreamingXMLDecoder(options: options, origin: origin)
+        var stream = try await XMLRecordStream.open(location, fetcher: fetcher, headers: headers, options: options)
         var found: [XMLRecord] = []
-        var size = 0
-        // The first two bytes decide: a gzip file (NDW serves `measurement.xml.gz` as a file) is unpacked first.
-        var head: [UInt8] = []
-        var gzip: [UInt8]?
-        var decided = false
-        do {
-            while let chunk = try await reader.next() {
-                size += chunk.count
-                if decided {
-                    if gzip != nil {
-                        gzip! += chunk
-                        if size > options.maxDocumentBytes { throw ExtractError("\(origin) is larger than \(options.maxDocumentBytes) bytes") }
-                    } else {
-                        found += try decoder.feed(chunk)
-                    }
-                    continue
-                }
-                head += chunk
-                guard head.count >= 2 else { continue }
-                decided = true
-                if head.starts(with: [0x1F, 0x8B]) { gzip = head } else { found += try decoder.feed(head) }
-                head = []
-            }
-            if !head.isEmpty { found += try decoder.feed(head) }
-            if let compressed = gzip {
-                let bytes = try gunzip(compressed, origin: origin, limit: options.maxDocumentBytes)
-                var offset = 0
-                while offset < bytes.count {
-                    let end = min(bytes.count, offset + (256 << 10))
-                    found += try decoder.feed(bytes[offset..<end])
-                    offset = end
-                }
-            }
-            found += try decoder.finish()
-        } catch var error as FormatError {
-            error.message += "; nothing of this document was read"
-            throw error
-        }
-        return XMLDocument(origin: origin, records: found, header: decoder.header, bytes: size)
+        while let records = try await stream.next() { found += records }
+        return XMLDocument(origin: stream.origin, records: found, header: stream.header, bytes: stream.bytes)
     }
 
     /// A gzip file (NDW serves `measurement.xml.gz` as a file, not as a Content-Encoding): RFC 1952 header, raw deflate.
@@ -207,6 +169,99 @@ enum XMLRecordReader {
     }
 }
 
+/// One XML document read record by record: each `next()` feeds the decoder until it has records (or the
+/// document ends), so memory is bounded by one chunk's records, not by the document. A gzip file is unpacked
+/// whole first (up to `maxDocumentBytes`), then fed in pieces. Any error names the document and says that
+/// nothing of it was read (the run fails, so nothing of it is loaded).
+struct XMLRecordStream {
+    let origin: String
+    private var reader: ChunkReader
+    private let decoder: StreamingXMLDecoder
+    private let options: XMLDecoderOptions
+    private var head: [UInt8] = []
+    private var decided = false
+    private var gzip: [UInt8]?
+    private var unpacked: [UInt8]?
+    private var unpackedOffset = 0
+    private var finished = false
+    /// Bytes read from the source so far.
+    private(set) var bytes = 0
+
+    /// Text outside the records seen so far (see `XMLDocument.header`): complete for everything before the
+    /// first record once `next()` has returned records.
+    var header: [String: String] { decoder.header }
+
+    static func open(_ location: String, fetcher: HTTPFetcher, headers: [(String, String)] = [], options: XMLDecoderOptions) async throws -> XMLRecordStream {
+        let reader = try await ChunkReader.open(location, fetcher: fetcher, headers: headers)
+        return XMLRecordStream(reader: reader, options: options)
+    }
+
+    private init(reader: ChunkReader, options: XMLDecoderOptions) {
+        self.reader = reader
+        self.origin = reader.origin
+        self.options = options
+        self.decoder = StreamingXMLDecoder(options: options, origin: reader.origin)
+    }
+
+    /// The next records (at least one), or nil at the end of the document.
+    mutating func next() async throws -> [XMLRecord]? {
+        do {
+            while !finished {
+                let found = try await step()
+                if !found.isEmpty { return found }
+            }
+            return nil
+        } catch var error as FormatError {
+            error.message += "; nothing of this document was read"
+            throw error
+        }
+    }
+
+    /// Feeds one piece of the document; the records it completed.
+    private mutating func step() async throws -> [XMLRecord] {
+        if let bytes = unpacked {
+            guard unpackedOffset < bytes.count else {
+                finished = true
+                return try decoder.finish()
+            }
+            let end = min(bytes.count, unpackedOffset + (256 << 10))
+            defer { unpackedOffset = end }
+            return try decoder.feed(bytes[unpackedOffset..<end])
+        }
+        guard let chunk = try await reader.next() else {
+            if let compressed = gzip {
+                unpacked = try XMLRecordReader.gunzip(compressed, origin: origin, limit: options.maxDocumentBytes)
+                gzip = nil
+                return []
+            }
+            var found: [XMLRecord] = []
+            if !head.isEmpty { found += try decoder.feed(head) }
+            head = []
+            finished = true
+            return found + (try decoder.finish())
+        }
+        bytes += chunk.count
+        if decided {
+            if gzip != nil {
+                gzip! += chunk
+                if bytes > options.maxDocumentBytes { throw ExtractError("\(origin) is larger than \(options.maxDocumentBytes) bytes") }
+                return []
+            }
+            return try decoder.feed(chunk)
+        }
+        // The first two bytes decide: a gzip file (NDW serves `measurement.xml.gz` as a file) is unpacked first.
+        head += chunk
+        guard head.count >= 2 else { return [] }
+        decided = true
+        defer { head = [] }
+        if head.starts(with: [0x1F, 0x8B]) {
+            gzip = head
+            return []
+        }
+        return try decoder.feed(head)
+    }
+}
+
 /// How a connector turns XML record elements into stations and observations.
 protocol XMLRecordMapping {
     /// Local names of the record elements in the main documents.
@@ -227,7 +282,8 @@ extension XMLRecordMapping {
     mutating func begin(_ document: XMLDocument) {}
 }
 
-/// Reads the reference documents, then each main document; one batch per main document.
+/// Reads the reference documents whole, then each main document record by record (`XMLRecordStream`): one batch
+/// per piece of the document the decoder completed, so memory is bounded by records, not by the document.
 struct XMLDocumentRun<Mapping: XMLRecordMapping>: ConnectorRun {
     private var references: [String]
     private var locations: [String]
@@ -238,6 +294,9 @@ struct XMLDocumentRun<Mapping: XMLRecordMapping>: ConnectorRun {
     private let limits: XMLDecoderOptions
     private(set) var bytesRead = 0
     private(set) var origins: [String] = []
+    /// The main document being read, record by record; its header went to `mapping.begin` once.
+    private var current: XMLRecordStream?
+    private var begun = false
 
     init(references: [String] = [], locations: [String], fetcher: HTTPFetcher, headers: [(String, String)] = [], mapping: Mapping,
          limits: XMLDecoderOptions = XMLDecoderOptions()) {
@@ -262,19 +321,35 @@ struct XMLDocumentRun<Mapping: XMLRecordMapping>: ConnectorRun {
             origins.append(document.origin)
             try mapping.reference(document)
         }
-        guard !locations.isEmpty else { return nil }
-        let document = try await read(locations.removeFirst(), records: mapping.recordElements)
-        bytesRead += document.bytes
-        origins.append(document.origin)
-        mapping.begin(document)
-        var items: [StagedItem] = []
-        for record in document.records {
-            let problems = mapping.map(record, into: &items)
-            if var first = problems.first {
-                if problems.count > 1 { first.reason += " (and \(problems.count - 1) more in this record)" }
-                items.append(.quarantined(QuarantinedRecord(error: first, raw: record.node.xml)))
+        while true {
+            if current == nil {
+                guard !locations.isEmpty else { return nil }
+                var options = limits
+                options.recordElements = mapping.recordElements
+                current = try await XMLRecordStream.open(locations.removeFirst(), fetcher: fetcher, headers: headers, options: options)
+                begun = false
             }
+            let records = try await current!.next()
+            if !begun {
+                // The header (publicationTime, …) precedes the records: known once the first ones are read.
+                mapping.begin(XMLDocument(origin: current!.origin, records: [], header: current!.header, bytes: current!.bytes))
+                begun = true
+            }
+            guard let records else {
+                bytesRead += current!.bytes
+                origins.append(current!.origin)
+                current = nil
+                continue
+            }
+            var items: [StagedItem] = []
+            for record in records {
+                let problems = mapping.map(record, into: &items)
+                if var first = problems.first {
+                    if problems.count > 1 { first.reason += " (and \(problems.count - 1) more in this record)" }
+                    items.append(.quarantined(QuarantinedRecord(error: first, raw: record.node.xml)))
+                }
+            }
+            return ConnectorBatch(items: items, recordsRead: records.count)
         }
-        return ConnectorBatch(items: items, recordsRead: document.records.count)
     }
 }
