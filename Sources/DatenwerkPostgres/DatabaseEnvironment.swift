@@ -49,6 +49,10 @@ public struct DatabaseEnvironment: Sendable {
         do {
             _ = try await connections.rows("SELECT 1")
             await connections.shutdown()
+        } catch let error as DatabaseUnavailable where error.timedOut {
+            // A server that answers slowly (a loaded machine) is not a wrong URL: the pool waits for it.
+            await connections.shutdown()
+            logger.warning("the database at \(location) did not answer within \(timeout); going on")
         } catch {
             await connections.shutdown()
             throw DatabaseUnavailable("\(location): \((error as? DatabaseUnavailable)?.reason ?? describeDatabaseError(error))")

@@ -65,8 +65,9 @@ public struct JobQueue: Sendable {
     }
 
     /// Extends the lease; false when the job is no longer this owner's (the lease expired and another took it).
-    /// A job this owner's run has just finished (committed, its task not yet returned) still counts as held: a
-    /// beat in that moment under load once reported a finished job's lease as lost.
+    /// A job that is no longer running counts as held: this owner's run has just ended it (committed success, or
+    /// queued it again after a failure, its task not yet returned); a beat in that moment under load reported the
+    /// lease of a finished job as lost and hid the run's own outcome. Lost means: another worker runs it now.
     public func heartbeat(_ job: Int64, owner: String, lease: Duration) async throws -> Bool {
         let seconds = Double(lease.components.seconds)
         let rows = try await database.client.query("""
@@ -74,7 +75,7 @@ public struct JobQueue: Sendable {
                 UPDATE datenwerk.jobs SET lease_expires_at = now() + \(seconds) * interval '1 second', heartbeat_at = now()
                 WHERE id = \(job) AND lease_owner = \(owner) AND status = 'running' RETURNING id)
             SELECT EXISTS (SELECT 1 FROM beat)
-                OR EXISTS (SELECT 1 FROM datenwerk.jobs WHERE id = \(job) AND lease_owner = \(owner) AND status <> 'running')
+                OR EXISTS (SELECT 1 FROM datenwerk.jobs WHERE id = \(job) AND status <> 'running')
             """, logger: database.logger)
         for try await held in rows.decode(Bool.self) { return held }
         return false

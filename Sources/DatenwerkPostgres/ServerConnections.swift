@@ -9,7 +9,12 @@ import Synchronization
 public struct DatabaseUnavailable: Error, CustomStringConvertible {
     /// Why, for the log (never sent to clients: it may name hosts and roles).
     public var reason: String
-    public init(_ reason: String) { self.reason = reason }
+    /// The database did not answer in time (rather than refusing or failing).
+    public var timedOut: Bool
+    public init(_ reason: String, timedOut: Bool = false) {
+        self.reason = reason
+        self.timedOut = timedOut
+    }
     public var description: String { "the database is unavailable: \(reason)" }
 }
 
@@ -181,7 +186,7 @@ public final class ServerConnections: Sendable {
                 return try await connect(deadline: deadline)
             case .wait(let id):
                 guard ContinuousClock.now < deadline else {
-                    throw DatabaseUnavailable("all \(limit) database connections stayed busy for \(acquireTimeout)")
+                    throw DatabaseUnavailable("all \(limit) database connections stayed busy for \(acquireTimeout)", timedOut: true)
                 }
                 await waitForRelease(id: id, until: deadline)
             }
@@ -197,7 +202,7 @@ public final class ServerConnections: Sendable {
         let logger = self.logger
         let timeout = max(deadline - .now, .milliseconds(100))
         do {
-            let connection = try await withDeadline(timeout, what: "connecting to PostgreSQL", abandoned: { $0.close().whenComplete { _ in } }) {
+            let connection = try await withDeadline(timeout, what: "connecting to PostgreSQL", abandoned: { Self.close($0) }) {
                 try await PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration,
                                                      id: Int.random(in: 1...Int.max), logger: logger).get()
             }
@@ -217,9 +222,9 @@ public final class ServerConnections: Sendable {
                 return !s.failing
             }
             wakeOne()
-            let reason = describeDatabaseError(error)
+            let reason = (error as? DatabaseUnavailable)?.reason ?? describeDatabaseError(error)
             if first { logger.error("the database is unavailable: \(reason)") }
-            throw DatabaseUnavailable(reason)
+            throw DatabaseUnavailable(reason, timedOut: (error as? DatabaseUnavailable)?.timedOut ?? false)
         }
     }
 
@@ -233,8 +238,14 @@ public final class ServerConnections: Sendable {
             s.open -= 1
             return true
         }
-        if closeIt { connection.close().whenComplete { _ in } }
+        if closeIt { Self.close(connection) }
         wakeOne()
+    }
+
+    /// Closes without waiting, keeping the connection alive until it is closed: postgres-nio asserts (a trap in
+    /// debug builds) when a `PostgresConnection` is deinitialised while still open.
+    private static func close(_ connection: PostgresConnection) {
+        connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
     }
 
     private func wakeOne() {
@@ -270,7 +281,7 @@ public func withDeadline<T: Sendable>(_ timeout: Duration, what: String, abandon
             }
             let timer = Task {
                 try? await Task.sleep(for: timeout)
-                if gate.resume(.failure(DatabaseUnavailable("\(what) took longer than \(timeout)"))) { work.cancel() }
+                if gate.resume(.failure(DatabaseUnavailable("\(what) took longer than \(timeout)", timedOut: true))) { work.cancel() }
             }
             gate.onDone { timer.cancel() }
             gate.onCancel { work.cancel() }

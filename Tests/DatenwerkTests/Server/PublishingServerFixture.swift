@@ -68,7 +68,10 @@ enum PublishingServer {
         let runner = PipelineRunner(fetcher: testFetcher, sink: PostgresObservationSink(database: database), connectors: BuiltinConnectors.registry)
         var logger = Logger(label: "test.publishing")
         logger.logLevel = ProcessInfo.processInfo.environment["DATENWERK_TEST_SERVER_LOG"] != nil ? .notice : .critical
-        let server = DatenwerkServer(configuration: .init(host: "127.0.0.1", port: 0, catalogPageSize: pageSize), pipelines: pipelines,
+        var configuration = DatenwerkServer.Configuration(host: "127.0.0.1", port: 0, catalogPageSize: pageSize)
+        // The full suite loads 2 cores heavily; a connection can take over 5 s then. Outages are tested in ServerFaultTests.
+        configuration.databaseTimeout = .seconds(30)
+        let server = DatenwerkServer(configuration: configuration, pipelines: pipelines,
                                      database: database, runner: runner, environment: ["DATENWERK_DOWNLOAD_TOKEN": token], logger: logger,
                                      catalog: try catalog())
         return try await ServerHarness.start(server)

@@ -18,7 +18,10 @@ struct ServerHarness {
         let runner = PipelineRunner(fetcher: testFetcher, sink: PostgresObservationSink(database: database), connectors: BuiltinConnectors.registry)
         var logger = Logger(label: "test.server")
         logger.logLevel = .critical   // stopping by cancellation logs an "error" per open channel
-        let server = DatenwerkServer(configuration: .init(host: "127.0.0.1", port: 0), pipelines: pipelines, database: database,
+        var configuration = DatenwerkServer.Configuration(host: "127.0.0.1", port: 0)
+        // The full suite loads 2 cores heavily; a connection can take over 5 s then. Outages are tested in ServerFaultTests.
+        configuration.databaseTimeout = .seconds(30)
+        let server = DatenwerkServer(configuration: configuration, pipelines: pipelines, database: database,
                                      runner: runner, environment: environment, logger: logger)
         return try await start(server)
     }
