@@ -5,7 +5,9 @@ import DatenwerkTransforms
 import Foundation
 
 /// Shared HTTP fetcher for tests (one client for the process).
-let testFetcher = HTTPFetcher(userAgent: "Datenwerk-Tests", readTimeout: .seconds(10))
+/// Its read timeout is generous: at the start of the full suite 2 cores are so loaded that a loopback answer
+/// once took over 10 s, and the retry broke a test that counts requests (tests of timeouts set their own).
+let testFetcher = HTTPFetcher(userAgent: "Datenwerk-Tests", readTimeout: .seconds(60))
 
 /// Parses pipeline YAML written by a test; relative paths resolve against `directory`.
 func spec(_ yaml: String, in directory: String = Paths.root + "/Pipelines/examples") throws -> PipelineSpec {
