@@ -192,10 +192,10 @@ final class PoolBox: Sendable {
 
     /// True when a new pool was started.
     func reset() -> Bool {
-        let fresh = make()
         let old: Task<Void, Never>? = state.withLock { s in
             guard !s.closed, ContinuousClock.now - s.lastReset > .seconds(2) else { return nil }
             s.lastReset = .now
+            let fresh = make()
             s.current = fresh
             s.tasks.append(Task { await fresh.run() })
             return s.tasks[s.tasks.count - 2]

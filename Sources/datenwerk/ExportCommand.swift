@@ -81,8 +81,20 @@ struct ExportCommand: AsyncParsableCommand {
         _ dataset: DatasetMetadata, formats: [ObservationFormat], catalog: CatalogMetadata, baseURL: String, into directory: String, database: Database
     ) async throws -> [(String, String)] {
         let connections = ServerConnections(database: database, limit: 2, acquireTimeout: .seconds(30))
-        defer { Task { await connections.shutdown() } }
-        let store = ObservationStore(connections: connections)
+        do {
+            let written = try await export(dataset, formats: formats, catalog: catalog, baseURL: baseURL, into: directory,
+                                           store: ObservationStore(connections: connections))
+            await connections.shutdown()
+            return written
+        } catch {
+            await connections.shutdown()
+            throw error
+        }
+    }
+
+    private static func export(
+        _ dataset: DatasetMetadata, formats: [ObservationFormat], catalog: CatalogMetadata, baseURL: String, into directory: String, store: ObservationStore
+    ) async throws -> [(String, String)] {
         let state = try await store.state(pipeline: dataset.pipeline)
         let snapshot = try await store.snapshot(dataset, state: state)
         var written: [(String, String)] = []
