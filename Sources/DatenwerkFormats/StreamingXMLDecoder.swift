@@ -79,6 +79,11 @@ public final class StreamingXMLDecoder {
     /// The first bytes, held until there are four (libxml2 detects the encoding from them).
     private var pending: [UInt8] = []
     private var finished = false
+    /// `maxRecordBytes` per tag, comment, DOCTYPE, …, measured on the input so that chunking cannot change it.
+    private var meter: XMLMarkupMeter
+    /// What libxml2 may hold of one unfinished construct (in UTF-8, after conversion from up to 3 bytes per
+    /// input byte, plus the character data it holds back): past this the meter has missed something.
+    private let heldLimit: Int
 
     /// Bytes handed to `xmlParseChunk` at once, so that limits are checked at least this often.
     static let slice = 64 << 10
@@ -89,6 +94,9 @@ public final class StreamingXMLDecoder {
         self.options = options
         self.origin = origin
         state = SAXState(options: options, origin: origin)
+        meter = XMLMarkupMeter(limit: options.maxRecordBytes)
+        let (tripled, overflow) = options.maxRecordBytes.multipliedReportingOverflow(by: 3)
+        heldLimit = overflow ? Int.max : tripled.addingReportingOverflow(4096).overflow ? Int.max : tripled + 4096
     }
 
     deinit {
@@ -106,6 +114,7 @@ public final class StreamingXMLDecoder {
         if bytesFed > options.maxDocumentBytes {
             try fail("document is longer than \(options.maxDocumentBytes) bytes (maxDocumentBytes)")
         }
+        do { try meter.scan(bytes) } catch { try fail(error) }
         if context == nil {
             pending.append(contentsOf: bytes)
             guard pending.count >= 4 else { return [] }
@@ -121,6 +130,7 @@ public final class StreamingXMLDecoder {
         if let failure = state.failure { throw failure }
         if finished { return [] }
         finished = true
+        do { try meter.finish() } catch { try fail(error) }
         if context == nil {
             if pending.isEmpty { throw FormatError(location: SourceLocation(origin: origin), message: "\(origin) is empty; expected an XML document") }
             try start()
@@ -216,9 +226,9 @@ public final class StreamingXMLDecoder {
             }
         }
         if state.failure == nil, let input = context.pointee.input, let cur = input.pointee.cur, let end = input.pointee.end,
-           end - cur > options.maxRecordBytes
+           end - cur > heldLimit
         {
-            state.fail("one tag, comment or DOCTYPE is longer than \(options.maxRecordBytes) bytes (maxRecordBytes)")
+            state.fail("libxml2 holds more than \(heldLimit) bytes of one unfinished construct (3 × maxRecordBytes + 4096)")
         }
         if let failure = state.failure {
             xmlStopParser(context)
@@ -237,6 +247,12 @@ public final class StreamingXMLDecoder {
         }
         defer { xmlSetStructuredErrorFunc(previousContext, previous) }
         return body()
+    }
+
+    private func fail(_ failure: XMLMarkupMeter.Failure) throws {
+        state.fail(line: failure.line, column: failure.column, failure.message)
+        if let context { xmlStopParser(context) }
+        throw state.failure!
     }
 
     private func fail(_ message: String) throws {
@@ -370,6 +386,12 @@ private final class SAXState {
 
     /// Records our own failure at the parser's position and stops the callbacks (the caller stops the parser).
     func fail(_ message: String) {
+        guard failure == nil else { return }
+        record(line: line, column: column, message)
+    }
+
+    /// A failure found ahead of the parser (by the markup meter), at the place it names.
+    func fail(line: Int, column: Int, _ message: String) {
         guard failure == nil else { return }
         record(line: line, column: column, message)
     }

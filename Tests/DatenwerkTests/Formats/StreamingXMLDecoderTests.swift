@@ -256,4 +256,54 @@ struct StreamingXMLDecoderTests {
         let utf16 = "\u{FEFF}<a><rec>Straße</rec></a>".utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
         #expect(try Self.decode(utf16, records: ["rec"], chunk: 1).records.map { $0.node.text } == ["Straße"])
     }
+
+    /// The outcome of decoding `bytes` in one chunk and in chunks of 1, 2, 3, 5, 7, 64 bytes: "ok <n> records" or the error.
+    static func outcomes(_ bytes: [UInt8], records: Set<String>, origin: String = "l.xml", _ configure: @escaping (inout XMLDecoderOptions) -> Void) -> [String] {
+        [Int.max, 1, 2, 3, 5, 7, 64].map { chunk in
+            do {
+                return "ok \(try decode(bytes, records: records, origin: origin, chunk: chunk, configure).records.count) records"
+            } catch {
+                return "\(error)"
+            }
+        }
+    }
+
+    @Test("maxRecordBytes bounds one tag, comment, declaration or reference in one chunk as in many (found by the fuzzer)")
+    func markupLimitIgnoresChunking() throws {
+        let limit: (inout XMLDecoderOptions) -> Void = { $0.maxRecordBytes = 64 }
+        // The fuzzer's input: a 67-byte start tag after a processing instruction passed whole and failed when cut.
+        let envelope = "<?x rilsmveon=\"1.0\"?>\n<SOAP:Envelope\n        xmlns:SOAP=\"http://schemas.xmlso.org/soap/enveloe\"/>\n"
+        let cases: [(String, String)] = [
+            (envelope, "l.xml:2:1: the start tag <SOAP:Envelope… is longer than 64 bytes (maxRecordBytes)"),
+            ("<a><b>x</b" + String(repeating: " ", count: 70) + "></a>", "l.xml:1:8: the end tag </b… is longer than 64 bytes (maxRecordBytes)"),
+            ("<a><!--" + String(repeating: "c", count: 70) + "--></a>", "l.xml:1:4: a comment is longer than 64 bytes (maxRecordBytes)"),
+            ("<?xml version=\"1.0\"" + String(repeating: " ", count: 60) + "?><a/>", "l.xml:1:1: a processing instruction (or the XML declaration) is longer than 64 bytes (maxRecordBytes)"),
+            ("<!DOCTYPE a [" + String(repeating: "<!-- > ' -->", count: 6) + "]><a/>", "l.xml:1:1: a DOCTYPE or <!…> declaration is longer than 64 bytes (maxRecordBytes)"),
+            ("<a>&#" + String(repeating: "0", count: 70) + "65;</a>", "l.xml:1:4: an entity or character reference is longer than 64 bytes (maxRecordBytes)"),
+        ]
+        for (document, message) in cases {
+            let outcomes = Self.outcomes(Array(document.utf8), records: ["rec"], limit)
+            #expect(outcomes == Array(repeating: message, count: outcomes.count), "\(document)")
+        }
+        // UTF-16: a tag of 36 characters is 72 bytes; one of 30 characters (60 bytes) passes.
+        func utf16(_ text: String) -> [UInt8] { "\u{FEFF}\(text)".utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] } }
+        let long = Self.outcomes(utf16("<a><rec v=\"" + String(repeating: "x", count: 23) + "\"/></a>"), records: ["rec"], limit)
+        #expect(long == Array(repeating: "l.xml:1:5: the start tag <rec… is longer than 64 bytes (maxRecordBytes)", count: long.count))
+        let short = Self.outcomes(utf16("<a><rec v=\"" + String(repeating: "x", count: 17) + "\"/></a>"), records: ["rec"], limit)
+        #expect(short == Array(repeating: "ok 1 records", count: short.count))
+        // Character data and CDATA are text, not markup: maxTextBytes governs them, in any chunking.
+        let text = "<a>" + String(repeating: "t", count: 200) + "<![CDATA[" + String(repeating: "d", count: 200) + "]]><rec/></a>"
+        let texts = Self.outcomes(Array(text.utf8), records: ["rec"], limit)
+        #expect(texts == Array(repeating: "ok 1 records", count: texts.count))
+        // Markup within the limit, with '>' inside quotes and a DOCTYPE without a subset, passes at any split.
+        let fine = "<!DOCTYPE a><a><rec v=\"a>b\" w='>'/><!-- > --><?p x?>&amp;</a>"
+        let fines = Self.outcomes(Array(fine.utf8), records: ["rec"], limit)
+        #expect(fines == Array(repeating: "ok 1 records", count: fines.count))
+    }
+
+    @Test("EBCDIC is refused with a clear error")
+    func ebcdic() throws {
+        let error = try #require(throws: FormatError.self) { try Self.decode([0x4C, 0x6F, 0xA7, 0x94, 0x40], records: ["rec"], origin: "e.xml") }
+        #expect(error.message == "e.xml:1:1: the document is in EBCDIC or an unusual UCS-4 byte order, which is not read; convert it to UTF-8")
+    }
 }
