@@ -16,14 +16,22 @@ public final class HTTPFetcher: Sendable {
         /// Send the validators of the last run (`ConditionalRequests`) and accept 304. Only for readers
         /// that treat 304 as "no records" (generic sources, `DocumentRun` connectors).
         public var conditional: Bool
+        /// Values that must never appear in a message, a log line or an error (tokens, API keys from
+        /// `${env:NAME}`): every text this request produces shows them as `***`.
+        public var secrets: [String]
 
-        public init(url: String, headers: [(String, String)] = [], timeout: Duration = .seconds(60), retry: RetryPolicy = .default, conditional: Bool = false) {
+        public init(url: String, headers: [(String, String)] = [], timeout: Duration = .seconds(60), retry: RetryPolicy = .default, conditional: Bool = false,
+                    secrets: [String] = []) {
             self.url = url
             self.headers = headers
             self.timeout = timeout
             self.retry = retry
             self.conditional = conditional
+            self.secrets = secrets
         }
+
+        /// `text` with every secret of this request replaced by `***`.
+        public func masked(_ text: String) -> String { Secrets.mask(text, secrets) }
     }
 
     /// Retries on connect errors, timeouts, 5xx and 429, with exponential backoff and full jitter;
@@ -55,6 +63,16 @@ public final class HTTPFetcher: Sendable {
         public var status: Int
         public var headers: [(String, String)]
         public var body: HTTPClientResponse.Body
+        /// The URL as messages show it: without user info, secrets masked.
+        public var shownURL: String
+
+        public init(url: String, status: Int, headers: [(String, String)], body: HTTPClientResponse.Body, shownURL: String? = nil) {
+            self.url = url
+            self.status = status
+            self.headers = headers
+            self.body = body
+            self.shownURL = shownURL ?? HTTPFetcher.redacted(url)
+        }
 
         public func header(_ name: String) -> String? {
             headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1
@@ -118,60 +136,67 @@ public final class HTTPFetcher: Sendable {
     /// Sends a GET and returns as soon as the head arrives, retrying transient failures per `request.retry`;
     /// other non-2xx answers (and the last failure) throw with a short body excerpt.
     public func get(_ request: Request) async throws -> Response {
+        try await get(request, retries: RetryLog.current, conditional: request.conditional ? ConditionalRequests.current : nil)
+    }
+
+    /// `get` for one run's `FetchSession`: retries are recorded in `retries`, and with `request.conditional`
+    /// the validators of `conditional` are sent and a 304 is accepted.
+    public func get(_ request: Request, retries: RetryLog?, conditional: ConditionalRequests?) async throws -> Response {
         var attempt = 1
         while true {
             do {
-                return try await getOnce(request)
+                return try await getOnce(request, conditional: request.conditional ? conditional : nil)
             } catch let failure as Failure where failure.isTransient && attempt < request.retry.attempts {
                 var wait = request.retry.delay(after: attempt)
                 if let after = failure.retryAfter { wait = min(after, request.retry.maxDelay) }
-                RetryLog.current?.record("GET \(failure.url): \(failure.message)\(failure.status.map { " (\($0))" } ?? ""); attempt \(attempt + 1) of \(request.retry.attempts) in \(wait.seconds.formatted(.number.precision(.fractionLength(1)))) s")
+                retries?.record("GET \(failure.url): \(failure.message)\(failure.status.map { " (\($0))" } ?? ""); attempt \(attempt + 1) of \(request.retry.attempts) in \(wait.seconds.formatted(.number.precision(.fractionLength(1)))) s")
                 try await Task.sleep(for: wait)
                 attempt += 1
             }
         }
     }
 
-    private func getOnce(_ request: Request) async throws -> Response {
+    private func getOnce(_ request: Request, conditional: ConditionalRequests?) async throws -> Response {
         try await pacer.wait(for: URLComponents(string: request.url)?.host ?? "")
         var http = HTTPClientRequest(url: request.url)
         http.method = .GET
         http.headers.add(name: "User-Agent", value: userAgent)
         http.headers.add(name: "Accept-Encoding", value: "gzip, deflate")
         for (name, value) in request.headers { http.headers.replaceOrAdd(name: name, value: value) }
-        let conditional = request.conditional ? ConditionalRequests.current : nil
-        if let known = conditional?.known[request.url] {
+        // Validators are kept by the URL as shown (secrets masked), so no secret reaches the checkpoint.
+        let key = request.masked(request.url)
+        if let known = conditional?.known[key] {
             if let etag = known.etag { http.headers.replaceOrAdd(name: "If-None-Match", value: etag) }
             if let modified = known.lastModified { http.headers.replaceOrAdd(name: "If-Modified-Since", value: modified) }
         }
-        let shown = Self.redacted(request.url)
+        let shown = request.masked(Self.redacted(request.url))
         let response: HTTPClientResponse
         do {
             response = try await client.execute(http, timeout: .init(request.timeout))
         } catch let error as HTTPClientError {
-            throw Failure(url: shown, status: nil, message: Self.explain(error, timeout: request.timeout))
+            throw Failure(url: shown, status: nil, message: request.masked(Self.explain(error, timeout: request.timeout)))
         } catch {
-            throw Failure(url: shown, status: nil, message: String(describing: error))
+            throw Failure(url: shown, status: nil, message: request.masked(String(describing: error)))
         }
         let status = Int(response.status.code)
         let headers = response.headers.map { ($0.name, $0.value) }
         if status == 304, conditional != nil {
             // Not modified since the validators we sent: nothing new, and no body to read.
-            conditional?.notModified(request.url)
-            return Response(url: request.url, status: status, headers: headers, body: response.body)
+            conditional?.notModified(key)
+            return Response(url: request.url, status: status, headers: headers, body: response.body, shownURL: shown)
         }
         if (200..<300).contains(status), let conditional {
-            conditional.seen(request.url, HTTPValidators(etag: response.headers.first(name: "ETag"), lastModified: response.headers.first(name: "Last-Modified")))
+            conditional.seen(key, HTTPValidators(etag: response.headers.first(name: "ETag"), lastModified: response.headers.first(name: "Last-Modified")))
         }
         guard (200..<300).contains(status) else {
             var excerpt = ""
             if var buffer = try? await response.body.collect(upTo: 4096) {
                 excerpt = buffer.readString(length: min(buffer.readableBytes, 300)) ?? ""
             }
-            throw Failure(url: shown, status: status, message: excerpt.isEmpty ? response.status.reasonPhrase : excerpt,
+            throw Failure(url: shown, status: status, message: request.masked(excerpt.isEmpty ? response.status.reasonPhrase : excerpt),
                           retryAfter: response.headers.first(name: "Retry-After").flatMap(Self.parseRetryAfter))
         }
-        return Response(url: request.url, status: status, headers: headers, body: response.body)
+        return Response(url: request.url, status: status, headers: headers, body: response.body, shownURL: shown)
     }
 
     /// `Retry-After: 120` or `Retry-After: Wed, 21 Oct 2026 07:28:00 GMT`.
@@ -225,7 +250,7 @@ public final class BodyReader {
         // With transfer compression the length counts compressed bytes: only trust it for identity bodies.
         let encoded = response.header("Content-Encoding").map { $0 != "identity" } ?? false
         self.expectedLength = encoded ? nil : response.header("Content-Length").flatMap { Int($0) }
-        self.url = HTTPFetcher.redacted(response.url)
+        self.url = response.shownURL
     }
 
     public func next() async throws -> ByteBuffer? {

@@ -81,153 +81,76 @@ public struct FileRecordSource: RecordSource {
     }
 }
 
-/// Fetches pages over HTTP through the shared fetcher and decodes each body as it streams in.
+/// Fetches pages over HTTP and decodes each body as it streams in: a `DocumentReader` per page (conditional GET,
+/// resume after a cut body) and a `Paginator` from the pipeline's `paging` block.
 public struct HTTPRecordSource: RecordSource {
-    private let fetcher: HTTPFetcher
+    private let session: FetchSession
     private let spec: SourceSpec
+    private var paginator: any Paginator
     private var nextURL: String?
-    private var page = 0
+    private var reader: DocumentReader<AnyRecordDecoder>?
     private var recordsOnPage = 0
-    private var currentURL: String?
-    private var pageAttempt = 1
-    private var skip = 0
-    private let retry = HTTPFetcher.RetryPolicy.default
-    private var body: BodyReader?
-    private var decoder: AnyRecordDecoder?
-    private var response: HTTPFetcher.Response?
-    public private(set) var bytesRead = 0
+    private var finishedBytes = 0
     public private(set) var origins: [String] = []
 
-    public init(spec: SourceSpec, fetcher: HTTPFetcher) {
-        self.fetcher = fetcher
+    public var bytesRead: Int { finishedBytes + (reader?.bytesRead ?? 0) }
+
+    /// Reads with the run's `session` (retries recorded, validators sent, `request:` headers and secrets).
+    public init(spec: SourceSpec, session: FetchSession) {
+        self.session = session
         self.spec = spec
-        self.nextURL = Self.pageURL(spec, page: 0)
+        self.paginator = Self.paginator(spec.paging)
+        self.nextURL = spec.url.map { paginator.firstPage(Self.withQuery($0, spec.query)) }
     }
 
-    /// The URL of page `page` (0-based) for offset/page paging, or the configured URL.
-    static func pageURL(_ spec: SourceSpec, page: Int) -> String? {
-        guard let url = spec.url, var components = URLComponents(string: url) else { return spec.url }
-        var items = components.queryItems ?? []
-        for (name, value) in spec.query { items.append(URLQueryItem(name: name, value: value)) }
-        switch spec.paging {
-        case .offset(let param, let limitParam, let size, _):
-            items.removeAll { $0.name == param || $0.name == limitParam }
-            items.append(URLQueryItem(name: param, value: String(page * size)))
-            items.append(URLQueryItem(name: limitParam, value: String(size)))
-        case .page(let param, let sizeParam, let start, let size, _):
-            items.removeAll { $0.name == param || $0.name == sizeParam }
-            items.append(URLQueryItem(name: param, value: String(start + page)))
-            if let sizeParam { items.append(URLQueryItem(name: sizeParam, value: String(size))) }
-        case .nextLink, nil:
-            break
+    /// A source reading with `fetcher` and the task's retry log and validators (for callers without a session).
+    public init(spec: SourceSpec, fetcher: HTTPFetcher) {
+        self.init(spec: spec, session: FetchSession(fetcher: fetcher, retries: RetryLog.current, conditional: ConditionalRequests.current))
+    }
+
+    /// The paginator a `paging` block describes.
+    public static func paginator(_ paging: PagingSpec?) -> any Paginator {
+        switch paging {
+        case nil: return SinglePage()
+        case .nextLink(let path, let maxPages): return PageLimit(NextLinkPaginator(path: path), maxPages: maxPages)
+        case .offset(let param, let limitParam, let size, let maxPages):
+            return PageLimit(OffsetPaginator(offsetParam: param, limitParam: limitParam, limit: size), maxPages: maxPages)
+        case .page(let param, let sizeParam, let start, let size, let maxPages):
+            return PageLimit(PageNumberPaginator(pageParam: param, sizeParam: sizeParam, start: start, size: size), maxPages: maxPages)
         }
-        components.queryItems = items.isEmpty ? nil : items
+    }
+
+    /// `url` with the `query` block's parameters added.
+    static func withQuery(_ url: String, _ query: [(String, String)]) -> String {
+        guard !query.isEmpty, var components = URLComponents(string: url) else { return url }
+        components.queryItems = (components.queryItems ?? []) + query.map { URLQueryItem(name: $0.0, value: $0.1) }
         // Keep encoded characters such as `$` and spaces in filters intact.
-        return components.string
+        return components.string ?? url
     }
 
     public mutating func next() async throws -> [DecodedRecord]? {
         while true {
-            if body == nil {
-                if currentURL == nil {
-                    guard let url = nextURL else { return nil }
-                    nextURL = nil
-                    currentURL = url
-                    pageAttempt = 1
-                    recordsOnPage = 0
-                    skip = 0
-                }
-                let url = currentURL!
-                let response = try await fetcher.get(.init(url: url, headers: spec.headers, timeout: .seconds(Int64(spec.timeoutSeconds)), retry: retry, conditional: true))
-                self.response = response
-                if pageAttempt == 1 { origins.append(HTTPFetcher.redacted(url)) }
-                if response.status == 304 {
-                    // Not modified since the last successful run: nothing new here (and no links to follow).
-                    currentURL = nil
-                    continue
-                }
-                decoder = AnyRecordDecoder(spec.format, origin: HTTPFetcher.redacted(url))
-                body = BodyReader(response)
+            if reader == nil {
+                guard let url = nextURL else { return nil }
+                nextURL = nil
+                let request = session.request(url, headers: spec.headers, timeout: .seconds(Int64(spec.timeoutSeconds)), conditional: true)
+                let format = spec.format
+                let opened = DocumentReader(url, session: session, request: request) { AnyRecordDecoder(format, origin: $0) }
+                reader = opened
+                recordsOnPage = 0
+                origins.append(opened.origin)
             }
-            do {
-                var records: [DecodedRecord]
-                if let chunk = try await body!.next() {
-                    bytesRead += chunk.readableBytes
-                    records = try decoder!.feed(chunk.readableBytesView)
-                } else {
-                    records = try decoder!.finish()
-                    body = nil
-                }
-                // After a retry, the records of this page that were already handed out are dropped.
-                if skip > 0 {
-                    let drop = min(skip, records.count)
-                    records.removeFirst(drop)
-                    skip -= drop
-                }
+            if let records = try await reader!.next() {
                 recordsOnPage += records.count
-                if body == nil {
-                    page += 1
-                    currentURL = nil
-                    nextURL = try followingPage()
-                }
-                if !records.isEmpty { return records }
-            } catch let failure as HTTPFetcher.Failure where failure.isTransient && pageAttempt < retry.attempts {
-                // The body was cut off: fetch the same page again and continue after the records already read.
-                RetryLog.current?.record("GET \(failure.url): \(failure.message); page fetched again (attempt \(pageAttempt + 1) of \(retry.attempts)), skipping \(recordsOnPage) records already read")
-                skip = recordsOnPage
-                body = nil
-                pageAttempt += 1
-                try await Task.sleep(for: retry.baseDelay)
+                return records
             }
+            let page = reader!
+            finishedBytes += page.bytesRead
+            reader = nil
+            // Not modified since the last successful run: nothing new here (and no links to follow).
+            if page.notModified { continue }
+            nextURL = paginator.next(after: page.pageResult(records: recordsOnPage, envelope: page.envelope))
         }
-    }
-
-    /// Decides whether there is another page after the one just finished.
-    private func followingPage() throws -> String? {
-        switch spec.paging {
-        case nil:
-            return nil
-        case .nextLink(let path, let maxPages):
-            guard page < maxPages else { return nil }
-            var link: String?
-            if let path {
-                link = Self.lookup(path, in: decoder?.envelope ?? .null)?.stringValue
-            } else if let header = response?.header("Link") {
-                link = Self.nextFromLinkHeader(header)
-            }
-            guard let link, !link.isEmpty else { return nil }
-            // Relative links resolve against the page they came from.
-            if let base = response.flatMap({ URL(string: $0.url) }), let resolved = URL(string: link, relativeTo: base) {
-                return resolved.absoluteString
-            }
-            return link
-        case .offset(_, _, let size, let maxPages), .page(_, _, _, let size, let maxPages):
-            guard page < maxPages, recordsOnPage >= size else { return nil }
-            return Self.pageURL(spec, page: page)
-        }
-    }
-
-    /// `@iot.nextLink`, `links.next`, `$.links.next.href`: a dotted path into the envelope, exact keys first.
-    static func lookup(_ path: String, in value: JSONValue) -> JSONValue? {
-        var p = path
-        if p.hasPrefix("$.") { p.removeFirst(2) } else if p == "$" { return value }
-        if let direct = value[p] { return direct }
-        var current = value
-        for part in p.split(separator: ".") {
-            if let index = Int(part), let item = current[index] { current = item; continue }
-            guard let next = current[String(part)] else { return nil }
-            current = next
-        }
-        return current
-    }
-
-    static func nextFromLinkHeader(_ header: String) -> String? {
-        for part in header.split(separator: ",") {
-            let pieces = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard let target = pieces.first, pieces.dropFirst().contains(where: { $0.replacingOccurrences(of: "\"", with: "") == "rel=next" }) else { continue }
-            return String(target.dropFirst().dropLast())
-        }
-        return nil
     }
 }
 
