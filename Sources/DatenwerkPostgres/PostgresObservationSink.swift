@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// Loads a run with COPY into a temporary staging table, then merges in ONE transaction:
 /// stations upserted, observations `INSERT … ON CONFLICT` on their natural key, quarantine rows,
@@ -385,9 +386,8 @@ public struct PostgresObservationSink: ObservationSink {
     }
 }
 
-final class LoadEnded: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
+final class LoadEnded: Sendable {
+    private let value = Atomic(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
 }

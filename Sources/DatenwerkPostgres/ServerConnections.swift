@@ -109,12 +109,11 @@ public final class ServerConnections: Sendable {
         Lease(try await acquire(), owner: self)
     }
 
-    public final class Lease: @unchecked Sendable {
+    public final class Lease: Sendable {
         public let connection: GuardedConnection
         private let raw: PostgresConnection
         private let owner: ServerConnections
-        private let lock = NSLock()
-        private var released = false
+        private let released = Atomic(false)
 
         init(_ raw: PostgresConnection, owner: ServerConnections) {
             self.raw = raw
@@ -124,10 +123,7 @@ public final class ServerConnections: Sendable {
 
         /// Gives the connection back (`reusable`: to the idle ones; otherwise it is closed). Only the first call counts.
         public func release(reusable: Bool) {
-            let first = lock.withLock {
-                defer { released = true }
-                return !released
-            }
+            let first = released.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
             if first { owner.release(raw, reusable: reusable) }
         }
 

@@ -1,4 +1,5 @@
 import DatenwerkCore
+import Synchronization
 
 /// Counts of one run, as the runner sees them.
 public struct RunTotals: Sendable, Hashable {
@@ -98,16 +99,25 @@ public struct RunFailure: Error, Sendable, CustomStringConvertible {
 }
 
 /// Keeps everything in memory: for `--dry-run` and for tests that compare whole normalised output.
-public final class RecordingSink: ObservationSink, @unchecked Sendable {
-    public private(set) var items: [StagedItem] = []
-    public private(set) var failures: [RunFailure] = []
-    private var nextRun: Int64 = 1
+public final class RecordingSink: ObservationSink, Sendable {
+    private struct Recorded {
+        var items: [StagedItem] = []
+        var failures: [RunFailure] = []
+        var nextRun: Int64 = 1
+    }
+
+    private let recorded = Mutex(Recorded())
+
+    public var items: [StagedItem] { recorded.withLock { $0.items } }
+    public var failures: [RunFailure] { recorded.withLock { $0.failures } }
 
     public init() {}
 
     public func beginRun(pipeline: PipelineSpec, context: RunContext) async throws -> Int64 {
-        defer { nextRun += 1 }
-        return nextRun
+        recorded.withLock { r in
+            defer { r.nextRun += 1 }
+            return r.nextRun
+        }
     }
 
     public func load(runID: Int64, pipeline: PipelineSpec, context: RunContext, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
@@ -120,13 +130,13 @@ public final class RecordingSink: ObservationSink, @unchecked Sendable {
                 case .quarantined: break
                 }
             }
-            items.append(contentsOf: batch)
+            recorded.withLock { $0.items.append(contentsOf: batch) }
         }
         return result
     }
 
     public func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
-        failures.append(failure)
+        recorded.withLock { $0.failures.append(failure) }
     }
 
     public var observations: [Observation] { items.compactMap { if case .observation(let o) = $0 { return o } else { return nil } } }

@@ -335,7 +335,11 @@ struct MappedSource: ConnectorRun {
     }
 }
 
-/// Mutable state of one run (only touched by the run's own task).
+/// Mutable state of one run.
+///
+/// `@unchecked Sendable`, justified: only the run's own task touches it (the extract closures that capture it
+/// are called one at a time by `PipelineRunner.run`, never concurrently), and a lock on every record would
+/// cost more than the checks it replaces.
 final class RunState: @unchecked Sendable {
     let spec: PipelineSpec
     var totals = RunTotals()

@@ -1,6 +1,7 @@
 import DatenwerkCore
 import DatenwerkFormats
 import Foundation
+import Synchronization
 
 /// One quarantined record as stored, to be tried again.
 public struct StoredQuarantine: Sendable {
@@ -28,7 +29,7 @@ public struct StoredQuarantine: Sendable {
 /// Fragments of other connectors' documents (one XML element, one CSV line without its header) cannot be
 /// rebuilt; they are reported as not replayable and stay, and a new run (or a backfill of the window) reads
 /// them from the source again.
-public final class QuarantineReplay: @unchecked Sendable {
+public final class QuarantineReplay: Sendable {
     /// The next page of stored records with an id greater than the argument (empty at the end).
     public typealias Pages = @Sendable (_ afterID: Int64) async throws -> [StoredQuarantine]
 
@@ -37,37 +38,42 @@ public final class QuarantineReplay: @unchecked Sendable {
         public var error: RecordError
     }
 
+    private struct Outcome {
+        var loaded: [Int64] = []
+        var filtered: [Int64] = []
+        var stillBad: [StillBad] = []
+        var notReplayable: [(id: Int64, reason: String)] = []
+    }
+
     let pages: Pages
-    private let lock = NSLock()
-    private var loaded: [Int64] = []
-    private var filtered: [Int64] = []
-    private var stillBad: [StillBad] = []
-    private var notReplayable: [(id: Int64, reason: String)] = []
+    private let outcome = Mutex(Outcome())
 
     public init(pages: @escaping Pages) {
         self.pages = pages
     }
 
     /// Records that map now (loaded with the run) or that the transform now filters out: they leave quarantine.
-    public var resolvedIDs: [Int64] { lock.withLock { loaded + filtered } }
-    public var loadedCount: Int { lock.withLock { loaded.count } }
-    public var filteredCount: Int { lock.withLock { filtered.count } }
+    public var resolvedIDs: [Int64] { outcome.withLock { $0.loaded + $0.filtered } }
+    public var loadedCount: Int { outcome.withLock { $0.loaded.count } }
+    public var filteredCount: Int { outcome.withLock { $0.filtered.count } }
     /// Records that are still bad, with the reason the current configuration gives.
-    public var stillBadRecords: [StillBad] { lock.withLock { stillBad } }
-    public var notReplayableRecords: [(id: Int64, reason: String)] { lock.withLock { notReplayable } }
+    public var stillBadRecords: [StillBad] { outcome.withLock { $0.stillBad } }
+    public var notReplayableRecords: [(id: Int64, reason: String)] { outcome.withLock { $0.notReplayable } }
 
-    func resolved(_ id: Int64, loaded didLoad: Bool) { lock.withLock { if didLoad { loaded.append(id) } else { filtered.append(id) } } }
-    func bad(_ id: Int64, _ error: RecordError) { lock.withLock { stillBad.append(StillBad(id: id, error: error)) } }
-    func skip(_ id: Int64, _ reason: String) { lock.withLock { notReplayable.append((id, reason)) } }
+    func resolved(_ id: Int64, loaded didLoad: Bool) {
+        outcome.withLock { if didLoad { $0.loaded.append(id) } else { $0.filtered.append(id) } }
+    }
+    func bad(_ id: Int64, _ error: RecordError) { outcome.withLock { $0.stillBad.append(StillBad(id: id, error: error)) } }
+    func skip(_ id: Int64, _ reason: String) { outcome.withLock { $0.notReplayable.append((id, reason)) } }
 
     /// One line for the run's events and the CLI.
     public var summary: String {
-        lock.withLock {
-            let total = loaded.count + filtered.count + stillBad.count + notReplayable.count
-            var text = "replayed \(total) quarantined record\(total == 1 ? "" : "s"): \(loaded.count) loaded"
-            if !filtered.isEmpty { text += ", \(filtered.count) filtered out by the transform" }
-            text += ", \(stillBad.count) still quarantined"
-            if !notReplayable.isEmpty { text += ", \(notReplayable.count) not replayable" }
+        outcome.withLock { o in
+            let total = o.loaded.count + o.filtered.count + o.stillBad.count + o.notReplayable.count
+            var text = "replayed \(total) quarantined record\(total == 1 ? "" : "s"): \(o.loaded.count) loaded"
+            if !o.filtered.isEmpty { text += ", \(o.filtered.count) filtered out by the transform" }
+            text += ", \(o.stillBad.count) still quarantined"
+            if !o.notReplayable.isEmpty { text += ", \(o.notReplayable.count) not replayable" }
             return text
         }
     }
