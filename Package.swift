@@ -67,11 +67,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // postgres-nio: embedded cluster, migrations, COPY + merge sink.
+        // Jobs without a database: Worker, Scheduler, Backfill planning, lifecycle services, child job processes;
+        // the `JobQueue` / `ScheduleStore` / `PipelineLocking` protocols and the pure lease, attempt and schedule rules.
+        .target(
+            name: "DatenwerkOperations",
+            dependencies: [
+                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkTransforms",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // postgres-nio: embedded cluster, migrations, COPY + merge sink, PostgresJobQueue, PipelineLock.
         .target(
             name: "DatenwerkPostgres",
             dependencies: [
-                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkTransforms",
+                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkTransforms", "DatenwerkOperations",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -82,7 +93,7 @@ let package = Package(
         .target(
             name: "DatenwerkServer",
             dependencies: [
-                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkPostgres", "DatenwerkHTTP", "DatenwerkTransforms", "DatenwerkPublishing",
+                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkOperations", "DatenwerkPostgres", "DatenwerkHTTP", "DatenwerkTransforms", "DatenwerkPublishing",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CompressNIO", package: "compress-nio"),
@@ -109,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "datenwerk",
             dependencies: [
-                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkPostgres", "DatenwerkHTTP", "DatenwerkConnectors", "DatenwerkServer", "DatenwerkPublishing",
+                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkOperations", "DatenwerkPostgres", "DatenwerkHTTP", "DatenwerkConnectors", "DatenwerkServer", "DatenwerkPublishing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -120,7 +131,7 @@ let package = Package(
             name: "DatenwerkTests",
             dependencies: [
                 "DatenwerkCore", "DatenwerkFormats", "DatenwerkTransforms", "DatenwerkHTTP", "DatenwerkPipeline",
-                "DatenwerkConnectors", "DatenwerkPostgres", "DatenwerkServer", "DatenwerkTesting", "DatenwerkPublishing", "datenwerk",
+                "DatenwerkConnectors", "DatenwerkOperations", "DatenwerkPostgres", "DatenwerkServer", "DatenwerkTesting", "DatenwerkPublishing", "datenwerk",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

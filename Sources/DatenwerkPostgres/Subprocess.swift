@@ -1,3 +1,4 @@
+import DatenwerkOperations
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -8,23 +9,9 @@ import Glibc
 /// Uses `posix_spawn` and `waitpid` directly. Output goes through a temporary file, not a pipe:
 /// `pg_ctl start` leaves a daemon behind that inherits the output descriptors, and reading a pipe to its
 /// end would wait for the server to exit.
-/// Sets FD_CLOEXEC on every open descriptor above stderr (Glibc's posix_spawn has no portable "close from").
-func markOpenDescriptorsCloseOnExec() {
-    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
-    for entry in entries {
-        guard let fd = Int32(entry), fd > 2 else { continue }
-        let flags = fcntl(fd, F_GETFD)
-        if flags >= 0, flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
-    }
-}
-
 struct Subprocess {
-    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    /// `posix_spawn_file_actions_addclosefrom_np`, looked up at run time (the Glibc module does not export it).
-    static let addCloseFrom: AddCloseFrom? = {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
-        return unsafeBitCast(symbol, to: AddCloseFrom.self)
-    }()
+    /// `posix_spawn_file_actions_addclosefrom_np` when the C library has it (shared with `JobProcess`).
+    static var addCloseFrom: Spawning.AddCloseFrom? { Spawning.addCloseFrom }
 
     struct Result {
         var status: Int32
@@ -52,7 +39,7 @@ struct Subprocess {
         if let closeFrom = Self.addCloseFrom {
             _ = closeFrom(&actions, 3)
         } else {
-            markOpenDescriptorsCloseOnExec()
+            Spawning.markOpenDescriptorsCloseOnExec()
         }
 
         let cArguments = argv.map { strdup($0) } + [nil]

@@ -2,6 +2,7 @@ import ArgumentParser
 import DatenwerkConnectors
 import DatenwerkCore
 import DatenwerkHTTP
+import DatenwerkOperations
 import DatenwerkPipeline
 import DatenwerkPostgres
 import DatenwerkTransforms
@@ -88,7 +89,7 @@ struct EnqueueCommand: AsyncParsableCommand {
         let ids = try await DatabaseEnvironment(logger: logger).with { opened in
             var ids: [(String, Int64?)] = []
             for spec in specs {
-                ids.append((spec.name, try await JobQueue(opened.database).enqueue(pipeline: spec.name, kind: "manual", due: Date())))
+                ids.append((spec.name, try await PostgresJobQueue(opened.database).enqueue(pipeline: spec.name, kind: "manual", due: Date())))
             }
             return ids
         }
@@ -150,14 +151,14 @@ struct BackfillCommand: AsyncParsableCommand {
         defer { Task { try? await fetcher.shutdown() } }
         let queueOnly = queue
         let summary = try await DatabaseEnvironment(logger: logger).with { opened in
-            let added = try await Backfill.enqueue(spec.name, windows: windows, database: opened.database)
+            let added = try await Backfill.enqueue(spec.name, windows: windows, queue: PostgresJobQueue(opened.database))
             if queueOnly { return "queued \(added) new chunk\(added == 1 ? "" : "s") of \(windows.count)" }
             let runner = PipelineRunner(fetcher: fetcher, sink: PostgresObservationSink(database: opened.database, onStuckLoad: exitWhenLoadIsStuck),
                                         connectors: BuiltinConnectors.registry, logger: logger)
             let worker = Worker(pipelines: [spec], database: opened.database, runner: runner, lease: .seconds(60), poll: .milliseconds(500), logger: logger)
             let taken = try await worker.run(exitWhenIdle: true)
-            let states = try await Backfill.states(spec.name, database: opened.database)
-            return "\(windows.count) chunks: \(states["succeeded", default: 0]) done, \(states["failed", default: 0]) failed (\(taken) run now)"
+            let states = try await Backfill.states(spec.name, queue: PostgresJobQueue(opened.database))
+            return "\(windows.count) chunks: \(states[.succeeded, default: 0]) done, \(states[.failed, default: 0]) failed (\(taken) run now)"
         }
         print("\(spec.name): backfill \(from) … \(to): \(summary)")
     }
@@ -192,7 +193,7 @@ struct RunJobCommand: AsyncParsableCommand {
         var environment = DatabaseEnvironment(logger: logger)
         environment.migrate = false   // the worker did
         let report: RunReport? = try await environment.with { opened in
-            guard let claimed = try await JobQueue(opened.database).job(jobID, owner: owner) else { return nil }
+            guard let claimed = try await PostgresJobQueue(opened.database).job(jobID, owner: owner) else { return nil }
             let runner = PipelineRunner(fetcher: fetcher, sink: PostgresObservationSink(database: opened.database, onStuckLoad: exitWhenLoadIsStuck),
                                         connectors: BuiltinConnectors.registry, logger: logger)
             return try await runner.run(spec, context: RunContext(trigger: claimed.kind, jobID: claimed.id, window: claimed.window))

@@ -2,6 +2,7 @@ import ArgumentParser
 import DatenwerkConnectors
 import DatenwerkCore
 import DatenwerkHTTP
+import DatenwerkOperations
 import DatenwerkPipeline
 import DatenwerkPostgres
 import DatenwerkPublishing

@@ -1,3 +1,4 @@
+import DatenwerkOperations
 import DatenwerkPipeline
 import DatenwerkPostgres
 import DatenwerkTesting

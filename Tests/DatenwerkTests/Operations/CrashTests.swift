@@ -125,7 +125,7 @@ import Testing
                     INSERT INTO datenwerk.checkpoints (pipeline, cursor) VALUES (\(spec.name), '{"max_phenomenon_start_us": 42}'::jsonb)
                     ON CONFLICT (pipeline) DO UPDATE SET cursor = EXCLUDED.cursor
                     """, logger: db.logger)
-                let job = try #require(try await JobQueue(db).enqueue(pipeline: spec.name, kind: "manual", due: Date(timeIntervalSince1970: Double(trial))))
+                let job = try #require(try await PostgresJobQueue(db).enqueue(pipeline: spec.name, kind: "manual", due: Date(timeIntervalSince1970: Double(trial))))
                 // Restart while the run loads: its COPY, its merge, or a random moment after it took the job.
                 var seen = false
                 for _ in 0..<4000 where !seen {
@@ -230,7 +230,7 @@ struct CrashFixture: Sendable {
             INSERT INTO datenwerk.checkpoints (pipeline, cursor) VALUES (\(spec.name), \(Self.planted)::jsonb)
             ON CONFLICT (pipeline) DO UPDATE SET cursor = EXCLUDED.cursor
             """, logger: db.logger)
-        return try #require(try await JobQueue(db).enqueue(pipeline: spec.name, kind: "manual", due: Date(timeIntervalSince1970: Double(trial))))
+        return try #require(try await PostgresJobQueue(db).enqueue(pipeline: spec.name, kind: "manual", due: Date(timeIntervalSince1970: Double(trial))))
     }
 
     func jobStatus(_ db: Database, _ job: Int64) async throws -> String {

@@ -18,7 +18,7 @@ import Testing
             let dir = try Paths.temporaryDirectory()
             try BigLoad.write(dir, name: "crashy", rows: 40)
             try BigLoad.write(dir, name: "steady", rows: 200)
-            let queue = JobQueue(db)
+            let queue = PostgresJobQueue(db)
             var crashy: [Int64] = []
             for n in 0..<5 {
                 crashy.append(try #require(try await queue.enqueue(pipeline: "crashy", kind: "manual", due: Date(timeIntervalSince1970: Double(n)))))
@@ -81,7 +81,7 @@ import Testing
             try BigLoad.write(dir, name: "aborts", rows: 10)
             try BigLoad.write(dir, name: "segfaults", rows: 10)
             try BigLoad.write(dir, name: "traps", rows: 10)
-            let queue = JobQueue(db)
+            let queue = PostgresJobQueue(db)
             let aborts = try #require(try await queue.enqueue(pipeline: "aborts", kind: "manual", due: Date(), maxAttempts: 1))
             let segfaults = try #require(try await queue.enqueue(pipeline: "segfaults", kind: "manual", due: Date(), maxAttempts: 1))
             let traps = try #require(try await queue.enqueue(pipeline: "traps", kind: "manual", due: Date(), maxAttempts: 1))

@@ -1,5 +1,6 @@
 import DatenwerkConnectors
 import DatenwerkCore
+import DatenwerkOperations
 import DatenwerkPipeline
 import DatenwerkPostgres
 import DatenwerkTesting
@@ -18,8 +19,8 @@ import Testing
     @Test func aJobRunsOnceAndFinishesWithItsRun() async throws {
         try await TestDatabase.with { db in
             let klima = try PipelineSpec.load(file: Paths.pipeline("examples/musterstadt-klima.yaml"))
-            let job = try #require(try await JobQueue(db).enqueue(pipeline: klima.name, kind: "manual", due: Date()))
-            #expect(try await JobQueue(db).enqueue(pipeline: klima.name, kind: "manual", due: Date(timeIntervalSince1970: 0)) != nil)
+            let job = try #require(try await PostgresJobQueue(db).enqueue(pipeline: klima.name, kind: "manual", due: Date()))
+            #expect(try await PostgresJobQueue(db).enqueue(pipeline: klima.name, kind: "manual", due: Date(timeIntervalSince1970: 0)) != nil)
             let taken = try await Self.worker([klima], db).run(exitWhenIdle: true)
             #expect(taken == 2)
             let rows = try await db.client.query("""
@@ -65,7 +66,7 @@ import Testing
     @Test func theAdvisoryLockKeepsRunsOfOnePipelineApart() async throws {
         try await TestDatabase.with { db in
             let klima = try PipelineSpec.load(file: Paths.pipeline("examples/musterstadt-klima.yaml"))
-            let job = try #require(try await JobQueue(db).enqueue(pipeline: klima.name, kind: "manual", due: Date()))
+            let job = try #require(try await PostgresJobQueue(db).enqueue(pipeline: klima.name, kind: "manual", due: Date()))
             let worker = Self.worker([klima], db)
             let ran: Bool? = try await PipelineLock.withLock(klima.name, database: db) {
                 try await worker.runOne()
@@ -87,7 +88,7 @@ import Testing
             let file = try BigLoad.write(dir, rows: 10)
             try FileManager.default.removeItem(atPath: dir + "/big-load.csv")
             let spec = try PipelineSpec.load(file: file)
-            let job = try #require(try await JobQueue(db).enqueue(pipeline: spec.name, kind: "manual", due: Date()))
+            let job = try #require(try await PostgresJobQueue(db).enqueue(pipeline: spec.name, kind: "manual", due: Date()))
             #expect(try await Self.worker([spec], db).runOne())
             let state = try await db.client.query("""
                 SELECT status, attempts, error, extract(epoch FROM not_before - now())::float8 FROM datenwerk.jobs WHERE id = \(job)
@@ -109,7 +110,7 @@ import Testing
             var due = Date().addingTimeInterval(-60)
             for n in 0..<20 {
                 due = due.addingTimeInterval(1)
-                _ = try #require(try await JobQueue(db).enqueue(pipeline: specs[n % 4].name, kind: "manual", due: due))
+                _ = try #require(try await PostgresJobQueue(db).enqueue(pipeline: specs[n % 4].name, kind: "manual", due: due))
             }
             let env = ["DATABASE_URL": db.location.url]
             let workers = try (0..<3).map { _ in

@@ -123,7 +123,7 @@ import Testing
         let (server, http) = try await Self.serve(dir, databaseURL: location.url, extra: ["--workers", "1"], environment: ["PUSH_TOKEN": "t0ken"])
         defer { server.kill9() }
         let job: Int64 = try await Database.with(location, logger: logger) { db in
-            let job = try #require(try await JobQueue(db).enqueue(pipeline: load.name, kind: "manual", due: Date()))
+            let job = try #require(try await PostgresJobQueue(db).enqueue(pipeline: load.name, kind: "manual", due: Date()))
             for _ in 0..<400 where try await scalar(db, "SELECT count(*) FROM datenwerk.runs WHERE job_id = \(job)") == 0 {
                 try await Task.sleep(for: .milliseconds(25))
             }

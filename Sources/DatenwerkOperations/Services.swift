@@ -1,4 +1,3 @@
-import DatenwerkPostgres
 import Logging
 import ServiceLifecycle
 import Synchronization

@@ -1,31 +1,23 @@
 import DatenwerkCore
+import DatenwerkOperations
 import DatenwerkPipeline
 import Foundation
 import Logging
 import PostgresNIO
 
-/// Due runs in `datenwerk.jobs`, taken by workers with `FOR UPDATE SKIP LOCKED` under a lease.
-///
-/// A lease is renewed by the worker's heartbeat. A job whose lease expired (its worker crashed, froze or lost
-/// the database) is taken again by any worker; the per-pipeline advisory lock (`PipelineLock`) still keeps two
-/// runs of one pipeline from overlapping, and the job finishes in its run's transaction, so a retaken job
-/// never loads twice.
-public struct JobQueue: Sendable {
-    public struct Job: Sendable, Hashable {
-        public var id: Int64
-        public var pipeline: String
-        public var kind: String
-        public var dueAt: Date
-        public var window: Range<Int64>?
-        public var attempts: Int
-    }
+/// The `JobQueue` and `ScheduleStore` of `DatenwerkOperations` in PostgreSQL: due runs in `datenwerk.jobs`, taken by
+/// workers with `FOR UPDATE SKIP LOCKED` under a lease; schedules in `datenwerk.schedules`. Each statement does
+/// what `JobRecord` states for one job (the rules are tested there without a database).
+public struct PostgresJobQueue: JobQueue, ScheduleStore {
+    public typealias Job = ClaimedJob
 
     public let database: Database
     public init(_ database: Database) { self.database = database }
 
     /// Adds a job unless one for the same pipeline, kind and due time exists; returns its id when added.
     @discardableResult
-    public func enqueue(pipeline: String, kind: String, due: Date, notBefore: Date? = nil, window: Range<Int64>? = nil, maxAttempts: Int = 3) async throws -> Int64? {
+    public func enqueue(pipeline: String, kind: String, due: Date, notBefore: Date? = nil, window: Range<Int64>? = nil,
+                        maxAttempts: Int = JobAttempt.defaultMaxAttempts) async throws -> Int64? {
         let from = window.map { Self.date($0.lowerBound) }
         let to = window.map { Self.date($0.upperBound) }
         let rows = try await database.client.query("""
@@ -43,7 +35,7 @@ public struct JobQueue: Sendable {
         let seconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
         try await database.client.query("""
             UPDATE datenwerk.jobs SET status = 'failed', finished_at = now(),
-                error = format('lease expired after %s attempts (last worker %s; it crashed or lost the database)', attempts, lease_owner)
+                error = format(\(JobAttempt.leaseExpiredFormat), attempts, lease_owner)
             WHERE status = 'running' AND lease_expires_at < now() AND attempts >= max_attempts
             """, logger: database.logger)
         let rows = try await database.client.query("""
@@ -118,8 +110,9 @@ public struct JobQueue: Sendable {
     /// (at once when `final`). Returns the job's new status, or nil when the run had recorded itself (or the job
     /// is no longer this owner's).
     @discardableResult
-    public func recordUnfinished(_ job: Int64, owner: String, step: String, reason: String, final: Bool) async throws -> String? {
+    public func recordUnfinished(_ job: Int64, owner: String, step: String, reason: String, final: Bool) async throws -> JobStatus? {
         let error = "\(step): \(reason)"
+        let backoffBase = Double(JobAttempt.backoffBase.components.seconds)
         let rows = try await database.client.query("""
             WITH mine AS (
                 SELECT id, started_at FROM datenwerk.jobs WHERE id = \(job) AND lease_owner = \(owner) AND status = 'running' FOR UPDATE
@@ -131,13 +124,13 @@ public struct JobQueue: Sendable {
             UPDATE datenwerk.jobs j SET error = \(error), run_id = coalesce((SELECT max(id) FROM failed_runs), j.run_id),
                 status = CASE WHEN NOT \(final) AND j.attempts < j.max_attempts THEN 'queued' ELSE 'failed' END,
                 not_before = CASE WHEN NOT \(final) AND j.attempts < j.max_attempts
-                                  THEN now() + interval '30 seconds' * power(2, j.attempts - 1) ELSE j.not_before END,
+                                  THEN now() + \(backoffBase) * interval '1 second' * power(2, j.attempts - 1) ELSE j.not_before END,
                 finished_at = CASE WHEN NOT \(final) AND j.attempts < j.max_attempts THEN NULL ELSE now() END,
                 lease_owner = NULL, lease_expires_at = NULL
             FROM mine WHERE j.id = mine.id
             RETURNING j.status
             """, logger: database.logger)
-        for try await status in rows.decode(String.self) { return status }
+        for try await status in rows.decode(String.self) { return JobStatus(rawValue: status) }
         return nil
     }
 
@@ -167,31 +160,111 @@ public struct JobQueue: Sendable {
         return 0
     }
 
-    public static func date(_ micros: Int64) -> Date { Date(timeIntervalSince1970: Double(micros) / 1e6) }
-    public static func micros(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1e6).rounded()) }
+    /// Failed jobs of `pipeline` and `kind` due in `range` queued again with their attempts reset (`JobRecord.retry`).
+    public func retryFailed(pipeline: String, kind: String, due range: Range<Int64>) async throws {
+        try await database.client.query("""
+            UPDATE datenwerk.jobs SET status = 'queued', attempts = 0, not_before = now(), error = NULL
+            WHERE pipeline = \(pipeline) AND kind = \(kind) AND status = 'failed'
+              AND due_at >= \(Self.date(range.lowerBound)) AND due_at < \(Self.date(range.upperBound))
+            """, logger: database.logger)
+    }
+
+    public func counts(pipeline: String, kind: String) async throws -> [JobStatus: Int] {
+        var counts: [JobStatus: Int] = [:]
+        for try await (status, n) in try await database.client.query(
+            "SELECT status, count(*)::bigint FROM datenwerk.jobs WHERE pipeline = \(pipeline) AND kind = \(kind) GROUP BY status",
+            logger: database.logger
+        ).decode((String, Int64).self) {
+            if let status = JobStatus(rawValue: status) { counts[status] = Int(n) }
+        }
+        return counts
+    }
+
+    /// In one transaction, the pipeline's row in `datenwerk.schedules` locked: what `plan` decides (`SchedulePlan`).
+    public func advance(_ pipeline: String, _ plan: @Sendable (ScheduleState?) -> SchedulePlan) async throws -> SchedulePlan {
+        let logger = database.logger
+        return try await database.transaction { connection in
+            var state: ScheduleState?
+            for try await (last, expression) in try await connection.query(
+                "SELECT last_fire, expression FROM datenwerk.schedules WHERE pipeline = \(pipeline) FOR UPDATE", logger: logger
+            ).decode((Date, String).self) {
+                state = ScheduleState(expression: expression, lastFire: Self.micros(last))
+            }
+            let decided = plan(state)
+            switch decided {
+            case .start(let expression, let lastFire, let nextFire):
+                try await connection.query("""
+                    INSERT INTO datenwerk.schedules (pipeline, expression, last_fire, next_fire) VALUES (\(pipeline), \(expression), \(Self.date(lastFire)), \(nextFire.map(Self.date)))
+                    ON CONFLICT (pipeline) DO UPDATE SET expression = EXCLUDED.expression, last_fire = EXCLUDED.last_fire,
+                        next_fire = EXCLUDED.next_fire, updated_at = now()
+                    """, logger: logger)
+            case .wait(let nextFire):
+                try await connection.query("UPDATE datenwerk.schedules SET next_fire = \(nextFire.map(Self.date)), updated_at = now() WHERE pipeline = \(pipeline)", logger: logger)
+            case .fire(let due, let notBefore, _, let nextFire):
+                try await connection.query("""
+                    INSERT INTO datenwerk.jobs (pipeline, kind, due_at, not_before) VALUES (\(pipeline), 'scheduled', \(Self.date(due)), \(Self.date(notBefore)))
+                    ON CONFLICT (pipeline, kind, due_at) DO NOTHING
+                    """, logger: logger)
+                try await connection.query("""
+                    UPDATE datenwerk.schedules SET last_fire = \(Self.date(due)), next_fire = \(nextFire.map(Self.date)), updated_at = now() WHERE pipeline = \(pipeline)
+                    """, logger: logger)
+            }
+            return decided
+        }
+    }
+
+    public func describe(_ error: any Error) -> String { describeDatabaseError(error) }
+
+    public static func date(_ micros: Int64) -> Date { Micros.date(micros) }
+    public static func micros(_ date: Date) -> Int64 { Micros.of(date) }
 }
 
 /// At most one run per pipeline at a time, across processes and machines: a session advisory lock held on a
 /// dedicated connection for the run. It dies with the connection, so a killed worker never leaves it behind.
-public enum PipelineLock {
+public struct PipelineLock: PipelineLocking {
+    public let database: Database
+    public init(_ database: Database) { self.database = database }
+
     public static func key(_ pipeline: String) -> String { "datenwerk.pipeline:" + pipeline }
 
     /// Runs `body` holding the lock; returns nil without running it when another session holds it.
     public static func withLock<T: Sendable>(_ pipeline: String, database: Database, _ body: @Sendable () async throws -> T) async throws -> T? {
-        try await database.withConnection { connection in
+        try await PipelineLock(database).withLock(pipeline, body)
+    }
+
+    /// Runs `body` holding the lock; returns nil without running it when another session holds it.
+    public func withLock<T: Sendable>(_ pipeline: String, _ body: @Sendable () async throws -> T) async throws -> T? {
+        let database = self.database
+        return try await database.withConnection { connection in
             var got = false
-            for try await g in try await connection.query("SELECT pg_try_advisory_lock(hashtextextended(\(key(pipeline)), 0))", logger: database.logger).decode(Bool.self) {
+            for try await g in try await connection.query("SELECT pg_try_advisory_lock(hashtextextended(\(Self.key(pipeline)), 0))", logger: database.logger).decode(Bool.self) {
                 got = g
             }
             guard got else { return nil }
             do {
                 let result = try await body()
-                _ = try? await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(key(pipeline)), 0))", logger: database.logger)
+                _ = try? await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(Self.key(pipeline)), 0))", logger: database.logger)
                 return result
             } catch {
-                _ = try? await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(key(pipeline)), 0))", logger: database.logger)
+                _ = try? await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(Self.key(pipeline)), 0))", logger: database.logger)
                 throw error
             }
         }
+    }
+}
+
+extension Worker {
+    /// A worker on PostgreSQL: `PostgresJobQueue` and the advisory `PipelineLock` of `database`.
+    public init(id: String? = nil, pipelines: [PipelineSpec], database: Database, runner: PipelineRunner,
+                lease: Duration = .seconds(60), poll: Duration = .seconds(2), isolation: JobIsolation? = nil, logger: Logger) {
+        self.init(id: id, pipelines: pipelines, queue: PostgresJobQueue(database), lock: PipelineLock(database), runner: runner,
+                  lease: lease, poll: poll, isolation: isolation, logger: logger)
+    }
+}
+
+extension Scheduler {
+    /// A scheduler on PostgreSQL (`datenwerk.schedules`, jobs in `datenwerk.jobs`).
+    public init(pipelines: [PipelineSpec], database: Database, logger: Logger) {
+        self.init(pipelines: pipelines, store: PostgresJobQueue(database), logger: logger)
     }
 }

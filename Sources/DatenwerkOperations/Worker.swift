@@ -1,12 +1,13 @@
 import DatenwerkCore
 import DatenwerkPipeline
-import DatenwerkTransforms
 import Foundation
 import Logging
-import PostgresNIO
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// Takes jobs from `datenwerk.jobs` and runs them: `datenwerk worker` (any number, any machine) and the
-/// worker inside `datenwerk serve`. PostgreSQL is the only coordinator.
+/// Takes jobs from a `JobQueue` and runs them: `datenwerk worker` (any number, any machine) and the
+/// worker inside `datenwerk serve`. The queue's store (PostgreSQL) is the only coordinator.
 public struct Worker: Sendable {
     public struct LeaseLost: Error, CustomStringConvertible {
         public var job: Int64
@@ -15,21 +16,23 @@ public struct Worker: Sendable {
 
     public let id: String
     public let pipelines: [String: PipelineSpec]
-    public let database: Database
+    public let queue: any JobQueue
+    /// At most one run per pipeline at a time.
+    public let lock: any PipelineLocking
     public let runner: PipelineRunner
     public var lease: Duration
     public var poll: Duration
     public var logger: Logger
     /// When set, each job runs in a child process (see `JobIsolation`); `runner` is then not used for jobs.
     public var isolation: JobIsolation?
-    var queue: JobQueue { JobQueue(database) }
 
-    public init(id: String? = nil, pipelines: [PipelineSpec], database: Database, runner: PipelineRunner,
+    public init(id: String? = nil, pipelines: [PipelineSpec], queue: any JobQueue, lock: any PipelineLocking, runner: PipelineRunner,
                 lease: Duration = .seconds(60), poll: Duration = .seconds(2), isolation: JobIsolation? = nil, logger: Logger) {
         self.isolation = isolation
         self.id = id ?? "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UInt16.random(in: 0...UInt16.max))"
         self.pipelines = Dictionary(pipelines.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        self.database = database
+        self.queue = queue
+        self.lock = lock
         self.runner = runner
         self.lease = lease
         self.poll = poll
@@ -55,8 +58,8 @@ public struct Worker: Sendable {
             } catch {
                 // The database went away: keep trying (a restarted server comes back), with a growing pause.
                 failures += 1
-                logger.error("worker \(id): \(describeDatabaseError(error)); retrying")
-                try? await Task.sleep(for: poll * min(failures, 15))
+                logger.error("worker \(id): \(queue.describe(error)); retrying")
+                try? await Task.sleep(for: Self.retryPause(poll: poll, failures: failures))
                 continue
             }
             var waited = Duration.zero
@@ -77,15 +80,15 @@ public struct Worker: Sendable {
         }
         logger.info("worker \(id): job \(job.id) (\(job.kind) \(job.pipeline), attempt \(job.attempts))")
         if let isolation {
-            let ran: Bool? = try await PipelineLock.withLock(spec.name, database: database) {
+            let ran: Bool? = try await lock.withLock(spec.name) {
                 try await runIsolated(job, spec: spec, isolation: isolation)
                 return true
             }
             if ran == nil { try await queue.release(job.id, owner: id, delay: .seconds(2)) }
             return true
         }
-        let (runner, queue, id, lease, database) = (self.runner, self.queue, self.id, self.lease, self.database)
-        let report: RunReport? = try await PipelineLock.withLock(spec.name, database: database) {
+        let (runner, queue, id, lease) = (self.runner, self.queue, self.id, self.lease)
+        let report: RunReport? = try await lock.withLock(spec.name) {
             try await withThrowingTaskGroup(of: RunReport.self) { group in
                 group.addTask {
                     try await runner.run(spec, context: RunContext(trigger: job.kind, jobID: job.id, window: job.window))
@@ -139,22 +142,27 @@ extension Worker {
         case leaseLost
     }
 
+    /// The pause after `failures` failed looks at the queue in a row: one poll more each time, at most 15.
+    public static func retryPause(poll: Duration, failures: Int) -> Duration {
+        poll * min(max(failures, 1), 15)
+    }
+
     /// Renews the lease every lease/3 until cancelled; returns when the job is no longer this worker's.
-    static func heartbeat(_ queue: JobQueue, job: Int64, owner: String, lease: Duration) async throws {
+    static func heartbeat(_ queue: any JobQueue, job: Int64, owner: String, lease: Duration) async throws {
         while true {
-            try await Task.sleep(for: lease / 3)
-            let held: Bool
+            try await Task.sleep(for: Lease(lease).beatInterval)
+            let held: Bool?
             do { held = try await queue.heartbeat(job, owner: owner, lease: lease) } catch is CancellationError {
                 throw CancellationError()
             } catch {
-                continue   // the database is away; the run will notice too, or the next beat succeeds
+                held = nil   // the database is away; the run will notice too, or the next beat succeeds
             }
-            if !held { return }
+            if Lease.verdict(held: held) == .lost { return }
         }
     }
 
     /// Runs one claimed job in a child process and records what the child could not (see `JobIsolation`).
-    func runIsolated(_ job: JobQueue.Job, spec: PipelineSpec, isolation: JobIsolation) async throws {
+    func runIsolated(_ job: ClaimedJob, spec: PipelineSpec, isolation: JobIsolation) async throws {
         let (queue, id, lease, logger) = (self.queue, self.id, self.lease, self.logger)
         let child: JobProcess
         do {
@@ -196,115 +204,35 @@ extension Worker {
             logger.warning("worker \(id): \(LeaseLost(job: job.id).description)")
         case .exited(let outcome):
             // Normally the run recorded itself (exit 0 or 1) and this changes nothing; otherwise the attempt counts.
-            let step = outcome.lastPoint.flatMap { FailPoint.steps[$0] } ?? "configure"
-            var reason = "the job's process \(outcome.describeTermination)"
-            if let point = outcome.lastPoint { reason += " after point '\(point)'" } else { reason += " before its run started" }
-            if let message = outcome.fatalMessage {
-                reason += "; \(message)"
-            } else if case .exited = outcome.termination,
-                      let last = outcome.errorTail.split(separator: "\n").last(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty }) {
-                reason += "; \(last.prefix(300))"   // e.g. why the pipeline file no longer loads, or the database error
-            }
-            let final = outcome.termination == .exited(JobIsolation.invalidConfiguration)
-            let recorded = try await queue.recordUnfinished(job.id, owner: id, step: step, reason: reason, final: final)
+            let attempt = UnfinishedAttempt(outcome)
+            let reason = attempt.reason
+            let recorded = try await queue.recordUnfinished(job.id, owner: id, step: attempt.step, reason: reason, final: attempt.final)
             if let recorded {
-                logger.error("worker \(id): job \(job.id) (\(job.pipeline), attempt \(job.attempts)): \(reason); job \(recorded == "queued" ? "queued again" : "failed")")
+                logger.error("worker \(id): job \(job.id) (\(job.pipeline), attempt \(job.attempts)): \(reason); job \(recorded == .queued ? "queued again" : "failed")")
             }
         }
     }
 }
 
-/// Turns `schedule:` into jobs. Each tick looks at every scheduled pipeline in its own short transaction
-/// (row-locked in `datenwerk.schedules`, so several schedulers agree): fires missed while nobody was running
-/// become ONE job for the latest of them (caught up once, not N times), with the pipeline's jitter.
-public struct Scheduler: Sendable {
-    public let pipelines: [PipelineSpec]
-    public let database: Database
-    public var logger: Logger
+/// What a worker records for a job whose child process ended without recording its run: the last step the run
+/// reached, the signal or exit status with the child's own last words, and whether the failure is final (the
+/// pipeline file no longer loads: exit 64).
+public struct UnfinishedAttempt: Sendable, Hashable {
+    public var step: String
+    public var reason: String
+    public var final: Bool
 
-    public init(pipelines: [PipelineSpec], database: Database, logger: Logger) {
-        self.pipelines = pipelines.filter { $0.cron != nil }
-        self.database = database
-        self.logger = logger
-    }
-
-    public struct Fired: Sendable, Hashable {
-        public var pipeline: String
-        public var fire: Int64
-        public var missed: Int
-
-        public init(pipeline: String, fire: Int64, missed: Int) {
-            self.pipeline = pipeline
-            self.fire = fire
-            self.missed = missed
+    public init(_ outcome: JobProcess.Outcome) {
+        step = outcome.lastPoint.flatMap { FailPoint.steps[$0] } ?? "configure"
+        var reason = "the job's process \(outcome.describeTermination)"
+        if let point = outcome.lastPoint { reason += " after point '\(point)'" } else { reason += " before its run started" }
+        if let message = outcome.fatalMessage {
+            reason += "; \(message)"
+        } else if case .exited = outcome.termination,
+                  let last = outcome.errorTail.split(separator: "\n").last(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            reason += "; \(last.prefix(300))"   // e.g. why the pipeline file no longer loads, or the database error
         }
-    }
-
-    /// Enqueues what is due at `now` (µs UTC); returns what fired.
-    @discardableResult
-    public func tick(now: Int64 = Int64(Date().timeIntervalSince1970 * 1e6)) async throws -> [Fired] {
-        var fired: [Fired] = []
-        for spec in pipelines {
-            guard let cron = spec.cron else { continue }
-            let result: Fired? = try await database.transaction { connection in
-                var last: Date?
-                var expression: String?
-                for try await (l, e) in try await connection.query(
-                    "SELECT last_fire, expression FROM datenwerk.schedules WHERE pipeline = \(spec.name) FOR UPDATE", logger: logger
-                ).decode((Date, String).self) {
-                    last = l
-                    expression = e
-                }
-                let key = cron.description
-                guard let last, expression == key else {
-                    // First sight (or a changed schedule): start from now, never fire for the past.
-                    let next = cron.next(after: now).map(JobQueue.date)
-                    try await connection.query("""
-                        INSERT INTO datenwerk.schedules (pipeline, expression, last_fire, next_fire) VALUES (\(spec.name), \(key), \(JobQueue.date(now)), \(next))
-                        ON CONFLICT (pipeline) DO UPDATE SET expression = EXCLUDED.expression, last_fire = EXCLUDED.last_fire,
-                            next_fire = EXCLUDED.next_fire, updated_at = now()
-                        """, logger: logger)
-                    return nil
-                }
-                var cursor = JobQueue.micros(last)
-                var latest: Int64?
-                var missed = 0
-                while let f = cron.next(after: cursor), f <= now, missed < 1_000_000 {
-                    latest = f
-                    cursor = f
-                    missed += 1
-                }
-                let next = cron.next(after: max(latest ?? cursor, now)).map(JobQueue.date)
-                guard let latest else {
-                    try await connection.query("UPDATE datenwerk.schedules SET next_fire = \(next), updated_at = now() WHERE pipeline = \(spec.name)", logger: logger)
-                    return nil
-                }
-                // Validation bounds jitter (≤ 1 day); clamped again here so no spec can make this overflow.
-                let jitter = spec.jitterSeconds > 0 ? Int64.random(in: 0...Int64(min(spec.jitterSeconds, PipelineSpec.maxJitterSeconds)) * 1_000_000) : 0
-                try await connection.query("""
-                    INSERT INTO datenwerk.jobs (pipeline, kind, due_at, not_before) VALUES (\(spec.name), 'scheduled', \(JobQueue.date(latest)), \(JobQueue.date(latest + jitter)))
-                    ON CONFLICT (pipeline, kind, due_at) DO NOTHING
-                    """, logger: logger)
-                try await connection.query("""
-                    UPDATE datenwerk.schedules SET last_fire = \(JobQueue.date(latest)), next_fire = \(next), updated_at = now() WHERE pipeline = \(spec.name)
-                    """, logger: logger)
-                return Fired(pipeline: spec.name, fire: latest, missed: missed)
-            }
-            if let result {
-                if result.missed > 1 { logger.notice("\(spec.name): \(result.missed) fires were missed; caught up with one run") }
-                fired.append(result)
-            }
-        }
-        return fired
-    }
-
-    /// Ticks every `interval` until cancelled; database errors are logged and the next tick tries again.
-    public func run(interval: Duration = .seconds(5)) async {
-        while !Task.isCancelled {
-            do { try await tick() } catch {
-                logger.error("scheduler: \(describeDatabaseError(error))")
-            }
-            try? await Task.sleep(for: interval)
-        }
+        self.reason = reason
+        final = outcome.termination == .exited(JobIsolation.invalidConfiguration)
     }
 }

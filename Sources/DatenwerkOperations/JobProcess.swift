@@ -29,6 +29,13 @@ public final class JobProcess: @unchecked Sendable {
         /// "Precondition failed", "fatal: …"), kept even when a long backtrace followed it.
         public var fatalLine: String?
 
+        public init(termination: Termination, lastPoint: String? = nil, errorTail: String = "", fatalLine: String? = nil) {
+            self.termination = termination
+            self.lastPoint = lastPoint
+            self.errorTail = errorTail
+            self.fatalLine = fatalLine
+        }
+
         /// "SIGILL (illegal instruction …)" or "exit status 75".
         public var describeTermination: String {
             switch termination {
@@ -138,10 +145,10 @@ public final class JobProcess: @unchecked Sendable {
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
             posix_spawn_file_actions_adddup2(&actions, errorFDs[1], 2)
             posix_spawn_file_actions_adddup2(&actions, progressFDs[1], 3)
-            if let closeFrom = Subprocess.addCloseFrom {
+            if let closeFrom = Spawning.addCloseFrom {
                 _ = closeFrom(&actions, 4)
             } else {
-                markOpenDescriptorsCloseOnExec()
+                Spawning.markOpenDescriptorsCloseOnExec()
             }
             var env = ProcessInfo.processInfo.environment
             for (key, value) in environment { env[key] = value }
@@ -227,6 +234,26 @@ public final class JobProcess: @unchecked Sendable {
             let lines = String(decoding: progress, as: UTF8.self).split(separator: "\n")
             return Outcome(termination: termination, lastPoint: lines.last.map(String.init),
                            errorTail: String(decoding: tail, as: UTF8.self), fatalLine: fatalLine)
+        }
+    }
+}
+
+/// What every `posix_spawn` of ours needs (here for `JobProcess`; `DatenwerkPostgres`'s `Subprocess` uses it too).
+package enum Spawning {
+    package typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    /// `posix_spawn_file_actions_addclosefrom_np`, looked up at run time (the Glibc module does not export it).
+    package static let addCloseFrom: AddCloseFrom? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: AddCloseFrom.self)
+    }()
+
+    /// Sets FD_CLOEXEC on every open descriptor above stderr (Glibc's posix_spawn has no portable "close from").
+    package static func markOpenDescriptorsCloseOnExec() {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for entry in entries {
+            guard let fd = Int32(entry), fd > 2 else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0, flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
         }
     }
 }
