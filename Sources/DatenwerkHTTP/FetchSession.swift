@@ -37,6 +37,10 @@ public struct RequestOptions: Sendable {
     public struct MissingVariable: Error, Sendable, CustomStringConvertible, Equatable {
         public var name: String
         public var usedIn: String
+        public init(name: String, usedIn: String) {
+            self.name = name
+            self.usedIn = usedIn
+        }
         public var description: String { "environment variable \(name) (used in \(usedIn)) is not set" }
     }
 
