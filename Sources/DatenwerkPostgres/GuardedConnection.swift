@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// Thrown instead of waiting forever when the server closed the connection under an operation.
 public struct ConnectionLost: Error, CustomStringConvertible {
@@ -102,7 +103,7 @@ public struct GuardedConnection: Sendable {
 
 /// Runs tasks on a NIO event loop, so a check of the channel and a call into postgres-nio's state machine
 /// happen in one event-loop job.
-final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
+final class EventLoopExecutor: TaskExecutor, Sendable {
     let eventLoop: any EventLoop
 
     init(_ eventLoop: any EventLoop) {
@@ -124,13 +125,12 @@ final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
 
 /// Fails the operations still pending on a connection `grace` after it closed. One per open connection
 /// (a pooled connection serves many transactions: one callback on its close, not one per use).
-final class CloseWatch: @unchecked Sendable {
-    private static let registryLock = NSLock()
-    nonisolated(unsafe) private static var registry: [ObjectIdentifier: CloseWatch] = [:]
+final class CloseWatch: Sendable {
+    private static let registry = Mutex<[ObjectIdentifier: CloseWatch]>([:])
 
     static func of(_ connection: PostgresConnection, grace: Duration) -> CloseWatch {
         let key = ObjectIdentifier(connection)
-        let (watch, isNew) = registryLock.withLock {
+        let (watch, isNew) = registry.withLock { registry in
             if let known = registry[key] { return (known, false) }
             let watch = CloseWatch(connection)
             registry[key] = watch
@@ -139,7 +139,7 @@ final class CloseWatch: @unchecked Sendable {
         if isNew {
             // Outside the lock: the callback runs at once when the connection has already closed.
             connection.closeFuture.whenComplete { _ in
-                _ = registryLock.withLock { registry.removeValue(forKey: key) }
+                _ = registry.withLock { $0.removeValue(forKey: key) }
                 Task {
                     try? await Task.sleep(for: grace)
                     watch.giveUp()
@@ -149,38 +149,41 @@ final class CloseWatch: @unchecked Sendable {
         return watch
     }
 
-    private let lock = NSLock()
-    private var gone = false
-    private var nextID = 0
-    private var pending: [Int: @Sendable (any Error) -> Void] = [:]
+    private struct State {
+        var gone = false
+        var nextID = 0
+        var pending: [Int: @Sendable (any Error) -> Void] = [:]
+    }
+
+    private let state = Mutex(State())
     private let isClosed: @Sendable () -> Bool
 
     private init(_ connection: PostgresConnection) {
         isClosed = { connection.isClosed }
     }
 
-    var isGone: Bool { lock.withLock { gone } }
+    var isGone: Bool { state.withLock { $0.gone } }
 
     private func giveUp() {
-        let failing = lock.withLock {
-            gone = true
-            defer { pending = [:] }
-            return Array(pending.values)
+        let failing = state.withLock { state in
+            state.gone = true
+            defer { state.pending = [:] }
+            return Array(state.pending.values)
         }
         for fail in failing { fail(ConnectionLost()) }
     }
 
     private func register(_ fail: @escaping @Sendable (any Error) -> Void) -> Int? {
-        lock.withLock {
-            guard !gone else { return nil }
-            nextID += 1
-            pending[nextID] = fail
-            return nextID
+        state.withLock { state in
+            guard !state.gone else { return nil }
+            state.nextID += 1
+            state.pending[state.nextID] = fail
+            return state.nextID
         }
     }
 
     private func unregister(_ id: Int) {
-        _ = lock.withLock { pending.removeValue(forKey: id) }
+        _ = state.withLock { $0.pending.removeValue(forKey: id) }
     }
 
     /// Runs `operation` in a task of its own and returns its result, or throws `ConnectionLost` when the
@@ -207,38 +210,35 @@ final class CloseWatch: @unchecked Sendable {
     }
 }
 
-private final class ResumeOnce<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<T, any Error>?
-    init(_ continuation: CheckedContinuation<T, any Error>) { self.continuation = continuation }
+private final class ResumeOnce<T: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<T, any Error>?>
+    init(_ continuation: CheckedContinuation<T, any Error>) { self.continuation = Mutex(continuation) }
 
     func resume(_ result: Result<T, any Error>) {
-        let taken = lock.withLock {
-            defer { continuation = nil }
-            return continuation
+        let taken = continuation.withLock { c in
+            defer { c = nil }
+            return c
         }
         taken?.resume(with: result)
     }
 }
 
 /// The operation's task, for cancellation that may arrive before the task exists.
-private final class TaskHandle: @unchecked Sendable {
-    private let lock = NSLock()
-    private var task: Task<Void, Never>?
-    private var cancelled = false
+private final class TaskHandle: Sendable {
+    private let state = Mutex<(task: Task<Void, Never>?, cancelled: Bool)>((nil, false))
 
     func set(_ task: Task<Void, Never>) {
-        let cancelNow = lock.withLock {
-            self.task = task
-            return cancelled
+        let cancelNow = state.withLock { state in
+            state.task = task
+            return state.cancelled
         }
         if cancelNow { task.cancel() }
     }
 
     func cancel() {
-        let task = lock.withLock {
-            cancelled = true
-            return self.task
+        let task = state.withLock { state in
+            state.cancelled = true
+            return state.task
         }
         task?.cancel()
     }
