@@ -51,7 +51,7 @@ let package = Package(
         .target(
             name: "DatenwerkPipeline",
             dependencies: [
-                "DatenwerkCore", "DatenwerkFormats", "DatenwerkTransforms", "DatenwerkHTTP", "DatenwerkPublishing",
+                "DatenwerkCore", "DatenwerkFormats", "DatenwerkTransforms", "DatenwerkHTTP",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -82,7 +82,7 @@ let package = Package(
         .target(
             name: "DatenwerkPostgres",
             dependencies: [
-                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkTransforms", "DatenwerkOperations",
+                "DatenwerkCore", "DatenwerkPipeline", "DatenwerkTransforms", "DatenwerkOperations", "DatenwerkPublishing",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,3 +1,4 @@
+import DatenwerkCore
 import DatenwerkTransforms
 
 /// The HTML catalog page for people (`/`): one section per dataset with its description, licence,

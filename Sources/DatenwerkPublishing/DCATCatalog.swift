@@ -1,3 +1,5 @@
+import DatenwerkCore
+
 /// The serialisations of the DCAT-AP.de catalog.
 public enum RDFFormat: String, Sendable, CaseIterable {
     case turtle, rdfXML, jsonLD

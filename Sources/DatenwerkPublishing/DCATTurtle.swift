@@ -1,3 +1,5 @@
+import DatenwerkCore
+
 /// Turtle: one block per subject, `;` between predicates, `,` between objects.
 enum TurtleWriter {
     static func write(_ graph: RDFGraph) -> String {
@@ -38,20 +40,8 @@ enum TurtleWriter {
 
     /// A `"…"` string with `\"`, `\\`, `\n`, `\r`, `\t` and `\uXXXX` for other control characters.
     static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-                let hex = String(scalar.value, radix: 16, uppercase: true)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        var out = ""
+        appendQuoted(text, to: &out, uppercaseHex: true, escapingDelete: true)
+        return out
     }
 }

@@ -1,3 +1,5 @@
+import DatenwerkCore
+
 /// One row of an observations download, as the server reads it from `datenwerk.observations_view`.
 public struct ObservationRow: Sendable, Hashable {
     public var stationKey: String

@@ -1,3 +1,4 @@
+import DatenwerkCore
 import Foundation
 
 /// Web-Mercator projection of a lon/lat box into an SVG viewBox, keeping the aspect ratio and a

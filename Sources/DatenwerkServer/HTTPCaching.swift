@@ -1,4 +1,5 @@
 import CompressNIO
+import DatenwerkPublishing
 import DatenwerkTransforms
 import HTTPTypes
 import NIOCore

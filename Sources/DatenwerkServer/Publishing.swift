@@ -1,5 +1,6 @@
 import DatenwerkCore
 import DatenwerkPipeline
+import DatenwerkPostgres
 import DatenwerkPublishing
 import Foundation
 import HTTPTypes

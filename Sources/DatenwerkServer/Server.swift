@@ -146,7 +146,7 @@ struct DatabaseWatchService: Service {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 while !Task.isCancelled {
-                    _ = try? await connections.rows("SELECT 1")
+                    try? await connections.ping()
                     try? await Task.sleep(for: interval)
                 }
             }
@@ -166,9 +166,7 @@ struct HealthCheck: Sendable {
         var members: [JSONValue.Member] = []
         var healthy = true
         do {
-            let applied = try await connections.rows("""
-                SELECT version FROM public.datenwerk_migrations
-                """).map { try $0.decode(Int.self) }
+            let applied = try await connections.appliedMigrations()
             let bundled = try Migrator.bundled().map(\.version)
             let missing = bundled.filter { !applied.contains($0) }
             members.append(.init("database", .string("ok")))

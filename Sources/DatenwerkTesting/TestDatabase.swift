@@ -59,8 +59,8 @@ public enum TestDatabase {
         let template = server.location.with(database: "datenwerk_test_template")
         step.set("creating the template database on \(server.location)")
         try await Database.with(server.location.with(database: "postgres"), logger: logger) { db in
-            try await db.client.query("DROP DATABASE IF EXISTS datenwerk_test_template WITH (FORCE)", logger: logger)
-            try await db.client.query("CREATE DATABASE datenwerk_test_template", logger: logger)
+            try await DatabaseAdmin(db).drop("datenwerk_test_template")
+            try await DatabaseAdmin(db).create("datenwerk_test_template")
         }
         step.set("migrating the template database")
         try await Database.with(template, logger: logger) { db in
@@ -91,7 +91,7 @@ public enum TestDatabase {
         while true {
             do {
                 try await Database.with(admin, logger: logger) { db in
-                    try await db.client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE datenwerk_test_template"), logger: logger)
+                    try await DatabaseAdmin(db).create(name, template: "datenwerk_test_template")
                 }
                 break
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == "55006" && attempt < 50 {
@@ -116,7 +116,7 @@ public enum TestDatabase {
 
     static func drop(_ name: String, _ admin: DatabaseLocation) async throws {
         try await Database.with(admin, logger: logger) { db in
-            try await db.client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: logger)
+            try await DatabaseAdmin(db).drop(name)
         }
     }
 }

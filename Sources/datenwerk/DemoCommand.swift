@@ -5,7 +5,6 @@ import DatenwerkHTTP
 import DatenwerkPipeline
 import DatenwerkPostgres
 import Foundation
-import PostgresNIO
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -36,7 +35,7 @@ struct DemoCommand: AsyncParsableCommand {
                 reports.append(try await runner.run(spec, trigger: "demo", progress: isTerminal ? printProgress : nil))
                 if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
             }
-            let totals = try await databaseTotals(opened.database)
+            let totals = try await RunHistoryStore(opened.database).totals()
             return (reports, totals, opened.psqlHint)
         }
         print(table(reports))
@@ -45,7 +44,7 @@ struct DemoCommand: AsyncParsableCommand {
         print("")
         print("Look at the data:")
         print("  \(hint)")
-        print("  SELECT station_key, property, unit, phenomenon_start, result FROM datenwerk.observations_view ORDER BY phenomenon_start LIMIT 20;")
+        print("  \(RunHistoryStore.exampleQuery)")
         if !stopDatabase { print("Stop the database with: datenwerk db stop") }
         let failed = reports.filter { !$0.succeeded }
         for report in failed {
@@ -71,19 +70,4 @@ struct DemoCommand: AsyncParsableCommand {
             return index == 0 ? line + "\n" + String(repeating: "-", count: line.count) : line
         }.joined(separator: "\n")
     }
-}
-
-struct DatabaseTotals: Sendable {
-    var observations: Int64, stations: Int64, quarantine: Int64, runs: Int64
-}
-
-func databaseTotals(_ db: Database) async throws -> DatabaseTotals {
-    let rows = try await db.client.query("""
-        SELECT (SELECT count(*) FROM datenwerk.observations)::bigint, (SELECT count(*) FROM datenwerk.stations)::bigint,
-               (SELECT count(*) FROM datenwerk.quarantine)::bigint, (SELECT count(*) FROM datenwerk.runs)::bigint
-        """, logger: db.logger)
-    for try await (o, s, q, r) in rows.decode((Int64, Int64, Int64, Int64).self) {
-        return DatabaseTotals(observations: o, stations: s, quarantine: q, runs: r)
-    }
-    return DatabaseTotals(observations: 0, stations: 0, quarantine: 0, runs: 0)
 }

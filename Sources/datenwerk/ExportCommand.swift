@@ -3,7 +3,6 @@ import DatenwerkCore
 import DatenwerkPipeline
 import DatenwerkPostgres
 import DatenwerkPublishing
-import DatenwerkServer
 import Foundation
 import Logging
 import NIOCore

@@ -6,7 +6,6 @@ import DatenwerkPipeline
 import DatenwerkPostgres
 import DatenwerkTransforms
 import Foundation
-import PostgresNIO
 
 /// `datenwerk status`: one line per pipeline — last run, next due time, state.
 struct StatusCommand: AsyncParsableCommand {
@@ -23,7 +22,8 @@ struct StatusCommand: AsyncParsableCommand {
         }
         let logger = makeLogger(verbose: false)
         let (last, states) = try await DatabaseEnvironment(logger: logger).with { opened in
-            (try await lastRuns(opened.database), try await jobStates(opened.database))
+            let store = RunHistoryStore(opened.database)
+            return (try await store.lastRuns(), jobStates(try await store.jobCounts()))
         }
         let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
         var rows = [["pipeline", "schedule", "last run", "status", "loaded", "quarantined", "next due", "state"]]
@@ -61,22 +61,17 @@ struct RunsCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger(verbose: false)
         let (name, limit) = (pipeline, limit)
-        let rows = try await DatabaseEnvironment(logger: logger).with { opened in
-            let db = opened.database
-            return try await db.client.query("""
-                SELECT id, status, trigger, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-                       coalesce(extract(epoch FROM finished_at - started_at), 0)::float8,
-                       records_read, loaded, inserted, quarantined, retries, bytes, error_step, error
-                FROM datenwerk.runs WHERE pipeline = \(name) ORDER BY id DESC LIMIT \(limit)
-                """, logger: db.logger).decode((Int64, String, String, String, Double, Int64, Int64, Int64, Int64, Int, Int64, String?, String?).self).collectAll()
+        let runs = try await DatabaseEnvironment(logger: logger).with { opened in
+            try await RunHistoryStore(opened.database).runs(pipeline: name, limit: limit)
         }
         var table = [["run", "started (UTC)", "status", "trigger", "seconds", "read", "loaded", "new", "quarantined", "retries", "bytes"]]
-        for r in rows {
-            table.append([String(r.0), r.3, r.1, r.2, String(format: "%.2f", r.4), String(r.5), String(r.6), String(r.7), String(r.8), String(r.9), String(r.10)])
+        for r in runs {
+            table.append([String(r.id), r.started, r.status, r.trigger, String(format: "%.2f", r.seconds), String(r.recordsRead), String(r.loaded),
+                          String(r.inserted), String(r.quarantined), String(r.retries), String(r.bytes)])
         }
         print(formatTable(table))
-        for r in rows where r.1 == "failed" {
-            print("run \(r.0) failed at step '\(r.11 ?? "?")': \(r.12 ?? "")")
+        for r in runs where r.status == "failed" {
+            print("run \(r.id) failed at step '\(r.errorStep ?? "?")': \(r.error ?? "")")
         }
     }
 }
@@ -143,14 +138,10 @@ struct QuarantineCommand: AsyncParsableCommand {
         func run() async throws {
             let (name, limit) = (pipeline, limit)
             let rows = try await DatabaseEnvironment(logger: makeLogger(verbose: false)).with { opened in
-                try await opened.database.client.query("""
-                    SELECT id, origin, line, record, path, field, reason, seen_count FROM datenwerk.quarantine
-                    WHERE pipeline = \(name) ORDER BY id LIMIT \(limit)
-                    """, logger: opened.database.logger).decode((Int64, String, Int?, Int?, String?, String?, String, Int).self).collectAll()
+                try await QuarantineStore(opened.database).list(pipeline: name, limit: limit)
             }
             for r in rows {
-                let at = RecordError(SourceLocation(origin: r.1, line: r.2, record: r.3, path: r.4), field: r.5, r.6)
-                print("#\(r.0) \(at)\(r.7 > 1 ? " (seen \(r.7)×)" : "")")
+                print("#\(r.id) \(r.error)\(r.seenCount > 1 ? " (seen \(r.seenCount)×)" : "")")
             }
             if rows.isEmpty { print("no quarantined records for \(name)") }
         }
@@ -162,53 +153,28 @@ struct QuarantineCommand: AsyncParsableCommand {
 
         func run() async throws {
             let id = self.id
-            let rows = try await DatabaseEnvironment(logger: makeLogger(verbose: false)).with { opened in
-                try await opened.database.client.query("""
-                    SELECT pipeline, origin, line, record, path, field, reason, raw, run_id,
-                           to_char(first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), seen_count, jsonb_pretty(fields)
-                    FROM datenwerk.quarantine WHERE id = \(id)
-                    """, logger: opened.database.logger).decode((String, String, Int?, Int?, String?, String?, String, String, Int64?, String, Int, String?).self).collectAll()
+            let found = try await DatabaseEnvironment(logger: makeLogger(verbose: false)).with { opened in
+                try await QuarantineStore(opened.database).record(id: id)
             }
-            guard let r = rows.first else {
+            guard let r = found else {
                 stderr("error: no quarantined record #\(id)")
                 throw Exit.runFailed
             }
-            print("pipeline:   \(r.0)\norigin:     \(SourceLocation(origin: r.1, line: r.2, record: r.3, path: r.4))\nfield:      \(r.5 ?? "-")\nreason:     \(r.6)\nrun:        \(r.8.map(String.init) ?? "-")\nfirst seen: \(r.9) (seen \(r.10)×)\nraw:\n\(r.7)")
-            if let fields = r.11 { print("decoded fields (what `quarantine replay` maps again):\n\(fields)") }
+            print("pipeline:   \(r.pipeline)\norigin:     \(r.error.location)\nfield:      \(r.error.field ?? "-")\nreason:     \(r.error.reason)\nrun:        \(r.runID.map(String.init) ?? "-")\nfirst seen: \(r.firstSeen) (seen \(r.seenCount)×)\nraw:\n\(r.raw)")
+            if let fields = r.fields { print("decoded fields (what `quarantine replay` maps again):\n\(fields)") }
         }
     }
 }
 
-struct LastRun: Sendable {
-    var started: String, status: String, loaded: Int64, quarantined: Int64, errorStep: String?, error: String?
-}
-
-func lastRuns(_ db: Database) async throws -> [String: LastRun] {
-    let rows = try await db.client.query("""
-        SELECT DISTINCT ON (pipeline) pipeline, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI"Z"'), status, loaded, quarantined, error_step, error
-        FROM datenwerk.runs ORDER BY pipeline, id DESC
-        """, logger: db.logger).decode((String, String, String, Int64, Int64, String?, String?).self).collectAll()
-    return Dictionary(uniqueKeysWithValues: rows.map { ($0.0, LastRun(started: $0.1, status: $0.2, loaded: $0.3, quarantined: $0.4, errorStep: $0.5, error: $0.6)) })
-}
-
 /// What the job table says per pipeline: running (by whom, lease state), queued, or a job failed for good.
-func jobStates(_ db: Database) async throws -> [String: String] {
-    let rows = try await db.client.query("""
-        SELECT pipeline,
-               count(*) FILTER (WHERE status = 'running' AND lease_expires_at >= now())::bigint,
-               count(*) FILTER (WHERE status = 'running' AND lease_expires_at < now())::bigint,
-               count(*) FILTER (WHERE status = 'queued')::bigint,
-               max(lease_owner) FILTER (WHERE status = 'running'),
-               count(*) FILTER (WHERE status = 'failed' AND finished_at > now() - interval '1 day')::bigint
-        FROM datenwerk.jobs GROUP BY pipeline
-        """, logger: db.logger).decode((String, Int64, Int64, Int64, String?, Int64).self).collectAll()
+func jobStates(_ counts: [String: RunHistoryStore.JobCounts]) -> [String: String] {
     var states: [String: String] = [:]
-    for (pipeline, running, expired, queued, owner, failed) in rows {
+    for (pipeline, c) in counts {
         var parts: [String] = []
-        if running > 0 { parts.append("running on \(owner ?? "?")") }
-        if expired > 0 { parts.append("LEASE EXPIRED (worker \(owner ?? "?") gone; will be retaken)") }
-        if queued > 0 { parts.append("\(queued) queued") }
-        if failed > 0 { parts.append("\(failed) job\(failed == 1 ? "" : "s") failed today") }
+        if c.running > 0 { parts.append("running on \(c.owner ?? "?")") }
+        if c.expired > 0 { parts.append("LEASE EXPIRED (worker \(c.owner ?? "?") gone; will be retaken)") }
+        if c.queued > 0 { parts.append("\(c.queued) queued") }
+        if c.failedToday > 0 { parts.append("\(c.failedToday) job\(c.failedToday == 1 ? "" : "s") failed today") }
         if !parts.isEmpty { states[pipeline] = parts.joined(separator: ", ") }
     }
     return states
@@ -221,12 +187,4 @@ func formatTable(_ rows: [[String]]) -> String {
             .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
         return index == 0 ? line + "\n" + String(repeating: "-", count: line.count) : line
     }.joined(separator: "\n")
-}
-
-extension AsyncSequence where Self: Sendable {
-    func collectAll() async throws -> [Element] {
-        var all: [Element] = []
-        for try await element in self { all.append(element) }
-        return all
-    }
 }

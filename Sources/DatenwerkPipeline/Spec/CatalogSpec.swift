@@ -1,5 +1,4 @@
 import DatenwerkCore
-import DatenwerkPublishing
 import Foundation
 import Yams
 

@@ -1,69 +1,34 @@
 import DatenwerkCore
-import DatenwerkPublishing
 import Foundation
 import Yams
 
-/// A pipeline's `dataset:` block: how the catalog publishes what the pipeline loads. Codes are
-/// already checked against their vocabularies; `PipelineSpec.datasetMetadata` fills in defaults.
-///
-/// ```yaml
-/// dataset:
-///   id: klima-musterstadt            # URL slug, default: the pipeline name
-///   title: Klimamessnetz Musterstadt – Stundenwerte
-///   title_en: Musterstadt climate network – hourly values
-///   description: Lufttemperatur, relative Feuchte, …
-///   keywords: [Klima, Wetter]
-///   keywords_en: [climate, weather]
-///   theme: ENVI                      # EU data theme
-///   license: dl-de/by-2-0            # default; dcat-ap.de ids (dl-by-de/2.0, cc-by/4.0, …) also work
-///   publisher: { name: Stadt Musterstadt, url: https://www.musterstadt.example/, type: LocalAuthority }
-///   contact: { name: Umweltamt, email: umwelt@musterstadt.example }
-///   spatial: { ags: "05515000" }     # default: the tenant; or bbox: [w, s, e, n], geometry: WKT
-///   update_frequency: HOURLY         # EU frequency code
-///   access: open                     # or restricted
-/// ```
-public struct DatasetSpec: Sendable {
-    public var id: String?
-    public var title: String
-    public var titleEN: String?
-    public var description: String
-    public var descriptionEN: String?
-    public var keywords: [String]
-    public var keywordsEN: [String]
-    public var theme: DataTheme?
-    public var license: Licence
-    /// `dcatde:licenseAttributionByText`; default: the publisher's name.
-    public var attribution: String?
-    /// nil: the catalog's publisher.
-    public var publisher: Agent?
-    public var contact: ContactPoint?
-    public var contributorID: String?
-    /// `ags` nil: the pipeline's tenant (when it is a municipality key).
-    public var spatial: SpatialCoverage
-    public var updateFrequency: UpdateFrequency?
-    public var access: DatasetAccess
-}
-
 extension PipelineSpec {
-    /// What the catalog publishes for this pipeline, or nil when it has no `dataset:` block.
-    public var datasetMetadata: DatasetMetadata? {
-        guard let d = dataset else { return nil }
-        var spatial = d.spatial
-        if spatial.ags == nil, PoliticalGeocoding.isMunicipalityKey(tenant) { spatial.ags = tenant }
-        return DatasetMetadata(
-            id: d.id ?? name, pipeline: name, title: d.title, titleEN: d.titleEN, description: d.description,
-            descriptionEN: d.descriptionEN, keywords: d.keywords, keywordsEN: d.keywordsEN, theme: d.theme, licence: d.license,
-            attribution: d.attribution, publisher: d.publisher, contact: d.contact, contributorID: d.contributorID,
-            spatial: spatial, updateFrequency: d.updateFrequency, access: d.access
-        )
-    }
-
     static let datasetKeys = [
         "id", "title", "title_en", "description", "description_en", "keywords", "keywords_en", "theme", "license",
         "attribution", "publisher", "contact", "contributor_id", "spatial", "update_frequency", "access",
     ]
 
-    static func decodeDataset(_ node: Node, _ r: YAMLReader) -> DatasetSpec? {
+    /// A pipeline's `dataset:` block as the catalog publishes it: codes checked against their vocabularies and
+    /// every default resolved here, in one place — `id` the pipeline name, `license` dl-de/by-2-0, `spatial.ags`
+    /// the tenant (when it is a municipality key), `access` open. Nil when the block (or the pipeline's name) is invalid.
+    ///
+    /// ```yaml
+    /// dataset:
+    ///   id: klima-musterstadt            # URL slug, default: the pipeline name
+    ///   title: Klimamessnetz Musterstadt – Stundenwerte
+    ///   title_en: Musterstadt climate network – hourly values
+    ///   description: Lufttemperatur, relative Feuchte, …
+    ///   keywords: [Klima, Wetter]
+    ///   keywords_en: [climate, weather]
+    ///   theme: ENVI                      # EU data theme
+    ///   license: dl-de/by-2-0            # default; dcat-ap.de ids (dl-by-de/2.0, cc-by/4.0, …) also work
+    ///   publisher: { name: Stadt Musterstadt, url: https://www.musterstadt.example/, type: LocalAuthority }
+    ///   contact: { name: Umweltamt, email: umwelt@musterstadt.example }
+    ///   spatial: { ags: "05515000" }     # default: the tenant; or bbox: [w, s, e, n], geometry: WKT
+    ///   update_frequency: HOURLY         # EU frequency code
+    ///   access: open                     # or restricted
+    /// ```
+    static func decodeDataset(_ node: Node, _ r: YAMLReader, pipeline: String?, tenant: String?) -> DatasetMetadata? {
         guard let m = r.mapping(node, "dataset", allowed: datasetKeys, required: ["title", "description"]) else { return nil }
         let p = PublishingYAML(reader: r)
         if let id = m.string("id"), id.range(of: #"^[a-z0-9][a-z0-9_-]*$"#, options: .regularExpression) == nil {
@@ -76,14 +41,15 @@ extension PipelineSpec {
         let publisher = m["publisher"].flatMap { p.agent($0, m.path("publisher")) }
         let contact = m["contact"].flatMap { p.contact($0, m.path("contact"), defaultName: publisher?.name) }
         let contributor = m["contributor_id"].flatMap { p.contributor($0, m.path("contributor_id")) }
-        let spatial = m["spatial"].flatMap { p.spatial($0, m.path("spatial")) } ?? SpatialCoverage()
+        var spatial = m["spatial"].flatMap { p.spatial($0, m.path("spatial")) } ?? SpatialCoverage()
         let frequency = m["update_frequency"].flatMap { p.frequency($0, m.path("update_frequency")) }
         let access = m.oneOf("access", DatasetAccess.self) ?? .open
-        guard let title, let description else { return nil }
-        return DatasetSpec(
-            id: m.string("id"), title: title, titleEN: p.text(m, "title_en"), description: description,
+        guard let title, let description, let pipeline else { return nil }
+        if spatial.ags == nil, let tenant, PoliticalGeocoding.isMunicipalityKey(tenant) { spatial.ags = tenant }
+        return DatasetMetadata(
+            id: m.string("id") ?? pipeline, pipeline: pipeline, title: title, titleEN: p.text(m, "title_en"), description: description,
             descriptionEN: p.text(m, "description_en"), keywords: p.keywords(m, "keywords"), keywordsEN: p.keywords(m, "keywords_en"),
-            theme: theme, license: license, attribution: p.text(m, "attribution"), publisher: publisher, contact: contact,
+            theme: theme, licence: license, attribution: p.text(m, "attribution"), publisher: publisher, contact: contact,
             contributorID: contributor, spatial: spatial, updateFrequency: frequency, access: access
         )
     }

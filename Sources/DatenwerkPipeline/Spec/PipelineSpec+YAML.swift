@@ -89,7 +89,7 @@ extension PipelineSpec {
                 r.error(node, "", "missing required key 'observations' in the pipeline (source kind '\(sourceKind ?? "?")' needs a mapping)")
             }
         }
-        let dataset = top["dataset"].flatMap { decodeDataset($0, r) }
+        let dataset = top["dataset"].flatMap { decodeDataset($0, r, pipeline: name, tenant: tenant) }
         var sink = SinkSpec(kind: .postgres)
         if let node = top["sink"], let m = r.mapping(node, "sink", allowed: ["kind"], required: ["kind"]), let kind = m.oneOf("kind", SinkSpec.Kind.self) {
             sink.kind = kind
@@ -108,7 +108,7 @@ extension PipelineSpec {
         let maxBad = top.int("max_bad_records", range: Limits.maxBadRecords)
         guard let name, let tenant, (source != nil && mapping != nil) || connector != nil else { return nil }
         return PipelineSpec(
-            file: r.file, name: name, tenant: tenant, description: top.string("description"), dataset: dataset,
+            file: r.file, name: name, tenant: tenant, description: top.string("description"), datasetMetadata: dataset,
             schedule: schedule, cron: cron, jitterSeconds: jitter, source: source, connector: connector, transform: transform, observations: mapping, sink: sink,
             onBadRecord: policy, maxBadRecords: maxBad
         )

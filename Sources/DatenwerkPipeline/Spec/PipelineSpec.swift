@@ -12,7 +12,8 @@ public struct PipelineSpec: Sendable {
     /// Amtlicher Gemeindeschlüssel (8 digits) of the municipality that owns the data.
     public var tenant: String
     public var description: String?
-    public var dataset: DatasetSpec?
+    /// The `dataset:` block with its defaults resolved (see `decodeDataset`); nil when there is none.
+    public var datasetMetadata: DatasetMetadata?
     public var schedule: String?
     /// `schedule` parsed, in `timezone` (default Europe/Berlin).
     public var cron: CronSchedule?

@@ -1,3 +1,4 @@
+import DatenwerkCore
 import DatenwerkPublishing
 import Foundation
 

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import DatenwerkConnectors
+import DatenwerkCore
 import DatenwerkPipeline
 import DatenwerkPostgres
 import DatenwerkPublishing

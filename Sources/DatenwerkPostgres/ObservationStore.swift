@@ -1,5 +1,4 @@
 import DatenwerkCore
-import DatenwerkPostgres
 import DatenwerkPublishing
 import Foundation
 import Logging

@@ -1,5 +1,4 @@
 import DatenwerkCore
-import DatenwerkPublishing
 import DatenwerkTransforms
 import Foundation
 
@@ -185,7 +184,7 @@ public struct ObservationFilter: Sendable, Hashable {
         return values.filter { seen.insert($0).inserted }
     }
 
-    static func shorten(_ value: String) -> String {
+    package static func shorten(_ value: String) -> String {
         value.count > 80 ? String(value.prefix(80)) + "…" : value
     }
 
@@ -206,7 +205,7 @@ public struct ObservationFilter: Sendable, Hashable {
 }
 
 extension String {
-    func leftPadded(to width: Int) -> String {
+    package func leftPadded(to width: Int) -> String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

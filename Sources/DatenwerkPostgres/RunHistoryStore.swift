@@ -1,0 +1,120 @@
+import PostgresNIO
+
+/// Reads what the runs (and the jobs around them) left in the database, for `datenwerk status`, `runs` and `demo`.
+/// Times come back as UTC text (`…Z`), formatted by PostgreSQL.
+public struct RunHistoryStore: Sendable {
+    public let database: Database
+
+    public init(_ database: Database) {
+        self.database = database
+    }
+
+    /// The newest run of a pipeline, as `datenwerk status` shows it.
+    public struct LastRun: Sendable, Hashable {
+        /// Start, UTC to the minute (`2024-10-27T01:00Z`).
+        public var started: String
+        public var status: String
+        public var loaded: Int64
+        public var quarantined: Int64
+        public var errorStep: String?
+        public var error: String?
+    }
+
+    /// The newest run of every pipeline that has run, by pipeline name.
+    public func lastRuns() async throws -> [String: LastRun] {
+        let rows = try await database.client.query("""
+            SELECT DISTINCT ON (pipeline) pipeline, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI"Z"'), status, loaded, quarantined, error_step, error
+            FROM datenwerk.runs ORDER BY pipeline, id DESC
+            """, logger: database.logger).decode((String, String, String, Int64, Int64, String?, String?).self)
+        var runs: [String: LastRun] = [:]
+        for try await r in rows {
+            runs[r.0] = LastRun(started: r.1, status: r.2, loaded: r.3, quarantined: r.4, errorStep: r.5, error: r.6)
+        }
+        return runs
+    }
+
+    /// One row of `datenwerk runs`.
+    public struct Run: Sendable, Hashable {
+        public var id: Int64
+        public var status: String
+        public var trigger: String
+        /// Start, UTC to the second (`2024-10-27T01:00:00Z`).
+        public var started: String
+        public var seconds: Double
+        public var recordsRead: Int64
+        public var loaded: Int64
+        public var inserted: Int64
+        public var quarantined: Int64
+        public var retries: Int
+        public var bytes: Int64
+        public var errorStep: String?
+        public var error: String?
+    }
+
+    /// The newest `limit` runs of `pipeline`, newest first.
+    public func runs(pipeline: String, limit: Int) async throws -> [Run] {
+        let rows = try await database.client.query("""
+            SELECT id, status, trigger, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                   coalesce(extract(epoch FROM finished_at - started_at), 0)::float8,
+                   records_read, loaded, inserted, quarantined, retries, bytes, error_step, error
+            FROM datenwerk.runs WHERE pipeline = \(pipeline) ORDER BY id DESC LIMIT \(limit)
+            """, logger: database.logger).decode((Int64, String, String, String, Double, Int64, Int64, Int64, Int64, Int, Int64, String?, String?).self)
+        var runs: [Run] = []
+        for try await r in rows {
+            runs.append(Run(id: r.0, status: r.1, trigger: r.2, started: r.3, seconds: r.4, recordsRead: r.5, loaded: r.6, inserted: r.7,
+                            quarantined: r.8, retries: r.9, bytes: r.10, errorStep: r.11, error: r.12))
+        }
+        return runs
+    }
+
+    /// What the job table says about one pipeline (a read for `datenwerk status`; the queue itself is `PostgresJobQueue`).
+    public struct JobCounts: Sendable, Hashable {
+        /// Running under a lease that has not expired.
+        public var running: Int64
+        /// Running under a lease that has expired (its worker is gone; the job will be retaken).
+        public var expired: Int64
+        public var queued: Int64
+        /// The (greatest) lease owner among the running jobs.
+        public var owner: String?
+        /// Jobs that failed for good in the last day.
+        public var failedToday: Int64
+    }
+
+    /// The job counts of every pipeline that has jobs, by pipeline name.
+    public func jobCounts() async throws -> [String: JobCounts] {
+        let rows = try await database.client.query("""
+            SELECT pipeline,
+                   count(*) FILTER (WHERE status = 'running' AND lease_expires_at >= now())::bigint,
+                   count(*) FILTER (WHERE status = 'running' AND lease_expires_at < now())::bigint,
+                   count(*) FILTER (WHERE status = 'queued')::bigint,
+                   max(lease_owner) FILTER (WHERE status = 'running'),
+                   count(*) FILTER (WHERE status = 'failed' AND finished_at > now() - interval '1 day')::bigint
+            FROM datenwerk.jobs GROUP BY pipeline
+            """, logger: database.logger).decode((String, Int64, Int64, Int64, String?, Int64).self)
+        var counts: [String: JobCounts] = [:]
+        for try await (pipeline, running, expired, queued, owner, failed) in rows {
+            counts[pipeline] = JobCounts(running: running, expired: expired, queued: queued, owner: owner, failedToday: failed)
+        }
+        return counts
+    }
+
+    /// How many rows the main tables hold.
+    public struct Totals: Sendable, Hashable {
+        public var observations: Int64, stations: Int64, quarantine: Int64, runs: Int64
+    }
+
+    public func totals() async throws -> Totals {
+        let rows = try await database.client.query("""
+            SELECT (SELECT count(*) FROM datenwerk.observations)::bigint, (SELECT count(*) FROM datenwerk.stations)::bigint,
+                   (SELECT count(*) FROM datenwerk.quarantine)::bigint, (SELECT count(*) FROM datenwerk.runs)::bigint
+            """, logger: database.logger)
+        for try await (o, s, q, r) in rows.decode((Int64, Int64, Int64, Int64).self) {
+            return Totals(observations: o, stations: s, quarantine: q, runs: r)
+        }
+        return Totals(observations: 0, stations: 0, quarantine: 0, runs: 0)
+    }
+
+    /// A first query to try in psql on the loaded data (printed by `datenwerk demo`).
+    public static let exampleQuery =
+        "SELECT station_key, property, unit, phenomenon_start, result FROM datenwerk.observations_view ORDER BY phenomenon_start LIMIT 20;"
+}
