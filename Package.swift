@@ -25,7 +25,7 @@ let package = Package(
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.4.0"),
     ],
     targets: [
-        // Model, diagnostics, units, time, CRS: no I/O, no heavy dependency.
+        // Model, diagnostics, dataset metadata and the DCAT-AP.de code lists: no I/O, no heavy dependency.
         .target(name: "DatenwerkCore", swiftSettings: swiftSettings),
         // libxml2 (Debian libxml2-dev) for the streaming XML decoder: SAX2 push parser only.
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
@@ -45,7 +45,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Open-data publishing without I/O: dataset metadata, DCAT-AP.de, Table Schema, row encoders, HTML page.
+        // Open-data publishing without I/O: DCAT-AP.de, Table Schema, row encoders, the download filter, HTML page.
         .target(name: "DatenwerkPublishing", dependencies: ["DatenwerkCore", "DatenwerkTransforms"], swiftSettings: swiftSettings),
         // PipelineSpec (YAML), sources, mapping to the common model, runner.
         .target(
@@ -98,7 +98,6 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -122,7 +121,6 @@ let package = Package(
             dependencies: [
                 "DatenwerkCore", "DatenwerkPipeline", "DatenwerkOperations", "DatenwerkPostgres", "DatenwerkHTTP", "DatenwerkConnectors", "DatenwerkServer", "DatenwerkPublishing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
