@@ -129,7 +129,12 @@ enum XMLRecordReader {
     /// Opens `location` and decodes it whole with `options` (their `maxDocumentBytes` also caps a gzip file):
     /// for reference documents, whose records are all needed at once.
     static func read(_ location: String, fetcher: HTTPFetcher, headers: [(String, String)] = [], options: XMLDecoderOptions) async throws -> XMLDocument {
-        var stream = try await XMLRecordStream.open(location, fetcher: fetcher, headers: headers, options: options)
+        try await read(location, session: FetchSession(fetcher: fetcher, retries: RetryLog.current), headers: headers, options: options)
+    }
+
+    /// `read` with the run's fetch session.
+    static func read(_ location: String, session: FetchSession, headers: [(String, String)] = [], options: XMLDecoderOptions) async throws -> XMLDocument {
+        var stream = try await XMLRecordStream.open(location, session: session, headers: headers, options: options)
         var found: [XMLRecord] = []
         while let records = try await stream.next() { found += records }
         return XMLDocument(origin: stream.origin, records: found, header: stream.header, bytes: stream.bytes)
@@ -169,13 +174,53 @@ enum XMLRecordReader {
     }
 }
 
-/// One XML document read record by record: each `next()` feeds the decoder until it has records (or the
-/// document ends), so memory is bounded by one chunk's records, not by the document. A gzip file is unpacked
-/// whole first (up to `maxDocumentBytes`), then fed in pieces. Any error names the document and says that
-/// nothing of it was read (the run fails, so nothing of it is loaded).
+/// One XML document read record by record through the run's `DocumentReader` (resume after a cut body, no record
+/// twice): each `next()` feeds the decoder until it has records (or the document ends), so memory is bounded by one
+/// chunk's records, not by the document. A gzip file is unpacked whole first (up to `maxDocumentBytes`), then fed in
+/// pieces. Any error names the document and says that nothing of it was read (the run fails, so nothing of it is loaded).
 struct XMLRecordStream {
     let origin: String
-    private var reader: ChunkReader
+    private var reader: DocumentReader<XMLDocumentDecoder>
+
+    /// Bytes read from the source so far.
+    var bytes: Int { reader.bytesRead }
+
+    /// Text outside the records seen so far (see `XMLDocument.header`): complete for everything before the
+    /// first record once `next()` has returned records.
+    var header: [String: String] { reader.decoder.header }
+
+    static func open(_ location: String, session: FetchSession, headers: [(String, String)] = [], options: XMLDecoderOptions) async throws -> XMLRecordStream {
+        let reader = DocumentReader(location, session: session, request: session.request(location, headers: headers)) {
+            XMLDocumentDecoder(options: options, origin: $0)
+        }
+        return XMLRecordStream(reader: reader)
+    }
+
+    static func open(_ location: String, fetcher: HTTPFetcher, headers: [(String, String)] = [], options: XMLDecoderOptions) async throws -> XMLRecordStream {
+        try await open(location, session: FetchSession(fetcher: fetcher, retries: RetryLog.current), headers: headers, options: options)
+    }
+
+    private init(reader: DocumentReader<XMLDocumentDecoder>) {
+        self.reader = reader
+        self.origin = reader.origin
+    }
+
+    /// The next records (at least one), or nil at the end of the document.
+    mutating func next() async throws -> [XMLRecord]? {
+        do {
+            return try await reader.next()
+        } catch var error as FormatError {
+            error.message += "; nothing of this document was read"
+            throw error
+        }
+    }
+}
+
+/// `StreamingXMLDecoder` behind the reader's decoder interface; the first two bytes decide whether the document is a
+/// gzip file (NDW serves `measurement.xml.gz` as a file, not as a Content-Encoding), which is then unpacked whole
+/// (up to `maxDocumentBytes`) at its end and fed in pieces.
+struct XMLDocumentDecoder: DocumentDecoder {
+    let origin: String
     private let decoder: StreamingXMLDecoder
     private let options: XMLDecoderOptions
     private var head: [UInt8] = []
@@ -184,72 +229,24 @@ struct XMLRecordStream {
     private var unpacked: [UInt8]?
     private var unpackedOffset = 0
     private var finished = false
-    /// Bytes read from the source so far.
-    private(set) var bytes = 0
 
-    /// Text outside the records seen so far (see `XMLDocument.header`): complete for everything before the
-    /// first record once `next()` has returned records.
+    init(options: XMLDecoderOptions, origin: String) {
+        self.origin = origin
+        self.options = options
+        self.decoder = StreamingXMLDecoder(options: options, origin: origin)
+    }
+
     var header: [String: String] { decoder.header }
 
-    static func open(_ location: String, fetcher: HTTPFetcher, headers: [(String, String)] = [], options: XMLDecoderOptions) async throws -> XMLRecordStream {
-        let reader = try await ChunkReader.open(location, fetcher: fetcher, headers: headers)
-        return XMLRecordStream(reader: reader, options: options)
-    }
-
-    private init(reader: ChunkReader, options: XMLDecoderOptions) {
-        self.reader = reader
-        self.origin = reader.origin
-        self.options = options
-        self.decoder = StreamingXMLDecoder(options: options, origin: reader.origin)
-    }
-
-    /// The next records (at least one), or nil at the end of the document.
-    mutating func next() async throws -> [XMLRecord]? {
-        do {
-            while !finished {
-                let found = try await step()
-                if !found.isEmpty { return found }
-            }
-            return nil
-        } catch var error as FormatError {
-            error.message += "; nothing of this document was read"
-            throw error
-        }
-    }
-
-    /// Feeds one piece of the document; the records it completed.
-    private mutating func step() async throws -> [XMLRecord] {
-        if let bytes = unpacked {
-            guard unpackedOffset < bytes.count else {
-                finished = true
-                return try decoder.finish()
-            }
-            let end = min(bytes.count, unpackedOffset + (256 << 10))
-            defer { unpackedOffset = end }
-            return try decoder.feed(bytes[unpackedOffset..<end])
-        }
-        guard let chunk = try await reader.next() else {
-            if let compressed = gzip {
-                unpacked = try XMLRecordReader.gunzip(compressed, origin: origin, limit: options.maxDocumentBytes)
-                gzip = nil
-                return []
-            }
-            var found: [XMLRecord] = []
-            if !head.isEmpty { found += try decoder.feed(head) }
-            head = []
-            finished = true
-            return found + (try decoder.finish())
-        }
-        bytes += chunk.count
+    mutating func decode(_ chunk: [UInt8]) throws -> [XMLRecord] {
         if decided {
             if gzip != nil {
                 gzip! += chunk
-                if bytes > options.maxDocumentBytes { throw ExtractError("\(origin) is larger than \(options.maxDocumentBytes) bytes") }
+                if gzip!.count > options.maxDocumentBytes { throw ExtractError("\(origin) is larger than \(options.maxDocumentBytes) bytes") }
                 return []
             }
             return try decoder.feed(chunk)
         }
-        // The first two bytes decide: a gzip file (NDW serves `measurement.xml.gz` as a file) is unpacked first.
         head += chunk
         guard head.count >= 2 else { return [] }
         decided = true
@@ -259,6 +256,30 @@ struct XMLRecordStream {
             return []
         }
         return try decoder.feed(head)
+    }
+
+    mutating func end() throws -> [XMLRecord] {
+        if let compressed = gzip {
+            unpacked = try XMLRecordReader.gunzip(compressed, origin: origin, limit: options.maxDocumentBytes)
+            gzip = nil
+            return []
+        }
+        var found: [XMLRecord] = []
+        if !head.isEmpty { found += try decoder.feed(head) }
+        head = []
+        finished = true
+        return found + (try decoder.finish())
+    }
+
+    mutating func drain() throws -> [XMLRecord]? {
+        guard let bytes = unpacked, !finished else { return nil }
+        guard unpackedOffset < bytes.count else {
+            finished = true
+            return try decoder.finish()
+        }
+        let end = min(bytes.count, unpackedOffset + (256 << 10))
+        defer { unpackedOffset = end }
+        return try decoder.feed(bytes[unpackedOffset..<end])
     }
 }
 
@@ -282,12 +303,13 @@ extension XMLRecordMapping {
     mutating func begin(_ document: XMLDocument) {}
 }
 
-/// Reads the reference documents whole, then each main document record by record (`XMLRecordStream`): one batch
-/// per piece of the document the decoder completed, so memory is bounded by records, not by the document.
+/// Reads the reference documents whole, then each main document record by record (`XMLRecordStream` on the one
+/// `DocumentReader`, so a cut body is resumed): one batch per piece of the document the decoder completed, so memory
+/// is bounded by records, not by the document.
 struct XMLDocumentRun<Mapping: XMLRecordMapping>: ConnectorRun {
     private var references: [String]
     private var locations: [String]
-    private let fetcher: HTTPFetcher
+    private let session: FetchSession
     private let headers: [(String, String)]
     private var mapping: Mapping
     /// Depth and size limits for every document (the record elements come from `mapping`).
@@ -298,11 +320,18 @@ struct XMLDocumentRun<Mapping: XMLRecordMapping>: ConnectorRun {
     private var current: XMLRecordStream?
     private var begun = false
 
+    /// With the task's retry log (for callers without a session).
     init(references: [String] = [], locations: [String], fetcher: HTTPFetcher, headers: [(String, String)] = [], mapping: Mapping,
+         limits: XMLDecoderOptions = XMLDecoderOptions()) {
+        self.init(references: references, locations: locations, session: FetchSession(fetcher: fetcher, retries: RetryLog.current),
+                  headers: headers, mapping: mapping, limits: limits)
+    }
+
+    init(references: [String] = [], locations: [String], session: FetchSession, headers: [(String, String)] = [], mapping: Mapping,
          limits: XMLDecoderOptions = XMLDecoderOptions()) {
         self.references = references
         self.locations = locations
-        self.fetcher = fetcher
+        self.session = session
         self.headers = headers
         self.mapping = mapping
         self.limits = limits
@@ -311,7 +340,7 @@ struct XMLDocumentRun<Mapping: XMLRecordMapping>: ConnectorRun {
     private func read(_ location: String, records: Set<String>) async throws -> XMLDocument {
         var options = limits
         options.recordElements = records
-        return try await XMLRecordReader.read(location, fetcher: fetcher, headers: headers, options: options)
+        return try await XMLRecordReader.read(location, session: session, headers: headers, options: options)
     }
 
     mutating func next() async throws -> ConnectorBatch? {
@@ -326,7 +355,7 @@ struct XMLDocumentRun<Mapping: XMLRecordMapping>: ConnectorRun {
                 guard !locations.isEmpty else { return nil }
                 var options = limits
                 options.recordElements = mapping.recordElements
-                current = try await XMLRecordStream.open(locations.removeFirst(), fetcher: fetcher, headers: headers, options: options)
+                current = try await XMLRecordStream.open(locations.removeFirst(), session: session, headers: headers, options: options)
                 begun = false
             }
             let records = try await current!.next()

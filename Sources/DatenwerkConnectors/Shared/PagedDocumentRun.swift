@@ -22,16 +22,17 @@ protocol PagedMapping {
     mutating func nextPage(after request: PageRequest<Context>, envelope: JSONValue, records: Int, headers: [(String, String)]) throws -> PageRequest<Context>?
 }
 
-/// Reads JSON documents one after another through the shared fetcher and the streaming decoder, following
-/// next pages and nested links the mapping asks for. Only the page in progress is held in memory.
+/// Reads JSON documents one after another through the run's `DocumentReader` (resume after a cut body, no record
+/// twice) and the streaming decoder, following next pages and nested links the mapping asks for. Only the page in
+/// progress is held in memory. Used by SensorThings (`@iot.nextLink`, nested `Datastream/Observations` links) and
+/// NGSI (offset/limit with the broker's total count).
 struct PagedDocumentRun<Mapping: PagedMapping>: ConnectorRun {
     private var pending: [PageRequest<Mapping.Context>]
-    private let fetcher: HTTPFetcher
+    private let session: FetchSession
     private let headers: [(String, String)]
     private var mapping: Mapping
     private var current: PageRequest<Mapping.Context>?
-    private var reader: ChunkReader?
-    private var decoder: StreamingJSONDecoder?
+    private var reader: DocumentReader<StreamingJSONDecoder>?
     private var recordsOnPage = 0
     /// Nested links queued from the document in progress (they go before its next page).
     private var followed = 0
@@ -40,11 +41,17 @@ struct PagedDocumentRun<Mapping: PagedMapping>: ConnectorRun {
     /// Stops a server whose next links go round in circles.
     private var seen: Set<String> = []
 
-    init(_ requests: [PageRequest<Mapping.Context>], fetcher: HTTPFetcher, headers: [(String, String)] = [], mapping: Mapping) {
+    init(_ requests: [PageRequest<Mapping.Context>], session: FetchSession, headers: [(String, String)] = [], mapping: Mapping) {
         pending = requests
-        self.fetcher = fetcher
+        self.session = session
         self.headers = headers
         self.mapping = mapping
+    }
+
+    /// With the task's retry log (for callers without a session).
+    init(_ requests: [PageRequest<Mapping.Context>], fetcher: HTTPFetcher, headers: [(String, String)] = [], mapping: Mapping) {
+        self.init(requests, session: FetchSession(fetcher: fetcher, retries: RetryLog.current, conditional: ConditionalRequests.current),
+                  headers: headers, mapping: mapping)
     }
 
     var bytesRead: Int { finishedBytes + (reader?.bytesRead ?? 0) }
@@ -55,30 +62,23 @@ struct PagedDocumentRun<Mapping: PagedMapping>: ConnectorRun {
                 guard !pending.isEmpty else { return nil }
                 let request = pending.removeFirst()
                 guard seen.insert(request.location).inserted else {
-                    throw ExtractError("\(HTTPFetcher.redacted(request.location)) was already read in this run; the server's next links loop")
+                    throw ExtractError("\(session.masked(HTTPFetcher.redacted(request.location))) was already read in this run; the server's next links loop")
                 }
-                let opened = try await ChunkReader.open(request.location, fetcher: fetcher, headers: headers)
+                var options = JSONDecoderOptions()
+                options.recordPath = request.recordPath
+                let opened = DocumentReader(request.location, session: session, request: session.request(request.location, headers: headers)) {
+                    StreamingJSONDecoder(options: options, origin: $0)
+                }
                 reader = opened
                 current = request
                 recordsOnPage = 0
                 followed = 0
                 origins.append(opened.origin)
-                var options = JSONDecoderOptions()
-                options.recordPath = request.recordPath
-                decoder = StreamingJSONDecoder(options: options, origin: opened.origin)
             }
-            let decoded: [DecodedRecord]
-            let endOfDocument: Bool
-            if let chunk = try await reader!.next() {
-                decoded = try decoder!.feed(chunk)
-                endOfDocument = false
-            } else {
-                decoded = try decoder!.finish()
-                endOfDocument = true
-            }
+            let decoded = try await reader!.next()
             var follow: [PageRequest<Mapping.Context>] = []
             var items: [StagedItem] = []
-            for entry in decoded {
+            for entry in decoded ?? [] {
                 switch entry {
                 case .rejected(let bad): items.append(.quarantined(bad))
                 case .record(let record):
@@ -89,18 +89,18 @@ struct PagedDocumentRun<Mapping: PagedMapping>: ConnectorRun {
                     }
                 }
             }
-            recordsOnPage += decoded.count
+            recordsOnPage += decoded?.count ?? 0
             // Nested links first, in record order (they belong to records of this page), then the next page.
             pending.insert(contentsOf: follow, at: followed)
             followed += follow.count
-            if endOfDocument {
-                let next = try mapping.nextPage(after: current!, envelope: decoder!.envelope, records: recordsOnPage, headers: reader!.headers)
-                finishedBytes += reader!.bytesRead
+            guard let decoded else {
+                let page = reader!
+                let next = try mapping.nextPage(after: current!, envelope: page.envelope, records: recordsOnPage, headers: page.headers)
+                finishedBytes += page.bytesRead
                 reader = nil
-                decoder = nil
                 if let next { pending.insert(next, at: followed) }
+                continue
             }
-            guard !decoded.isEmpty else { continue }
             return ConnectorBatch(items: items, recordsRead: decoded.count)
         }
     }
