@@ -31,28 +31,36 @@ extension RecordMapping {
     }
 }
 
-/// The common shape of most connectors: read each document (file or URL) through a shared decoder,
-/// map each record. Documents are read one after another, batch by batch. With `pageSize`, URLs are
-/// paged with `limit`/`offset` until a page comes back short (NGSI v2, many REST APIs).
+/// The common shape of most connectors: read each document (file or URL) through the run's `DocumentReader`
+/// (conditional GET, resume after a cut body) and a shared decoder, map each record. Documents are read one after
+/// another, batch by batch. With `pageSize`, URLs are paged with `limit`/`offset` (`OffsetPaginator`) until a page
+/// comes back short (NGSI v2, many REST APIs).
 struct DocumentRun<Mapping: RecordMapping>: ConnectorRun {
     private var locations: [String]
     var pageSize = 0
-    private var page: (url: String, offset: Int, records: Int)?
-    private let fetcher: HTTPFetcher
+    /// The paginator of the URL in progress (with `pageSize`).
+    private var paginator: OffsetPaginator?
+    private let session: FetchSession
     private let headers: [(String, String)]
     private let makeDecoder: (String) -> AnyRecordDecoder
     private var mapping: Mapping
-    private var reader: ChunkReader?
-    private var decoder: AnyRecordDecoder?
+    private var reader: DocumentReader<AnyRecordDecoder>?
+    private var recordsOnPage = 0
     private var finishedBytes = 0
     public private(set) var origins: [String] = []
 
-    init(locations: [String], fetcher: HTTPFetcher, headers: [(String, String)] = [], decoder: @escaping (String) -> AnyRecordDecoder, mapping: Mapping) {
+    init(locations: [String], session: FetchSession, headers: [(String, String)] = [], decoder: @escaping (String) -> AnyRecordDecoder, mapping: Mapping) {
         self.locations = locations
-        self.fetcher = fetcher
+        self.session = session
         self.headers = headers
         self.makeDecoder = decoder
         self.mapping = mapping
+    }
+
+    /// With the task's retry log and validators (for callers without a session).
+    init(locations: [String], fetcher: HTTPFetcher, headers: [(String, String)] = [], decoder: @escaping (String) -> AnyRecordDecoder, mapping: Mapping) {
+        self.init(locations: locations, session: FetchSession(fetcher: fetcher, retries: RetryLog.current, conditional: ConditionalRequests.current),
+                  headers: headers, decoder: decoder, mapping: mapping)
     }
 
     var bytesRead: Int { finishedBytes + (reader?.bytesRead ?? 0) }
@@ -62,51 +70,37 @@ struct DocumentRun<Mapping: RecordMapping>: ConnectorRun {
             if reader == nil {
                 guard !locations.isEmpty else { return nil }
                 var location = locations.removeFirst()
-                if pageSize > 0, location.hasPrefix("http://") || location.hasPrefix("https://") {
-                    let offset = page?.url == location ? page!.offset : 0
-                    page = (location, offset, 0)
-                    location = Self.pageURL(location, limit: pageSize, offset: offset)
+                if paginator == nil, pageSize > 0, DocumentReader<AnyRecordDecoder>.isURL(location) {
+                    let first = OffsetPaginator(limit: pageSize, limitFirst: true)
+                    paginator = first
+                    location = first.firstPage(location)
                 }
-                let opened = try await ChunkReader.open(location, fetcher: fetcher, headers: headers, conditional: pageSize == 0)
+                let opened = DocumentReader(location, session: session, request: session.request(location, headers: headers, conditional: pageSize == 0),
+                                            decoder: makeDecoder)
                 reader = opened
+                recordsOnPage = 0
                 origins.append(opened.origin)
-                decoder = makeDecoder(opened.origin)
             }
-            let decoded: [DecodedRecord]
-            if let chunk = try await reader!.next() {
-                decoded = try decoder!.feed(chunk)
-                page?.records += decoded.count
-            } else if reader!.notModified {
-                decoded = []   // 304: nothing new since the last successful run
+            guard let decoded = try await reader!.next() else {
+                let page = reader!
+                finishedBytes += page.bytesRead
                 reader = nil
-            } else {
-                decoded = try decoder!.finish()
-                finishedBytes += reader!.bytesRead
-                reader = nil
-                if let current = page, current.records + decoded.count >= pageSize {
-                    // A full page: there may be more.
-                    page = (current.url, current.offset + pageSize, 0)
-                    locations.insert(current.url, at: 0)
+                // 304: nothing new since the last successful run. A full page: there may be more.
+                if !page.notModified, paginator != nil {
+                    if let next = paginator!.next(after: page.pageResult(records: recordsOnPage)) {
+                        locations.insert(next, at: 0)
+                    } else {
+                        paginator = nil
+                    }
                 }
+                continue
             }
-            guard !decoded.isEmpty else { continue }
-            mapping.envelope(decoder!.envelope)
+            recordsOnPage += decoded.count
+            mapping.envelope(reader!.envelope)
             var items: [StagedItem] = []
             mapping.mapAll(decoded, into: &items)
             return ConnectorBatch(items: items, recordsRead: decoded.count)
         }
-    }
-}
-
-extension DocumentRun {
-    /// `url` with `limit` and `offset` set (other query items kept).
-    static func pageURL(_ url: String, limit: Int, offset: Int) -> String {
-        guard var components = URLComponents(string: url) else { return url }
-        var items = (components.queryItems ?? []).filter { $0.name != "limit" && $0.name != "offset" }
-        items.append(URLQueryItem(name: "limit", value: String(limit)))
-        items.append(URLQueryItem(name: "offset", value: String(offset)))
-        components.queryItems = items
-        return components.string ?? url
     }
 }
 
