@@ -35,7 +35,12 @@ public struct Diagnostic: Error, Sendable, Hashable, CustomStringConvertible {
 /// Several diagnostics at once: validation never stops at the first problem.
 public struct DiagnosticError: Error, Sendable, CustomStringConvertible {
     public var diagnostics: [Diagnostic]
-    public init(_ diagnostics: [Diagnostic]) { self.diagnostics = diagnostics }
+    /// Warnings found on the way (not counted as problems, not in `description`).
+    public var warnings: [Diagnostic]
+    public init(_ diagnostics: [Diagnostic], warnings: [Diagnostic] = []) {
+        self.diagnostics = diagnostics
+        self.warnings = warnings
+    }
     public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
 }
 

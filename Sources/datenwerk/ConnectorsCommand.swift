@@ -40,7 +40,7 @@ struct ConnectorsCommand: ParsableCommand {
             print("Keys under 'source:' (besides kind):")
             for key in connector.keys {
                 var line = "  \(key.name) (\(key.typeName)\(key.required ? ", required" : ""))"
-                if let d = key.defaultValue { line += " default \(d)" }
+                if let d = key.defaultText { line += " default \(d)" }
                 print(line)
                 print("      \(key.help)")
             }

@@ -56,11 +56,16 @@ func loadPipelines(_ paths: [String]) -> (specs: [PipelineSpec], problems: Int, 
     var invalidFiles = 0
     for file in pipelineFiles(paths) {
         do {
-            specs.append(try PipelineSpec.load(file: file, connectors: BuiltinConnectors.registry))
+            let spec = try PipelineSpec.load(file: file, connectors: BuiltinConnectors.registry)
+            for var warning in spec.warnings {
+                warning.file = warning.file.map(displayPath)
+                stderr(warning.description)
+            }
+            specs.append(spec)
         } catch let error as DiagnosticError {
             invalidFiles += 1
             problems += error.diagnostics.count
-            for diagnostic in error.diagnostics {
+            for diagnostic in (error.diagnostics + error.warnings).sorted(by: { ($0.line ?? 0, $0.column ?? 0) < ($1.line ?? 0, $1.column ?? 0) }) {
                 var d = diagnostic
                 d.file = d.file.map(displayPath)
                 stderr(d.description)

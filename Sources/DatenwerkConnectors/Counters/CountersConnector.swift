@@ -4,6 +4,8 @@ import DatenwerkPipeline
 import DatenwerkTransforms
 import Foundation
 
+extension TextEncoding: ConfigChoice {}
+
 /// Municipal traffic and bicycle counter exports as CSV, in two layouts:
 ///
 /// - `hourly-rows`: one row per local hour (`1/1/2016 0:00,137,49,88,…`), a total column and
@@ -16,26 +18,69 @@ import Foundation
 /// hour 02:00 does not exist. The placeholder row for it that some exports insert (zeros, repeated
 /// timestamp of 03:00) is dropped. Text in a count cell (`technische Störung`) quarantines the row
 /// naming the column; the other columns of the row are kept. Footers (`Jahressumme`) are skipped.
-struct CountersConnector: Connector {
+struct CountersConnector: ConfiguredConnector {
     let kind = "counters-csv"
     let summary = "Municipal bicycle / vehicle counter CSV (hourly rows or one column per hour), local time with DST"
-    let keys: [ConfigKey] = [
-        ConfigKey("url", .location, required: true, "the CSV URL or local files (`*` matches several, e.g. one file per day)"),
-        ConfigKey("layout", .choice(["hourly-rows", "hour-columns"]), default: "hourly-rows",
-                  "hourly-rows: one row per hour; hour-columns: one row per counter, one column per hour of the day"),
-        ConfigKey("property", .choice(["bicycle_count", "vehicle_count"]), default: "bicycle_count", "what is counted"),
-        ConfigKey("station", .string, "the counter's id for hourly-rows files without a station column (e.g. neutor)"),
-        ConfigKey("station_name", .string, "the counter's name (hourly-rows)"),
-        ConfigKey("station_column", .string, "the column with the counter id; default for hour-columns: the first column"),
-        ConfigKey("time_column", .string, "hourly-rows: the column with the hour; default: the first column"),
-        ConfigKey("time_format", .string, default: "M/d/yyyy H:mm", "hourly-rows: the pattern of the hour cells (local time, start of the hour)"),
-        ConfigKey("count_column", .string, "hourly-rows: the column with the total count; default: the second column"),
-        ConfigKey("directions", .stringMap, "hourly-rows: direction columns → station suffix, e.g. {\"FR stadteinwärts\": in}"),
-        ConfigKey("date", .string, "hour-columns: the day (yyyy-MM-dd) when the first header cell does not name it"),
-        ConfigKey("zone", .string, default: "Europe/Berlin", "the time zone of the local times"),
-        ConfigKey("encoding", .choice(TextEncoding.allCases.map(\.rawValue)), default: "utf-8", "the file's character encoding"),
-        ConfigKey("delimiter", .string, "the field separator; default: ',' for hourly-rows, ';' for hour-columns"),
-    ]
+
+    enum Layout: String, ConfigChoice {
+        case hourlyRows = "hourly-rows", hourColumns = "hour-columns"
+    }
+
+    enum Property: String, ConfigChoice {
+        case bicycleCount = "bicycle_count", vehicleCount = "vehicle_count"
+    }
+
+    struct Configuration: ConnectorConfiguration {
+        static let url = Setting<String>("url", .location, required: true, "the CSV URL or local files (`*` matches several, e.g. one file per day)")
+        static let layout = DefaultedSetting("layout", default: Layout.hourlyRows,
+                                             "hourly-rows: one row per hour; hour-columns: one row per counter, one column per hour of the day")
+        static let property = DefaultedSetting("property", default: Property.bicycleCount, "what is counted")
+        static let station = Setting<String>("station", "the counter's id for hourly-rows files without a station column (e.g. neutor)")
+        static let stationName = Setting<String>("station_name", "the counter's name (hourly-rows)")
+        static let stationColumn = Setting<String>("station_column", "the column with the counter id; default for hour-columns: the first column")
+        static let timeColumn = Setting<String>("time_column", "hourly-rows: the column with the hour; default: the first column")
+        static let timeFormat = DefaultedSetting("time_format", default: "M/d/yyyy H:mm", "hourly-rows: the pattern of the hour cells (local time, start of the hour)")
+        static let countColumn = Setting<String>("count_column", "hourly-rows: the column with the total count; default: the second column")
+        static let directions = Setting<[String: String]>("directions", "hourly-rows: direction columns → station suffix, e.g. {\"FR stadteinwärts\": in}")
+        static let date = Setting<String>("date", "hour-columns: the day (yyyy-MM-dd) when the first header cell does not name it")
+        static let timezone = DefaultedSetting.timezone(default: "Europe/Berlin", "the time zone of the local times")
+        static let encoding = DefaultedSetting("encoding", default: TextEncoding.utf8, "the file's character encoding")
+        static let delimiter = Setting<String>("delimiter", "the field separator; default: ',' for hourly-rows, ';' for hour-columns")
+        static let keys = [url.key, layout.key, property.key, station.key, stationName.key, stationColumn.key, timeColumn.key, timeFormat.key,
+                           countColumn.key, directions.key, date.key, timezone.key, encoding.key, delimiter.key]
+
+        var url: String
+        var layout: Layout
+        var property: Property
+        var station: String?
+        var stationName: String?
+        var stationColumn: String?
+        var timeColumn: String?
+        var timeFormat: String
+        var countColumn: String?
+        var directions: [String: String]
+        var date: (year: Int, month: Int, day: Int)?
+        var timezone: String
+        var csv: CSVOptions
+
+        init(_ config: ConnectorConfig) throws {
+            url = try config.required(Self.url)
+            layout = config[Self.layout]
+            property = config[Self.property]
+            station = config[Self.station]
+            stationName = config[Self.stationName]
+            stationColumn = config[Self.stationColumn]
+            timeColumn = config[Self.timeColumn]
+            timeFormat = config[Self.timeFormat]
+            countColumn = config[Self.countColumn]
+            directions = config[Self.directions] ?? [:]
+            date = config[Self.date].flatMap(CountersConnector.day(in:))
+            timezone = config[Self.timezone]
+            csv = CSVOptions()
+            csv.delimiter = config[Self.delimiter]?.utf8.first ?? UInt8(ascii: layout == .hourColumns ? ";" : ",")
+            csv.encoding = config[Self.encoding]
+        }
+    }
     let sampleYAML = """
         version: 1
         name: muenster-fahrrad-neutor
@@ -52,55 +97,49 @@ struct CountersConnector: Connector {
         """
 
     func check(_ config: ConnectorConfig) -> [ConfigProblem] {
+        typealias C = Configuration
         var problems: [ConfigProblem] = []
-        let layout = config.string("layout") ?? "hourly-rows"
-        if layout == "hourly-rows", config.string("station") == nil, config.string("station_column") == nil {
-            problems.append(ConfigProblem(key: "station", "hourly-rows needs 'station' (the counter's id) or 'station_column'"))
+        let layout = config[C.layout]
+        if layout == .hourlyRows, !config.has(C.station), !config.has(C.stationColumn) {
+            problems.append(ConfigProblem(key: C.station.name, "hourly-rows needs 'station' (the counter's id) or 'station_column'"))
         }
-        if layout == "hour-columns" {
-            for key in ["time_column", "count_column", "directions", "station_name"] where config.values[key] != nil {
-                problems.append(ConfigProblem(key: key, "'\(key)' applies to layout hourly-rows only; hour-columns files name each counter in its row"))
+        if layout == .hourColumns {
+            for key in [C.timeColumn.key, C.countColumn.key, C.directions.key, C.stationName.key] where config.has(key) {
+                problems.append(ConfigProblem(key: key.name, "'\(key.name)' applies to layout hourly-rows only; hour-columns files name each counter in its row"))
             }
         }
-        if let delimiter = config.string("delimiter"), delimiter.utf8.count != 1 {
-            problems.append(ConfigProblem(key: "delimiter", "the delimiter must be one ASCII character, found '\(delimiter)'"))
+        if let delimiter = config[C.delimiter], delimiter.utf8.count != 1 {
+            problems.append(ConfigProblem(key: C.delimiter.name, "the delimiter must be one ASCII character, found '\(delimiter)'"))
         }
-        if let zone = config.string("zone") {
-            do { _ = try LocalTimeResolver(zone: zone) } catch { problems.append(ConfigProblem(key: "zone", "\(error)")) }
-        }
-        if layout == "hourly-rows" {
-            do { _ = try TimestampParser(format: config.string("time_format") ?? "M/d/yyyy H:mm", zone: nil) } catch {
-                problems.append(ConfigProblem(key: "time_format", "\(error)"))
+        if let problem = checkTimeZone(config, C.timezone) { problems.append(problem) }
+        if layout == .hourlyRows {
+            do { _ = try TimestampParser(format: config[C.timeFormat], zone: nil) } catch {
+                problems.append(ConfigProblem(key: C.timeFormat.name, "\(error)"))
             }
         }
-        if let date = config.string("date"), Self.day(in: date) == nil {
-            problems.append(ConfigProblem(key: "date", "'\(date)' is not a day like 2015-01-01"))
+        if let date = config[C.date], Self.day(in: date) == nil {
+            problems.append(ConfigProblem(key: C.date.name, "'\(date)' is not a day like 2015-01-01"))
         }
         return problems
     }
 
-    func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
-        guard let url = config.string("url") else { throw ExtractError("counters-csv needs 'url'") }
-        let layout = config.string("layout") ?? "hourly-rows"
-        let zone = try LocalTimeResolver(zone: config.string("zone") ?? "Europe/Berlin")
-        let property = config.string("property") ?? "bicycle_count"
-        var options = CSVOptions()
-        options.delimiter = config.string("delimiter")?.utf8.first ?? UInt8(ascii: layout == "hour-columns" ? ";" : ",")
-        options.encoding = config.string("encoding").flatMap(TextEncoding.init(label:)) ?? .utf8
-        let locations = try expandLocation(url)
+    func start(_ config: Configuration, context: ConnectorContext) throws -> any ConnectorRun {
+        let zone = try LocalTimeResolver(zone: config.timezone)
+        let property = config.property.rawValue
+        let options = config.csv
+        let locations = try expandLocation(config.url)
         let makeDecoder: (String) -> AnyRecordDecoder = { .csv(CSVDecoder(options: options, origin: $0)) }
-        if layout == "hour-columns" {
-            let mapping = HourColumnsMapping(
-                zone: zone, property: property, stationColumn: config.string("station_column"),
-                date: config.string("date").flatMap(Self.day(in:)))
+        switch config.layout {
+        case .hourColumns:
+            let mapping = HourColumnsMapping(zone: zone, property: property, stationColumn: config.stationColumn, date: config.date)
+            return DocumentRun(locations: locations, fetcher: context.fetcher, decoder: makeDecoder, mapping: mapping)
+        case .hourlyRows:
+            let mapping = try HourlyRowsMapping(
+                zone: zone, property: property, station: config.station, stationName: config.stationName,
+                stationColumn: config.stationColumn, timeColumn: config.timeColumn,
+                timeFormat: config.timeFormat, countColumn: config.countColumn, directions: config.directions)
             return DocumentRun(locations: locations, fetcher: context.fetcher, decoder: makeDecoder, mapping: mapping)
         }
-        let mapping = try HourlyRowsMapping(
-            zone: zone, property: property, station: config.string("station"), stationName: config.string("station_name"),
-            stationColumn: config.string("station_column"), timeColumn: config.string("time_column"),
-            timeFormat: config.string("time_format") ?? "M/d/yyyy H:mm", countColumn: config.string("count_column"),
-            directions: config.stringMap("directions") ?? [:])
-        return DocumentRun(locations: locations, fetcher: context.fetcher, decoder: makeDecoder, mapping: mapping)
     }
 
     /// The first `yyyy?MM?dd` in a text (`Name  /  Date: 2015_01_01`, `2015-01-01`, a file name).
@@ -129,24 +168,15 @@ struct CountersConnector: Connector {
         return nil
     }
 
-    /// A problem found while reading a record, before its location is attached.
-    struct Problem: Error {
-        var field: String?
-        var reason: String
-        init(field: String?, _ reason: String) {
-            self.field = field
-            self.reason = reason
-        }
-    }
 
     static let hour: Int64 = 3_600_000_000
 
     /// A count cell: empty → nil, a whole non-negative number → value, anything else → problem.
-    static func count(_ cell: String, column: String) throws(Problem) -> Double? {
+    static func count(_ cell: String, column: String) throws(FieldProblem) -> Double? {
         let text = cell.trimmingCharacters(in: .whitespaces)
         if text.isEmpty { return nil }
         guard let value = Numbers.parse(text, decimalComma: false), value >= 0, value == value.rounded() else {
-            throw Problem(field: column, "'\(text)' is not a count")
+            throw FieldProblem(field: column, "'\(text)' is not a count")
         }
         return value
     }
@@ -354,7 +384,7 @@ extension CountersConnector {
         let kindName: String
         let stationColumn: String?
         let date: (year: Int, month: Int, day: Int)?
-        var plan: Result<[Column], Problem>?
+        var plan: Result<[Column], FieldProblem>?
         var planFields: FieldIndex?
         var stations = StationTracker()
 
@@ -369,9 +399,9 @@ extension CountersConnector {
         /// Maps the hour columns of one file to UTC intervals. When there are as many columns as the
         /// day has hours (23 in spring, 25 in autumn), column k is the k-th real hour. With 24 columns
         /// on a DST day the labels count: in spring `2:00` has no hour, in autumn `2:00` covers both.
-        private func makePlan(_ names: [String], origin: String) -> Result<[Column], Problem> {
+        private func makePlan(_ names: [String], origin: String) -> Result<[Column], FieldProblem> {
             guard let day = date ?? CountersConnector.day(in: names.first ?? "") ?? CountersConnector.day(in: (origin as NSString).lastPathComponent) else {
-                return .failure(Problem(field: names.first, "no date in the first header cell '\(names.first ?? "")' or the file name; set 'date'"))
+                return .failure(FieldProblem(field: names.first, "no date in the first header cell '\(names.first ?? "")' or the file name; set 'date'"))
             }
             var hours: [(index: Int, label: String, hour: Int)] = []
             for (index, name) in names.enumerated() {
@@ -380,11 +410,11 @@ extension CountersConnector {
                 guard parts.count == 2, let h = Int(parts[0]), (0...23).contains(h), Int(parts[1]) == 0 else { continue }
                 hours.append((index, name, h))
             }
-            guard !hours.isEmpty else { return .failure(Problem(field: nil, "no hour columns (0:00 … 23:00) in the header")) }
+            guard !hours.isEmpty else { return .failure(FieldProblem(field: nil, "no hour columns (0:00 … 23:00) in the header")) }
             guard let midnight = try? zone.utcMicroseconds(year: day.year, month: day.month, day: day.day, hour: 0),
                   let nextMidnight = try? zone.utcMicroseconds(year: day.year, month: day.month, day: day.day, hour: 24)
             else {
-                return .failure(Problem(field: nil, "\(day.year)-\(day.month)-\(day.day) is not a day in \(zone.identifier)"))
+                return .failure(FieldProblem(field: nil, "\(day.year)-\(day.month)-\(day.day) is not a day in \(zone.identifier)"))
             }
             let realHours = Int((nextMidnight - midnight) / CountersConnector.hour)
             if hours.count == realHours {
@@ -394,7 +424,7 @@ extension CountersConnector {
                 })
             }
             guard hours.count == 24 else {
-                return .failure(Problem(field: nil, "\(hours.count) hour columns for a day of \(realHours) hours in \(zone.identifier)"))
+                return .failure(FieldProblem(field: nil, "\(hours.count) hour columns for a day of \(realHours) hours in \(zone.identifier)"))
             }
             return .success(hours.map { column in
                 Column(index: column.index, label: column.label,

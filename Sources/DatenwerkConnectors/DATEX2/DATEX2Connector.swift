@@ -1,4 +1,5 @@
 import DatenwerkCore
+import DatenwerkFormats
 import DatenwerkPipeline
 import DatenwerkTransforms
 
@@ -17,15 +18,33 @@ import DatenwerkTransforms
 ///   minute) is discarded: it goes to quarantine with its XML and the `reasonForDataError`, never into
 ///   the data. The other values of the same site are kept.
 /// - Elements are matched by local name (any prefix, default namespace, SOAP envelope).
-struct DATEX2Connector: Connector {
+struct DATEX2Connector: ConfiguredConnector {
     let kind = "datex2"
     let summary = "DATEX II (v2/v3) MeasuredDataPublication with its MeasurementSiteTable: vehicle counts, average speed, travel time"
-    let keys: [ConfigKey] = [
-        ConfigKey("url", .location, required: true, "the MeasuredDataPublication (URL or files, `*` matches several)"),
-        ConfigKey("sites", .location, "the MeasurementSiteTablePublication (site names, locations, lanes, periods); a SOAP envelope is fine"),
-        ConfigKey("period_seconds", .int, "measurement period when neither the site table nor the value gives one (needed to turn flow rates into counts)"),
-        ConfigKey("languages", .strings, default: "[de, en]", "preferred languages for multilingual names, in order"),
-    ] + XMLLimitKeys.keys()
+
+    struct Configuration: ConnectorConfiguration {
+        static let url = Setting<String>("url", .location, required: true, "the MeasuredDataPublication (URL or files, `*` matches several)")
+        static let sites = Setting<String>("sites", .location,
+                                           "the MeasurementSiteTablePublication (site names, locations, lanes, periods); a SOAP envelope is fine")
+        static let periodSeconds = Setting<Int>("period_seconds",
+                                                "measurement period when neither the site table nor the value gives one (needed to turn flow rates into counts)")
+        static let languages = DefaultedSetting("languages", default: ["de", "en"], "preferred languages for multilingual names, in order")
+        static let keys = [url.key, sites.key, periodSeconds.key, languages.key] + XMLLimitKeys.keys()
+
+        var url: String
+        var sites: String?
+        var periodSeconds: Int?
+        var languages: [String]
+        var limits: XMLDecoderOptions
+
+        init(_ config: ConnectorConfig) throws {
+            url = try config.required(Self.url)
+            sites = config[Self.sites]
+            periodSeconds = config[Self.periodSeconds]
+            languages = config[Self.languages]
+            limits = XMLLimitKeys.options(config)
+        }
+    }
     let sampleYAML = """
         version: 1
         name: ndw-traffic-speed
@@ -41,18 +60,17 @@ struct DATEX2Connector: Connector {
 
     func check(_ config: ConnectorConfig) -> [ConfigProblem] {
         var problems = XMLLimitKeys.check(config)
-        if let period = config.int("period_seconds"), period <= 0 {
-            problems.append(ConfigProblem(key: "period_seconds", "must be a positive number of seconds, got \(period)"))
+        if let period = config[Configuration.periodSeconds], period <= 0 {
+            problems.append(ConfigProblem(key: Configuration.periodSeconds.name, "must be a positive number of seconds, got \(period)"))
         }
         return problems
     }
 
-    func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
-        let mapping = try Mapping(periodSeconds: config.int("period_seconds"), languages: config.strings("languages") ?? ["de", "en"])
+    func start(_ config: Configuration, context: ConnectorContext) throws -> any ConnectorRun {
+        let mapping = try Mapping(periodSeconds: config.periodSeconds, languages: config.languages)
         return XMLDocumentRun(
-            references: try config.string("sites").map(expandLocation) ?? [],
-            locations: try expandLocation(config.string("url") ?? ""), fetcher: context.fetcher, mapping: mapping,
-            limits: XMLLimitKeys.options(config))
+            references: try config.sites.map(expandLocation) ?? [],
+            locations: try expandLocation(config.url), fetcher: context.fetcher, mapping: mapping, limits: config.limits)
     }
 
     /// What the site table says about one site.

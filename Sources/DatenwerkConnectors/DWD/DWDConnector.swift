@@ -8,18 +8,32 @@ import DatenwerkPipeline
 /// Stations are `dwd-cdc:<5-digit CDC id>` (`dwd-cdc:00020`); POI stations, whose ids are a different
 /// (WMO/SYNOP) numbering, are `dwd-cdc:poi-<id>` so the two never collide. Coordinates and heights come
 /// from the archive's `Metadaten_Geographie_*` member, or from the station list given as `station_list`.
-struct DWDConnector: Connector {
+struct DWDConnector: ConfiguredConnector {
     let kind = "dwd-cdc"
     let summary = "Deutscher Wetterdienst: CDC station zips/produkt files (hourly and 10-minute temperature, humidity, precipitation, pressure, sunshine, radiation, wind) and POI current observations"
-    let keys: [ConfigKey] = [
-        ConfigKey("url", .location, required: true,
-                  "a station zip or produkt_*.txt (URL or path, `*` matches several files), or a POI *-BEOB.csv; `{station}` is replaced by each id of `stations`"),
-        ConfigKey("product", .choice(["auto", "climate", "poi"]), default: "auto",
-                  "climate for CDC zips/produkt files, poi for *-BEOB.csv; auto decides by the file name"),
-        ConfigKey("stations", .strings, "only these stations (CDC ids with or without leading zeros, or POI ids); default: all"),
-        ConfigKey("station_list", .location,
-                  "a *_Beschreibung_Stationen.txt station list (names, coordinates, heights, Bundesland) for files without Metadaten_Geographie"),
-    ]
+
+    struct Configuration: ConnectorConfiguration {
+        static let url = Setting<String>("url", .location, required: true,
+                                         "a station zip or produkt_*.txt (URL or path, `*` matches several files), or a POI *-BEOB.csv; `{station}` is replaced by each id of `stations`")
+        static let product = DefaultedSetting("product", default: DWDRun.Product.auto,
+                                              "climate for CDC zips/produkt files, poi for *-BEOB.csv; auto decides by the file name")
+        static let stations = Setting<[String]>("stations", "only these stations (CDC ids with or without leading zeros, or POI ids); default: all")
+        static let stationList = Setting<String>("station_list", .location,
+                                                 "a *_Beschreibung_Stationen.txt station list (names, coordinates, heights, Bundesland) for files without Metadaten_Geographie")
+        static let keys = [url.key, product.key, stations.key, stationList.key]
+
+        var url: String
+        var product: DWDRun.Product
+        var stations: [String]?
+        var stationList: String?
+
+        init(_ config: ConnectorConfig) throws {
+            url = try config.required(Self.url)
+            product = config[Self.product]
+            stations = config[Self.stations]
+            stationList = config[Self.stationList]
+        }
+    }
     let sampleYAML = """
         version: 1
         name: dwd-hourly-temperature-muenster
@@ -34,23 +48,24 @@ struct DWDConnector: Connector {
         """
 
     func check(_ config: ConnectorConfig) -> [ConfigProblem] {
+        typealias C = Configuration
         var problems: [ConfigProblem] = []
-        let url = config.string("url") ?? ""
-        if url.contains("{station}"), (config.strings("stations") ?? []).isEmpty {
-            problems.append(ConfigProblem(key: "url", "'{station}' in url needs the station ids in 'stations'"))
+        let url = config[C.url] ?? ""
+        if url.contains("{station}"), (config[C.stations] ?? []).isEmpty {
+            problems.append(ConfigProblem(key: C.url.name, "'{station}' in url needs the station ids in 'stations'"))
         }
-        for id in config.strings("stations") ?? [] where id.isEmpty || !id.allSatisfy({ $0.isLetter || $0.isNumber }) {
-            problems.append(ConfigProblem(key: "stations", "'\(id)' is not a station id (letters and digits only, e.g. \"01766\" or \"10315\")"))
+        for id in config[C.stations] ?? [] where id.isEmpty || !id.allSatisfy({ $0.isLetter || $0.isNumber }) {
+            problems.append(ConfigProblem(key: C.stations.name, "'\(id)' is not a station id (letters and digits only, e.g. \"01766\" or \"10315\")"))
         }
-        if config.string("product") == "poi", config.string("station_list") != nil {
-            problems.append(ConfigProblem(key: "station_list", "station_list applies to climate products only; POI files carry no CDC station ids"))
+        if config[C.product] == .poi, config.has(C.stationList) {
+            problems.append(ConfigProblem(key: C.stationList.name, "station_list applies to climate products only; POI files carry no CDC station ids"))
         }
         return problems
     }
 
-    func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
-        let url = config.string("url") ?? ""
-        let ids = config.strings("stations")
+    func start(_ config: Configuration, context: ConnectorContext) throws -> any ConnectorRun {
+        let url = config.url
+        let ids = config.stations
         var locations: [String] = []
         if url.contains("{station}"), let ids {
             for id in ids {
@@ -60,9 +75,8 @@ struct DWDConnector: Connector {
         } else {
             locations = try expandLocation(url)
         }
-        let product = DWDRun.Product(rawValue: config.string("product") ?? "auto") ?? .auto
         let filter = ids.map { Set($0.flatMap { id in [id, DWDMetadata.stationID(id)].compactMap { $0 } }) }
-        return try DWDRun(locations: locations, product: product, filter: filter,
-                          stationList: config.string("station_list"), fetcher: context.fetcher, logger: context.logger)
+        return try DWDRun(locations: locations, product: config.product, filter: filter,
+                          stationList: config.stationList, fetcher: context.fetcher, logger: context.logger)
     }
 }

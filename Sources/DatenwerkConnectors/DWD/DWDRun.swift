@@ -10,7 +10,7 @@ import ZIPFoundation
 /// after another. A zip from a URL is downloaded to a temporary file first (a zip's directory sits at
 /// its end); its `produkt_*` member is extracted to a temporary file and streamed through the CSV decoder.
 struct DWDRun: ConnectorRun {
-    enum Product: String, Sendable {
+    enum Product: String, ConfigChoice {
         case auto, climate, poi
     }
 

@@ -15,19 +15,46 @@ import Foundation
 ///
 /// Station: the entity's `refDevice` / `refPointOfInterest` when it has one (observation entities often carry
 /// the time in their id), else the entity id: `ngsi-ld:<id>`.
-struct NGSIConnector: Connector {
+struct NGSIConnector: ConfiguredConnector {
     let kind = "ngsi-ld"
     let summary = "FIWARE NGSI-LD or NGSI v2 context broker entities (AirQualityObserved, WeatherObserved, TrafficFlowObserved …), normalized or keyValues"
-    let keys: [ConfigKey] = [
-        ConfigKey("url", .location, required: true, "the broker (https://broker:1026), or saved entities (files, `*` matches several)"),
-        ConfigKey("flavor", .choice(["ngsi-ld", "ngsi-v2"]), default: "ngsi-ld", "the broker API"),
-        ConfigKey("type", .string, "entity type(s) to read, e.g. AirQualityObserved (comma-separated for several)"),
-        ConfigKey("key_values", .bool, default: "false", "ask for keyValues (no unitCode: model defaults apply)"),
-        ConfigKey("page_size", .int, default: "100", "entities per page (limit); brokers cap it (Orion: 1000)"),
-        ConfigKey("service", .string, "tenant header: NGSILD-Tenant (ngsi-ld) or Fiware-Service (ngsi-v2)"),
-        ConfigKey("properties", .stringMap, "extra or different attribute → vocabulary key, e.g. {pm25: pm2_5_concentration}"),
-        ConfigKey("time_zone", .string, default: "UTC", "zone of dates written without an offset"),
-    ]
+
+    /// The broker API.
+    enum Flavor: String, ConfigChoice {
+        case ld = "ngsi-ld", v2 = "ngsi-v2"
+    }
+
+    struct Configuration: ConnectorConfiguration {
+        static let url = Setting<String>("url", .location, required: true, "the broker (https://broker:1026), or saved entities (files, `*` matches several)")
+        static let flavor = DefaultedSetting("flavor", default: Flavor.ld, "the broker API")
+        static let type = Setting<String>("type", "entity type(s) to read, e.g. AirQualityObserved (comma-separated for several)")
+        static let keyValues = DefaultedSetting("key_values", default: false, "ask for keyValues (no unitCode: model defaults apply)")
+        static let pageSize = DefaultedSetting("page_size", default: 100, "entities per page (limit); brokers cap it (Orion: 1000)")
+        static let service = Setting<String>("service", "tenant header: NGSILD-Tenant (ngsi-ld) or Fiware-Service (ngsi-v2)")
+        static let properties = Setting<[String: String]>("properties", "extra or different attribute → vocabulary key, e.g. {pm25: pm2_5_concentration}")
+        static let timezone = DefaultedSetting.timezone(default: "UTC", "zone of dates written without an offset")
+        static let keys = [url.key, flavor.key, type.key, keyValues.key, pageSize.key, service.key, properties.key, timezone.key]
+
+        var url: String
+        var flavor: Flavor
+        var type: String?
+        var keyValues: Bool
+        var pageSize: Int
+        var service: String?
+        var properties: [String: String]
+        var timezone: String
+
+        init(_ config: ConnectorConfig) throws {
+            url = try config.required(Self.url)
+            flavor = config[Self.flavor]
+            type = config[Self.type]
+            keyValues = config[Self.keyValues]
+            pageSize = config[Self.pageSize]
+            service = config[Self.service]
+            properties = config[Self.properties] ?? [:]
+            timezone = config[Self.timezone]
+        }
+    }
     let sampleYAML = """
         version: 1
         name: heidelberg-parkhaeuser
@@ -63,40 +90,41 @@ struct NGSIConnector: Connector {
     ]
 
     func check(_ config: ConnectorConfig) -> [ConfigProblem] {
+        typealias C = Configuration
         var problems: [ConfigProblem] = []
-        for (name, key) in (config.stringMap("properties") ?? [:]).sorted(by: { $0.key < $1.key }) where Vocabulary.property(key) == nil {
+        for (name, key) in (config[C.properties] ?? [:]).sorted(by: { $0.key < $1.key }) where Vocabulary.property(key) == nil {
             let suggestion = closestMatch(to: key, in: Vocabulary.properties.map(\.key)).map { "; did you mean '\($0)'?" } ?? ""
-            problems.append(ConfigProblem(key: "properties", "'\(name)' maps to '\(key)', which is not in the vocabulary\(suggestion)"))
+            problems.append(ConfigProblem(key: C.properties.name, "'\(name)' maps to '\(key)', which is not in the vocabulary\(suggestion)"))
         }
-        if let size = config.int("page_size"), !(1...1000).contains(size) {
-            problems.append(ConfigProblem(key: "page_size", "must be between 1 and 1000, not \(size)"))
+        if config.has(C.pageSize), !(1...1000).contains(config[C.pageSize]) {
+            problems.append(ConfigProblem(key: C.pageSize.name, "must be between 1 and 1000, not \(config[C.pageSize])"))
         }
-        if let zone = config.string("time_zone"), (try? LocalTimeResolver(zone: zone)) == nil {
-            problems.append(ConfigProblem(key: "time_zone", "unknown time zone '\(zone)' (e.g. Europe/Berlin)"))
+        if config.has(C.timezone), (try? LocalTimeResolver(zone: config[C.timezone])) == nil {
+            problems.append(ConfigProblem(key: C.timezone.name, "unknown time zone '\(config[C.timezone])' (e.g. Europe/Berlin)"))
         }
-        if let url = config.string("url"), SensorThingsConnector.isHTTP(url), config.string("type") == nil {
-            problems.append(ConfigProblem(key: "type", "a broker needs an entity type to list, e.g. type: AirQualityObserved"))
+        if let url = config[C.url], SensorThingsConnector.isHTTP(url), !config.has(C.type) {
+            problems.append(ConfigProblem(key: C.type.name, "a broker needs an entity type to list, e.g. type: AirQualityObserved"))
         }
         return problems
     }
 
-    func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
-        let url = config.string("url") ?? ""
-        let v2 = config.string("flavor") == "ngsi-v2"
+    func start(_ config: Configuration, context: ConnectorContext) throws -> any ConnectorRun {
+        let url = config.url
+        let v2 = config.flavor == .v2
         var properties: [String: (String, String?)] = [:]
         for (attribute, (property, unit)) in Self.defaults { properties[attribute] = (property, unit) }
-        for (attribute, property) in config.stringMap("properties") ?? [:] { properties[attribute] = (property, nil) }
-        let mapping = try Mapping(properties: properties, zone: LocalTimeResolver(zone: config.string("time_zone") ?? "UTC"))
+        for (attribute, property) in config.properties { properties[attribute] = (property, nil) }
+        let mapping = try Mapping(properties: properties, zone: LocalTimeResolver(zone: config.timezone))
         var headers: [(String, String)] = [("Accept", v2 ? "application/json" : "application/ld+json")]
-        if let service = config.string("service") { headers.append((v2 ? "Fiware-Service" : "NGSILD-Tenant", service)) }
+        if let service = config.service { headers.append((v2 ? "Fiware-Service" : "NGSILD-Tenant", service)) }
         guard SensorThingsConnector.isHTTP(url) else {
             let requests = try expandLocation(url).map { PageRequest(location: $0, recordPath: "$", context: Paging?.none) }
             return PagedDocumentRun(requests, fetcher: context.fetcher, mapping: mapping)
         }
         var root = url
         while root.hasSuffix("/") { root.removeLast() }
-        let paging = Paging(root: root + (v2 ? "/v2/entities" : "/ngsi-ld/v1/entities"), v2: v2, type: config.string("type") ?? "",
-                            keyValues: config.bool("key_values") ?? false, limit: config.int("page_size") ?? 100, offset: 0)
+        let paging = Paging(root: root + (v2 ? "/v2/entities" : "/ngsi-ld/v1/entities"), v2: v2, type: config.type ?? "",
+                            keyValues: config.keyValues, limit: config.pageSize, offset: 0)
         return PagedDocumentRun([PageRequest(location: paging.url, recordPath: "$", context: paging)], fetcher: context.fetcher,
                                 headers: headers, mapping: mapping)
     }

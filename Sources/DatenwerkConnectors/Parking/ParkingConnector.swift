@@ -20,32 +20,87 @@ import Foundation
 /// Each feed's field names are defaults that keys such as `free_field` override. A site whose `state_field`
 /// value is not in `reliable_states` (Freiburg `obs_state` ≠ 1, a `Stoerung`, DATEX `unknown`) still gets its
 /// values, with quality `unreliable`.
-struct ParkingConnector: Connector {
+struct ParkingConnector: ConfiguredConnector {
     let kind = "parking"
     let summary = "Parking occupancy feeds (WFS GeoJSON, GeoJSON, DATEX II, FIWARE NGSI v2, CSV, XML): free spaces and capacity per site"
-    static let formats = ["wfs-geojson", "datex2", "ngsi-v2", "csv", "xml", "geojson"]
-    let keys: [ConfigKey] = [
-        ConfigKey("url", .location, required: true, "the feed (URL or files, `*` matches several)"),
-        ConfigKey("format", .choice(ParkingConnector.formats), required: true, "the shape of the feed"),
-        ConfigKey("static_url", .location, "datex2: the ParkingTablePublication with names, locations and capacities"),
-        ConfigKey("id_field", .string, "the site id (default per format: park_id, id, Name, ID)"),
-        ConfigKey("name_field", .string, "the site name (default per format: park_name, name, Name)"),
-        ConfigKey("free_field", .string, "free spaces (default per format: obs_free, availableSpotNumber, Aktuell)"),
-        ConfigKey("capacity_field", .string, "total spaces (default per format: obs_max, totalSpotNumber, Capacity, Gesamt)"),
-        ConfigKey("occupied_field", .string, "occupied spaces, when the feed gives those instead of free ones (csv default: OccupiedSites)"),
-        ConfigKey("time_field", .string, "the observation time (default per format: obs_ts, observationDateTime, Timestamp, Zeitstempel)"),
-        ConfigKey("time_format", .string, "pattern such as `dd.MM.yyyy HH:mm:ss`, or iso8601 / epoch_s / epoch_ms (default per format)"),
-        ConfigKey("time_zone", .string, default: "Europe/Berlin", "zone of local times without an offset"),
-        ConfigKey("state_field", .string, "the site state (default per format: obs_state, status, OpeningState, Status, parkingSiteStatus)"),
-        ConfigKey("reliable_states", .strings, "states whose counts are live; others get quality `unreliable` (default per format)"),
-        ConfigKey("geometry_field", .string, default: "geometry", "geojson: the geometry to use, e.g. `properties.the_geom`"),
-        ConfigKey("crs", .int, "geojson: EPSG code when the document declares none (default 4326)"),
-        ConfigKey("page_size", .int, default: "100", "ngsi-v2 over HTTP: entities per request (`limit`/`offset` paging; Orion returns only 20 without it)"),
-        ConfigKey("record_element", .string, default: "Parkhaus", "xml: the element of one site"),
-    ] + XMLLimitKeys.keys("xml, datex2: ") + [
-        ConfigKey("encoding", .choice(["utf-8", "latin1", "windows-1252"]), default: "utf-8", "csv: character encoding"),
-        ConfigKey("delimiter", .string, default: ";", "csv: field separator"),
-    ]
+
+    /// The shape of the feed.
+    enum Format: String, ConfigChoice {
+        case wfsGeoJSON = "wfs-geojson", datex2, ngsiV2 = "ngsi-v2", csv, xml, geojson
+
+        var isGeoJSON: Bool { self == .wfsGeoJSON || self == .geojson }
+    }
+
+    /// The CSV encodings the key accepts (labels as `TextEncoding(label:)` reads them).
+    enum Encoding: String, ConfigChoice {
+        case utf8 = "utf-8", latin1, windows1252 = "windows-1252"
+    }
+
+    struct Configuration: ConnectorConfiguration {
+        static let url = Setting<String>("url", .location, required: true, "the feed (URL or files, `*` matches several)")
+        static let format = Setting<Format>("format", required: true, "the shape of the feed")
+        static let staticURL = Setting<String>("static_url", .location, "datex2: the ParkingTablePublication with names, locations and capacities")
+        static let idField = Setting<String>("id_field", "the site id (default per format: park_id, id, Name, ID)")
+        static let nameField = Setting<String>("name_field", "the site name (default per format: park_name, name, Name)")
+        static let freeField = Setting<String>("free_field", "free spaces (default per format: obs_free, availableSpotNumber, Aktuell)")
+        static let capacityField = Setting<String>("capacity_field", "total spaces (default per format: obs_max, totalSpotNumber, Capacity, Gesamt)")
+        static let occupiedField = Setting<String>("occupied_field", "occupied spaces, when the feed gives those instead of free ones (csv default: OccupiedSites)")
+        static let timeField = Setting<String>("time_field", "the observation time (default per format: obs_ts, observationDateTime, Timestamp, Zeitstempel)")
+        static let timeFormat = Setting<String>("time_format", "pattern such as `dd.MM.yyyy HH:mm:ss`, or iso8601 / epoch_s / epoch_ms (default per format)")
+        static let timezone = DefaultedSetting.timezone(default: "Europe/Berlin", "zone of local times without an offset")
+        static let stateField = Setting<String>("state_field", "the site state (default per format: obs_state, status, OpeningState, Status, parkingSiteStatus)")
+        static let reliableStates = Setting<[String]>("reliable_states", "states whose counts are live; others get quality `unreliable` (default per format)")
+        static let geometryField = DefaultedSetting("geometry_field", default: "geometry", "geojson: the geometry to use, e.g. `properties.the_geom`")
+        static let crs = DefaultedSetting("crs", default: 4326, "geojson: EPSG code when the document declares none")
+        static let pageSize = DefaultedSetting("page_size", default: 100,
+                                               "ngsi-v2 over HTTP: entities per request (`limit`/`offset` paging; Orion returns only 20 without it)")
+        static let recordElement = DefaultedSetting("record_element", default: "Parkhaus", "xml: the element of one site")
+        static let encoding = DefaultedSetting("encoding", default: Encoding.utf8, "csv: character encoding")
+        static let delimiter = DefaultedSetting("delimiter", default: ";", "csv: field separator")
+        static let keys = [url.key, format.key, staticURL.key, idField.key, nameField.key, freeField.key, capacityField.key, occupiedField.key,
+                           timeField.key, timeFormat.key, timezone.key, stateField.key, reliableStates.key, geometryField.key, crs.key,
+                           pageSize.key, recordElement.key] + XMLLimitKeys.keys("xml, datex2: ") + [encoding.key, delimiter.key]
+
+        var url: String
+        var format: Format
+        var staticURL: String?
+        /// The format's field names and time format with the configured ones over them.
+        var fields: Fields
+        var timezone: String
+        var geometryField: String
+        var crs: Int
+        var pageSize: Int
+        var recordElement: String
+        var limits: XMLDecoderOptions
+        var csv: CSVOptions
+
+        init(_ config: ConnectorConfig) throws {
+            url = try config.required(Self.url)
+            format = try config.required(Self.format)
+            staticURL = config[Self.staticURL]
+            fields = ParkingConnector.defaults(format)
+            if let v = config[Self.idField] { fields.id = v }
+            if let v = config[Self.nameField] { fields.name = v }
+            if let v = config[Self.freeField] { fields.free = v }
+            if let v = config[Self.capacityField] { fields.capacity = v }
+            if let v = config[Self.occupiedField] { fields.occupied = v }
+            if let v = config[Self.timeField] { fields.time = v }
+            if let v = config[Self.timeFormat] { fields.timeFormat = v }
+            if let v = config[Self.stateField] { fields.state = v }
+            if let v = config[Self.reliableStates] { fields.reliable = v }
+            timezone = config[Self.timezone]
+            geometryField = config[Self.geometryField]
+            crs = config[Self.crs]
+            pageSize = config[Self.pageSize]
+            recordElement = config[Self.recordElement]
+            limits = XMLLimitKeys.options(config)
+            csv = CSVOptions()
+            csv.delimiter = config[Self.delimiter].utf8.first ?? UInt8(ascii: ";")
+            csv.encoding = TextEncoding(label: config[Self.encoding].rawValue) ?? .utf8
+            csv.trimFields = true
+        }
+    }
+
     let sampleYAML = """
         version: 1
         name: parking-freiburg
@@ -71,103 +126,91 @@ struct ParkingConnector: Connector {
         var reliable: [String]?
     }
 
-    static func defaults(_ format: String) -> Fields {
+    static func defaults(_ format: Format) -> Fields {
         switch format {
-        case "wfs-geojson":
+        case .wfsGeoJSON:
             return Fields(id: "park_id", name: "park_name", free: "obs_free", capacity: "obs_max", time: "obs_ts", timeFormat: "yyyy-MM-dd HH:mm:ss", state: "obs_state", reliable: ["1"])
-        case "ngsi-v2":
+        case .ngsiV2:
             return Fields(id: "id", name: "name", free: "availableSpotNumber", capacity: "totalSpotNumber", time: "observationDateTime", timeFormat: "iso8601", state: "status", reliable: ["Offen", "Geschlossen", "open", "closed"])
-        case "csv":
+        case .csv:
             return Fields(id: "Name", name: "Name", capacity: "Capacity", occupied: "OccupiedSites", time: "Timestamp", timeFormat: "epoch_ms", state: "OpeningState", reliable: ["Geöffnet", "Geschlossen"])
-        case "xml":
+        case .xml:
             return Fields(id: "ID", name: "Name", free: "Aktuell", capacity: "Gesamt", time: "Zeitstempel", timeFormat: "dd.MM.yyyy HH:mm:ss", state: "Status", reliable: ["Offen", "Geschlossen"])
-        case "datex2":
+        case .datex2:
             return Fields(id: "id", timeFormat: "iso8601", state: "parkingSiteStatus",
                           reliable: ["spacesAvailable", "almostFull", "full", "fullAtEntrance", "enoughSpacesAvailable", "noMoreParkingSpacesAvailable", "closed"])
-        default:
+        case .geojson:
             return Fields(id: "id", name: "name", timeFormat: "iso8601")
         }
     }
 
     func check(_ config: ConnectorConfig) -> [ConfigProblem] {
+        typealias C = Configuration
         var problems: [ConfigProblem] = []
-        let format = config.string("format") ?? ""
-        if config.string("static_url") != nil, format != "datex2" {
-            problems.append(ConfigProblem(key: "static_url", "only used with format datex2 (here: \(format))"))
+        let format = config[C.format]
+        let here = "(here: \(format?.rawValue ?? ""))"
+        if config.has(C.staticURL), format != .datex2 {
+            problems.append(ConfigProblem(key: C.staticURL.name, "only used with format datex2 \(here)"))
         }
-        for key in ["geometry_field", "crs"] where config.values[key] != nil && !format.hasSuffix("geojson") {
-            problems.append(ConfigProblem(key: key, "only used with format geojson or wfs-geojson (here: \(format))"))
+        for key in [C.geometryField.key, C.crs.key] where config.has(key) && format?.isGeoJSON != true {
+            problems.append(ConfigProblem(key: key.name, "only used with format geojson or wfs-geojson \(here)"))
         }
         problems += XMLLimitKeys.check(config)
-        for key in XMLLimitKeys.keys().map(\.name) where config.values[key] != nil && format != "xml" && format != "datex2" {
-            problems.append(ConfigProblem(key: key, "only used with format xml or datex2 (here: \(format))"))
+        for key in XMLLimitKeys.keys() where config.has(key) && format != .xml && format != .datex2 {
+            problems.append(ConfigProblem(key: key.name, "only used with format xml or datex2 \(here)"))
         }
-        if config.values["record_element"] != nil, format != "xml" {
-            problems.append(ConfigProblem(key: "record_element", "only used with format xml (here: \(format))"))
+        if config.has(C.recordElement), format != .xml {
+            problems.append(ConfigProblem(key: C.recordElement.name, "only used with format xml \(here)"))
         }
-        for key in ["encoding", "delimiter"] where config.values[key] != nil && format != "csv" {
-            problems.append(ConfigProblem(key: key, "only used with format csv (here: \(format))"))
+        for key in [C.encoding.key, C.delimiter.key] where config.has(key) && format != .csv {
+            problems.append(ConfigProblem(key: key.name, "only used with format csv \(here)"))
         }
-        if config.values["page_size"] != nil, format != "ngsi-v2" {
-            problems.append(ConfigProblem(key: "page_size", "only used with format ngsi-v2 (here: \(format))"))
+        if config.has(C.pageSize), format != .ngsiV2 {
+            problems.append(ConfigProblem(key: C.pageSize.name, "only used with format ngsi-v2 \(here)"))
         }
-        if let size = config.int("page_size"), size < 1 || size > 1000 {
-            problems.append(ConfigProblem(key: "page_size", "must be between 1 and 1000 (the NGSI v2 maximum), got \(size)"))
+        if config.has(C.pageSize), !(1...1000).contains(config[C.pageSize]) {
+            problems.append(ConfigProblem(key: C.pageSize.name, "must be between 1 and 1000 (the NGSI v2 maximum), got \(config[C.pageSize])"))
         }
-        if let delimiter = config.string("delimiter"), delimiter.utf8.count != 1 {
-            problems.append(ConfigProblem(key: "delimiter", "must be one ASCII character, got '\(delimiter)'"))
+        if config.has(C.delimiter), config[C.delimiter].utf8.count != 1 {
+            problems.append(ConfigProblem(key: C.delimiter.name, "must be one ASCII character, got '\(config[C.delimiter])'"))
         }
-        if let zone = config.string("time_zone"), (try? LocalTimeResolver(zone: zone)) == nil {
-            problems.append(ConfigProblem(key: "time_zone", "unknown time zone '\(zone)' (use an IANA name such as Europe/Berlin)"))
+        if config.has(C.timezone), (try? LocalTimeResolver(zone: config[C.timezone])) == nil {
+            problems.append(ConfigProblem(key: C.timezone.name, "unknown time zone '\(config[C.timezone])' (use an IANA name such as Europe/Berlin)"))
         }
-        if let crs = config.int("crs"), !CoordinateTransform.supportedEPSG.contains(crs) {
-            problems.append(ConfigProblem(key: "crs", "EPSG:\(crs) is not supported (supported: \(CoordinateTransform.supportedEPSG.map(String.init).joined(separator: ", ")))"))
+        if config.has(C.crs), case let crs = config[C.crs], !CoordinateTransform.supportedEPSG.contains(crs) {
+            problems.append(ConfigProblem(key: C.crs.name, "EPSG:\(crs) is not supported (supported: \(CoordinateTransform.supportedEPSG.map(String.init).joined(separator: ", ")))"))
         }
-        if let pattern = config.string("time_format"), (try? TimestampParser(format: pattern, zone: .utc)) == nil {
-            problems.append(ConfigProblem(key: "time_format", "'\(pattern)' is not a timestamp pattern (e.g. dd.MM.yyyy HH:mm:ss, iso8601, epoch_ms)"))
+        if let pattern = config[C.timeFormat], (try? TimestampParser(format: pattern, zone: .utc)) == nil {
+            problems.append(ConfigProblem(key: C.timeFormat.name, "'\(pattern)' is not a timestamp pattern (e.g. dd.MM.yyyy HH:mm:ss, iso8601, epoch_ms)"))
         }
         return problems
     }
 
-    func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
-        let format = config.string("format") ?? "geojson"
-        var fields = Self.defaults(format)
-        if let v = config.string("id_field") { fields.id = v }
-        if let v = config.string("name_field") { fields.name = v }
-        if let v = config.string("free_field") { fields.free = v }
-        if let v = config.string("capacity_field") { fields.capacity = v }
-        if let v = config.string("occupied_field") { fields.occupied = v }
-        if let v = config.string("time_field") { fields.time = v }
-        if let v = config.string("time_format") { fields.timeFormat = v }
-        if let v = config.string("state_field") { fields.state = v }
-        if let v = config.strings("reliable_states") { fields.reliable = v }
-        let time = try TimestampParser(format: fields.timeFormat, zone: try LocalTimeResolver(zone: config.string("time_zone") ?? "Europe/Berlin"))
+    func start(_ config: Configuration, context: ConnectorContext) throws -> any ConnectorRun {
+        let fields = config.fields
+        let time = try TimestampParser(format: fields.timeFormat, zone: try LocalTimeResolver(zone: config.timezone))
         let common = Common(fields: fields, time: time)
-        let locations = try expandLocation(config.string("url") ?? "")
-        switch format {
-        case "datex2":
-            return XMLDocumentRun(references: try config.string("static_url").map(expandLocation) ?? [], locations: locations,
-                                  fetcher: context.fetcher, mapping: DATEX2ParkingMapping(common: common), limits: XMLLimitKeys.options(config))
-        case "xml":
+        let locations = try expandLocation(config.url)
+        switch config.format {
+        case .datex2:
+            return XMLDocumentRun(references: try config.staticURL.map(expandLocation) ?? [], locations: locations,
+                                  fetcher: context.fetcher, mapping: DATEX2ParkingMapping(common: common), limits: config.limits)
+        case .xml:
             return XMLDocumentRun(locations: locations, fetcher: context.fetcher,
-                                  mapping: FlatXMLParkingMapping(common: common, element: config.string("record_element") ?? "Parkhaus"),
-                                  limits: XMLLimitKeys.options(config))
-        case "csv":
-            var options = CSVOptions()
-            options.delimiter = (config.string("delimiter") ?? ";").utf8.first ?? UInt8(ascii: ";")
-            options.encoding = TextEncoding(label: config.string("encoding") ?? "utf-8") ?? .utf8
-            options.trimFields = true
+                                  mapping: FlatXMLParkingMapping(common: common, element: config.recordElement), limits: config.limits)
+        case .csv:
+            let options = config.csv
             return DocumentRun(locations: locations, fetcher: context.fetcher, decoder: { .csv(CSVDecoder(options: options, origin: $0)) },
                                   mapping: RecordParkingMapping(common: common, shape: .flat))
-        case "ngsi-v2":
+        case .ngsiV2:
             var run = DocumentRun(locations: locations, fetcher: context.fetcher, decoder: { .json(StreamingJSONDecoder(options: JSONDecoderOptions(), origin: $0)) },
                                      mapping: RecordParkingMapping(common: common, shape: .ngsi))
-            run.pageSize = config.int("page_size") ?? 100
+            run.pageSize = config.pageSize
             return run
-        default:
+        case .wfsGeoJSON, .geojson:
             var options = JSONDecoderOptions()
             options.recordPath = "$.features"
-            let shape = RecordParkingMapping.Shape.feature(geometry: config.string("geometry_field") ?? "geometry", defaultEPSG: config.int("crs") ?? 4326)
+            let shape = RecordParkingMapping.Shape.feature(geometry: config.geometryField, defaultEPSG: config.crs)
             return DocumentRun(locations: locations, fetcher: context.fetcher, decoder: { .json(StreamingJSONDecoder(options: options, origin: $0)) },
                                   mapping: RecordParkingMapping(common: common, shape: shape))
         }

@@ -15,23 +15,58 @@ import Foundation
 ///
 /// One station per filter and region (`smard:<filter>-<region>`), so generation by lignite and by wind never
 /// share a series.
-struct SMARDConnector: Connector {
+struct SMARDConnector: ConfiguredConnector {
     let kind = "smard"
     let summary = "SMARD.de (Bundesnetzagentur) chart data: electricity generation per energy source and consumption, hourly or quarter-hourly, in MWh"
-    static let defaultURL = "https://www.smard.de/app/chart_data"
-    static let resolutions = ["quarterhour", "hour", "day", "week", "month", "year"]
-    let keys: [ConfigKey] = [
-        ConfigKey("filter", .string, required: true, "the SMARD filter id, e.g. 4067 (wind onshore), 1223 (lignite), 410 (grid load)"),
-        ConfigKey("region", .string, default: "DE", "DE, AT, LU, DE-LU, DE-AT-LU, 50Hertz, Amprion, TenneT, TransnetBW, APG, Creos"),
-        ConfigKey("resolution", .choice(SMARDConnector.resolutions), default: "hour", "length of one value"),
-        ConfigKey("property", .choice(["electricity_generation", "electricity_consumption"]), required: true,
-                  "what the filter measures"),
-        ConfigKey("url", .location, default: SMARDConnector.defaultURL, "the chart_data base (a local mirror folder works too)"),
-        ConfigKey("blocks", .int, default: "1", "how many of the latest weekly blocks to read from the index"),
-        ConfigKey("since", .string, "read the blocks that reach past this instant (ISO 8601) instead of the latest `blocks`; values up to it are skipped"),
-        ConfigKey("index", .location, "a local index_<resolution>.json instead of the one under `url`"),
-        ConfigKey("series", .location, "local series files (`*` matches several) instead of fetching blocks"),
-    ]
+
+    /// The length of one value, as SMARD names it in its file names.
+    enum Resolution: String, ConfigChoice {
+        case quarterhour, hour, day, week, month, year
+    }
+
+    /// What a filter measures.
+    enum Property: String, ConfigChoice {
+        case electricityGeneration = "electricity_generation"
+        case electricityConsumption = "electricity_consumption"
+    }
+
+    struct Configuration: ConnectorConfiguration {
+        static let filter = Setting<String>("filter", required: true, "the SMARD filter id, e.g. 4067 (wind onshore), 1223 (lignite), 410 (grid load)")
+        static let region = DefaultedSetting("region", default: "DE", "DE, AT, LU, DE-LU, DE-AT-LU, 50Hertz, Amprion, TenneT, TransnetBW, APG, Creos")
+        static let resolution = DefaultedSetting("resolution", default: Resolution.hour, "length of one value")
+        static let property = Setting<Property>("property", required: true, "what the filter measures")
+        static let url = DefaultedSetting("url", .location, default: "https://www.smard.de/app/chart_data", "the chart_data base (a local mirror folder works too)")
+        static let blocks = DefaultedSetting("blocks", default: 1, "how many of the latest weekly blocks to read from the index")
+        static let since = Setting<String>("since", "read the blocks that reach past this instant (ISO 8601) instead of the latest `blocks`; values up to it are skipped")
+        static let index = Setting<String>("index", .location, "a local index_<resolution>.json instead of the one under `url`")
+        static let series = Setting<String>("series", .location, "local series files (`*` matches several) instead of fetching blocks")
+        static let keys = [filter.key, region.key, resolution.key, property.key, url.key, blocks.key, since.key, index.key, series.key]
+
+        var filter: String
+        var region: String
+        var resolution: Resolution
+        var property: Property
+        /// `url` without a trailing `/`.
+        var base: String
+        var blocks: Int
+        /// `since` in µs.
+        var since: Int64?
+        var index: String?
+        var series: String?
+
+        init(_ config: ConnectorConfig) throws {
+            filter = try config.required(Self.filter)
+            region = config[Self.region]
+            resolution = config[Self.resolution]
+            property = try config.required(Self.property)
+            base = config[Self.url]
+            while base.hasSuffix("/") { base.removeLast() }
+            blocks = config[Self.blocks]
+            since = try config[Self.since].map { try SensorThingsConnector.instant.parse($0) }
+            index = config[Self.index]
+            series = config[Self.series]
+        }
+    }
     let sampleYAML = """
         version: 1
         name: smard-wind-onshore
@@ -59,42 +94,37 @@ struct SMARDConnector: Connector {
     ]
 
     func check(_ config: ConnectorConfig) -> [ConfigProblem] {
+        typealias C = Configuration
         var problems: [ConfigProblem] = []
-        if let filter = config.string("filter") {
+        if let filter = config[C.filter] {
             if filter.isEmpty || !filter.allSatisfy(\.isNumber) {
-                problems.append(ConfigProblem(key: "filter", "'\(filter)' is not a SMARD filter id (digits, e.g. 4067)"))
+                problems.append(ConfigProblem(key: C.filter.name, "'\(filter)' is not a SMARD filter id (digits, e.g. 4067)"))
             } else if Self.priceFilters.contains(filter) {
-                problems.append(ConfigProblem(key: "filter", "filter \(filter) is a market price in €/MWh, not electricity generation or consumption"))
+                problems.append(ConfigProblem(key: C.filter.name, "filter \(filter) is a market price in €/MWh, not electricity generation or consumption"))
             }
         }
-        if let blocks = config.int("blocks"), blocks < 1 {
-            problems.append(ConfigProblem(key: "blocks", "must be at least 1, not \(blocks)"))
+        if config.has(C.blocks), config[C.blocks] < 1 {
+            problems.append(ConfigProblem(key: C.blocks.name, "must be at least 1, not \(config[C.blocks])"))
         }
-        if let since = config.string("since"), (try? SensorThingsConnector.instant.parse(since)) == nil {
-            problems.append(ConfigProblem(key: "since", "'\(since)' is not an ISO 8601 instant such as 2025-01-01T00:00:00Z"))
+        if let since = config[C.since], (try? SensorThingsConnector.instant.parse(since)) == nil {
+            problems.append(ConfigProblem(key: C.since.name, "'\(since)' is not an ISO 8601 instant such as 2025-01-01T00:00:00Z"))
         }
-        if config.string("series") != nil, config.string("index") != nil {
-            problems.append(ConfigProblem(key: "index", "not used when 'series' names the files; remove one of them"))
+        if config.has(C.series), config.has(C.index) {
+            problems.append(ConfigProblem(key: C.index.name, "not used when 'series' names the files; remove one of them"))
         }
         return problems
     }
 
-    func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
-        let filter = config.string("filter") ?? ""
-        let region = config.string("region") ?? "DE"
-        let resolution = config.string("resolution") ?? "hour"
-        var base = config.string("url") ?? Self.defaultURL
-        while base.hasSuffix("/") { base.removeLast() }
+    func start(_ config: Configuration, context: ConnectorContext) throws -> any ConnectorRun {
         let plan: SMARDRun.Plan
-        if let series = config.string("series") {
+        if let series = config.series {
             plan = .files(try expandLocation(series))
         } else {
-            plan = .index(config.string("index") ?? "\(base)/\(filter)/\(region)/index_\(resolution).json")
+            plan = .index(config.index ?? "\(config.base)/\(config.filter)/\(config.region)/index_\(config.resolution.rawValue).json")
         }
         return SMARDRun(
-            plan: plan, base: base, filter: filter, region: region, resolution: resolution,
-            property: config.string("property") ?? "electricity_generation", blocks: config.int("blocks") ?? 1,
-            since: try config.string("since").map { try SensorThingsConnector.instant.parse($0) }, fetcher: context.fetcher)
+            plan: plan, base: config.base, filter: config.filter, region: config.region, resolution: config.resolution,
+            property: config.property, blocks: config.blocks, since: config.since, fetcher: context.fetcher)
     }
 }
 
@@ -132,23 +162,24 @@ struct SMARDRun: ConnectorRun {
         return calendar
     }()
 
-    init(plan: Plan, base: String, filter: String, region: String, resolution: String, property: String, blocks: Int, since: Int64?, fetcher: HTTPFetcher) {
+    init(plan: Plan, base: String, filter: String, region: String, resolution: SMARDConnector.Resolution, property: SMARDConnector.Property,
+         blocks: Int, since: Int64?, fetcher: HTTPFetcher) {
         self.plan = plan
         self.base = base
         self.filter = filter
         self.region = region
-        self.resolution = resolution
-        self.property = property
+        self.resolution = resolution.rawValue
+        self.property = property.rawValue
         self.blocks = blocks
         self.since = since
         self.fetcher = fetcher
         switch resolution {
-        case "quarterhour": step = .fixed(900_000_000)
-        case "day": step = .calendar(.day, 1)
-        case "week": step = .calendar(.day, 7)
-        case "month": step = .calendar(.month, 1)
-        case "year": step = .calendar(.year, 1)
-        default: step = .fixed(3_600_000_000)
+        case .quarterhour: step = .fixed(900_000_000)
+        case .hour: step = .fixed(3_600_000_000)
+        case .day: step = .calendar(.day, 1)
+        case .week: step = .calendar(.day, 7)
+        case .month: step = .calendar(.month, 1)
+        case .year: step = .calendar(.year, 1)
         }
     }
 

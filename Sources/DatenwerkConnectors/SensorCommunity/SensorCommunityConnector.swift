@@ -8,15 +8,30 @@ import DatenwerkTransforms
 /// One station per sensor (`sensor-community:<sensor id>`, the location id in its properties), so two
 /// sensors at one location that both measure temperature never collide on the natural key.
 /// `P1` is PM10 and `P2` is PM2.5; pressures come in Pa; all values are strings; times are UTC.
-struct SensorCommunityConnector: Connector {
+struct SensorCommunityConnector: ConfiguredConnector {
     let kind = "sensor-community"
     let summary = "Sensor.Community (luftdaten.info) live JSON API or daily archive CSV: PM10, PM2.5, PM1, temperature, humidity, pressure"
-    let keys: [ConfigKey] = [
-        ConfigKey("url", .location, default: "https://data.sensor.community/static/v2/data.json",
-                  "the API URL, an archive CSV URL, or local files (`*` matches several)"),
-        ConfigKey("format", .choice(["api-json", "archive-csv"]), "api-json for data.json, archive-csv for archive files; default: by the file ending"),
-        ConfigKey("sensor_types", .strings, "only these sensor types (e.g. [SDS011, BME280]); default: all"),
-    ]
+
+    struct Configuration: ConnectorConfiguration {
+        enum Format: String, ConfigChoice { case apiJSON = "api-json", archiveCSV = "archive-csv" }
+
+        static let url = DefaultedSetting("url", .location, default: "https://data.sensor.community/static/v2/data.json",
+                                          "the API URL, an archive CSV URL, or local files (`*` matches several)")
+        static let format = Setting<Format>("format", "api-json for data.json, archive-csv for archive files; default: by the file ending")
+        static let sensorTypes = Setting<[String]>("sensor_types", "only these sensor types (e.g. [SDS011, BME280]); default: all")
+        static let keys = [url.key, format.key, sensorTypes.key]
+
+        var url: String
+        /// `format`, else archive CSV when the URL ends in `.csv`.
+        var archive: Bool
+        var sensorTypes: Set<String>?
+
+        init(_ config: ConnectorConfig) {
+            url = config[Self.url]
+            archive = config[Self.format].map { $0 == .archiveCSV } ?? url.lowercased().hasSuffix(".csv")
+            sensorTypes = config[Self.sensorTypes].map(Set.init)
+        }
+    }
     let sampleYAML = """
         version: 1
         name: sensor-community-muenster
@@ -40,11 +55,10 @@ struct SensorCommunityConnector: Connector {
         "pressure": ("air_pressure", "Pa"),
     ]
 
-    func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
-        let url = config.string("url") ?? "https://data.sensor.community/static/v2/data.json"
-        let csv = config.string("format").map { $0 == "archive-csv" } ?? url.lowercased().hasSuffix(".csv")
-        let mapping = try Mapping(archive: csv, sensorTypes: config.strings("sensor_types").map(Set.init))
-        return DocumentRun(locations: try expandLocation(url), fetcher: context.fetcher, decoder: { origin in
+    func start(_ config: Configuration, context: ConnectorContext) throws -> any ConnectorRun {
+        let csv = config.archive
+        let mapping = try Mapping(archive: csv, sensorTypes: config.sensorTypes)
+        return DocumentRun(locations: try expandLocation(config.url), fetcher: context.fetcher, decoder: { origin in
             if csv {
                 var options = CSVOptions()
                 options.delimiter = UInt8(ascii: ";")

@@ -16,21 +16,41 @@ import Foundation
 ///
 /// Saved responses (files) work too: `url` then names the files, and `datastream`/`thing`/`locations` give the
 /// context that a saved `Datastreams(id)/Observations` page does not carry.
-struct SensorThingsConnector: Connector {
+struct SensorThingsConnector: ConfiguredConnector {
     let kind = "sensorthings"
     let summary = "OGC SensorThings API v1.0/1.1 (FROST-Server …): Things, Locations, Datastreams and Observations, paged by @iot.nextLink"
-    let keys: [ConfigKey] = [
-        ConfigKey("url", .location, required: true,
-                  "the service root (https://…/v1.1), or saved responses (files, `*` matches several)"),
-        ConfigKey("datastreams", .strings, "only these Datastream ids (@iot.id); default: all"),
-        ConfigKey("properties", .stringMap, required: true,
-                  "ObservedProperty name or definition (or Datastream name) → vocabulary key, e.g. {Temperature: air_temperature}"),
-        ConfigKey("page_size", .int, default: "1000", "Observations per page ($top); servers may cap it"),
-        ConfigKey("since", .string, "only Observations with phenomenonTime after this instant (ISO 8601, e.g. 2025-01-01T00:00:00Z)"),
-        ConfigKey("datastream", .location, "for saved Observations pages: the Datastream entity they belong to (file or URL)"),
-        ConfigKey("thing", .location, "for a saved Datastream without an expanded Thing: the Thing entity (file or URL)"),
-        ConfigKey("locations", .location, "for a saved Thing without expanded Locations: its Location entity or collection (file or URL)"),
-    ]
+
+    struct Configuration: ConnectorConfiguration {
+        static let url = Setting<String>("url", .location, required: true,
+                                         "the service root (https://…/v1.1), or saved responses (files, `*` matches several)")
+        static let datastreams = Setting<[String]>("datastreams", "only these Datastream ids (@iot.id); default: all")
+        static let properties = Setting<[String: String]>("properties", required: true,
+                                                          "ObservedProperty name or definition (or Datastream name) → vocabulary key, e.g. {Temperature: air_temperature}")
+        static let pageSize = DefaultedSetting("page_size", default: 1000, "Observations per page ($top); servers may cap it")
+        static let since = Setting<String>("since", "only Observations with phenomenonTime after this instant (ISO 8601, e.g. 2025-01-01T00:00:00Z)")
+        static let datastream = Setting<String>("datastream", .location, "for saved Observations pages: the Datastream entity they belong to (file or URL)")
+        static let thing = Setting<String>("thing", .location, "for a saved Datastream without an expanded Thing: the Thing entity (file or URL)")
+        static let locations = Setting<String>("locations", .location, "for a saved Thing without expanded Locations: its Location entity or collection (file or URL)")
+        static let keys = [url.key, datastreams.key, properties.key, pageSize.key, since.key, datastream.key, thing.key, locations.key]
+
+        var url: String
+        var datastreams: [String]?
+        var properties: [String: String]
+        var pageSize: Int
+        /// `since` in µs.
+        var since: Int64?
+        /// Saved context documents, in the order they are read: locations, thing, datastream.
+        var savedContext: [String]
+
+        init(_ config: ConnectorConfig) throws {
+            url = try config.required(Self.url)
+            datastreams = config[Self.datastreams]
+            properties = try config.required(Self.properties)
+            pageSize = config[Self.pageSize]
+            since = try config[Self.since].map { try SensorThingsConnector.instant.parse($0) }
+            savedContext = [config[Self.locations], config[Self.thing], config[Self.datastream]].compactMap { $0 }
+        }
+    }
     let sampleYAML = """
         version: 1
         name: sensorthings-hamburg-luft
@@ -50,20 +70,21 @@ struct SensorThingsConnector: Connector {
         """
 
     func check(_ config: ConnectorConfig) -> [ConfigProblem] {
+        typealias C = Configuration
         var problems: [ConfigProblem] = []
-        for (name, key) in (config.stringMap("properties") ?? [:]).sorted(by: { $0.key < $1.key }) where Vocabulary.property(key) == nil {
+        for (name, key) in (config[C.properties] ?? [:]).sorted(by: { $0.key < $1.key }) where Vocabulary.property(key) == nil {
             let known = Vocabulary.properties.map(\.key)
             let suggestion = closestMatch(to: key, in: known).map { "; did you mean '\($0)'?" } ?? ""
-            problems.append(ConfigProblem(key: "properties", "'\(name)' maps to '\(key)', which is not in the vocabulary\(suggestion)"))
+            problems.append(ConfigProblem(key: C.properties.name, "'\(name)' maps to '\(key)', which is not in the vocabulary\(suggestion)"))
         }
-        if let size = config.int("page_size"), size < 1 {
-            problems.append(ConfigProblem(key: "page_size", "must be at least 1, not \(size)"))
+        if config.has(C.pageSize), config[C.pageSize] < 1 {
+            problems.append(ConfigProblem(key: C.pageSize.name, "must be at least 1, not \(config[C.pageSize])"))
         }
-        if let since = config.string("since"), (try? Self.instant.parse(since)) == nil {
-            problems.append(ConfigProblem(key: "since", "'\(since)' is not an ISO 8601 instant such as 2025-01-01T00:00:00Z"))
+        if let since = config[C.since], (try? Self.instant.parse(since)) == nil {
+            problems.append(ConfigProblem(key: C.since.name, "'\(since)' is not an ISO 8601 instant such as 2025-01-01T00:00:00Z"))
         }
-        if let url = config.string("url"), !Self.isHTTP(url), config.int("page_size") != nil {
-            problems.append(ConfigProblem(key: "page_size", "only applies to a service root URL, not to saved files"))
+        if let url = config[C.url], !Self.isHTTP(url), config.has(C.pageSize) {
+            problems.append(ConfigProblem(key: C.pageSize.name, "only applies to a service root URL, not to saved files"))
         }
         return problems
     }
@@ -72,18 +93,17 @@ struct SensorThingsConnector: Connector {
 
     static func isHTTP(_ location: String) -> Bool { location.hasPrefix("http://") || location.hasPrefix("https://") }
 
-    func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
-        let url = config.string("url") ?? ""
-        let since = try config.string("since").map { try Self.instant.parse($0) }
+    func start(_ config: Configuration, context: ConnectorContext) throws -> any ConnectorRun {
+        let url = config.url
         let mapping = Mapping(
-            properties: config.stringMap("properties") ?? [:], datastreams: config.strings("datastreams").map(Set.init),
-            since: since, serviceRoot: Self.isHTTP(url) ? Self.trimmedRoot(url) : nil, pageSize: config.int("page_size") ?? 1000)
+            properties: config.properties, datastreams: config.datastreams.map(Set.init),
+            since: config.since, serviceRoot: Self.isHTTP(url) ? Self.trimmedRoot(url) : nil, pageSize: config.pageSize)
         var requests: [PageRequest<Context>] = []
-        for key in ["locations", "thing", "datastream"] {
-            if let location = config.string(key) { requests.append(PageRequest(location: location, recordPath: "$", context: .saved)) }
+        for location in config.savedContext {
+            requests.append(PageRequest(location: location, recordPath: "$", context: .saved))
         }
         if Self.isHTTP(url) {
-            if let ids = config.strings("datastreams") {
+            if let ids = config.datastreams {
                 for id in ids { requests.append(PageRequest(location: mapping.datastreamURL(id: id), recordPath: "$", context: .datastreams)) }
             } else {
                 requests.append(PageRequest(location: mapping.datastreamsURL(), recordPath: "$.value", context: .datastreams))

@@ -12,22 +12,52 @@ import Foundation
 /// whatever the vendor chose: keys are mixed-case and carry the unit in their name, values are numbers or
 /// strings. So nothing is guessed: `fields` names the payload keys to keep and their property, `units` the
 /// unit of each key where it is not the property's own. Gateway locations are never taken as the device's.
-struct TTNConnector: PushConnector {
+struct TTNConnector: PushConnector, ConfiguredConnector {
     let kind = "ttn"
     let summary = "The Things Stack v3 (TTN) uplink webhooks, pushed to `datenwerk serve` (token in a header) or read from captured messages"
-    static let defaultTokenVariable = "DATENWERK_TTN_TOKEN"
-    let keys: [ConfigKey] = [
-        ConfigKey("fields", .stringMap, required: true, "decoded_payload key → property, e.g. {TempC_SHT: air_temperature, Hum_SHT: relative_humidity}"),
-        ConfigKey("units", .stringMap, "decoded_payload key → UCUM unit of its values where it differs from the property's (e.g. {BatV: V, Pressure_Pa: Pa})"),
-        ConfigKey("token_env", .string, default: TTNConnector.defaultTokenVariable,
-                  "the environment variable holding the webhook token; the webhook sends it as `Authorization: Bearer <token>` or `X-Datenwerk-Token`"),
-        ConfigKey("applications", .strings, "accept uplinks of these application ids only (default: any)"),
-        ConfigKey("time", .choice(["network", "application", "gateway"]), default: "network",
-                  "phenomenon time: the network server's reception (uplink_message.received_at), the application server's (received_at), or the earliest gateway time"),
-        ConfigKey("latitude_field", .string, "decoded_payload key with the device latitude (GPS trackers); otherwise uplink_message.locations is used"),
-        ConfigKey("longitude_field", .string, "decoded_payload key with the device longitude"),
-        ConfigKey("url", .location, "captured uplink messages (one JSON object or an array per file, `*` matches several) for `datenwerk run`"),
-    ]
+
+    /// Which time of an uplink is the phenomenon time.
+    enum TimeSource: String, ConfigChoice {
+        case network, application, gateway
+    }
+
+    struct Configuration: ConnectorConfiguration {
+        static let fields = Setting<[String: String]>("fields", required: true,
+                                                      "decoded_payload key → property, e.g. {TempC_SHT: air_temperature, Hum_SHT: relative_humidity}")
+        static let units = Setting<[String: String]>("units",
+                                                     "decoded_payload key → UCUM unit of its values where it differs from the property's (e.g. {BatV: V, Pressure_Pa: Pa})")
+        static let tokenEnv = DefaultedSetting("token_env", default: "DATENWERK_TTN_TOKEN",
+                                               "the environment variable holding the webhook token; the webhook sends it as `Authorization: Bearer <token>` or `X-Datenwerk-Token`")
+        static let applications = Setting<[String]>("applications", "accept uplinks of these application ids only (default: any)")
+        static let time = DefaultedSetting("time", default: TimeSource.network,
+                                           "phenomenon time: the network server's reception (uplink_message.received_at), the application server's (received_at), or the earliest gateway time")
+        static let latitudeField = Setting<String>("latitude_field", "decoded_payload key with the device latitude (GPS trackers); otherwise uplink_message.locations is used")
+        static let longitudeField = Setting<String>("longitude_field", "decoded_payload key with the device longitude")
+        static let url = Setting<String>("url", .location, "captured uplink messages (one JSON object or an array per file, `*` matches several) for `datenwerk run`")
+        static let keys = [fields.key, units.key, tokenEnv.key, applications.key, time.key, latitudeField.key, longitudeField.key, url.key]
+
+        var fields: [String: String]
+        var units: [String: String]
+        var tokenEnv: String
+        var applications: Set<String>?
+        var time: TimeSource
+        var latitudeField: String?
+        var longitudeField: String?
+        var url: String?
+
+        init(_ config: ConnectorConfig) throws {
+            fields = try config.required(Self.fields)
+            units = config[Self.units] ?? [:]
+            tokenEnv = config[Self.tokenEnv]
+            applications = config[Self.applications].map(Set.init)
+            time = config[Self.time]
+            latitudeField = config[Self.latitudeField]
+            longitudeField = config[Self.longitudeField]
+            url = config[Self.url]
+        }
+    }
+
+    static let defaultTokenVariable = Configuration.tokenEnv.defaultValue
     let sampleYAML = """
         version: 1
         name: ttn-klima-emden
@@ -45,8 +75,10 @@ struct TTNConnector: PushConnector {
         """
 
     func check(_ config: ConnectorConfig) -> [ConfigProblem] {
+        typealias C = Configuration
         var problems: [ConfigProblem] = []
-        let fields = config.stringMap("fields") ?? [:]
+        let fields = config[C.fields] ?? [:]
+        let units = config[C.units] ?? [:]
         if fields.isEmpty { problems.append(ConfigProblem(key: "fields", "name at least one decoded_payload key and its property")) }
         for (key, property) in fields.sorted(by: { $0.key < $1.key }) {
             guard let known = Vocabulary.property(property) else {
@@ -54,7 +86,7 @@ struct TTNConnector: PushConnector {
                 problems.append(ConfigProblem(key: "fields", "'\(property)' (for \(key)) is not a known property\(hint)"))
                 continue
             }
-            if let unit = config.stringMap("units")?[key] {
+            if let unit = units[key] {
                 do { _ = try Units.conversion(from: unit, to: known.unit) } catch {
                     problems.append(ConfigProblem(key: "units", "\(key): \(error)"))
                 }
@@ -63,22 +95,22 @@ struct TTNConnector: PushConnector {
         for (property, keys) in Dictionary(grouping: fields.keys.sorted(), by: { fields[$0]! }).sorted(by: { $0.key < $1.key }) where keys.count > 1 {
             problems.append(ConfigProblem(key: "fields", "\(keys.joined(separator: " and ")) both map to \(property); a device has one value per property and time"))
         }
-        for key in (config.stringMap("units") ?? [:]).keys.sorted() where fields[key] == nil {
+        for key in units.keys.sorted() where fields[key] == nil {
             problems.append(ConfigProblem(key: "units", "'\(key)' has a unit but is not in fields"))
         }
-        if (config.string("latitude_field") == nil) != (config.string("longitude_field") == nil) {
-            problems.append(ConfigProblem(key: config.string("latitude_field") == nil ? "latitude_field" : "longitude_field",
+        if config.has(C.latitudeField) != config.has(C.longitudeField) {
+            problems.append(ConfigProblem(key: config.has(C.latitudeField) ? C.longitudeField.name : C.latitudeField.name,
                                           "latitude_field and longitude_field go together"))
         }
         return problems
     }
 
-    func tokenVariable(_ config: ConnectorConfig) -> String { config.string("token_env") ?? Self.defaultTokenVariable }
+    func tokenVariable(_ config: ConnectorConfig) -> String { config[Configuration.tokenEnv] }
 
     /// The same checks and mapping a run applies, on this one body: a message is stored whole or not at all.
     func admit(_ body: [UInt8], config: ConnectorConfig) -> PushAdmission {
         var mapping: TTNMapping
-        do { mapping = try TTNMapping(config) } catch { return .reject("the pipeline cannot map messages: \(error)") }
+        do { mapping = try TTNMapping(Configuration(config)) } catch { return .reject("the pipeline cannot map messages: \(error)") }
         switch mapping.mapBody(body, origin: "") {
         case .mapped: return .accept
         case .ignored(let reason): return .ignore(reason)
@@ -89,12 +121,12 @@ struct TTNConnector: PushConnector {
         }
     }
 
-    func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
+    func start(_ config: Configuration, context: ConnectorContext) throws -> any ConnectorRun {
         let mapping = try TTNMapping(config)
         if let pushed = context.pushed {
             return PushedDocumentsRun(documents: pushed, mapping: mapping)
         }
-        guard let url = config.string("url") else {
+        guard let url = config.url else {
             throw ExtractError("a ttn pipeline receives its uplinks through `datenwerk serve` (POST /ingest/\(context.pipeline)); set `url` to read captured messages instead")
         }
         return DocumentRun(locations: try expandLocation(url), fetcher: context.fetcher, decoder: { origin in
@@ -124,25 +156,25 @@ struct TTNMapping: RecordMapping {
 
     let fields: [Field]
     let applications: Set<String>?
-    let time: String
+    let time: TTNConnector.TimeSource
     let latitudeField: String?
     let longitudeField: String?
     /// Uplinks are live data: times from 1900 to a day ahead, WGS84 positions, ids short enough to index.
     let plausibility = Plausibility.live()
     var stations = StationTracker()
 
-    init(_ config: ConnectorConfig) throws {
+    init(_ config: TTNConnector.Configuration) throws {
         var fields: [Field] = []
-        for (key, property) in (config.stringMap("fields") ?? [:]).sorted(by: { $0.key < $1.key }) {
+        for (key, property) in config.fields.sorted(by: { $0.key < $1.key }) {
             guard let known = Vocabulary.property(property) else { throw ExtractError("fields: '\(property)' is not a known property") }
-            let unit = config.stringMap("units")?[key] ?? known.unit
+            let unit = config.units[key] ?? known.unit
             fields.append(Field(key: key, property: property, conversion: try Units.conversion(from: unit, to: known.unit)))
         }
         self.fields = fields
-        applications = config.strings("applications").map(Set.init)
-        time = config.string("time") ?? "network"
-        latitudeField = config.string("latitude_field")
-        longitudeField = config.string("longitude_field")
+        applications = config.applications
+        time = config.time
+        latitudeField = config.latitudeField
+        longitudeField = config.longitudeField
     }
 
     /// Maps one message whole: when anything is wrong with it (a value, its time, its position, an id too long to
@@ -247,8 +279,8 @@ struct TTNMapping: RecordMapping {
     private func timestamp(_ r: Record, _ uplink: JSONValue) -> Result<(Int64, String), RecordError> {
         let candidates: [(String, JSONValue?)]
         switch time {
-        case "application": candidates = [("received_at", r["received_at"])]
-        case "gateway":
+        case .application: candidates = [("received_at", r["received_at"])]
+        case .gateway:
             var earliest: (String, JSONValue?)?
             var best = Int64.max
             if case .array(let gateways) = uplink["rx_metadata"] ?? .null {
@@ -263,7 +295,7 @@ struct TTNMapping: RecordMapping {
                 }
             }
             candidates = [earliest ?? ("uplink_message.received_at", uplink["received_at"])]
-        default: candidates = [("uplink_message.received_at", uplink["received_at"]), ("received_at", r["received_at"])]
+        case .network: candidates = [("uplink_message.received_at", uplink["received_at"]), ("received_at", r["received_at"])]
         }
         for (field, value) in candidates {
             guard let text = value?.text, !text.isEmpty else { continue }

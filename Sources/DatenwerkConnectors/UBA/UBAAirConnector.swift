@@ -11,16 +11,34 @@ import Foundation
 /// legal time (CET/CEST, as the footer says): `02:00` is followed by `04:00` in spring and `03:00`
 /// appears twice in autumn, told apart only by row order. Header labels are localised (`lang=de`),
 /// so columns are recognised by the chemical formula in brackets (`(NO₂)`, `(PM₂,₅)`), not by text.
-struct UBAAirConnector: Connector {
+struct UBAAirConnector: ConfiguredConnector {
     let kind = "uba-air"
     let summary = "Umweltbundesamt air data API v3 (CSV): NO2, O3, PM10, PM2.5, SO2, CO per station and hour"
-    let keys: [ConfigKey] = [
-        ConfigKey("url", .location, required: true, "the API URL (…/air_data/v3/airquality/csv?…&station=<id>) or local CSV files (`*` matches several)"),
-        ConfigKey("station", .string, "only rows of this station code (e.g. DENW095); the API is asked by numeric id, the file names the code"),
-        ConfigKey("station_name", .string, "the station's name (the CSV carries only its code), e.g. Münster-Geist"),
-        ConfigKey("components", .strings, "only these components (NO2, O3, PM10, PM2.5, SO2, CO); default: all columns of the file"),
-        ConfigKey("zone", .string, default: "Europe/Berlin", "the time zone of the date cells; UBA writes legal time (CET/CEST)"),
-    ]
+
+    struct Configuration: ConnectorConfiguration {
+        static let url = Setting<String>("url", .location, required: true,
+                                         "the API URL (…/air_data/v3/airquality/csv?…&station=<id>) or local CSV files (`*` matches several)")
+        static let station = Setting<String>("station", "only rows of this station code (e.g. DENW095); the API is asked by numeric id, the file names the code")
+        static let stationName = Setting<String>("station_name", "the station's name (the CSV carries only its code), e.g. Münster-Geist")
+        static let components = Setting<[String]>("components", "only these components (NO2, O3, PM10, PM2.5, SO2, CO); default: all columns of the file")
+        static let timezone = DefaultedSetting.timezone(default: "Europe/Berlin", "the time zone of the date cells; UBA writes legal time (CET/CEST)")
+        static let keys = [url.key, station.key, stationName.key, components.key, timezone.key]
+
+        var url: String
+        var station: String?
+        var stationName: String?
+        /// The known components asked for (nil: every column of the file).
+        var components: Set<String>?
+        var timezone: String
+
+        init(_ config: ConnectorConfig) throws {
+            url = try config.required(Self.url)
+            station = config[Self.station]
+            stationName = config[Self.stationName]
+            components = config[Self.components].map { Set($0.compactMap { UBAAirConnector.component(named: $0)?.name }) }
+            timezone = config[Self.timezone]
+        }
+    }
     let sampleYAML = """
         version: 1
         name: uba-muenster-geist
@@ -54,15 +72,14 @@ struct UBAAirConnector: Connector {
     ]
 
     func check(_ config: ConnectorConfig) -> [ConfigProblem] {
+        typealias C = Configuration
         var problems: [ConfigProblem] = []
         let known = Self.components.map(\.name)
-        for name in config.strings("components") ?? [] where Self.component(named: name) == nil {
+        for name in config[C.components] ?? [] where Self.component(named: name) == nil {
             let hint = closestMatch(to: name, in: known).map { "; did you mean '\($0)'?" } ?? ""
-            problems.append(ConfigProblem(key: "components", "unknown component '\(name)' (known: \(known.joined(separator: ", ")))\(hint)"))
+            problems.append(ConfigProblem(key: C.components.name, "unknown component '\(name)' (known: \(known.joined(separator: ", ")))\(hint)"))
         }
-        if let zone = config.string("zone") {
-            do { _ = try LocalTimeResolver(zone: zone) } catch { problems.append(ConfigProblem(key: "zone", "\(error)")) }
-        }
+        if let problem = checkTimeZone(config, C.timezone) { problems.append(problem) }
         return problems
     }
 
@@ -86,14 +103,11 @@ struct UBAAirConnector: Connector {
         return out.uppercased()
     }
 
-    func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
-        guard let url = config.string("url") else { throw ExtractError("uba-air needs 'url'") }
-        let zone = try LocalTimeResolver(zone: config.string("zone") ?? "Europe/Berlin")
-        let wanted = config.strings("components").map { Set($0.compactMap { Self.component(named: $0)?.name }) }
+    func start(_ config: Configuration, context: ConnectorContext) throws -> any ConnectorRun {
         let mapping = try Mapping(
-            zone: zone, station: config.string("station"), stationName: config.string("station_name"),
-            requestedID: Self.stationID(inURL: url), components: wanted)
-        return DocumentRun(locations: try expandLocation(url), fetcher: context.fetcher, decoder: { origin in
+            zone: LocalTimeResolver(zone: config.timezone), station: config.station, stationName: config.stationName,
+            requestedID: Self.stationID(inURL: config.url), components: config.components)
+        return DocumentRun(locations: try expandLocation(config.url), fetcher: context.fetcher, decoder: { origin in
             var options = CSVOptions()
             options.delimiter = UInt8(ascii: ";")
             // The footer: an empty line, then one quoted "Source: …" / "Quelle: …" statement.
@@ -106,16 +120,6 @@ struct UBAAirConnector: Connector {
     static func stationID(inURL url: String) -> String? {
         guard url.hasPrefix("http"), let components = URLComponents(string: url) else { return nil }
         return components.queryItems?.first { $0.name == "station" }?.value
-    }
-
-    /// A problem found while reading a record, before its location is attached.
-    struct Problem: Error {
-        var field: String?
-        var reason: String
-        init(field: String?, _ reason: String) {
-            self.field = field
-            self.reason = reason
-        }
     }
 
     struct Mapping: RecordMapping {
@@ -148,7 +152,7 @@ struct UBAAirConnector: Connector {
         }
 
         /// Finds the value columns by the formula in brackets and the unit after ` in `.
-        private func plan(_ names: [String]) throws(Problem) -> [Column] {
+        private func plan(_ names: [String]) throws(FieldProblem) -> [Column] {
             var columns: [Column] = []
             for (index, label) in names.enumerated() where index >= 2 {
                 guard let open = label.firstIndex(of: "("), let close = label[open...].firstIndex(of: ")"),
@@ -159,7 +163,7 @@ struct UBAAirConnector: Connector {
                 if let range = label.range(of: " in ", options: .backwards) {
                     let text = String(label[range.upperBound...])
                     guard let symbol = Units.canonicalSymbol(text) else {
-                        throw Problem(field: label, "unknown unit '\(text)' in the header")
+                        throw FieldProblem(field: label, "unknown unit '\(text)' in the header")
                     }
                     unit = symbol
                 }
@@ -168,7 +172,7 @@ struct UBAAirConnector: Connector {
                     columns.append(Column(index: index, label: label, component: component,
                                           conversion: try Units.conversion(from: unit, to: target.unit)))
                 } catch {
-                    throw Problem(field: label, "\(error)")
+                    throw FieldProblem(field: label, "\(error)")
                 }
             }
             return columns
@@ -219,13 +223,13 @@ struct UBAAirConnector: Connector {
         /// The UTC end of the hour a date cell names (`'2022-10-30 03:00'`, hour-ending, `24:00` allowed).
         /// The hour that ends there starts one local hour earlier; a local start that occurs twice
         /// is the later one when the previous row of the station already took the earlier one.
-        private mutating func hourEnd(_ text: String, station: String) throws(Problem) -> Int64 {
+        private mutating func hourEnd(_ text: String, station: String) throws(FieldProblem) -> Int64 {
             let cell = text.trimmingCharacters(in: CharacterSet(charactersIn: "'\" "))
             let parts = cell.split(whereSeparator: { $0 == "-" || $0 == " " || $0 == ":" }).map { Int($0) }
             guard parts.count == 5, let year = parts[0], let month = parts[1], let day = parts[2], let hour = parts[3], let minute = parts[4],
                   minute == 0, (1...24).contains(hour)
             else {
-                throw Problem(field: nil, "'\(cell)' is not an hour like '2022-01-01 01:00' (01:00 … 24:00)")
+                throw FieldProblem(field: nil, "'\(cell)' is not an hour like '2022-01-01 01:00' (01:00 … 24:00)")
             }
             let hourMicros: Int64 = 3_600_000_000
             do {
@@ -235,7 +239,7 @@ struct UBAAirConnector: Connector {
                 lastStart[station] = start
                 return start + hourMicros
             } catch {
-                throw Problem(field: nil, "'\(cell)' cannot end an hour: its start \(error)")
+                throw FieldProblem(field: nil, "'\(cell)' cannot end an hour: its start \(error)")
             }
         }
     }

@@ -103,7 +103,10 @@ public protocol PushConnector: Connector {
     func admit(_ body: [UInt8], config: ConnectorConfig) -> PushAdmission
 }
 
-/// A documented configuration key of a connector.
+/// A documented configuration key of a connector: its name, type, typed default and help, declared once
+/// (through `Setting` / `DefaultedSetting`, which also read it back typed). `connectors describe` prints it,
+/// the pipeline reader checks values against `kind`, and older spellings in `deprecatedNames` are still read
+/// with a warning that names the preferred one.
 public struct ConfigKey: Sendable {
     public enum Kind: Sendable {
         case string, int, number, bool, strings, stringMap
@@ -116,15 +119,27 @@ public struct ConfigKey: Sendable {
     public var kind: Kind
     public var required: Bool
     public var help: String
-    public var defaultValue: String?
+    /// The value a connector reads when the pipeline leaves the key out (nil: no default).
+    public var defaultValue: ConfigValue?
+    /// Older spellings still accepted, each with a deprecation warning naming `name`.
+    public var deprecatedNames: [String]
+    /// Turns a value into the key's Swift type (a `String`, an `Int`, a choice's enum case, …); nil when it
+    /// does not fit. Set by the typed settings; nil for a key declared without a type.
+    public var decode: (@Sendable (ConfigValue) -> (any Sendable)?)?
 
-    public init(_ name: String, _ kind: Kind, required: Bool = false, default defaultValue: String? = nil, _ help: String) {
+    public init(_ name: String, _ kind: Kind, required: Bool = false, default defaultValue: ConfigValue? = nil, deprecated: [String] = [],
+                decode: (@Sendable (ConfigValue) -> (any Sendable)?)? = nil, _ help: String) {
         self.name = name
         self.kind = kind
         self.required = required
         self.help = help
         self.defaultValue = defaultValue
+        self.deprecatedNames = deprecated
+        self.decode = decode
     }
+
+    /// The default as `connectors describe` prints it.
+    public var defaultText: String? { defaultValue?.text }
 
     public var typeName: String {
         switch kind {
@@ -140,6 +155,146 @@ public struct ConfigKey: Sendable {
     }
 }
 
+/// The one spelling of a time zone key in a pipeline, and the ones still read with a deprecation warning.
+public enum TimeZoneKey {
+    public static let name = "timezone"
+    public static let deprecated = ["zone", "time_zone"]
+}
+
+/// A Swift type a configuration value decodes to.
+public protocol ConfigValueType: Sendable {
+    /// The key kind a value of this type is written as (a `String` may also be declared `.location`).
+    static var configKind: ConfigKey.Kind { get }
+    init?(configValue: ConfigValue)
+    var configValue: ConfigValue { get }
+}
+
+extension String: ConfigValueType {
+    public static var configKind: ConfigKey.Kind { .string }
+    public init?(configValue: ConfigValue) {
+        switch configValue {
+        case .string(let s): self = s
+        case .int(let i): self = String(i)
+        case .number(let d): self = JSONValue.format(d)
+        default: return nil
+        }
+    }
+    public var configValue: ConfigValue { .string(self) }
+}
+
+extension Int: ConfigValueType {
+    public static var configKind: ConfigKey.Kind { .int }
+    public init?(configValue: ConfigValue) { if case .int(let i) = configValue { self = i } else { return nil } }
+    public var configValue: ConfigValue { .int(self) }
+}
+
+extension Double: ConfigValueType {
+    public static var configKind: ConfigKey.Kind { .number }
+    public init?(configValue: ConfigValue) {
+        switch configValue {
+        case .number(let d): self = d
+        case .int(let i): self = Double(i)
+        default: return nil
+        }
+    }
+    public var configValue: ConfigValue { .number(self) }
+}
+
+extension Bool: ConfigValueType {
+    public static var configKind: ConfigKey.Kind { .bool }
+    public init?(configValue: ConfigValue) { if case .bool(let b) = configValue { self = b } else { return nil } }
+    public var configValue: ConfigValue { .bool(self) }
+}
+
+extension Array: ConfigValueType where Element == String {
+    public static var configKind: ConfigKey.Kind { .strings }
+    public init?(configValue: ConfigValue) { if case .strings(let s) = configValue { self = s } else { return nil } }
+    public var configValue: ConfigValue { .strings(self) }
+}
+
+extension Dictionary: ConfigValueType where Key == String, Value == String {
+    public static var configKind: ConfigKey.Kind { .stringMap }
+    public init?(configValue: ConfigValue) { if case .stringMap(let m) = configValue { self = m } else { return nil } }
+    public var configValue: ConfigValue { .stringMap(self) }
+}
+
+/// A `choice` key's values as an enum: the options are its raw values, in declaration order.
+public protocol ConfigChoice: ConfigValueType, RawRepresentable, CaseIterable where RawValue == String {}
+
+extension ConfigChoice {
+    public static var configKind: ConfigKey.Kind { .choice(allCases.map(\.rawValue)) }
+    public init?(configValue: ConfigValue) {
+        guard case .string(let s) = configValue else { return nil }
+        self.init(rawValue: s)
+    }
+    public var configValue: ConfigValue { .string(rawValue) }
+}
+
+/// A key without a default, read back as `Value?` (`config[setting]`).
+public struct Setting<Value: ConfigValueType>: Sendable {
+    public let key: ConfigKey
+    public var name: String { key.name }
+
+    public init(_ name: String, required: Bool = false, deprecated: [String] = [], _ help: String) {
+        self.init(name, Value.configKind, required: required, deprecated: deprecated, help)
+    }
+
+    /// With `kind` where the type alone does not say it (a `String` that is a `.location`).
+    public init(_ name: String, _ kind: ConfigKey.Kind, required: Bool = false, deprecated: [String] = [], _ help: String) {
+        key = ConfigKey(name, kind, required: required, deprecated: deprecated, decode: { Value(configValue: $0) }, help)
+    }
+}
+
+/// A key with a typed default, read back as `Value` (`config[setting]`: the pipeline's value, else the default).
+public struct DefaultedSetting<Value: ConfigValueType>: Sendable {
+    public let key: ConfigKey
+    public let defaultValue: Value
+    public var name: String { key.name }
+
+    public init(_ name: String, default defaultValue: Value, deprecated: [String] = [], _ help: String) {
+        self.init(name, Value.configKind, default: defaultValue, deprecated: deprecated, help)
+    }
+
+    /// With `kind` where the type alone does not say it (a `String` that is a `.location`).
+    public init(_ name: String, _ kind: ConfigKey.Kind, default defaultValue: Value, deprecated: [String] = [], _ help: String) {
+        self.defaultValue = defaultValue
+        key = ConfigKey(name, kind, default: defaultValue.configValue, deprecated: deprecated, decode: { Value(configValue: $0) }, help)
+    }
+}
+
+/// A connector whose keys decode once, before it starts, into a typed `Configuration`.
+public protocol ConnectorConfiguration: Sendable {
+    /// Every key, each declared once (name, type, default, help), in the order `connectors describe` lists them.
+    static var keys: [ConfigKey] { get }
+    /// Reads the validated values, defaults where a key is absent; throws only for values `check` refuses.
+    init(_ config: ConnectorConfig) throws
+}
+
+/// A `Connector` that starts from its decoded `Configuration`; its `keys` are the configuration's.
+public protocol ConfiguredConnector: Connector {
+    associatedtype Configuration: ConnectorConfiguration
+    func start(_ configuration: Configuration, context: ConnectorContext) throws -> any ConnectorRun
+}
+
+extension ConfiguredConnector {
+    public var keys: [ConfigKey] { Configuration.keys }
+
+    public func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
+        try start(Configuration(config), context: context)
+    }
+
+    /// The decoded configuration, type-erased (for tests and tools that hold `any Connector`).
+    public func decodeConfiguration(_ config: ConnectorConfig) throws -> any ConnectorConfiguration {
+        try Configuration(config)
+    }
+}
+
+/// A required key was absent (only when a `ConnectorConfig` is built by hand: the pipeline reader reports it first).
+public struct MissingConfigKey: Error, CustomStringConvertible {
+    public var key: String
+    public var description: String { "missing required key '\(key)'" }
+}
+
 public enum ConfigValue: Sendable, Hashable {
     case string(String)
     case int(Int)
@@ -147,6 +302,18 @@ public enum ConfigValue: Sendable, Hashable {
     case bool(Bool)
     case strings([String])
     case stringMap([String: String])
+
+    /// The value as `connectors describe` prints a default: `DE`, `100`, `false`, `[de, en]`.
+    public var text: String {
+        switch self {
+        case .string(let s): return s
+        case .int(let i): return String(i)
+        case .number(let d): return JSONValue.format(d)
+        case .bool(let b): return b ? "true" : "false"
+        case .strings(let s): return "[" + s.joined(separator: ", ") + "]"
+        case .stringMap(let m): return "{" + m.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "}"
+        }
+    }
 }
 
 /// A connector's validated configuration.
@@ -179,6 +346,20 @@ public struct ConnectorConfig: Sendable {
     public func bool(_ key: String) -> Bool? { if case .bool(let b) = values[key] { return b } else { return nil } }
     public func strings(_ key: String) -> [String]? { if case .strings(let s) = values[key] { return s } else { return nil } }
     public func stringMap(_ key: String) -> [String: String]? { if case .stringMap(let m) = values[key] { return m } else { return nil } }
+
+    /// The key's value, nil when the pipeline leaves it out.
+    public subscript<Value>(_ setting: Setting<Value>) -> Value? { values[setting.name].flatMap(Value.init(configValue:)) }
+    /// The key's value, its default when the pipeline leaves it out.
+    public subscript<Value>(_ setting: DefaultedSetting<Value>) -> Value { values[setting.name].flatMap(Value.init(configValue:)) ?? setting.defaultValue }
+    /// A required key's value.
+    public func required<Value>(_ setting: Setting<Value>) throws -> Value {
+        guard let value = self[setting] else { throw MissingConfigKey(key: setting.name) }
+        return value
+    }
+    /// Whether the pipeline sets the key (a default does not count).
+    public func has(_ key: ConfigKey) -> Bool { values[key.name] != nil }
+    public func has<Value>(_ setting: Setting<Value>) -> Bool { has(setting.key) }
+    public func has<Value>(_ setting: DefaultedSetting<Value>) -> Bool { has(setting.key) }
 }
 
 /// A problem found by `Connector.check`, reported at the key's position.

@@ -34,8 +34,13 @@ extension PipelineSpec {
             throw DiagnosticError([Diagnostic(file: file, line: 1, column: 1, "the pipeline file is empty")])
         }
         let spec = decode(node, reader: reader, connectors: connectors)
-        if let spec, reader.diagnostics.isEmpty { return spec }
-        throw DiagnosticError(reader.diagnostics.sorted { ($0.line ?? 0, $0.column ?? 0) < ($1.line ?? 0, $1.column ?? 0) })
+        let byPosition: (Diagnostic, Diagnostic) -> Bool = { ($0.line ?? 0, $0.column ?? 0) < ($1.line ?? 0, $1.column ?? 0) }
+        let warnings = reader.warnings.sorted(by: byPosition)
+        if var spec, reader.diagnostics.isEmpty {
+            spec.warnings = warnings
+            return spec
+        }
+        throw DiagnosticError(reader.diagnostics.sorted(by: byPosition), warnings: warnings)
     }
 
     private static func yamlSyntaxDiagnostic(_ error: YamlError, file: String) -> Diagnostic {
@@ -48,7 +53,7 @@ extension PipelineSpec {
     }
 
     private static func decode(_ node: Node, reader r: YAMLReader, connectors: ConnectorRegistry) -> PipelineSpec? {
-        guard let top = r.mapping(node, "", allowed: topKeys, required: ["version", "name", "tenant", "source"]) else { return nil }
+        guard let top = r.mapping(node, "", allowed: topKeys, deprecated: TimeZoneKey.deprecated, required: ["version", "name", "tenant", "source"]) else { return nil }
         if let version = top.int("version"), version != 1 {
             top.error("version", "unsupported pipeline version \(version); this Datenwerk reads version 1")
         }
@@ -95,11 +100,12 @@ extension PipelineSpec {
             sink.kind = kind
         }
         let schedule = top.string("schedule")
-        let timezone = top.string("timezone") ?? "Europe/Berlin"
+        let timezoneKey = top.spelling(TimeZoneKey.name, deprecated: TimeZoneKey.deprecated)
+        let timezone = top.string(timezoneKey) ?? "Europe/Berlin"
         var cron: CronSchedule?
         if let schedule, checkScheduleInterval(schedule, top) {
             do { cron = try CronSchedule(schedule, zone: timezone) } catch {
-                top.error((try? LocalTimeResolver(zone: timezone)) == nil ? "timezone" : "schedule", "\(error)")
+                top.error((try? LocalTimeResolver(zone: timezone)) == nil ? timezoneKey : "schedule", "\(error)")
             }
         }
         let jitter = top.duration("jitter", range: Limits.jitter) ?? 0
@@ -116,12 +122,16 @@ extension PipelineSpec {
 
     private static func decodeConnector(_ node: Node, _ connector: any Connector, base: String, _ r: YAMLReader) -> ConnectorConfig? {
         let keys = connector.keys
-        guard let m = r.mapping(node, "source", allowed: ["kind"] + keys.map(\.name), required: ["kind"] + keys.filter(\.required).map(\.name),
-                                context: "kind: \(connector.kind)") else { return nil }
+        guard let m = r.mapping(node, "source", allowed: ["kind"] + keys.map(\.name), deprecated: keys.flatMap(\.deprecatedNames),
+                                required: ["kind"] + keys.filter(\.required).map(\.name), context: "kind: \(connector.kind)") else { return nil }
         var values: [String: ConfigValue] = [:]
+        // The spelling each key has in this file (an old one is read under the key's name, with a warning).
+        var spelled: [String: String] = [:]
         for key in keys {
-            guard let valueNode = m[key.name] else { continue }
-            let path = m.path(key.name)
+            let name = key.deprecatedNames.isEmpty ? key.name : m.spelling(key.name, deprecated: key.deprecatedNames)
+            spelled[key.name] = name
+            guard let valueNode = m[name] else { continue }
+            let path = m.path(name)
             switch key.kind {
             case .string:
                 if let v = r.string(valueNode, path) { values[key.name] = .string(v) }
@@ -149,7 +159,8 @@ extension PipelineSpec {
         }
         let config = ConnectorConfig(kind: connector.kind, values: values)
         for problem in connector.check(config) {
-            r.error(m[problem.key] ?? node, m.path(problem.key), problem.message)
+            let name = spelled[problem.key] ?? problem.key
+            r.error(m[name] ?? node, m.path(name), problem.message)
         }
         return config
     }
@@ -324,11 +335,13 @@ extension PipelineSpec {
             )
         }
         var time: ObservationMapping.TimeMapping?
-        if let t = m["time"].flatMap({ r.mapping($0, "observations.time", allowed: ["field", "fields", "format", "zone", "ambiguous", "interval", "stamp", "strip"], required: ["format"]) }) {
+        if let t = m["time"].flatMap({ r.mapping($0, "observations.time", allowed: ["field", "fields", "format", TimeZoneKey.name, "ambiguous", "interval", "stamp", "strip"],
+                                                    deprecated: TimeZoneKey.deprecated, required: ["format"]) }) {
             let fields = t.strings("fields") ?? t.string("field").map { [$0] }
             if fields == nil { r.error(t.node, "observations.time", "time needs 'field' or 'fields'") }
-            let zone = t.string("zone") ?? "UTC"
-            do { _ = try LocalTimeResolver(zone: zone) } catch { t.error("zone", "\(error) (use an IANA name like 'Europe/Berlin')") }
+            let zoneKey = t.spelling(TimeZoneKey.name, deprecated: TimeZoneKey.deprecated)
+            let zone = t.string(zoneKey) ?? "UTC"
+            do { _ = try LocalTimeResolver(zone: zone) } catch { t.error(zoneKey, "\(error) (use an IANA name like 'Europe/Berlin')") }
             let format = t.string("format") ?? "iso8601"
             do { _ = try TimestampParser(format: format, zone: nil) } catch { t.error("format", "\(error)") }
             let interval = t.duration("interval", range: Limits.interval)

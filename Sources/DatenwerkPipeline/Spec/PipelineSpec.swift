@@ -29,6 +29,8 @@ public struct PipelineSpec: Sendable {
     public var onBadRecord: BadRecordPolicy
     /// The run fails when more records than this are bad (nil: no limit).
     public var maxBadRecords: Int?
+    /// What the reader noticed without refusing the file (an old spelling of a key), by position.
+    public var warnings: [Diagnostic] = []
 }
 
 public enum BadRecordPolicy: String, Sendable, CaseIterable {

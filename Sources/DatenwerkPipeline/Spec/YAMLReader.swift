@@ -8,6 +8,8 @@ import Yams
 final class YAMLReader {
     let file: String
     private(set) var diagnostics: [Diagnostic] = []
+    /// Problems that do not stop the pipeline (old spellings of a key).
+    private(set) var warnings: [Diagnostic] = []
 
     init(file: String) { self.file = file }
 
@@ -17,8 +19,15 @@ final class YAMLReader {
         diagnostics.append(Diagnostic(.error, file: file, line: mark?.line, column: mark?.column, message + location))
     }
 
-    /// A mapping whose keys must be among `allowed`; `required` keys must be present.
-    func mapping(_ node: Node, _ path: String, allowed: [String], required: [String] = [], context: String? = nil) -> Mapping? {
+    func warning(_ node: Node?, _ path: String, _ message: String) {
+        let mark = node?.mark
+        let location = path.isEmpty ? "" : " (at '\(path)')"
+        warnings.append(Diagnostic(.warning, file: file, line: mark?.line, column: mark?.column, message + location))
+    }
+
+    /// A mapping whose keys must be among `allowed` (or `deprecated`, old spellings neither suggested nor listed);
+    /// `required` keys must be present.
+    func mapping(_ node: Node, _ path: String, allowed: [String], deprecated: [String] = [], required: [String] = [], context: String? = nil) -> Mapping? {
         guard case .mapping(let mapping) = node else {
             error(node, path, "expected a mapping (key: value pairs), found \(describe(node))")
             return nil
@@ -29,7 +38,7 @@ final class YAMLReader {
                 error(key, path, "keys must be text")
                 continue
             }
-            if !allowed.contains(name) {
+            if !allowed.contains(name), !deprecated.contains(name) {
                 let suggestion = closestMatch(to: name, in: allowed).map { "; did you mean '\($0)'?" } ?? "; allowed: \(allowed.joined(separator: ", "))"
                 let inside = path.isEmpty ? "the pipeline" : "'\(path)'"
                 let ctx = context.map { " (\($0))" } ?? ""
@@ -181,6 +190,19 @@ final class YAMLReader {
         func stringMap(_ key: String) -> [(String, String)]? { self[key].flatMap { reader.stringMap($0, path(key)) } }
         func oneOf<T: RawRepresentable & CaseIterable>(_ key: String, _ type: T.Type) -> T? where T.RawValue == String {
             self[key].flatMap { reader.oneOf($0, path(key), type) }
+        }
+        /// The spelling of a key this mapping uses: `preferred`, or one of its `deprecated` spellings (then with a
+        /// warning at that key naming the preferred one). Two spellings of the same key at once are an error.
+        func spelling(_ preferred: String, deprecated: [String]) -> String {
+            let used = ([preferred] + deprecated).filter { values[$0] != nil }
+            for (index, name) in used.enumerated() where name != preferred {
+                if index > 0 {
+                    reader.error(values[name]?.key, "", "'\(name)' and '\(used[0])' are the same key in \(path.isEmpty ? "the pipeline" : "'\(path)'"); keep only '\(preferred)'")
+                } else {
+                    reader.warning(values[name]?.key, path(name), "key '\(name)' is deprecated; write '\(preferred)' instead")
+                }
+            }
+            return used.first ?? preferred
         }
         /// Reports a problem at the value of `key` (or at the mapping when the key is absent).
         func error(_ key: String, _ message: String) { reader.error(self[key] ?? node, path(key), message) }

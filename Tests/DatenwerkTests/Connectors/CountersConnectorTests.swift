@@ -7,23 +7,6 @@ import Foundation
 import Testing
 
 @Suite struct CountersConnectorTests {
-    /// Neutor 2016, the whole expected output: US dates, three stations (total and both directions),
-    /// the spring placeholder row dropped, the autumn 02:00 row over both hours, `technische Störung`
-    /// quarantined naming its column, the empty row and `Jahressumme` footer skipped.
-    @Test func bicycleHourlyRows() async throws {
-        let report = try await Golden.check("counters-csv", "neutor-hourly")
-        #expect(report.totals.recordsRead == 225)
-        #expect(report.totals.quarantined == 13)   // 26 Oct 0:00–12:00: 'technische Störung' inbound
-    }
-
-    /// Kfz loops, 1 Jan 2015: one column per hour unpivoted, date from the header, trailing `;`,
-    /// empty hours and a whole empty row produce no observations.
-    @Test func vehicleHourColumns() async throws {
-        let report = try await Golden.check("counters-csv", "kfz-hour-columns")
-        #expect(report.totals.recordsRead == 120)
-        #expect(report.totals.quarantined == 0)
-    }
-
     @Test func springAndAutumnHoursOfHourlyRows() async throws {
         let items = try await run(Self.neutor, layout: "station: neutor")
         let totals = observations(items).filter { $0.stationKey == "counters-csv:neutor" }

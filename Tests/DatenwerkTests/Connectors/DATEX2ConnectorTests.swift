@@ -6,20 +6,6 @@ import Foundation
 import Testing
 
 @Suite struct DATEX2ConnectorTests {
-    /// NTIS MIDAS, one-line v2 file: +01:00 times → UTC, flow rates → counts per 60 s, speeds in km/h,
-    /// dataError values and the 255 sentinel quarantined one by one, headway/occupancy skipped.
-    @Test func midasLoopDataWithErrorsAndSentinels() async throws {
-        let report = try await Golden.check("datex2", "midas")
-        #expect(report.totals.recordsRead == 14)
-    }
-
-    /// The real NDW site table in its SOAP envelope joined with a prefixed (ns2:) measurement file:
-    /// names, lanes, vehicle classes and the 60 s period come from the table through `index`.
-    @Test func siteTableInASOAPEnvelopeWithPrefixedMeasurements() async throws {
-        let report = try await Golden.check("datex2", "ndw-join")
-        #expect(report.totals.recordsRead == 1)
-    }
-
     @Test func throughALoopbackServer() async throws {
         let measurements = Paths.reference("datex2/NTIS_MIDAS_Loop_Traffic_Data_3793828281116175.trimmed.xml")
         let server = try await LoopbackHTTPServer.start { _ in .file(measurements, contentType: "application/xml") }

@@ -9,42 +9,6 @@ import Testing
 @Suite struct DWDConnectorTests {
     // MARK: - The real samples
 
-    @Test func tenMinuteSolarZip() async throws {
-        let report = try await Golden.check("dwd-cdc", "solar-10min-zip")
-        #expect(report.succeeded)
-        #expect(report.totals.recordsRead == 75)
-    }
-
-    @Test func hourlyPrecipitationZipWithGeography() async throws {
-        let report = try await Golden.check("dwd-cdc", "hourly-precipitation-zip")
-        #expect(report.totals.recordsRead == 10)
-    }
-
-    @Test func metadataOnlyZipYieldsTheStation() async throws {
-        let report = try await Golden.check("dwd-cdc", "metadata-zip")
-        #expect(report.totals.observations == 0)
-    }
-
-    @Test func allZipsMetadataFirst() async throws {
-        let report = try await Golden.check("dwd-cdc", "all-zips")
-        #expect(report.totals.recordsRead == 85)
-    }
-
-    @Test func onlyTheSelectedStations() async throws {
-        let report = try await Golden.check("dwd-cdc", "station-filter")
-        #expect(report.totals.observations == 10)
-    }
-
-    @Test func extractedMembersWithCompanionMetadata() async throws {
-        let report = try await Golden.check("dwd-cdc", "extracted")
-        #expect(report.totals.recordsRead == 85)
-    }
-
-    @Test func poiCurrentObservations() async throws {
-        let report = try await Golden.check("dwd-cdc", "poi-current")
-        #expect(report.succeeded)
-    }
-
     // MARK: - Over HTTP
 
     @Test func zipThroughALoopbackServerWithStationTemplate() async throws {

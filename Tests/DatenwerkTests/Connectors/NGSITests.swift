@@ -7,26 +7,6 @@ import Foundation
 import Testing
 
 @Suite struct NGSIConnectorTests {
-    @Test func ngsiLDNormalized() async throws {
-        let report = try await Golden.check("ngsi-ld", "ld-normalized")
-        #expect(report.totals.recordsRead == 3)
-    }
-
-    @Test func ngsiLDKeyValues() async throws {
-        let report = try await Golden.check("ngsi-ld", "ld-keyvalues")
-        #expect(report.totals.recordsRead == 3)
-    }
-
-    @Test func ngsiV2Normalized() async throws {
-        let report = try await Golden.check("ngsi-ld", "v2-normalized")
-        #expect(report.totals.recordsRead == 3)
-    }
-
-    @Test func capturedHeidelbergBrokerAnswer() async throws {
-        let report = try await Golden.check("ngsi-ld", "v2-heidelberg")
-        #expect(report.totals.recordsRead == 3)
-    }
-
     /// A broker answering `limit`/`offset` pages with `NGSILD-Results-Count`: 2 + 1 entities, the short page ends it.
     @Test func brokerPagesOverLoopback() async throws {
         let folder = Paths.reference("ngsi-ld")

@@ -6,20 +6,6 @@ import Foundation
 import Testing
 
 @Suite struct SMARDConnectorTests {
-    @Test func seriesBlock() async throws {
-        let report = try await Golden.check("smard", "spec-series")
-        #expect(report.totals.recordsRead == 2)
-    }
-
-    @Test func tableVariantIsNotAPair() async throws {
-        let report = try await Golden.check("smard", "table-variant")
-        #expect(report.totals.quarantined == 1)
-    }
-
-    @Test func dailyValuesEndAtLocalMidnight() async throws {
-        _ = try await Golden.check("smard", "day-resolution")
-    }
-
     /// Index first, then one series file per chosen block; `null` hours (not yet published) are skipped.
     @Test func indexThenBlocksOverLoopback() async throws {
         let index = Paths.reference("smard/spec_example_index_hour.json")

@@ -6,20 +6,6 @@ import Foundation
 import Testing
 
 @Suite struct SensorCommunityTests {
-    @Test func liveAPIFormat() async throws {
-        let report = try await Golden.check("sensor-community", "api-json")
-        #expect(report.totals.recordsRead == 5)
-    }
-
-    @Test func dailyArchiveCSV() async throws {
-        let report = try await Golden.check("sensor-community", "archive-csv")
-        #expect(report.totals.recordsRead == 146)
-    }
-
-    @Test func onlyTheSelectedSensorTypes() async throws {
-        _ = try await Golden.check("sensor-community", "filter-types")
-    }
-
     @Test func throughALoopbackServer() async throws {
         let file = Paths.reference("sensor-community/data.sensor.community_static_v1_data.excerpt.json")
         let server = try await LoopbackHTTPServer.start { _ in .file(file) }

@@ -7,20 +7,6 @@ import Foundation
 import Testing
 
 @Suite struct SensorThingsConnectorTests {
-    @Test func specExamples() async throws {
-        let report = try await Golden.check("sensorthings", "spec-examples")
-        #expect(report.totals.recordsRead == 4)
-    }
-
-    @Test func realFrostPage() async throws {
-        let report = try await Golden.check("sensorthings", "frost-page")
-        #expect(report.totals.quarantined == 0)
-    }
-
-    @Test func onlyObservationsAfterSince() async throws {
-        _ = try await Golden.check("sensorthings", "frost-since")
-    }
-
     /// A small service on the loopback interface, built from the reference files: Datastreams with expanded
     /// Thing/Locations, ObservedProperty and Observations, a relative `@iot.nextLink` for the second page of
     /// Datastreams, and a nested `Observations@iot.nextLink` (absolute, with the encoded `$filter`) to the

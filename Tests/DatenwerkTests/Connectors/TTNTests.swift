@@ -5,18 +5,6 @@ import Foundation
 import Testing
 
 @Suite struct TTNTests {
-    @Test func realUplinkFromAFile() async throws {
-        let report = try await Golden.check("ttn", "uplink")
-        #expect(report.totals.recordsRead == 1)
-        #expect(report.totals.observations == 4)
-    }
-
-    @Test func earliestGatewayTime() async throws {
-        let report = try await Golden.check("ttn", "gateway-time")
-        #expect(report.totals.quarantined == 0)
-        #expect(report.totals.observations == 1)
-    }
-
     @Test func configurationProblemsNameTheirKey() throws {
         let error = try #require(throws: DiagnosticError.self) {
             try PipelineSpec.parse(yaml: """

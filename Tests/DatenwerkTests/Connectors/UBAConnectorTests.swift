@@ -9,18 +9,6 @@ import Testing
 @Suite struct UBAConnectorTests {
     static let sample = "air-quality-uba/uba_airquality_v3_csv_station1140_DENW095_2022.excerpt.csv"
 
-    /// BOM, quoted header with a comma, `"'…'"` dates, 24:00, both DST changes, `-`, the short
-    /// all-missing row with an extra `;`, the footer: all in the whole expected output.
-    @Test func verbatimAPIResponse() async throws {
-        let report = try await Golden.check("uba-air", "excerpt")
-        #expect(report.totals.recordsRead == 98)   // 98 data rows; header, empty line and footer are not records
-        #expect(report.totals.quarantined == 0)
-    }
-
-    @Test func componentsFilter() async throws {
-        _ = try await Golden.check("uba-air", "only-no2")
-    }
-
     /// Hour-ending legal time: spring `02:00` → `04:00` has no gap in UTC; the two autumn `03:00`
     /// rows are the CEST and the CET hour; `24:00` is midnight of the next day.
     @Test func hourEndingLegalTimeAcrossDST() async throws {
