@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// Named points in a run where a test can make the process die, deterministically.
 ///
@@ -99,12 +100,8 @@ public enum FailPoint {
     public static let armed: [Armed] = getenv("DATENWERK_FAILPOINT").map { parse(String(cString: $0)) } ?? []
 
     private static let progressFD: Int32? = getenv("DATENWERK_PROGRESS_FD").flatMap { Int32(String(cString: $0)) }
-    nonisolated(unsafe) private static var lastReported = ""
-    nonisolated(unsafe) private static let lock: UnsafeMutablePointer<pthread_mutex_t> = {
-        let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        pthread_mutex_init(lock, nil)
-        return lock
-    }()
+    /// The last point written to the progress descriptor (a point is reported once per change).
+    private static let lastReported = Mutex("")
 
     /// A run of `pipeline` reached `point`: die here if a test armed it; report it to a watching worker.
     public static func hit(_ point: String, pipeline: String? = nil) {
@@ -135,12 +132,12 @@ public enum FailPoint {
 
     private static func report(_ point: String) {
         guard let fd = progressFD else { return }
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        guard point != lastReported else { return }
-        lastReported = point
-        var line = point + "\n"
-        line.withUTF8 { bytes in _ = write(fd, bytes.baseAddress, bytes.count) }
+        lastReported.withLock { last in
+            guard point != last else { return }
+            last = point
+            var line = point + "\n"
+            line.withUTF8 { bytes in _ = write(fd, bytes.baseAddress, bytes.count) }
+        }
     }
 }
 

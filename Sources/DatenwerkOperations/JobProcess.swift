@@ -2,6 +2,7 @@ import DatenwerkCore
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import Synchronization
 #endif
 
 /// One job run in a child process (`datenwerk run-job …`), so that a crash (a trap, a signal) in a connector or
@@ -13,7 +14,7 @@ import Glibc
 /// never a thread of the cooperative pool. The child's standard error is passed through and its end kept (a
 /// Swift trap prints its "Fatal error: …" there); descriptor 3 is a pipe on which the child reports the fail
 /// points it passes (`FailPoint`), i.e. how far the run got.
-public final class JobProcess: @unchecked Sendable {
+public final class JobProcess: Sendable {
     public enum Termination: Sendable, Hashable {
         case exited(Int32)
         case signaled(Int32)
@@ -61,9 +62,12 @@ public final class JobProcess: @unchecked Sendable {
     }
 
     public let pid: pid_t
-    private let lock = NSLock()
-    private var outcome: Outcome?
-    private var waiters: [CheckedContinuation<Outcome, Never>] = []
+    private struct State {
+        var outcome: Outcome?
+        var waiters: [CheckedContinuation<Outcome, Never>] = []
+    }
+
+    private let state = Mutex(State())
 
     private init(pid: pid_t) { self.pid = pid }
 
@@ -91,31 +95,30 @@ public final class JobProcess: @unchecked Sendable {
     /// Until the child has ended (does not block a thread).
     public func wait() async -> Outcome {
         await withCheckedContinuation { continuation in
-            lock.lock()
-            if let outcome {
-                lock.unlock()
-                continuation.resume(returning: outcome)
-            } else {
-                waiters.append(continuation)
-                lock.unlock()
+            let ended = state.withLock { state -> Outcome? in
+                if let outcome = state.outcome { return outcome }
+                state.waiters.append(continuation)
+                return nil
             }
+            if let ended { continuation.resume(returning: ended) }
         }
     }
 
     /// Sends `signal` unless the child has already been reaped.
     public func kill(_ signal: Int32 = SIGKILL) {
-        lock.withLock {
-            if outcome == nil { _ = Glibc.kill(pid, signal) }
+        // Under the lock: the pid cannot be reaped (and reused) between the check and the signal.
+        state.withLock { state in
+            if state.outcome == nil { _ = Glibc.kill(pid, signal) }
         }
     }
 
-    public var hasEnded: Bool { lock.withLock { outcome != nil } }
+    public var hasEnded: Bool { state.withLock { $0.outcome != nil } }
 
     private func finish(_ result: Outcome) {
-        let waiting = lock.withLock {
-            outcome = result
-            defer { waiters = [] }
-            return waiters
+        let waiting = state.withLock { state in
+            state.outcome = result
+            defer { state.waiters = [] }
+            return state.waiters
         }
         for continuation in waiting { continuation.resume(returning: result) }
     }

@@ -11,6 +11,9 @@ import Glibc
 ///
 /// Several `datenwerk` processes share one running cluster: each holds a shared lock on `users` while it runs;
 /// the last one to leave stops the server (unless told to keep it running).
+// `@unchecked Sendable`, justified: the two mutable fields (`startedServer`, `usersLock`) are written only by
+// `start()` and `stop()`, which the owner calls once each, in that order, and both run under the cluster's
+// cross-process file lock (`root/lock`).
 public final class EmbeddedPostgres: @unchecked Sendable {
     public struct Configuration: Sendable {
         public var root: String

@@ -288,18 +288,21 @@ public func withDeadline<T: Sendable>(_ timeout: Duration, what: String, abandon
 }
 
 /// The first of several results resumes a continuation; the later ones are refused.
-final class FirstResult<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<T, any Error>?
-    private var done = false
-    private var cancelled = false
-    private var doneActions: [@Sendable () -> Void] = []
-    private var cancelActions: [@Sendable () -> Void] = []
+final class FirstResult<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var done = false
+        var cancelled = false
+        var doneActions: [@Sendable () -> Void] = []
+        var cancelActions: [@Sendable () -> Void] = []
+    }
+
+    private let state = Mutex(State())
 
     func set(_ continuation: CheckedContinuation<T, any Error>) {
-        let cancelNow = lock.withLock {
-            self.continuation = continuation
-            return cancelled
+        let cancelNow = state.withLock { state in
+            state.continuation = continuation
+            return state.cancelled
         }
         if cancelNow { _ = resume(.failure(CancellationError())) }
     }
@@ -307,12 +310,12 @@ final class FirstResult<T: Sendable>: @unchecked Sendable {
     /// True when this result was the first.
     @discardableResult
     func resume(_ result: Result<T, any Error>) -> Bool {
-        let (taken, actions) = lock.withLock { () -> (CheckedContinuation<T, any Error>?, [@Sendable () -> Void]) in
-            guard !done, let c = continuation else { return (nil, []) }
-            done = true
-            continuation = nil
-            defer { doneActions = [] }
-            return (c, doneActions)
+        let (taken, actions) = state.withLock { state -> (CheckedContinuation<T, any Error>?, [@Sendable () -> Void]) in
+            guard !state.done, let c = state.continuation else { return (nil, []) }
+            state.done = true
+            state.continuation = nil
+            defer { state.doneActions = [] }
+            return (c, state.doneActions)
         }
         guard let taken else { return false }
         taken.resume(with: result)
@@ -321,28 +324,28 @@ final class FirstResult<T: Sendable>: @unchecked Sendable {
     }
 
     func onDone(_ action: @escaping @Sendable () -> Void) {
-        let now = lock.withLock { () -> Bool in
-            if done { return true }
-            doneActions.append(action)
+        let now = state.withLock { state -> Bool in
+            if state.done { return true }
+            state.doneActions.append(action)
             return false
         }
         if now { action() }
     }
 
     func onCancel(_ action: @escaping @Sendable () -> Void) {
-        let now = lock.withLock { () -> Bool in
-            if cancelled { return true }
-            cancelActions.append(action)
+        let now = state.withLock { state -> Bool in
+            if state.cancelled { return true }
+            state.cancelActions.append(action)
             return false
         }
         if now { action() }
     }
 
     func cancel() {
-        let actions = lock.withLock { () -> [@Sendable () -> Void] in
-            cancelled = true
-            defer { cancelActions = [] }
-            return cancelActions
+        let actions = state.withLock { state -> [@Sendable () -> Void] in
+            state.cancelled = true
+            defer { state.cancelActions = [] }
+            return state.cancelActions
         }
         for action in actions { action() }
         _ = resume(.failure(CancellationError()))
