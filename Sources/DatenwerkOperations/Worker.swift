@@ -107,7 +107,7 @@ public struct Worker: Sendable {
             return true
         }
         if let failure = report.failure {
-            logger.warning("worker \(id): job \(job.id) run \(report.runID) failed at \(failure.step.rawValue): \(failure.reason)")
+            logger.warning("worker \(id): job \(job.id) run \(report.runID) failed at \(failure.step.rawValue): \(failure.message)")
         }
         return true
     }

@@ -39,16 +39,17 @@ public struct PostgresObservationSink: ObservationSink {
             VALUES (\(pipeline.name), \(pipeline.tenant), \(context.trigger), 'running', \(host), \(context.jobID)) RETURNING id
             """, logger: database.logger)
         for try await id in rows.decode(Int64.self) { return id }
-        throw RunFailure(step: .load, reason: "could not create the run row")
+        throw PipelineError(step: .load, code: .database, message: "could not create the run row")
     }
 
     public func load(runID: Int64, pipeline: PipelineSpec, context: RunContext, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
         do {
             return try await merge(runID: runID, pipeline: pipeline, context: context, next: next, totals: totals)
         } catch let error as PSQLError {
-            throw RunFailure(step: .load, reason: describeDatabaseError(error))
+            throw PipelineError(step: .load, code: .database, message: describeDatabaseError(error), underlying: error,
+                                sqlState: error.serverInfo?[.sqlState])
         } catch let error as ConnectionLost {
-            throw RunFailure(step: .load, reason: error.description)
+            throw PipelineError(step: .load, code: .database, message: error.description, underlying: error)
         }
     }
 
@@ -223,7 +224,7 @@ public struct PostgresObservationSink: ObservationSink {
 
     /// Records the failure. A run that failed because the server went away (a restart) is recorded once the
     /// server is back: connection errors are retried for about 20 s.
-    public func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
+    public func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: PipelineError, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
         var attempt = 0
         while true {
             do {
@@ -236,7 +237,7 @@ public struct PostgresObservationSink: ObservationSink {
         }
     }
 
-    private func recordFailure(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
+    private func recordFailure(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: PipelineError, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
         try await database.transaction { connection in
             try await finishRun(runID, status: "failed", totals: totals, load: LoadResult(), failure: failure, context: context, on: connection)
             for bad in quarantined {
@@ -251,7 +252,7 @@ public struct PostgresObservationSink: ObservationSink {
         }
     }
 
-    private func finishRun(_ runID: Int64, status: String, totals t: RunTotals, load: LoadResult, failure: RunFailure?, context: RunContext, on connection: GuardedConnection) async throws {
+    private func finishRun(_ runID: Int64, status: String, totals t: RunTotals, load: LoadResult, failure: PipelineError?, context: RunContext, on connection: GuardedConnection) async throws {
         if let job = context.jobID {
             // The job ends in the same transaction as its run: a worker killed before the commit leaves the job
             // running under an expiring lease (retaken, nothing half-loaded); after it, the job is done.
@@ -273,7 +274,7 @@ public struct PostgresObservationSink: ObservationSink {
             UPDATE datenwerk.runs SET status = \(status), finished_at = clock_timestamp(),
                 records_read = \(t.recordsRead), loaded = \(t.observations), inserted = \(load.inserted), updated = \(load.updated),
                 quarantined = \(t.quarantined), skipped = \(t.skipped), bytes = \(t.bytes),
-                error_step = \(failure?.step.rawValue), error = \(failure?.reason),
+                error_step = \(failure?.step.rawValue), error = \(failure?.message),
                 retries = \(t.retries.count), events = \(JSONValue.array((t.retries + t.events).map { .string($0) }).serialized)::jsonb
             WHERE id = \(runID)
             """, logger: database.logger)

@@ -189,7 +189,7 @@ actor PushIngest {
 
     private enum Attempt {
         case succeeded(RunReport)
-        case failed(RunReport, RunFailure)
+        case failed(RunReport, PipelineError)
         /// The run could not even start (the database is unreachable).
         case thrown(any Error)
     }
@@ -216,7 +216,7 @@ actor PushIngest {
         case .failed(let report, let failure) where documents.count == 1:
             return [await failedAlone(spec, lane: lane, documents[0], report, failure, othersStored: false)]
         case .failed(let report, let failure):
-            logger.warning("push ingest for '\(spec.name)': run \(report.runID) with \(documents.count) messages failed at \(failure.step.rawValue) (\(failure.reason)); running each message alone")
+            logger.warning("push ingest for '\(spec.name)': run \(report.runID) with \(documents.count) messages failed at \(failure.step.rawValue) (\(failure.message)); running each message alone")
             var alone: [Attempt] = []
             for document in documents { alone.append(await attempt(spec, [document])) }
             let othersStored = alone.contains { if case .succeeded = $0 { true } else { false } }
@@ -248,13 +248,13 @@ actor PushIngest {
 
     /// The run of this one message failed.
     private nonisolated func failedAlone(_ spec: PipelineSpec, lane: Lane, _ document: PushedDocument, _ report: RunReport,
-                                         _ failure: RunFailure, othersStored: Bool) async -> Outcome {
-        logger.error("push ingest for '\(spec.name)': run \(report.runID) of one message failed at \(failure.step.rawValue): \(failure.reason)")
+                                         _ failure: PipelineError, othersStored: Bool) async -> Outcome {
+        logger.error("push ingest for '\(spec.name)': run \(report.runID) of one message failed at \(failure.step.rawValue): \(failure.message)")
         switch lane {
         case .rejected:
             if failure.step == .transform {
                 // on_bad_record: fail, or max_bad_records: the reason is about records, not the database.
-                return .notKept(reason: document.rejection ?? "rejected", why: "run \(report.runID) failed: \(failure.reason)")
+                return .notKept(reason: document.rejection ?? "rejected", why: "run \(report.runID) failed: \(failure.message)")
             }
             return .notStored(Self.sendAgain(lane, reason: document.rejection) + " (run \(report.runID) failed at \(failure.step.rawValue))")
         case .accepted:
@@ -265,7 +265,7 @@ actor PushIngest {
             }
             let reason = "the message could not be stored: run \(report.runID) failed at \(failure.step.rawValue) for this message alone (details in the server log)"
             var poison = document
-            poison.rejection = "the database refused this message alone (run \(report.runID) failed at \(failure.step.rawValue): \(failure.reason))"
+            poison.rejection = "the database refused this message alone (run \(report.runID) failed at \(failure.step.rawValue): \(failure.message))"
             switch await attempt(spec, [poison]) {
             case .succeeded(let kept):
                 return spec.onBadRecord == .skip ? .notKept(reason: reason, why: "the pipeline skips bad records (on_bad_record: skip)")
@@ -289,10 +289,9 @@ actor PushIngest {
 
     /// Data exceptions, integrity violations and program limits (e.g. "index row size exceeds maximum"):
     /// the same message would fail the same way again.
-    static func isDataError(_ failure: RunFailure) -> Bool {
-        guard failure.step == .load, let range = failure.reason.range(of: "[SQLSTATE ") else { return failure.step == .transform }
-        let state = failure.reason[range.upperBound...].prefix(2)
-        return ["22", "23", "54"].contains(String(state))
+    static func isDataError(_ failure: PipelineError) -> Bool {
+        guard failure.step == .load, let state = failure.sqlState else { return failure.step == .transform }
+        return ["22", "23", "54"].contains(String(state.prefix(2)))
     }
 
     static func token(_ headers: HTTPFields) -> String? {

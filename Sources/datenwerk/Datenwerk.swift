@@ -194,7 +194,7 @@ struct RunCommand: AsyncParsableCommand {
         if let failure = report.failure {
             stderr("""
                 error: pipeline '\(report.pipeline)' failed at step '\(failure.step.rawValue)'
-                ├─ Reason: \(failure.reason)
+                ├─ Reason: \(failure.message)
                 ├─ State: nothing loaded; the checkpoint stays where it was (run \(report.runID))
                 └─ Try: datenwerk run \(pipeline) --dry-run --verbose
                 """)

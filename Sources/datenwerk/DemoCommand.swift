@@ -48,7 +48,7 @@ struct DemoCommand: AsyncParsableCommand {
         if !stopDatabase { print("Stop the database with: datenwerk db stop") }
         let failed = reports.filter { !$0.succeeded }
         for report in failed {
-            stderr("error: pipeline '\(report.pipeline)' failed at step '\(report.failure!.step.rawValue)': \(report.failure!.reason)")
+            stderr("error: pipeline '\(report.pipeline)' failed at step '\(report.failure!.step.rawValue)': \(report.failure!.message)")
         }
         if !failed.isEmpty { throw Exit.runFailed }
     }

@@ -203,7 +203,7 @@ struct RunJobCommand: AsyncParsableCommand {
             throw ExitCode(75)
         }
         if let failure = report.failure {
-            stderr("run-job: job \(jobID) run \(report.runID) of \(spec.name) failed at step '\(failure.step.rawValue)': \(failure.reason)")
+            stderr("run-job: job \(jobID) run \(report.runID) of \(spec.name) failed at step '\(failure.step.rawValue)': \(failure.message)")
             throw Exit.runFailed
         }
     }

@@ -119,7 +119,7 @@ struct QuarantineCommand: AsyncParsableCommand {
                 throw Exit.runFailed
             }
             if let failure = report.failure {
-                stderr("error: replay run \(report.runID) of \(spec.name) failed at \(failure.step.rawValue): \(failure.reason); quarantine unchanged")
+                stderr("error: replay run \(report.runID) of \(spec.name) failed at \(failure.step.rawValue): \(failure.message); quarantine unchanged")
                 throw Exit.runFailed
             }
             print("\(spec.name): run \(report.runID): \(replay.summary); \(report.load.inserted) new and \(report.load.updated) changed observations")

@@ -77,39 +77,79 @@ public protocol ObservationSink: Sendable {
     /// The cursor stored by the last successful run under `key` (nil: none yet).
     func checkpoint(_ key: String) async throws -> JSONValue?
     /// Marks a run failed; keeps the checkpoint; stores the quarantined records seen so far (diagnostics).
-    func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws
+    func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: PipelineError, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws
 }
 
 extension ObservationSink {
     public func checkpoint(_ key: String) async throws -> JSONValue? { nil }
 }
 
-/// Why a run failed: the step, the reason, and the underlying cause.
-public struct RunFailure: Error, Sendable, CustomStringConvertible {
+/// Why a run failed: the step, a stable code, the message, and the cause it came from (kept, not flattened to
+/// text, so that a caller can decide on the cause — e.g. push ingest on the SQLSTATE — without parsing words).
+public struct PipelineError: Error, Sendable, CustomStringConvertible {
     public enum Step: String, Sendable { case configure, extract, transform, load }
-    public var step: Step
-    public var reason: String
 
-    public init(step: Step, reason: String) {
-        self.step = step
-        self.reason = reason
+    /// What kind of failure, for programs (logs, metrics, retry decisions); the message is for people.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        /// The pipeline names a connector this build does not have.
+        public static let connectorMissing = Code(rawValue: "connector-missing")
+        /// Neither a connector nor a source with observations.
+        public static let noSource = Code(rawValue: "no-source")
+        /// The connector or mapping refused its configuration at start.
+        public static let configuration = Code(rawValue: "configuration")
+        /// The source could not be read (HTTP, file, format).
+        public static let source = Code(rawValue: "source")
+        /// A bad record with `on_bad_record: fail`.
+        public static let badRecord = Code(rawValue: "bad-record")
+        /// More than `max_bad_records`.
+        public static let tooManyBadRecords = Code(rawValue: "too-many-bad-records")
+        /// The database refused or went away (see `sqlState`).
+        public static let database = Code(rawValue: "database")
+        /// Anything else the sink threw.
+        public static let load = Code(rawValue: "load")
     }
 
-    public var description: String { "\(step.rawValue): \(reason)" }
+    public var step: Step
+    public var code: Code
+    public var message: String
+    /// The error this one was made from, if any.
+    public var underlying: (any Error & Sendable)?
+    /// The SQLSTATE when the database refused the load (e.g. `23514`, `54000`).
+    public var sqlState: String?
+
+    public init(step: Step, code: Code, message: String, underlying: (any Error & Sendable)? = nil, sqlState: String? = nil) {
+        self.step = step
+        self.code = code
+        self.message = message
+        self.underlying = underlying
+        self.sqlState = sqlState
+    }
+
+    /// Wraps `error` (a `PipelineError` stays as it is), its text as the message.
+    public static func wrapping(_ error: any Error, step: Step, code: Code) -> PipelineError {
+        if let known = error as? PipelineError { return known }
+        return PipelineError(step: step, code: code, message: "\(error)", underlying: error)
+    }
+
+    public var description: String { "\(step.rawValue): \(message)" }
 }
 
 /// Keeps everything in memory: for `--dry-run` and for tests that compare whole normalised output.
 public final class RecordingSink: ObservationSink, Sendable {
     private struct Recorded {
         var items: [StagedItem] = []
-        var failures: [RunFailure] = []
+        var failures: [PipelineError] = []
         var nextRun: Int64 = 1
     }
 
     private let recorded = Mutex(Recorded())
 
     public var items: [StagedItem] { recorded.withLock { $0.items } }
-    public var failures: [RunFailure] { recorded.withLock { $0.failures } }
+    public var failures: [PipelineError] { recorded.withLock { $0.failures } }
 
     public init() {}
 
@@ -135,7 +175,7 @@ public final class RecordingSink: ObservationSink, Sendable {
         return result
     }
 
-    public func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
+    public func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: PipelineError, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
         recorded.withLock { $0.failures.append(failure) }
     }
 

@@ -12,7 +12,7 @@ public struct RunReport: Sendable {
     public var totals: RunTotals
     public var load: LoadResult
     public var seconds: Double
-    public var failure: RunFailure?
+    public var failure: PipelineError?
     /// The first problems with records (for warnings), at most `warningLimit`.
     public var recordProblems: [RecordError]
 
@@ -42,10 +42,11 @@ public struct PipelineRunner: Sendable {
         self.logger = logger
     }
 
-    public func makeSource(_ spec: SourceSpec) throws -> any RecordSource {
+    /// `session`: what the run fetches with (retries, validators, the `request:` block); nil: the fetcher alone.
+    public func makeSource(_ spec: SourceSpec, session: FetchSession? = nil) throws -> any RecordSource {
         switch spec.kind {
         case .file: return try FileRecordSource(path: spec.path ?? "", format: spec.format)
-        case .http: return HTTPRecordSource(spec: spec, fetcher: fetcher)
+        case .http: return HTTPRecordSource(spec: spec, session: session ?? FetchSession(fetcher: fetcher))
         }
     }
 
@@ -66,10 +67,10 @@ public struct PipelineRunner: Sendable {
         let placeholders = Self.placeholders(cursor: cursor, window: context.window)
         let resolved = spec.substituting(placeholders)
         let conditional = ConditionalRequests(known: context.window == nil ? Self.validators(cursor) : [:])
+        let session = FetchSession(fetcher: fetcher, retries: retries, conditional: conditional)
+        // Readers that still take the fetcher alone (dwd-cdc, smard) find the retry log as a task-local.
         return try await RetryLog.$current.withValue(retries) {
-            try await ConditionalRequests.$current.withValue(conditional) {
-                try await run(resolved, context: context, pushed: pushed, progress: progress, retries: retries)
-            }
+            try await run(resolved, context: context, pushed: pushed, progress: progress, session: session)
         }
     }
 
@@ -96,15 +97,15 @@ public struct PipelineRunner: Sendable {
         return known
     }
 
-    private func run(_ spec: PipelineSpec, context: RunContext, pushed: [PushedDocument]?, progress: (@Sendable (RunProgress) -> Void)?, retries: RetryLog) async throws -> RunReport {
+    private func run(_ spec: PipelineSpec, context: RunContext, pushed: [PushedDocument]?, progress: (@Sendable (RunProgress) -> Void)?, session: FetchSession) async throws -> RunReport {
         let clock = ContinuousClock.now
         let runID = try await sink.beginRun(pipeline: spec, context: context)
         FailPoint.hit("run-started", pipeline: spec.name)
         let state = RunState(spec: spec)
         var load = LoadResult()
-        var failure: RunFailure?
+        var failure: PipelineError?
         do {
-            var extract = try context.replay.map { try makeReplay(spec, $0) } ?? makeExtractor(spec, pushed: pushed)
+            var extract = try context.replay.map { try makeReplay(spec, $0) } ?? makeExtractor(spec, pushed: pushed, session: session)
             let checkRanges = spec.connector != nil
             // Push connectors (webhooks) carry live data: nothing before 1900; pulled sources keep historic series.
             let isPush = spec.connector.flatMap { connectors.connector($0.kind) } is any PushConnector
@@ -115,15 +116,13 @@ public struct PipelineRunner: Sendable {
                     FailPoint.hit("extract", pipeline: spec.name)
                     do {
                         batch = try await extract.next()
-                    } catch let error as RunFailure {
-                        throw error
                     } catch {
-                        throw RunFailure(step: .extract, reason: "\(error)")
+                        throw PipelineError.wrapping(error, step: .extract, code: .source)
                     }
                     state.totals.bytes = extract.bytesRead
                     guard let batch else {
                         state.totals.origins = extract.origins
-                        if let conditional = ConditionalRequests.current {
+                        if let conditional = session.conditional {
                             let remembered = conditional.remembered
                             if !remembered.isEmpty {
                                 state.totals.sourceState = [.init("http", .object(remembered.sorted { $0.key < $1.key }.map { url, v in
@@ -187,15 +186,13 @@ public struct PipelineRunner: Sendable {
                     if !items.isEmpty { return items }
                 }
             }, totals: {
-                state.totals.retries = retries.all
+                state.totals.retries = session.retries?.all ?? []
                 return state.totals
             })
-        } catch let error as RunFailure {
-            failure = error
         } catch {
-            failure = RunFailure(step: .load, reason: "\(error)")
+            failure = PipelineError.wrapping(error, step: .load, code: .load)
         }
-        state.totals.retries = retries.all
+        state.totals.retries = session.retries?.all ?? []
         if let failure {
             do {
                 try await sink.failRun(runID: runID, pipeline: spec, context: context, failure: failure, totals: state.totals, quarantined: state.kept)
@@ -239,7 +236,7 @@ public struct PipelineRunner: Sendable {
     func makeReplay(_ spec: PipelineSpec, _ replay: QuarantineReplay) throws -> any ConnectorRun {
         if let config = spec.connector {
             guard let connector = connectors.connector(config.kind) else {
-                throw RunFailure(step: .configure, reason: "no connector of kind '\(config.kind)' in this build")
+                throw PipelineError(step: .configure, code: .connectorMissing, message: "no connector of kind '\(config.kind)' in this build")
             }
             guard let push = connector as? any PushConnector else {
                 return ReplayRun(replay: replay, mode: .none("""
@@ -250,7 +247,7 @@ public struct PipelineRunner: Sendable {
             return ReplayRun(replay: replay, mode: .pushed(push, config, ConnectorContext(pipeline: spec.name, tenant: spec.tenant, fetcher: fetcher, logger: logger)))
         }
         guard let sourceSpec = spec.source, let mapping = spec.observations else {
-            throw RunFailure(step: .configure, reason: "the pipeline has neither a connector nor a source with observations")
+            throw PipelineError(step: .configure, code: .noSource, message: "the pipeline has neither a connector nor a source with observations")
         }
         do {
             let jsonRecords: Bool
@@ -260,36 +257,42 @@ public struct PipelineRunner: Sendable {
             }
             return ReplayRun(replay: replay, mode: .mapped(RecordTransformer(spec.transform), try ObservationMapper(mapping), jsonRecords: jsonRecords))
         } catch {
-            throw RunFailure(step: .configure, reason: "\(error)")
+            throw PipelineError.wrapping(error, step: .configure, code: .configuration)
         }
     }
 
     /// A connector run, or a generic source + transform + mapper behind the same interface.
-    func makeExtractor(_ spec: PipelineSpec, pushed: [PushedDocument]? = nil) throws -> any ConnectorRun {
+    func makeExtractor(_ spec: PipelineSpec, pushed: [PushedDocument]? = nil, session: FetchSession? = nil) throws -> any ConnectorRun {
+        var session = session ?? FetchSession(fetcher: fetcher)
+        do {
+            session = try session.with(spec.request)
+        } catch {
+            throw PipelineError.wrapping(error, step: .extract, code: .source)
+        }
         if let config = spec.connector {
             guard let connector = connectors.connector(config.kind) else {
-                throw RunFailure(step: .configure, reason: "no connector of kind '\(config.kind)' in this build")
+                throw PipelineError(step: .configure, code: .connectorMissing, message: "no connector of kind '\(config.kind)' in this build")
             }
             do {
-                return try connector.start(config, context: ConnectorContext(pipeline: spec.name, tenant: spec.tenant, fetcher: fetcher, logger: logger, pushed: pushed))
+                return try connector.start(config, context: ConnectorContext(pipeline: spec.name, tenant: spec.tenant, fetcher: fetcher, session: session, logger: logger, pushed: pushed))
             } catch {
-                throw RunFailure(step: .configure, reason: "\(error)")
+                throw PipelineError.wrapping(error, step: .configure, code: .configuration)
             }
         }
         guard let sourceSpec = spec.source, let mapping = spec.observations else {
-            throw RunFailure(step: .configure, reason: "the pipeline has neither a connector nor a source with observations")
+            throw PipelineError(step: .configure, code: .noSource, message: "the pipeline has neither a connector nor a source with observations")
         }
         let mapper: ObservationMapper
         do {
             mapper = try ObservationMapper(mapping)
         } catch {
-            throw RunFailure(step: .configure, reason: "\(error)")
+            throw PipelineError.wrapping(error, step: .configure, code: .configuration)
         }
         let source: any RecordSource
         do {
-            source = try makeSource(sourceSpec)
+            source = try makeSource(sourceSpec, session: session)
         } catch {
-            throw RunFailure(step: .extract, reason: "\(error)")
+            throw PipelineError.wrapping(error, step: .extract, code: .source)
         }
         return MappedSource(source: source, transformer: RecordTransformer(spec.transform), mapper: mapper)
     }
@@ -356,7 +359,7 @@ final class RunState: @unchecked Sendable {
         switch spec.onBadRecord {
         case .fail:
             totals.quarantined += 1
-            throw RunFailure(step: .transform, reason: "bad record (on_bad_record: fail): \(bad.error)")
+            throw PipelineError(step: .transform, code: .badRecord, message: "bad record (on_bad_record: fail): \(bad.error)", underlying: bad.error)
         case .skip:
             totals.skipped += 1
         case .quarantine:
@@ -368,7 +371,7 @@ final class RunState: @unchecked Sendable {
         }
         let bad = totals.quarantined + totals.skipped
         if let limit = spec.maxBadRecords, bad > limit {
-            throw RunFailure(step: .transform, reason: "more than max_bad_records = \(limit) bad records (\(bad) so far); first: \(problems.first.map(String.init(describing:)) ?? "")")
+            throw PipelineError(step: .transform, code: .tooManyBadRecords, message: "more than max_bad_records = \(limit) bad records (\(bad) so far); first: \(problems.first.map(String.init(describing:)) ?? "")")
         }
     }
 }

@@ -179,7 +179,7 @@ import Testing
             source: { kind: dwd-cdc, url: "\(folder)/stundenwerte_TU_00044_akt.zip" }
             """, file: folder + "/p.yaml", connectors: BuiltinConnectors.registry)
         let report = try await PipelineRunner(fetcher: testFetcher, sink: RecordingSink(), connectors: BuiltinConnectors.registry).run(spec)
-        #expect(report.failure?.reason.contains("stundenwerte_TU_00044_akt.zip is not a readable zip archive") == true)
+        #expect(report.failure?.message.contains("stundenwerte_TU_00044_akt.zip is not a readable zip archive") == true)
     }
 
     // MARK: - Helpers

@@ -82,6 +82,6 @@ import Testing
             """, file: "/tmp/p.yaml", connectors: BuiltinConnectors.registry)
         let report = try await PipelineRunner(fetcher: testFetcher, sink: RecordingSink(), connectors: BuiltinConnectors.registry).run(spec)
         #expect(report.failure?.step == .configure)
-        #expect(report.failure?.reason.contains("POST /ingest/ttn-push") == true)
+        #expect(report.failure?.message.contains("POST /ingest/ttn-push") == true)
     }
 }

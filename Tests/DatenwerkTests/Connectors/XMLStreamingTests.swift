@@ -74,7 +74,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         let shallow = try Self.pipeline(path, extra: "  xml_max_depth: 5")
         let report = try await PipelineRunner(fetcher: testFetcher, sink: RecordingSink(), connectors: BuiltinConnectors.registry).run(shallow, trigger: "test")
-        #expect(report.failure?.reason.contains("nested deeper than 5 levels (maxDepth)") == true, "\(String(describing: report.failure))")
+        #expect(report.failure?.message.contains("nested deeper than 5 levels (maxDepth)") == true, "\(String(describing: report.failure))")
         let fine = try Self.pipeline(path, extra: "  xml_max_depth: 64")
         let ok = try await PipelineRunner(fetcher: testFetcher, sink: RecordingSink(), connectors: BuiltinConnectors.registry).run(fine, trigger: "test")
         #expect(ok.succeeded, "\(String(describing: ok.failure))")

@@ -131,7 +131,7 @@ import Testing
         let (sink, report) = try await dryRun(s)
         let failure = try #require(report.failure)
         #expect(failure.step == .extract)
-        #expect(failure.reason == "GET \(server.baseURL)/x.json answered 503: database offline")
+        #expect(failure.message == "GET \(server.baseURL)/x.json answered 503: database offline")
         #expect(sink.observations.isEmpty)
     }
 
@@ -151,6 +151,6 @@ import Testing
         let (_, report) = try await dryRun(s)
         let failure = try #require(report.failure)
         #expect(failure.step == .extract)
-        #expect(failure.reason.contains("cut off") || failure.reason.contains("unexpected end of JSON"))
+        #expect(failure.message.contains("cut off") || failure.message.contains("unexpected end of JSON"))
     }
 }

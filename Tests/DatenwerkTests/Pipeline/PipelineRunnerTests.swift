@@ -131,8 +131,8 @@ import Testing
         let (sink, report) = try await dryRun(s)
         let failure = try #require(report.failure)
         #expect(failure.step == .transform)
-        #expect(failure.reason.contains("klima-musterstadt.csv:145"))
-        #expect(failure.reason.contains("does not exist in Europe/Berlin"))
+        #expect(failure.message.contains("klima-musterstadt.csv:145"))
+        #expect(failure.message.contains("does not exist in Europe/Berlin"))
         #expect(sink.failures.count == 1)
     }
 
@@ -140,7 +140,7 @@ import Testing
         var s = try PipelineSpec.load(file: Paths.pipeline("examples/musterstadt-klima.yaml"))
         s.maxBadRecords = 1
         let (_, report) = try await dryRun(s)
-        #expect(report.failure?.reason.hasPrefix("more than max_bad_records = 1 bad records (2 so far); first: ") == true)
+        #expect(report.failure?.message.hasPrefix("more than max_bad_records = 1 bad records (2 so far); first: ") == true)
         s.maxBadRecords = 2
         s.onBadRecord = .skip
         let (sink, ok) = try await dryRun(s)

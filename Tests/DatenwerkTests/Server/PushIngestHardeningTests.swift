@@ -293,7 +293,8 @@ struct RefusingSink: ObservationSink {
         try await inner.load(runID: runID, pipeline: pipeline, context: context, next: {
             guard let batch = try await next() else { return nil }
             if batch.contains(where: { if case .station(let s) = $0 { s.key == poison } else { false } }) {
-                throw RunFailure(step: .load, reason: "PostgreSQL: index row size 10040 exceeds btree version 4 maximum 2704 [SQLSTATE 54000]")
+                throw PipelineError(step: .load, code: .database, message: "PostgreSQL: index row size 10040 exceeds btree version 4 maximum 2704 [SQLSTATE 54000]",
+                                    sqlState: "54000")
             }
             return batch
         }, totals: totals)
@@ -301,7 +302,7 @@ struct RefusingSink: ObservationSink {
 
     func checkpoint(_ key: String) async throws -> JSONValue? { try await inner.checkpoint(key) }
 
-    func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: RunFailure, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
+    func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: PipelineError, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
         try await inner.failRun(runID: runID, pipeline: pipeline, context: context, failure: failure, totals: totals, quarantined: quarantined)
     }
 }
