@@ -132,13 +132,13 @@ struct CountersConnector: ConfiguredConnector {
         switch config.layout {
         case .hourColumns:
             let mapping = HourColumnsMapping(zone: zone, property: property, stationColumn: config.stationColumn, date: config.date)
-            return DocumentRun(locations: locations, fetcher: context.fetcher, decoder: makeDecoder, mapping: mapping)
+            return DocumentRun(locations: locations, session: context.session, decoder: makeDecoder, mapping: mapping)
         case .hourlyRows:
             let mapping = try HourlyRowsMapping(
                 zone: zone, property: property, station: config.station, stationName: config.stationName,
                 stationColumn: config.stationColumn, timeColumn: config.timeColumn,
                 timeFormat: config.timeFormat, countColumn: config.countColumn, directions: config.directions)
-            return DocumentRun(locations: locations, fetcher: context.fetcher, decoder: makeDecoder, mapping: mapping)
+            return DocumentRun(locations: locations, session: context.session, decoder: makeDecoder, mapping: mapping)
         }
     }
 

@@ -70,7 +70,7 @@ struct DATEX2Connector: ConfiguredConnector {
         let mapping = try Mapping(periodSeconds: config.periodSeconds, languages: config.languages)
         return XMLDocumentRun(
             references: try config.sites.map(expandLocation) ?? [],
-            locations: try expandLocation(config.url), fetcher: context.fetcher, mapping: mapping, limits: config.limits)
+            locations: try expandLocation(config.url), session: context.session, mapping: mapping, limits: config.limits)
     }
 
     /// What the site table says about one site.

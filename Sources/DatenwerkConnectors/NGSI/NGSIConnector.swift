@@ -119,13 +119,13 @@ struct NGSIConnector: ConfiguredConnector {
         if let service = config.service { headers.append((v2 ? "Fiware-Service" : "NGSILD-Tenant", service)) }
         guard SensorThingsConnector.isHTTP(url) else {
             let requests = try expandLocation(url).map { PageRequest(location: $0, recordPath: "$", context: Paging?.none) }
-            return PagedDocumentRun(requests, fetcher: context.fetcher, mapping: mapping)
+            return PagedDocumentRun(requests, session: context.session, mapping: mapping)
         }
         var root = url
         while root.hasSuffix("/") { root.removeLast() }
         let paging = Paging(root: root + (v2 ? "/v2/entities" : "/ngsi-ld/v1/entities"), v2: v2, type: config.type ?? "",
                             keyValues: config.keyValues, limit: config.pageSize, offset: 0)
-        return PagedDocumentRun([PageRequest(location: paging.url, recordPath: "$", context: paging)], fetcher: context.fetcher,
+        return PagedDocumentRun([PageRequest(location: paging.url, recordPath: "$", context: paging)], session: context.session,
                                 headers: headers, mapping: mapping)
     }
 

@@ -194,16 +194,16 @@ struct ParkingConnector: ConfiguredConnector {
         switch config.format {
         case .datex2:
             return XMLDocumentRun(references: try config.staticURL.map(expandLocation) ?? [], locations: locations,
-                                  fetcher: context.fetcher, mapping: DATEX2ParkingMapping(common: common), limits: config.limits)
+                                  session: context.session, mapping: DATEX2ParkingMapping(common: common), limits: config.limits)
         case .xml:
-            return XMLDocumentRun(locations: locations, fetcher: context.fetcher,
+            return XMLDocumentRun(locations: locations, session: context.session,
                                   mapping: FlatXMLParkingMapping(common: common, element: config.recordElement), limits: config.limits)
         case .csv:
             let options = config.csv
-            return DocumentRun(locations: locations, fetcher: context.fetcher, decoder: { .csv(CSVDecoder(options: options, origin: $0)) },
+            return DocumentRun(locations: locations, session: context.session, decoder: { .csv(CSVDecoder(options: options, origin: $0)) },
                                   mapping: RecordParkingMapping(common: common, shape: .flat))
         case .ngsiV2:
-            var run = DocumentRun(locations: locations, fetcher: context.fetcher, decoder: { .json(StreamingJSONDecoder(options: JSONDecoderOptions(), origin: $0)) },
+            var run = DocumentRun(locations: locations, session: context.session, decoder: { .json(StreamingJSONDecoder(options: JSONDecoderOptions(), origin: $0)) },
                                      mapping: RecordParkingMapping(common: common, shape: .ngsi))
             run.pageSize = config.pageSize
             return run
@@ -211,7 +211,7 @@ struct ParkingConnector: ConfiguredConnector {
             var options = JSONDecoderOptions()
             options.recordPath = "$.features"
             let shape = RecordParkingMapping.Shape.feature(geometry: config.geometryField, defaultEPSG: config.crs)
-            return DocumentRun(locations: locations, fetcher: context.fetcher, decoder: { .json(StreamingJSONDecoder(options: options, origin: $0)) },
+            return DocumentRun(locations: locations, session: context.session, decoder: { .json(StreamingJSONDecoder(options: options, origin: $0)) },
                                   mapping: RecordParkingMapping(common: common, shape: shape))
         }
     }

@@ -58,7 +58,7 @@ struct SensorCommunityConnector: ConfiguredConnector {
     func start(_ config: Configuration, context: ConnectorContext) throws -> any ConnectorRun {
         let csv = config.archive
         let mapping = try Mapping(archive: csv, sensorTypes: config.sensorTypes)
-        return DocumentRun(locations: try expandLocation(config.url), fetcher: context.fetcher, decoder: { origin in
+        return DocumentRun(locations: try expandLocation(config.url), session: context.session, decoder: { origin in
             if csv {
                 var options = CSVOptions()
                 options.delimiter = UInt8(ascii: ";")

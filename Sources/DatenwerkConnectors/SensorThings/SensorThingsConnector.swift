@@ -111,7 +111,7 @@ struct SensorThingsConnector: ConfiguredConnector {
         } else {
             for file in try expandLocation(url) { requests.append(PageRequest(location: file, recordPath: "$", context: .saved)) }
         }
-        return PagedDocumentRun(requests, fetcher: context.fetcher, mapping: mapping)
+        return PagedDocumentRun(requests, session: context.session, mapping: mapping)
     }
 
     static func trimmedRoot(_ url: String) -> String {

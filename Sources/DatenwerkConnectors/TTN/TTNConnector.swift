@@ -129,7 +129,7 @@ struct TTNConnector: PushConnector, ConfiguredConnector {
         guard let url = config.url else {
             throw ExtractError("a ttn pipeline receives its uplinks through `datenwerk serve` (POST /ingest/\(context.pipeline)); set `url` to read captured messages instead")
         }
-        return DocumentRun(locations: try expandLocation(url), fetcher: context.fetcher, decoder: { origin in
+        return DocumentRun(locations: try expandLocation(url), session: context.session, decoder: { origin in
             .json(StreamingJSONDecoder(options: JSONDecoderOptions(), origin: origin))
         }, mapping: mapping)
     }

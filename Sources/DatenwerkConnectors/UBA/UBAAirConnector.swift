@@ -107,7 +107,7 @@ struct UBAAirConnector: ConfiguredConnector {
         let mapping = try Mapping(
             zone: LocalTimeResolver(zone: config.timezone), station: config.station, stationName: config.stationName,
             requestedID: Self.stationID(inURL: config.url), components: config.components)
-        return DocumentRun(locations: try expandLocation(config.url), fetcher: context.fetcher, decoder: { origin in
+        return DocumentRun(locations: try expandLocation(config.url), session: context.session, decoder: { origin in
             var options = CSVOptions()
             options.delimiter = UInt8(ascii: ";")
             // The footer: an empty line, then one quoted "Source: …" / "Quelle: …" statement.

@@ -53,14 +53,18 @@ public struct ConnectorContext: Sendable {
     public var pipeline: String
     public var tenant: String
     public var fetcher: HTTPFetcher
+    /// What this run fetches with: the shared fetcher, the run's retry log and validators (conditional GETs), and the
+    /// pipeline's `request:` block (headers, timeout, secrets masked). Read documents with it (`DocumentReader`).
+    public var session: FetchSession
     public var logger: Logger
     /// Documents handed over by the server for a push connector; nil when the connector should read its source.
     public var pushed: [PushedDocument]?
 
-    public init(pipeline: String, tenant: String, fetcher: HTTPFetcher, logger: Logger, pushed: [PushedDocument]? = nil) {
+    public init(pipeline: String, tenant: String, fetcher: HTTPFetcher, session: FetchSession? = nil, logger: Logger, pushed: [PushedDocument]? = nil) {
         self.pipeline = pipeline
         self.tenant = tenant
         self.fetcher = fetcher
+        self.session = session ?? FetchSession(fetcher: fetcher)
         self.logger = logger
         self.pushed = pushed
     }

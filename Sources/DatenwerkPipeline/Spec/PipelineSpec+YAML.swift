@@ -94,6 +94,7 @@ extension PipelineSpec {
                 r.error(node, "", "missing required key 'observations' in the pipeline (source kind '\(sourceKind ?? "?")' needs a mapping)")
             }
         }
+        let request = top["source"]?["request"].flatMap { decodeRequest($0, path: "source.request", r) } ?? .none
         let dataset = top["dataset"].flatMap { decodeDataset($0, r, pipeline: name, tenant: tenant) }
         var sink = SinkSpec(kind: .postgres)
         if let node = top["sink"], let m = r.mapping(node, "sink", allowed: ["kind"], required: ["kind"]), let kind = m.oneOf("kind", SinkSpec.Kind.self) {
@@ -115,14 +116,14 @@ extension PipelineSpec {
         guard let name, let tenant, (source != nil && mapping != nil) || connector != nil else { return nil }
         return PipelineSpec(
             file: r.file, name: name, tenant: tenant, description: top.string("description"), datasetMetadata: dataset,
-            schedule: schedule, cron: cron, jitterSeconds: jitter, source: source, connector: connector, transform: transform, observations: mapping, sink: sink,
+            schedule: schedule, cron: cron, jitterSeconds: jitter, source: source, connector: connector, request: request, transform: transform, observations: mapping, sink: sink,
             onBadRecord: policy, maxBadRecords: maxBad
         )
     }
 
     private static func decodeConnector(_ node: Node, _ connector: any Connector, base: String, _ r: YAMLReader) -> ConnectorConfig? {
         let keys = connector.keys
-        guard let m = r.mapping(node, "source", allowed: ["kind"] + keys.map(\.name), deprecated: keys.flatMap(\.deprecatedNames),
+        guard let m = r.mapping(node, "source", allowed: ["kind", "request"] + keys.map(\.name), deprecated: keys.flatMap(\.deprecatedNames),
                                 required: ["kind"] + keys.filter(\.required).map(\.name), context: "kind: \(connector.kind)") else { return nil }
         var values: [String: ConfigValue] = [:]
         // The spelling each key has in this file (an old one is read under the key's name, with a warning).
@@ -167,7 +168,7 @@ extension PipelineSpec {
 
     private static func decodeSource(_ node: Node, path: String, base: String, _ r: YAMLReader) -> SourceSpec? {
         let kindText = node["kind"]?.string
-        guard let m = r.mapping(node, path, allowed: ["kind", "path", "url", "headers", "query", "paging", "timeout_seconds", "format"], required: ["kind", "format"],
+        guard let m = r.mapping(node, path, allowed: ["kind", "path", "url", "headers", "query", "paging", "timeout_seconds", "format", "request"], required: ["kind", "format"],
                                 context: kindText.map { "kind: \($0)" }) else { return nil }
         let kind = m.oneOf("kind", SourceSpec.Kind.self)
         var filePath: String?
@@ -180,7 +181,7 @@ extension PipelineSpec {
             } else if !m.has("path") {
                 r.error(node, "", "missing required key 'path' in 'source' (kind: file)")
             }
-            for key in ["url", "headers", "query", "paging"] where m.has(key) {
+            for key in ["url", "headers", "query", "paging", "request"] where m.has(key) {
                 m.error(key, "'\(key)' applies to kind: http, not kind: file")
             }
         case .http:

@@ -1,5 +1,6 @@
 import DatenwerkCore
 import DatenwerkFormats
+import DatenwerkHTTP
 import DatenwerkTransforms
 import Foundation
 
@@ -23,6 +24,9 @@ public struct PipelineSpec: Sendable {
     public var source: SourceSpec?
     /// Or a connector that reads and maps by itself.
     public var connector: ConnectorConfig?
+    /// The source's `request:` block (headers, timeout, `${env:NAME}` secrets) for every HTTP request of the run,
+    /// generic http source and connectors alike.
+    public var request: RequestOptions = .none
     public var transform: [TransformStep]
     public var observations: ObservationMapping?
     public var sink: SinkSpec
