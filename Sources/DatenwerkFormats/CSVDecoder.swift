@@ -30,7 +30,7 @@ public struct CSVOptions: Sendable {
 ///
 /// Every cell is a `.string`; cells missing from a short row are `.null`. All rows of one file share one `FieldIndex`.
 /// A row with more non-empty fields than the header, or with invalid UTF-8, is rejected; decoding goes on.
-public struct CSVDecoder: RecordDecoder, Sendable {
+public struct CSVDecoder: IngestingRecordDecoder, Sendable {
     public let options: CSVOptions
     public let origin: String
 
@@ -89,17 +89,9 @@ public struct CSVDecoder: RecordDecoder, Sendable {
     /// The column names, once the header row has been read (or from `columns`).
     public var fields: FieldIndex? { fieldIndex }
 
-    public mutating func feed(_ bytes: some Collection<UInt8>) throws -> [DecodedRecord] {
-        try ingest(bytes, final: false)
-    }
-
-    public mutating func finish() throws -> [DecodedRecord] {
-        try ingest(EmptyCollection<UInt8>(), final: true)
-    }
-
     // MARK: - Input
 
-    private mutating func ingest(_ bytes: some Collection<UInt8>, final: Bool) throws -> [DecodedRecord] {
+    public mutating func ingest(_ bytes: some Collection<UInt8>, final: Bool) throws -> [DecodedRecord] {
         if bom.decided {
             append(bytes)
         } else {

@@ -2,7 +2,7 @@ import DatenwerkCore
 
 /// Newline-delimited JSON: one value per line, blank lines skipped. A line that is not valid JSON is rejected
 /// with its line number and decoding goes on; only a line over `maxRecordBytes` stops it.
-public struct NDJSONDecoder: RecordDecoder, Sendable {
+public struct NDJSONDecoder: IngestingRecordDecoder, Sendable {
     public let origin: String
     public let maxRecordBytes: Int
 
@@ -18,15 +18,7 @@ public struct NDJSONDecoder: RecordDecoder, Sendable {
         self.maxRecordBytes = maxRecordBytes
     }
 
-    public mutating func feed(_ bytes: some Collection<UInt8>) throws -> [DecodedRecord] {
-        try ingest(bytes, final: false)
-    }
-
-    public mutating func finish() throws -> [DecodedRecord] {
-        try ingest(EmptyCollection<UInt8>(), final: true)
-    }
-
-    private mutating func ingest(_ bytes: some Collection<UInt8>, final: Bool) throws -> [DecodedRecord] {
+    public mutating func ingest(_ bytes: some Collection<UInt8>, final: Bool) throws -> [DecodedRecord] {
         if bom.decided {
             buffer.append(contentsOf: bytes)
         } else {

@@ -42,6 +42,21 @@ public protocol RecordDecoder {
     mutating func finish() throws -> [DecodedRecord]
 }
 
+/// A decoder that takes every chunk, and the end, through one `ingest` (`final` at the end).
+public protocol IngestingRecordDecoder: RecordDecoder {
+    mutating func ingest(_ bytes: some Collection<UInt8>, final: Bool) throws -> [DecodedRecord]
+}
+
+extension IngestingRecordDecoder {
+    public mutating func feed(_ bytes: some Collection<UInt8>) throws -> [DecodedRecord] {
+        try ingest(bytes, final: false)
+    }
+
+    public mutating func finish() throws -> [DecodedRecord] {
+        try ingest(EmptyCollection<UInt8>(), final: true)
+    }
+}
+
 /// Holds back the first bytes of a stream until it is known whether they are a UTF-8 byte order mark, then drops it.
 struct ByteOrderMarkFilter {
     private var pending: [UInt8] = []

@@ -17,7 +17,7 @@ public struct JSONDecoderOptions: Sendable {
 ///
 /// A record path that is absent yields no records; `null` there counts as absent. Any other non-array there,
 /// invalid syntax and a truncated document are `FormatError`s.
-public struct StreamingJSONDecoder: RecordDecoder, Sendable {
+public struct StreamingJSONDecoder: IngestingRecordDecoder, Sendable {
     public let options: JSONDecoderOptions
     public let origin: String
 
@@ -99,15 +99,7 @@ public struct StreamingJSONDecoder: RecordDecoder, Sendable {
     /// Bytes held between calls (the record in progress, or an envelope value while it fits the budget).
     var retainedBytes: Int { buffer.count }
 
-    public mutating func feed(_ bytes: some Collection<UInt8>) throws -> [DecodedRecord] {
-        try ingest(bytes, final: false)
-    }
-
-    public mutating func finish() throws -> [DecodedRecord] {
-        try ingest(EmptyCollection<UInt8>(), final: true)
-    }
-
-    private mutating func ingest(_ bytes: some Collection<UInt8>, final: Bool) throws -> [DecodedRecord] {
+    public mutating func ingest(_ bytes: some Collection<UInt8>, final: Bool) throws -> [DecodedRecord] {
         if bom.decided {
             buffer.append(contentsOf: bytes)
         } else {

@@ -15,7 +15,7 @@ struct WorkerCommand: AsyncParsableCommand {
         commandName: "worker",
         abstract: "Run due jobs (scheduled, manual, backfill chunks) from the database; any number of workers may run.",
         discussion: """
-            Jobs are taken with SELECT … FOR UPDATE SKIP LOCKED under a lease that a heartbeat renews every lease/3.
+            Jobs are taken with row locks that skip locked rows, under a lease that a heartbeat renews every lease/3.
             A job whose worker died is taken again when its lease expires; a per-pipeline advisory lock keeps two runs
             of one pipeline from overlapping. The schedule is turned into jobs by `datenwerk serve`.
             Each job runs in a child process (datenwerk run-job), so a crash in a connector or decoder ends that job
