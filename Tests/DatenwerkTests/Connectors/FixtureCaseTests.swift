@@ -39,6 +39,13 @@ struct FixtureCase: CustomTestStringConvertible, Sendable {
         try? String(contentsOfFile: "\(directory)/\(name)", encoding: .utf8)
     }
 
+    /// The case's pipeline, `$REFERENCE_DATA` replaced by where the shared reference samples are.
+    func pipeline(_ registry: ConnectorRegistry) throws -> PipelineSpec {
+        let path = directory + "/pipeline.yaml"
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return try PipelineSpec.parse(yaml: text.replacingOccurrences(of: "$REFERENCE_DATA", with: Paths.referenceData), file: path, connectors: registry)
+    }
+
     /// Non-empty lines of an optional file.
     func lines(_ name: String) -> [String]? {
         file(name).map { $0.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) }
@@ -56,7 +63,7 @@ struct FixtureCase: CustomTestStringConvertible, Sendable {
         let expectedDiagnostics = fixture.lines("expected-errors.txt") ?? []
         let spec: PipelineSpec
         do {
-            spec = try PipelineSpec.load(file: fixture.directory + "/pipeline.yaml", connectors: registry)
+            spec = try fixture.pipeline(registry)
         } catch let error as DiagnosticError {
             let printed = Self.printed(error.diagnostics + error.warnings, in: fixture)
             #expect(printed == expectedDiagnostics, "\(fixture.testDescription): diagnostics")

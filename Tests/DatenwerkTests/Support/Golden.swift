@@ -52,24 +52,4 @@ enum Golden {
         let f = pow(10, Double(digits))
         return (x * f).rounded() / f
     }
-
-    /// Runs the case's pipeline into memory and compares the whole output with `expected.ndjson`.
-    static func check(_ connector: String, _ name: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) async throws -> RunReport {
-        let directory = "\(fixtures)/\(connector)/\(name)"
-        let spec = try PipelineSpec.load(file: directory + "/pipeline.yaml", connectors: BuiltinConnectors.registry)
-        let sink = RecordingSink()
-        let report = try await PipelineRunner(fetcher: testFetcher, sink: sink, connectors: BuiltinConnectors.registry).run(spec, trigger: "test")
-        let actual = lines(sink.items)
-        let expectedPath = directory + "/expected.ndjson"
-        if ProcessInfo.processInfo.environment["DATENWERK_UPDATE_GOLDEN"] == "1" {
-            try Data((actual.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: expectedPath))
-        }
-        let expected = try String(contentsOfFile: expectedPath, encoding: .utf8).split(separator: "\n").map(String.init)
-        #expect(actual.count == expected.count, "\(connector)/\(name): \(actual.count) items, expected \(expected.count)", sourceLocation: sourceLocation)
-        for (index, (a, e)) in zip(actual, expected).enumerated() where a != e {
-            Issue.record("\(connector)/\(name) line \(index + 1):\n  actual:   \(a)\n  expected: \(e)", sourceLocation: sourceLocation)
-            break
-        }
-        return report
-    }
 }

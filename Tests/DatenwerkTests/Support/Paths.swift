@@ -12,8 +12,16 @@ enum Paths {
     static func sample(_ name: String) -> String { root + "/SampleData/" + name }
     static func pipeline(_ name: String) -> String { root + "/Pipelines/" + name }
 
-    /// `../shared/reference-data/<folder>/<file>`: real public samples, read in place (never copied).
-    static func reference(_ path: String) -> String { root + "/../shared/reference-data/" + path }
+    /// The shared public reference samples, read in place (never copied): `$DATENWERK_REFERENCE_DATA`, or
+    /// `shared/reference-data` next to the repository. The one place that knows where they are — fixture
+    /// pipelines write `$REFERENCE_DATA/<folder>/<file>` and `FixtureCase` puts this in.
+    static let referenceData: String = {
+        if let path = ProcessInfo.processInfo.environment["DATENWERK_REFERENCE_DATA"], !path.isEmpty { return path }
+        return URL(fileURLWithPath: root + "/../shared/reference-data").standardizedFileURL.path
+    }()
+
+    /// `<reference data>/<folder>/<file>`.
+    static func reference(_ path: String) -> String { referenceData + "/" + path }
 
     /// The built `datenwerk` executable.
     static var executable: String { root + "/.build/debug/datenwerk" }
