@@ -9,7 +9,9 @@ nonisolated(unsafe) private var testCluster: EmbeddedPostgres?
 ///
 /// With `DATABASE_URL` the server given there is used (the role needs CREATEDB); otherwise one embedded
 /// cluster is started for the whole test process (under `$DATENWERK_TEST_PG_ROOT`, default
-/// `/tmp/datenwerk-test-pg`, port `$DATENWERK_TEST_PG_PORT` or 54339). Nothing is skipped: when no
+/// `/tmp/datenwerk-test-pg` for root and `/tmp/datenwerk-test-pg-<uid>` for other users, port
+/// `$DATENWERK_TEST_PG_PORT` or 54339 for root and 55000 + uid % 5000 for other users, so that two users'
+/// `make test` never share a cluster). Nothing is skipped: when no
 /// database can be had, the tests that need one fail with the reason.
 public enum TestDatabase {
     static let logger: Logger = {
@@ -42,8 +44,9 @@ public enum TestDatabase {
         if let url = environment["DATABASE_URL"], !url.isEmpty {
             server = Server(location: try DatabaseLocation(url: url), embedded: nil)
         } else {
-            let root = environment["DATENWERK_TEST_PG_ROOT"] ?? "/tmp/datenwerk-test-pg"
-            let port = environment["DATENWERK_TEST_PG_PORT"].flatMap(Int.init) ?? 54339
+            let uid = getuid()
+            let root = environment["DATENWERK_TEST_PG_ROOT"] ?? (uid == 0 ? "/tmp/datenwerk-test-pg" : "/tmp/datenwerk-test-pg-\(uid)")
+            let port = environment["DATENWERK_TEST_PG_PORT"].flatMap(Int.init) ?? (uid == 0 ? 54339 : 55000 + Int(uid % 5000))
             var configuration = EmbeddedPostgres.Configuration(root: root, port: port)
             // Swift Testing runs every test at once: room for many small pools.
             configuration.maxConnections = 500
