@@ -57,12 +57,6 @@ struct DocumentRun<Mapping: RecordMapping>: ConnectorRun {
         self.mapping = mapping
     }
 
-    /// With the task's retry log and validators (for callers without a session).
-    init(locations: [String], fetcher: HTTPFetcher, headers: [(String, String)] = [], decoder: @escaping (String) -> AnyRecordDecoder, mapping: Mapping) {
-        self.init(locations: locations, session: FetchSession(fetcher: fetcher, retries: RetryLog.current, conditional: ConditionalRequests.current),
-                  headers: headers, decoder: decoder, mapping: mapping)
-    }
-
     var bytesRead: Int { finishedBytes + (reader?.bytesRead ?? 0) }
 
     mutating func next() async throws -> ConnectorBatch? {

@@ -136,7 +136,7 @@ public final class HTTPFetcher: Sendable {
     /// Sends a GET and returns as soon as the head arrives, retrying transient failures per `request.retry`;
     /// other non-2xx answers (and the last failure) throw with a short body excerpt.
     public func get(_ request: Request) async throws -> Response {
-        try await get(request, retries: RetryLog.current, conditional: request.conditional ? ConditionalRequests.current : nil)
+        try await get(request, retries: nil, conditional: nil)
     }
 
     /// `get` for one run's `FetchSession`: retries are recorded in `retries`, and with `request.conditional`
@@ -270,10 +270,8 @@ public final class BodyReader {
 }
 
 
-/// Collects retry events of one run (set as a task-local by the runner), so run history shows them.
+/// Collects retry events of one run (carried by its `FetchSession`), so run history shows them.
 public final class RetryLog: @unchecked Sendable {
-    @TaskLocal public static var current: RetryLog?
-
     private let lock = NSLock()
     private var entries: [String] = []
 
@@ -323,8 +321,6 @@ public struct HTTPValidators: Sendable, Hashable {
 /// `If-Modified-Since`; a 304 means "nothing new" (an empty document). The validators seen in this run are
 /// stored with its checkpoint, in the same transaction as the data they describe.
 public final class ConditionalRequests: @unchecked Sendable {
-    @TaskLocal public static var current: ConditionalRequests?
-
     public let known: [String: HTTPValidators]
     private let lock = NSLock()
     private var fresh: [String: HTTPValidators] = [:]

@@ -77,6 +77,6 @@ struct DWDConnector: ConfiguredConnector {
         }
         let filter = ids.map { Set($0.flatMap { id in [id, DWDMetadata.stationID(id)].compactMap { $0 } }) }
         return try DWDRun(locations: locations, product: config.product, filter: filter,
-                          stationList: config.stationList, fetcher: context.fetcher, logger: context.logger)
+                          stationList: config.stationList, session: context.session, logger: context.logger)
     }
 }

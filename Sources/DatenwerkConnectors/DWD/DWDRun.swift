@@ -33,7 +33,7 @@ struct DWDRun: ConnectorRun {
     }
 
     private var documents: [(location: String, kind: DocumentKind)]
-    private let fetcher: HTTPFetcher
+    private let session: FetchSession
     private let filter: Set<String>?
     private let stationListLocation: String?
     private let logger: Logger?
@@ -46,7 +46,7 @@ struct DWDRun: ConnectorRun {
     private var finishedBytes = 0
     private(set) var origins: [String] = []
 
-    init(locations: [String], product: Product, filter: Set<String>?, stationList: String?, fetcher: HTTPFetcher, logger: Logger? = nil) throws {
+    init(locations: [String], product: Product, filter: Set<String>?, stationList: String?, session: FetchSession, logger: Logger? = nil) throws {
         var documents: [(String, DocumentKind)] = []
         for location in locations {
             let name = (location as NSString).lastPathComponent
@@ -59,7 +59,7 @@ struct DWDRun: ConnectorRun {
         let metadataFirst = documents.filter { ($0.0 as NSString).lastPathComponent.hasPrefix("Meta_Daten") }
             + documents.filter { !($0.0 as NSString).lastPathComponent.hasPrefix("Meta_Daten") }
         self.documents = metadataFirst.map { (location: $0.0, kind: $0.1) }
-        self.fetcher = fetcher
+        self.session = session
         self.filter = filter
         self.stationListLocation = stationList
         self.logger = logger
@@ -142,7 +142,7 @@ struct DWDRun: ConnectorRun {
 
     private mutating func loadStationList() async throws -> [String: DWDStationInfo] {
         guard let location = stationListLocation else { return [:] }
-        let reader = try await ChunkReader.open(location, fetcher: fetcher)
+        let reader = try await ChunkReader.open(location, session: session)
         let bytes = try await reader.readAll(limit: 32 << 20)
         finishedBytes += reader.bytesRead
         origins.append(reader.origin)
@@ -179,7 +179,7 @@ struct DWDRun: ConnectorRun {
                 mezPeriods[fileID] = try DWDMetadata.mezPeriods(Array(bytes), origin: displayPath(parameters))
             }
         }
-        let reader = try await ChunkReader.open(location, fetcher: fetcher)
+        let reader = try await ChunkReader.open(location, session: session)
         origins.append(reader.origin)
         let mapping = try productMapping(fileName: name, stationID: fileID)
         return Document(reader: reader, decoder: CSVDecoder(options: productOptions(), origin: reader.origin),
@@ -198,7 +198,7 @@ struct DWDRun: ConnectorRun {
     }
 
     private mutating func openPOI(_ location: String) async throws -> Document {
-        let reader = try await ChunkReader.open(location, fetcher: fetcher)
+        let reader = try await ChunkReader.open(location, session: session)
         origins.append(reader.origin)
         var options = CSVOptions()
         options.delimiter = UInt8(ascii: ";")
@@ -217,7 +217,7 @@ struct DWDRun: ConnectorRun {
             let origin: String
             let path: String
             if location.hasPrefix("http://") || location.hasPrefix("https://") {
-                let reader = try await ChunkReader.open(location, fetcher: fetcher)
+                let reader = try await ChunkReader.open(location, session: session)
                 origin = reader.origin
                 let file = Self.temporaryFile("zip")
                 temporary.append(file)
@@ -293,7 +293,7 @@ struct DWDRun: ConnectorRun {
             let extracted = Self.temporaryFile("txt")
             temporary.append(extracted)
             try Self.extract(product, of: archive, to: extracted, origin: origin)
-            let reader = try await ChunkReader.open(extracted.path, fetcher: fetcher)
+            let reader = try await ChunkReader.open(extracted.path, session: session)
             Self.unlink(temporary)
             let mapping = try productMapping(fileName: productName, stationID: stationID)
             return Document(reader: reader, decoder: CSVDecoder(options: productOptions(), origin: "\(origin)!/\(product.path)"),

@@ -124,7 +124,7 @@ struct SMARDConnector: ConfiguredConnector {
         }
         return SMARDRun(
             plan: plan, base: config.base, filter: config.filter, region: config.region, resolution: config.resolution,
-            property: config.property, blocks: config.blocks, since: config.since, fetcher: context.fetcher)
+            property: config.property, blocks: config.blocks, since: config.since, session: context.session)
     }
 }
 
@@ -144,7 +144,7 @@ struct SMARDRun: ConnectorRun {
     let property: String
     let blocks: Int
     let since: Int64?
-    let fetcher: HTTPFetcher
+    let session: FetchSession
     private var stationSent = false
     private(set) var bytesRead = 0
     private(set) var origins: [String] = []
@@ -163,7 +163,7 @@ struct SMARDRun: ConnectorRun {
     }()
 
     init(plan: Plan, base: String, filter: String, region: String, resolution: SMARDConnector.Resolution, property: SMARDConnector.Property,
-         blocks: Int, since: Int64?, fetcher: HTTPFetcher) {
+         blocks: Int, since: Int64?, session: FetchSession) {
         self.plan = plan
         self.base = base
         self.filter = filter
@@ -172,7 +172,7 @@ struct SMARDRun: ConnectorRun {
         self.property = property.rawValue
         self.blocks = blocks
         self.since = since
-        self.fetcher = fetcher
+        self.session = session
         switch resolution {
         case .quarterhour: step = .fixed(900_000_000)
         case .hour: step = .fixed(3_600_000_000)
@@ -197,7 +197,7 @@ struct SMARDRun: ConnectorRun {
 
     /// One small JSON document, whole.
     private mutating func document(_ location: String) async throws -> (JSONValue, String) {
-        let reader = try await ChunkReader.open(location, fetcher: fetcher)
+        let reader = try await ChunkReader.open(location, session: session)
         origins.append(reader.origin)
         let bytes = try await reader.readAll(limit: 8 << 20)
         bytesRead += bytes.count

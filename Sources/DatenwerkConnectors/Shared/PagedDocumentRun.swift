@@ -48,12 +48,6 @@ struct PagedDocumentRun<Mapping: PagedMapping>: ConnectorRun {
         self.mapping = mapping
     }
 
-    /// With the task's retry log (for callers without a session).
-    init(_ requests: [PageRequest<Mapping.Context>], fetcher: HTTPFetcher, headers: [(String, String)] = [], mapping: Mapping) {
-        self.init(requests, session: FetchSession(fetcher: fetcher, retries: RetryLog.current, conditional: ConditionalRequests.current),
-                  headers: headers, mapping: mapping)
-    }
-
     var bytesRead: Int { finishedBytes + (reader?.bytesRead ?? 0) }
 
     mutating func next() async throws -> ConnectorBatch? {

@@ -129,7 +129,7 @@ enum XMLRecordReader {
     /// Opens `location` and decodes it whole with `options` (their `maxDocumentBytes` also caps a gzip file):
     /// for reference documents, whose records are all needed at once.
     static func read(_ location: String, fetcher: HTTPFetcher, headers: [(String, String)] = [], options: XMLDecoderOptions) async throws -> XMLDocument {
-        try await read(location, session: FetchSession(fetcher: fetcher, retries: RetryLog.current), headers: headers, options: options)
+        try await read(location, session: FetchSession(fetcher: fetcher), headers: headers, options: options)
     }
 
     /// `read` with the run's fetch session.
@@ -197,7 +197,7 @@ struct XMLRecordStream {
     }
 
     static func open(_ location: String, fetcher: HTTPFetcher, headers: [(String, String)] = [], options: XMLDecoderOptions) async throws -> XMLRecordStream {
-        try await open(location, session: FetchSession(fetcher: fetcher, retries: RetryLog.current), headers: headers, options: options)
+        try await open(location, session: FetchSession(fetcher: fetcher), headers: headers, options: options)
     }
 
     private init(reader: DocumentReader<XMLDocumentDecoder>) {
@@ -319,13 +319,6 @@ struct XMLDocumentRun<Mapping: XMLRecordMapping>: ConnectorRun {
     /// The main document being read, record by record; its header went to `mapping.begin` once.
     private var current: XMLRecordStream?
     private var begun = false
-
-    /// With the task's retry log (for callers without a session).
-    init(references: [String] = [], locations: [String], fetcher: HTTPFetcher, headers: [(String, String)] = [], mapping: Mapping,
-         limits: XMLDecoderOptions = XMLDecoderOptions()) {
-        self.init(references: references, locations: locations, session: FetchSession(fetcher: fetcher, retries: RetryLog.current),
-                  headers: headers, mapping: mapping, limits: limits)
-    }
 
     init(references: [String] = [], locations: [String], session: FetchSession, headers: [(String, String)] = [], mapping: Mapping,
          limits: XMLDecoderOptions = XMLDecoderOptions()) {

@@ -68,10 +68,7 @@ public struct PipelineRunner: Sendable {
         let resolved = spec.substituting(placeholders)
         let conditional = ConditionalRequests(known: context.window == nil ? Self.validators(cursor) : [:])
         let session = FetchSession(fetcher: fetcher, retries: retries, conditional: conditional)
-        // Readers that still take the fetcher alone (dwd-cdc, smard) find the retry log as a task-local.
-        return try await RetryLog.$current.withValue(retries) {
-            try await run(resolved, context: context, pushed: pushed, progress: progress, session: session)
-        }
+        return try await run(resolved, context: context, pushed: pushed, progress: progress, session: session)
     }
 
     /// `{since}`: the high-water mark of the last successful run (the epoch before the first);

@@ -33,6 +33,21 @@ public final class ChunkReader {
         return try openFile(location)
     }
 
+    /// Opens an http(s) URL with the run's `session` (its retry log, validators, `request:` headers and secrets), or a
+    /// local file. For documents read whole or handed to a zip reader; record streams read through `DocumentReader`.
+    public static func open(_ location: String, session: FetchSession, headers: [(String, String)] = [], timeout: Duration? = nil, conditional: Bool = false) async throws -> ChunkReader {
+        guard location.hasPrefix("http://") || location.hasPrefix("https://") else { return try openFile(location) }
+        let response = try await session.get(session.request(location, headers: headers, timeout: timeout, conditional: conditional))
+        let reader = ChunkReader(origin: response.shownURL)
+        reader.headers = response.headers
+        if response.status == 304 {
+            reader.notModified = true
+            return reader
+        }
+        reader.body = BodyReader(response)
+        return reader
+    }
+
     /// Opens a local file.
     public static func openFile(_ path: String) throws -> ChunkReader {
         guard let handle = FileHandle(forReadingAtPath: path) else {

@@ -103,9 +103,9 @@ public struct HTTPRecordSource: RecordSource {
         self.nextURL = spec.url.map { paginator.firstPage(Self.withQuery($0, spec.query)) }
     }
 
-    /// A source reading with `fetcher` and the task's retry log and validators (for callers without a session).
+    /// A source reading with `fetcher` alone (no retry log, no validators; runs pass their session).
     public init(spec: SourceSpec, fetcher: HTTPFetcher) {
-        self.init(spec: spec, session: FetchSession(fetcher: fetcher, retries: RetryLog.current, conditional: ConditionalRequests.current))
+        self.init(spec: spec, session: FetchSession(fetcher: fetcher))
     }
 
     /// The paginator a `paging` block describes.
