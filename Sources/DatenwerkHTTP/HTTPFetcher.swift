@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// The one HTTP client of Datenwerk. Every connector fetches through it: streamed bodies, timeouts,
 /// clear errors that name the URL (never its credentials).
@@ -271,17 +272,16 @@ public final class BodyReader {
 
 
 /// Collects retry events of one run (carried by its `FetchSession`), so run history shows them.
-public final class RetryLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var entries: [String] = []
+public final class RetryLog: Sendable {
+    private let entries = Mutex<[String]>([])
 
     public init() {}
 
     public func record(_ entry: String) {
-        lock.withLock { if entries.count < 200 { entries.append(entry) } }
+        entries.withLock { if $0.count < 200 { $0.append(entry) } }
     }
 
-    public var all: [String] { lock.withLock { entries } }
+    public var all: [String] { entries.withLock { $0 } }
 }
 
 extension Duration {
@@ -320,31 +320,33 @@ public struct HTTPValidators: Sendable, Hashable {
 /// Conditional GETs for one run: validators from the last successful run are sent as `If-None-Match` /
 /// `If-Modified-Since`; a 304 means "nothing new" (an empty document). The validators seen in this run are
 /// stored with its checkpoint, in the same transaction as the data they describe.
-public final class ConditionalRequests: @unchecked Sendable {
+public final class ConditionalRequests: Sendable {
     public let known: [String: HTTPValidators]
-    private let lock = NSLock()
-    private var fresh: [String: HTTPValidators] = [:]
-    private var unchanged: [String] = []
+    private struct Seen {
+        var fresh: [String: HTTPValidators] = [:]
+        var unchanged: [String] = []
+    }
+    private let state = Mutex(Seen())
 
     public init(known: [String: HTTPValidators]) { self.known = known }
 
     func seen(_ url: String, _ validators: HTTPValidators) {
         guard validators.etag != nil || validators.lastModified != nil else { return }
-        lock.withLock { fresh[url] = validators }
+        state.withLock { $0.fresh[url] = validators }
     }
 
     func notModified(_ url: String) {
-        lock.withLock { unchanged.append(url) }
+        state.withLock { $0.unchanged.append(url) }
     }
 
     /// URLs answered 304 in this run.
-    public var notModifiedURLs: [String] { lock.withLock { unchanged } }
+    public var notModifiedURLs: [String] { state.withLock { $0.unchanged } }
 
     /// What to remember: the new validators, and the old ones of URLs that were not modified.
     public var remembered: [String: HTTPValidators] {
-        lock.withLock {
-            var all = fresh
-            for url in unchanged where all[url] == nil { all[url] = known[url] }
+        state.withLock { seen in
+            var all = seen.fresh
+            for url in seen.unchanged where all[url] == nil { all[url] = known[url] }
             return all
         }
     }

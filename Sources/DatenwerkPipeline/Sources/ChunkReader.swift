@@ -16,23 +16,6 @@ public final class ChunkReader {
 
     private init(origin: String) { self.origin = origin }
 
-    /// Opens an http(s) URL through the shared fetcher, or a local file.
-    /// With `conditional`, the last run's validators are sent and a 304 gives a reader with `notModified`.
-    public static func open(_ location: String, fetcher: HTTPFetcher, headers: [(String, String)] = [], timeout: Duration = .seconds(60), conditional: Bool = false) async throws -> ChunkReader {
-        if location.hasPrefix("http://") || location.hasPrefix("https://") {
-            let response = try await fetcher.get(.init(url: location, headers: headers, timeout: timeout, conditional: conditional))
-            let reader = ChunkReader(origin: HTTPFetcher.redacted(location))
-            reader.headers = response.headers
-            if response.status == 304 {
-                reader.notModified = true
-                return reader
-            }
-            reader.body = BodyReader(response)
-            return reader
-        }
-        return try openFile(location)
-    }
-
     /// Opens an http(s) URL with the run's `session` (its retry log, validators, `request:` headers and secrets), or a
     /// local file. For documents read whole or handed to a zip reader; record streams read through `DocumentReader`.
     public static func open(_ location: String, session: FetchSession, headers: [(String, String)] = [], timeout: Duration? = nil, conditional: Bool = false) async throws -> ChunkReader {
