@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// A real HTTP/1.1 server on 127.0.0.1 with a random port, for tests of HTTP sources:
 /// each request is answered by a closure, so a test can serve files, pages or scripted failures.
@@ -80,13 +81,14 @@ public final class LoopbackHTTPServer: Sendable {
         try await channel.close()
     }
 
-    final class RequestLog: @unchecked Sendable {
-        private let lock = NSLock()
-        private var requests: [Request] = []
-        func append(_ r: Request) { lock.withLock { requests.append(r) } }
-        var all: [Request] { lock.withLock { requests } }
+    final class RequestLog: Sendable {
+        private let requests = Mutex<[Request]>([])
+        func append(_ r: Request) { requests.withLock { $0.append(r) } }
+        var all: [Request] { requests.withLock { $0 } }
     }
 
+    /// `@unchecked Sendable`, justified: the channel initializer adds the handler from a `@Sendable` closure;
+    /// after that its state (`head`) is only touched on the channel's event loop (NIO's threading model).
     final class Connection: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart

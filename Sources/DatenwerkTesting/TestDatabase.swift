@@ -2,6 +2,7 @@ import DatenwerkPostgres
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 nonisolated(unsafe) private var testCluster: EmbeddedPostgres?
 
@@ -129,10 +130,9 @@ public struct TestDatabaseError: Error, CustomStringConvertible {
 }
 
 /// What the test database setup is doing (for the "still waiting" report).
-final class SetupStep: @unchecked Sendable {
-    private let lock = NSLock()
-    private var step: String
-    init(_ step: String) { self.step = step }
-    var current: String { lock.withLock { step } }
-    func set(_ value: String) { lock.withLock { step = value } }
+final class SetupStep: Sendable {
+    private let step: Mutex<String>
+    init(_ step: String) { self.step = Mutex(step) }
+    var current: String { step.withLock { $0 } }
+    func set(_ value: String) { step.withLock { $0 = value } }
 }
