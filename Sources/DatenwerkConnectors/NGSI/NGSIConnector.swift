@@ -167,14 +167,11 @@ struct NGSIConnector: ConfiguredConnector {
         }
 
         func nextPage(after request: PageRequest<Paging?>, envelope: JSONValue, records: Int, headers: [(String, String)]) throws -> PageRequest<Paging?>? {
-            guard var paging = request.context, records >= paging.limit else { return nil }
-            paging.offset += paging.limit
-            let countHeader = paging.v2 ? "Fiware-Total-Count" : "NGSILD-Results-Count"
-            if let total = headers.first(where: { $0.0.caseInsensitiveCompare(countHeader) == .orderedSame }).flatMap({ Int($0.1) }),
-               paging.offset >= total
-            {
-                return nil
-            }
+            guard var paging = request.context else { return nil }
+            // Offset paging until a short page or the broker's stated total.
+            var paginator = OffsetPaginator(limit: paging.limit, start: paging.offset, totalHeader: paging.v2 ? "Fiware-Total-Count" : "NGSILD-Results-Count")
+            guard paginator.next(after: PageResult(url: paging.url, headers: headers, records: records)) != nil else { return nil }
+            paging.offset = paginator.offset
             return PageRequest(location: paging.url, recordPath: "$", context: paging)
         }
 

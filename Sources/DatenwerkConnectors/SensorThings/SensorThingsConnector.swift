@@ -197,8 +197,10 @@ struct SensorThingsConnector: ConfiguredConnector {
         }
 
         mutating func nextPage(after request: PageRequest<Context>, envelope: JSONValue, records: Int, headers: [(String, String)]) throws -> PageRequest<Context>? {
-            guard SensorThingsConnector.isHTTP(request.location), let link = envelope["@iot.nextLink"]?.stringValue, !link.isEmpty else { return nil }
-            return PageRequest(location: Self.resolve(link, against: request.location), recordPath: "$.value", context: request.context)
+            var paginator = JSONLinkPaginator(path: "@iot.nextLink")
+            guard SensorThingsConnector.isHTTP(request.location),
+                  let next = paginator.next(after: PageResult(url: request.location, headers: headers, envelope: envelope, records: records)) else { return nil }
+            return PageRequest(location: next, recordPath: "$.value", context: request.context)
         }
 
         // MARK: Records

@@ -289,6 +289,7 @@ public enum JSONPathLookup {
 
 /// A link as found, resolved against the URL of the page it came from.
 public func resolveLink(_ link: String, against base: String) -> String {
+    if link.hasPrefix("http://") || link.hasPrefix("https://") { return link }
     if let base = URL(string: base), let resolved = URL(string: link, relativeTo: base) { return resolved.absoluteString }
     return link
 }
