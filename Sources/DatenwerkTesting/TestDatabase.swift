@@ -4,6 +4,8 @@ import Logging
 import PostgresNIO
 import Synchronization
 
+/// `nonisolated(unsafe)`, justified: written once while the test database is set up (before any test uses it)
+/// and read by the C `atexit` callback, which cannot capture context.
 nonisolated(unsafe) private var testCluster: EmbeddedPostgres?
 
 /// A fresh, migrated database per test on a real PostgreSQL + PostGIS.

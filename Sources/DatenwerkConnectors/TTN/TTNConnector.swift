@@ -325,7 +325,7 @@ struct TTNMapping: RecordMapping {
     }
 
     // RFC 3339 with up to nanoseconds; digits past the microsecond are cut off.
-    nonisolated(unsafe) static let rfc3339 = try! TimestampParser(format: "iso8601", zone: .utc)
+    static let rfc3339 = try! TimestampParser(format: "iso8601", zone: .utc)
 }
 
 /// The result of one pushed body.
