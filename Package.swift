@@ -102,11 +102,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Test support: loopback HTTP server, per-test databases.
+        // Test support: loopback HTTP server, per-test databases, paths, fixtures and samples shared by both test targets.
         .target(
             name: "DatenwerkTesting",
             dependencies: [
-                "DatenwerkPostgres",
+                "DatenwerkCore", "DatenwerkTransforms", "DatenwerkHTTP", "DatenwerkPublishing", "DatenwerkPipeline",
+                "DatenwerkConnectors", "DatenwerkPostgres",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -125,8 +126,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Unit tests: no database, no child processes, no network — seconds once built.
         .testTarget(
-            name: "DatenwerkTests",
+            name: "DatenwerkUnitTests",
+            dependencies: [
+                "DatenwerkCore", "DatenwerkFormats", "DatenwerkTransforms", "DatenwerkHTTP", "DatenwerkPipeline",
+                "DatenwerkConnectors", "DatenwerkOperations", "DatenwerkPublishing", "DatenwerkTesting",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Integration tests: real PostgreSQL + PostGIS, loopback HTTP servers, child processes, outside validators.
+        .testTarget(
+            name: "DatenwerkIntegrationTests",
             dependencies: [
                 "DatenwerkCore", "DatenwerkFormats", "DatenwerkTransforms", "DatenwerkHTTP", "DatenwerkPipeline",
                 "DatenwerkConnectors", "DatenwerkOperations", "DatenwerkPostgres", "DatenwerkServer", "DatenwerkTesting", "DatenwerkPublishing", "datenwerk",
@@ -134,7 +145,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
-            exclude: ["CLI/missing-file.yaml", "Fixtures"],
+            exclude: ["CLI/missing-file.yaml"],
             swiftSettings: swiftSettings
         ),
     ]

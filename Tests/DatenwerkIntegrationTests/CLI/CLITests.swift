@@ -1,0 +1,110 @@
+import DatenwerkPostgres
+import DatenwerkTesting
+import Foundation
+import Testing
+
+/// The `datenwerk` executable as a user runs it.
+@Suite struct CLITests {
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func datenwerk(_ arguments: [String], environment: [String: String] = [:], in directory: String = Paths.root) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Paths.executable)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "DATABASE_URL")
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let dir = try Paths.temporaryDirectory()
+        FileManager.default.createFile(atPath: dir + "/out", contents: nil)
+        FileManager.default.createFile(atPath: dir + "/err", contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/out"))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
+        try process.run()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus,
+                      stdout: try String(contentsOfFile: dir + "/out", encoding: .utf8),
+                      stderr: try String(contentsOfFile: dir + "/err", encoding: .utf8))
+    }
+
+    @Test func validateReportsThreeMistakesAndExits64() throws {
+        let dir = try Paths.temporaryDirectory()
+        try Data("""
+            version: 1
+            name: parking
+            tenant: "05515000"
+            source:
+              kind: file
+              path: parking.csv
+              format: { kind: csv, delimter: ";" }
+            observations:
+              station: { id: id }
+              time: { field: ts, format: iso8601, zone: Europe/Berln }
+              values:
+                - { field: free, property: parking_free_space }
+            """.utf8).write(to: URL(fileURLWithPath: dir + "/parking.yaml"))
+        let out = try Self.datenwerk(["validate", "parking.yaml"], in: dir)
+        #expect(out.status == 64)
+        let errors = out.stderr.split(separator: "\n").filter { $0.contains(": error: ") }
+        #expect(errors.count == 3)
+        #expect(errors[0].hasPrefix("parking.yaml:7:24: error: unknown key 'delimter'"))
+        #expect(errors[1].hasPrefix("parking.yaml:10:45: error: unknown time zone 'Europe/Berln'"))
+        #expect(errors[2].hasPrefix("parking.yaml:12:7: error: unknown observed property 'parking_free_space'"))
+        #expect(out.stderr.contains("error: 3 problems in 1 pipeline file; nothing was run."))
+    }
+
+    @Test func validatePassesForTheShippedPipelines() throws {
+        let out = try Self.datenwerk(["validate", "Pipelines"])
+        #expect(out.status == 0)
+        #expect(out.stdout.hasPrefix("ok: "))
+    }
+
+    @Test func runLoadsIntoTheDatabaseGivenByDATABASE_URL() async throws {
+        try await TestDatabase.with { db in
+            let env = ["DATABASE_URL": db.location.url]
+            let first = try Self.datenwerk(["run", "Pipelines/examples/musterstadt-energie.yaml"], environment: env)
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(first.stdout.contains("72 records read, 143 observations (143 new, 0 changed, 0 unchanged), 1 quarantined"))
+            #expect(first.stderr.contains("warning: musterstadt-energie: SampleData/energie-api/page-2.json, $.items[3]: field 'energie_kwh': 'n/a' is not a number"))
+            let second = try Self.datenwerk(["run", "musterstadt-energie"], environment: env)
+            #expect(second.stdout.contains("143 observations (0 new, 0 changed, 143 unchanged)"))
+            #expect(try await counts(db).observations == 143)
+        }
+    }
+
+    @Test func aFailedRunExitsWithOneAndSaysWhere() throws {
+        let out = try Self.datenwerk(["run", "--dry-run", Paths.root + "/Tests/DatenwerkIntegrationTests/CLI/missing-file.yaml"])
+        #expect(out.status == 1)
+        #expect(out.stderr.contains("error: pipeline 'missing-file' failed at step 'extract'"))
+        #expect(out.stderr.contains("source file not found"))
+    }
+}
+
+extension CLITests {
+    @Test func runsStatusAndQuarantineShowTheHistory() async throws {
+        try await TestDatabase.with { db in
+            let env = ["DATABASE_URL": db.location.url]
+            _ = try Self.datenwerk(["run", "musterstadt-energie"], environment: env)
+            let runs = try Self.datenwerk(["runs", "musterstadt-energie"], environment: env)
+            #expect(runs.status == 0, "\(runs.stderr)")
+            let line = try #require(runs.stdout.split(separator: "\n").dropFirst(2).first)
+            let cells = line.split(separator: " ", omittingEmptySubsequences: true)
+            #expect(cells[2] == "succeeded")
+            #expect(cells[5] == "72" && cells[6] == "143" && cells[7] == "143" && cells[8] == "1")
+            let list = try Self.datenwerk(["quarantine", "list", "musterstadt-energie"], environment: env)
+            #expect(list.stdout.contains("SampleData/energie-api/page-2.json, $.items[3]: field 'energie_kwh': 'n/a' is not a number"))
+            let id = String(list.stdout.dropFirst().prefix { $0.isNumber })
+            let show = try Self.datenwerk(["quarantine", "show", id], environment: env)
+            #expect(show.stdout.contains("\"energie_kwh\": \"n/a\""))
+            #expect(show.stdout.contains("decoded fields (what `quarantine replay` maps again):"), "\(show.stdout)")
+            let status = try Self.datenwerk(["status", "Pipelines/examples"], environment: env)
+            #expect(status.stdout.split(separator: "\n").contains { $0.hasPrefix("musterstadt-energie") && $0.contains("succeeded") && $0.contains("143") })
+            #expect(status.stdout.split(separator: "\n").contains { $0.hasPrefix("musterstadt-klima") && $0.contains("never") })
+        }
+    }
+}

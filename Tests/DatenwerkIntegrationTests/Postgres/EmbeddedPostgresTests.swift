@@ -1,0 +1,115 @@
+import DatenwerkPostgres
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import DatenwerkTesting
+
+/// The private cluster: initialised from the system binaries, shared by concurrent users, stopped by the last.
+@Suite(.serialized) struct EmbeddedPostgresTests {
+    static func postmasterPID(_ cluster: EmbeddedPostgres) -> String? {
+        (try? String(contentsOfFile: cluster.dataDirectory + "/postmaster.pid", encoding: .utf8))?.split(separator: "\n").first.map(String.init)
+    }
+
+    @Test func startsReusesAndStopsWithTheLastUser() async throws {
+        let root = try Paths.temporaryDirectory() + "/pg"
+        let port = try freeLoopbackPort()
+        let first = EmbeddedPostgres(.init(root: root, port: port))
+        try first.start()
+        #expect(first.startedServer)
+        #expect(try first.isRunning())
+        let pid = try #require(Self.postmasterPID(first))
+
+        // A second user reuses the same server instead of starting (and corrupting) another.
+        let second = EmbeddedPostgres(.init(root: root, port: port))
+        try second.start()
+        #expect(!second.startedServer)
+        #expect(Self.postmasterPID(second) == pid)
+
+        // PostGIS is available, and clients connect over the Unix socket.
+        let location = DatabaseLocation(socketPath: first.socketPath, username: "datenwerk", database: "datenwerk")
+        try await Database.createDatabaseIfMissing(location)
+        let version = try await Database.with(location) { db in
+            try await db.client.query("CREATE EXTENSION IF NOT EXISTS postgis", logger: db.logger)
+            return try await db.client.query("SELECT postgis_lib_version()", logger: db.logger).decode(String.self).collect().first
+        }
+        #expect(version?.hasPrefix("3.") == true)
+
+        // The first user leaves: the server keeps running for the second.
+        first.stop()
+        #expect(try second.isRunning())
+        // The last user leaves: the server stops.
+        second.stop()
+        #expect(try !second.isRunning())
+
+        // Started again later, it reuses the data directory.
+        let third = EmbeddedPostgres(.init(root: root, port: port))
+        try third.start()
+        #expect(third.startedServer)
+        let still = try await Database.with(location) { db in
+            try await db.client.query("SELECT count(*)::bigint FROM pg_extension WHERE extname = 'postgis'", logger: db.logger).decode(Int64.self).collect()
+        }
+        #expect(still == [1])
+        third.stop()
+        #expect(try !third.isRunning())
+        #expect(FileManager.default.fileExists(atPath: root + "/password"))
+    }
+
+    @Test func aTakenPortGivesAClearError() throws {
+        let root = try Paths.temporaryDirectory() + "/pg"
+        let port = try freeLoopbackPort()
+        let a = EmbeddedPostgres(.init(root: root, port: port))
+        try a.start()
+        defer { a.stop() }
+        let otherRoot = try Paths.temporaryDirectory() + "/pg"
+        let b = EmbeddedPostgres(.init(root: otherRoot, port: port))
+        let error = try #require(throws: EmbeddedPostgres.Failure.self) { try b.start() }
+        #expect(error.description.contains("could not start the embedded PostgreSQL"))
+        #expect(error.description.contains("DATENWERK_PG_PORT"))
+    }
+
+    @Test func parsesDatabaseURLsWithoutShowingThePassword() throws {
+        let location = try DatabaseLocation(url: "postgres://dw:s3cr%40t@db.example.org:6543/hub?sslmode=require")
+        #expect(location.username == "dw")
+        #expect(location.password == "s3cr@t")
+        #expect(location.host == "db.example.org")
+        #expect(location.port == 6543)
+        #expect(location.database == "hub")
+        #expect(location.requireTLS)
+        #expect(location.description == "postgres://dw@db.example.org:6543/hub")
+        #expect(!location.description.contains("s3cr"))
+        let socket = try DatabaseLocation(url: "postgresql://me@/x?host=/var/run/postgresql")
+        #expect(socket.unixSocketPath == "/var/run/postgresql/.s.PGSQL.5432")
+        #expect(throws: DatabaseLocation.InvalidURL.self) { try DatabaseLocation(url: "mysql://x") }
+    }
+
+    @Test func splitsMigrationScriptsAtTopLevelSemicolons() {
+        let sql = """
+            CREATE TABLE a (x text DEFAULT ';'); -- comment; with semicolon
+            CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$;
+            SELECT 'it''s; fine';
+            """
+        let statements = splitSQLStatements(sql)
+        #expect(statements.count == 3)
+        #expect(statements[1].hasSuffix("END $$"))
+        #expect(statements[2] == "SELECT 'it''s; fine'")
+    }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now (the kernel picks it).
+func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.EBADF) }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw POSIXError(.EADDRINUSE) }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
