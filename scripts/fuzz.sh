@@ -50,7 +50,7 @@ build_module() {
     fi
     echo "fuzz: compiling $name ($OPT)" >&2
     # DatenwerkFormats' XML decoder imports the CLibXML2 system module (Sources/CLibXML2, Debian libxml2-dev).
-    nice -n 15 swiftc "$OPT" -wmo -parse-as-library -enable-testing -sanitize=fuzzer,address \
+    nice -n 15 swiftc "$OPT" -wmo -parse-as-library -enable-testing -package-name datenwerk -sanitize=fuzzer,address \
         -module-name "$name" -I "$BUILD" -I "$ROOT/Sources/CLibXML2" -Xcc -I/usr/include/libxml2 \
         -emit-module -emit-module-path "$BUILD/$name.swiftmodule" \
         -c "$ROOT/Sources/$name"/*.swift -o "$object"
@@ -75,7 +75,7 @@ build() {
             continue
         fi
         echo "fuzz: linking $exe" >&2
-        nice -n 15 swiftc "$OPT" -parse-as-library -sanitize=fuzzer,address -I "$BUILD" \
+        nice -n 15 swiftc "$OPT" -parse-as-library -package-name datenwerk -sanitize=fuzzer,address -I "$BUILD" \
             -I "$ROOT/Sources/CLibXML2" -Xcc -I/usr/include/libxml2 \
             -module-name "Fuzz_${target//-/_}" \
             "$ROOT/Fuzz/Support"/*.swift "$ROOT/Fuzz/Targets/$src" \

@@ -1,8 +1,8 @@
 import DatenwerkPipeline
 
 /// The connectors this build knows, in the order `connectors list` shows them.
-public enum BuiltinConnectors {
-    public static let registry = ConnectorRegistry([
+package enum BuiltinConnectors {
+    package static let registry = ConnectorRegistry([
         SensorCommunityConnector(),
         DWDConnector(),
         SensorThingsConnector(),

@@ -47,7 +47,7 @@ struct DocumentRun<Mapping: RecordMapping>: ConnectorRun {
     private var reader: DocumentReader<AnyRecordDecoder>?
     private var recordsOnPage = 0
     private var finishedBytes = 0
-    public private(set) var origins: [String] = []
+    package private(set) var origins: [String] = []
 
     init(locations: [String], session: FetchSession, headers: [(String, String)] = [], decoder: @escaping (String) -> AnyRecordDecoder, mapping: Mapping) {
         self.locations = locations

@@ -1,16 +1,16 @@
 /// A located problem in a configuration or input, printed as `file:line:col: error: message`.
-public struct Diagnostic: Error, Sendable, Hashable, CustomStringConvertible {
-    public enum Severity: String, Sendable, Hashable {
+package struct Diagnostic: Error, Sendable, Hashable, CustomStringConvertible {
+    package enum Severity: String, Sendable, Hashable {
         case error, warning
     }
 
-    public var severity: Severity
-    public var file: String?
-    public var line: Int?
-    public var column: Int?
-    public var message: String
+    package var severity: Severity
+    package var file: String?
+    package var line: Int?
+    package var column: Int?
+    package var message: String
 
-    public init(_ severity: Severity = .error, file: String? = nil, line: Int? = nil, column: Int? = nil, _ message: String) {
+    package init(_ severity: Severity = .error, file: String? = nil, line: Int? = nil, column: Int? = nil, _ message: String) {
         self.severity = severity
         self.file = file
         self.line = line
@@ -18,7 +18,7 @@ public struct Diagnostic: Error, Sendable, Hashable, CustomStringConvertible {
         self.message = message
     }
 
-    public var description: String {
+    package var description: String {
         var prefix = ""
         if let file {
             prefix = file
@@ -33,37 +33,37 @@ public struct Diagnostic: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Several diagnostics at once: validation never stops at the first problem.
-public struct DiagnosticError: Error, Sendable, CustomStringConvertible {
-    public var diagnostics: [Diagnostic]
+package struct DiagnosticError: Error, Sendable, CustomStringConvertible {
+    package var diagnostics: [Diagnostic]
     /// Warnings found on the way (not counted as problems, not in `description`).
-    public var warnings: [Diagnostic]
-    public init(_ diagnostics: [Diagnostic], warnings: [Diagnostic] = []) {
+    package var warnings: [Diagnostic]
+    package init(_ diagnostics: [Diagnostic], warnings: [Diagnostic] = []) {
         self.diagnostics = diagnostics
         self.warnings = warnings
     }
-    public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
+    package var description: String { diagnostics.map(\.description).joined(separator: "\n") }
 }
 
 /// A problem with one input record: where, which field, what. The record goes to quarantine.
-public struct RecordError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var location: SourceLocation
-    public var field: String?
-    public var reason: String
+package struct RecordError: Error, Sendable, Hashable, CustomStringConvertible {
+    package var location: SourceLocation
+    package var field: String?
+    package var reason: String
 
-    public init(_ location: SourceLocation, field: String? = nil, _ reason: String) {
+    package init(_ location: SourceLocation, field: String? = nil, _ reason: String) {
         self.location = location
         self.field = field
         self.reason = reason
     }
 
-    public var description: String {
+    package var description: String {
         if let field { return "\(location): field '\(field)': \(reason)" }
         return "\(location): \(reason)"
     }
 }
 
 /// Suggests the closest known spelling for an unknown name ("did you mean …").
-public func closestMatch(to name: String, in candidates: some Sequence<String>) -> String? {
+package func closestMatch(to name: String, in candidates: some Sequence<String>) -> String? {
     var best: (String, Int)?
     for candidate in candidates {
         let d = editDistance(name.lowercased(), candidate.lowercased())
@@ -73,7 +73,7 @@ public func closestMatch(to name: String, in candidates: some Sequence<String>) 
 }
 
 /// Levenshtein distance over characters.
-public func editDistance(_ a: String, _ b: String) -> Int {
+package func editDistance(_ a: String, _ b: String) -> Int {
     let a = Array(a), b = Array(b)
     if a.isEmpty { return b.count }
     if b.isEmpty { return a.count }

@@ -22,16 +22,16 @@ import Synchronization
 ///
 /// Every point passed is also reported, when `DATENWERK_PROGRESS_FD` names a descriptor (a job's child process,
 /// see `JobProcess`), as one line `<point>\n`, so the worker can say where a crashed job's process was.
-public enum FailPoint {
-    public struct Armed: Sendable, Hashable {
-        public var point: String
-        public var pipeline: String?
+package enum FailPoint {
+    package struct Armed: Sendable, Hashable {
+        package var point: String
+        package var pipeline: String?
         /// A signal number, or nil for `abort()`.
-        public var signal: Int32?
+        package var signal: Int32?
         /// A real Swift runtime trap (`fatalError`: message on stderr, then SIGILL), as a failed precondition would.
-        public var trap = false
+        package var trap = false
 
-        public init(point: String, pipeline: String? = nil, signal: Int32? = SIGKILL) {
+        package init(point: String, pipeline: String? = nil, signal: Int32? = SIGKILL) {
             self.point = point
             self.pipeline = pipeline
             self.signal = signal
@@ -39,18 +39,18 @@ public enum FailPoint {
     }
 
     /// The points run steps map to (for "last step" in a crash report).
-    public static let steps: [String: String] = [
+    package static let steps: [String: String] = [
         "run-started": "configure", "extract": "extract", "after-copy": "load", "after-merge": "load", "before-commit": "load",
     ]
 
-    public static let signalNames: [(String, Int32)] = [
+    package static let signalNames: [(String, Int32)] = [
         ("SIGKILL", SIGKILL), ("SIGILL", SIGILL), ("SIGSEGV", SIGSEGV), ("SIGABRT", SIGABRT), ("SIGBUS", SIGBUS),
         ("SIGFPE", SIGFPE), ("SIGTRAP", SIGTRAP), ("SIGTERM", SIGTERM), ("SIGINT", SIGINT), ("SIGQUIT", SIGQUIT),
         ("SIGSYS", SIGSYS), ("SIGXCPU", SIGXCPU), ("SIGXFSZ", SIGXFSZ), ("SIGHUP", SIGHUP), ("SIGPIPE", SIGPIPE),
     ]
 
     /// `SIGILL (illegal instruction — a Swift trap)`-style name of a signal number.
-    public static func describe(signal: Int32) -> String {
+    package static func describe(signal: Int32) -> String {
         let name = signalNames.first { $0.1 == signal }?.0 ?? "signal \(signal)"
         let meaning: String
         switch signal {
@@ -67,7 +67,7 @@ public enum FailPoint {
     }
 
     /// Parses `DATENWERK_FAILPOINT`; unknown signal names fall back to SIGKILL.
-    public static func parse(_ text: String) -> [Armed] {
+    package static func parse(_ text: String) -> [Armed] {
         text.split(separator: ",").compactMap { item in
             var spec = item.trimmingSpaces
             guard !spec.isEmpty else { return nil }
@@ -97,14 +97,14 @@ public enum FailPoint {
     }
 
     /// What this process has armed (read once).
-    public static let armed: [Armed] = getenv("DATENWERK_FAILPOINT").map { parse(String(cString: $0)) } ?? []
+    package static let armed: [Armed] = getenv("DATENWERK_FAILPOINT").map { parse(String(cString: $0)) } ?? []
 
     private static let progressFD: Int32? = getenv("DATENWERK_PROGRESS_FD").flatMap { Int32(String(cString: $0)) }
     /// The last point written to the progress descriptor (a point is reported once per change).
     private static let lastReported = Mutex("")
 
     /// A run of `pipeline` reached `point`: die here if a test armed it; report it to a watching worker.
-    public static func hit(_ point: String, pipeline: String? = nil) {
+    package static func hit(_ point: String, pipeline: String? = nil) {
         if progressFD != nil { report(point) }
         guard !armed.isEmpty else { return }
         for a in armed where a.point == point && (a.pipeline == nil || a.pipeline == pipeline) {
@@ -114,7 +114,7 @@ public enum FailPoint {
     }
 
     /// Ends the process with `signal` (nil: `abort()`), bypassing any handler (no backtrace, no clean-up).
-    public static func die(_ number: Int32?) -> Never {
+    package static func die(_ number: Int32?) -> Never {
         guard let number else {
             signal(SIGABRT, SIG_DFL)   // no backtrace handler in the way
             abort()

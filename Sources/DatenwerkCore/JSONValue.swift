@@ -1,7 +1,7 @@
 /// A JSON value with object members kept in source order.
 ///
 /// Decoders produce it for JSON records; CSV cells are `.string`.
-public enum JSONValue: Sendable, Hashable {
+package enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case number(Double)
@@ -9,36 +9,36 @@ public enum JSONValue: Sendable, Hashable {
     case array([JSONValue])
     case object([Member])
 
-    public struct Member: Sendable, Hashable {
-        public var key: String
-        public var value: JSONValue
-        public init(_ key: String, _ value: JSONValue) {
+    package struct Member: Sendable, Hashable {
+        package var key: String
+        package var value: JSONValue
+        package init(_ key: String, _ value: JSONValue) {
             self.key = key
             self.value = value
         }
     }
 
     /// The member named `key` of an object, or nil.
-    public subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         for member in members where member.key == key { return member.value }
         return nil
     }
 
     /// The element at `index` of an array, or nil.
-    public subscript(index: Int) -> JSONValue? {
+    package subscript(index: Int) -> JSONValue? {
         guard case .array(let items) = self, items.indices.contains(index) else { return nil }
         return items[index]
     }
 
-    public var isNull: Bool { if case .null = self { return true } else { return false } }
+    package var isNull: Bool { if case .null = self { return true } else { return false } }
 
-    public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+    package var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
 
-    public var numberValue: Double? { if case .number(let d) = self { return d } else { return nil } }
+    package var numberValue: Double? { if case .number(let d) = self { return d } else { return nil } }
 
     /// A short text form for messages and mapping: strings unquoted, numbers without a trailing `.0`.
-    public var text: String {
+    package var text: String {
         switch self {
         case .null: return ""
         case .bool(let b): return b ? "true" : "false"
@@ -49,13 +49,13 @@ public enum JSONValue: Sendable, Hashable {
     }
 
     /// Compact JSON text.
-    public var serialized: String {
+    package var serialized: String {
         var out = ""
         write(to: &out)
         return out
     }
 
-    public func write(to out: inout String) {
+    package func write(to out: inout String) {
         switch self {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
@@ -80,12 +80,12 @@ public enum JSONValue: Sendable, Hashable {
         }
     }
 
-    public static func format(_ d: Double) -> String {
+    package static func format(_ d: Double) -> String {
         if d.rounded() == d, abs(d) < 1e15 { return String(Int64(d)) }
         return String(d)
     }
 
-    public static func writeQuoted(_ s: String, to out: inout String) {
+    package static func writeQuoted(_ s: String, to out: inout String) {
         appendQuoted(s, to: &out)
     }
 }

@@ -1,10 +1,10 @@
 /// A point in WGS84 (EPSG:4326), longitude first as in GeoJSON and PostGIS.
-public struct GeoPoint: Sendable, Hashable {
-    public var longitude: Double
-    public var latitude: Double
-    public var altitude: Double?
+package struct GeoPoint: Sendable, Hashable {
+    package var longitude: Double
+    package var latitude: Double
+    package var altitude: Double?
 
-    public init(longitude: Double, latitude: Double, altitude: Double? = nil) {
+    package init(longitude: Double, latitude: Double, altitude: Double? = nil) {
         self.longitude = longitude
         self.latitude = latitude
         self.altitude = altitude
@@ -12,12 +12,12 @@ public struct GeoPoint: Sendable, Hashable {
 }
 
 /// A position in a projected or other non-WGS84 reference system (e.g. EPSG:25832 easting/northing).
-public struct SourceCoordinates: Sendable, Hashable {
-    public var x: Double
-    public var y: Double
-    public var epsg: Int
+package struct SourceCoordinates: Sendable, Hashable {
+    package var x: Double
+    package var y: Double
+    package var epsg: Int
 
-    public init(x: Double, y: Double, epsg: Int) {
+    package init(x: Double, y: Double, epsg: Int) {
         self.x = x
         self.y = y
         self.epsg = epsg
@@ -25,18 +25,18 @@ public struct SourceCoordinates: Sendable, Hashable {
 }
 
 /// A station (feature of interest) in the common model.
-public struct Station: Sendable, Hashable {
+package struct Station: Sendable, Hashable {
     /// Stable key `<source>:<external id>`, unique per tenant.
-    public var key: String
-    public var name: String?
-    public var kind: String?
-    public var location: GeoPoint?
+    package var key: String
+    package var name: String?
+    package var kind: String?
+    package var location: GeoPoint?
     /// The coordinates as the source gave them, when not in WGS84: the database computes the stored
     /// geometry from these with PostGIS `ST_Transform`, so stored positions agree with PostGIS exactly.
-    public var sourceCoordinates: SourceCoordinates?
-    public var properties: JSONValue
+    package var sourceCoordinates: SourceCoordinates?
+    package var properties: JSONValue
 
-    public init(key: String, name: String? = nil, kind: String? = nil, location: GeoPoint? = nil, sourceCoordinates: SourceCoordinates? = nil, properties: JSONValue = .object([])) {
+    package init(key: String, name: String? = nil, kind: String? = nil, location: GeoPoint? = nil, sourceCoordinates: SourceCoordinates? = nil, properties: JSONValue = .object([])) {
         self.key = key
         self.name = name
         self.kind = kind
@@ -49,15 +49,15 @@ public struct Station: Sendable, Hashable {
 /// One observation: a numeric result of one property at one station for an instant or an interval.
 ///
 /// Times are microseconds since 1970-01-01T00:00:00Z (UTC), so they are exact and cheap to compare.
-public struct Observation: Sendable, Hashable {
-    public var stationKey: String
-    public var property: String
-    public var phenomenonStart: Int64
-    public var phenomenonEnd: Int64?
-    public var result: Double
-    public var quality: String?
+package struct Observation: Sendable, Hashable {
+    package var stationKey: String
+    package var property: String
+    package var phenomenonStart: Int64
+    package var phenomenonEnd: Int64?
+    package var result: Double
+    package var quality: String?
 
-    public init(stationKey: String, property: String, phenomenonStart: Int64, phenomenonEnd: Int64? = nil, result: Double, quality: String? = nil) {
+    package init(stationKey: String, property: String, phenomenonStart: Int64, phenomenonEnd: Int64? = nil, result: Double, quality: String? = nil) {
         self.stationKey = stationKey
         self.property = property
         self.phenomenonStart = phenomenonStart
@@ -68,14 +68,14 @@ public struct Observation: Sendable, Hashable {
 }
 
 /// A record rejected on the way in, with the raw payload so nothing is lost.
-public struct QuarantinedRecord: Sendable, Hashable {
-    public var error: RecordError
-    public var raw: String
+package struct QuarantinedRecord: Sendable, Hashable {
+    package var error: RecordError
+    package var raw: String
     /// The record as decoded (field → value) when it got that far; `quarantine replay` maps it again
     /// without needing the rest of its document (a CSV line's header, a JSON document's shape).
-    public var fields: JSONValue?
+    package var fields: JSONValue?
 
-    public init(error: RecordError, raw: String, fields: JSONValue? = nil) {
+    package init(error: RecordError, raw: String, fields: JSONValue? = nil) {
         self.error = error
         self.raw = raw
         self.fields = fields
@@ -83,24 +83,24 @@ public struct QuarantinedRecord: Sendable, Hashable {
 }
 
 /// What the transform stage hands to a sink, in order.
-public enum StagedItem: Sendable, Hashable {
+package enum StagedItem: Sendable, Hashable {
     case station(Station)
     case observation(Observation)
     case quarantined(QuarantinedRecord)
 }
 
 /// An entry of the controlled vocabulary: one canonical UCUM unit per key.
-public struct ObservedProperty: Sendable, Hashable {
-    public var key: String
-    public var unit: String
-    public var labelDE: String
-    public var labelEN: String
+package struct ObservedProperty: Sendable, Hashable {
+    package var key: String
+    package var unit: String
+    package var labelDE: String
+    package var labelEN: String
     /// Plausible range in the canonical unit; values outside are rejected.
-    public var range: ClosedRange<Double>?
+    package var range: ClosedRange<Double>?
     /// True when a value covers an interval (counts, energy per period).
-    public var perInterval: Bool
+    package var perInterval: Bool
 
-    public init(_ key: String, unit: String, de: String, en: String, range: ClosedRange<Double>? = nil, perInterval: Bool = false) {
+    package init(_ key: String, unit: String, de: String, en: String, range: ClosedRange<Double>? = nil, perInterval: Bool = false) {
         self.key = key
         self.unit = unit
         self.labelDE = de
@@ -111,8 +111,8 @@ public struct ObservedProperty: Sendable, Hashable {
 }
 
 /// The controlled vocabulary of observed properties.
-public enum Vocabulary {
-    public static let properties: [ObservedProperty] = [
+package enum Vocabulary {
+    package static let properties: [ObservedProperty] = [
         .init("air_temperature", unit: "Cel", de: "Lufttemperatur", en: "Air temperature", range: -80...60),
         .init("temperature", unit: "Cel", de: "Temperatur (Gerät, Wasser, Oberfläche)", en: "Temperature (device, water, surface)", range: -273.15...5000),
         .init("relative_humidity", unit: "%", de: "Relative Luftfeuchte", en: "Relative humidity", range: 0...100),
@@ -144,5 +144,5 @@ public enum Vocabulary {
 
     private static let byKey: [String: ObservedProperty] = Dictionary(uniqueKeysWithValues: properties.map { ($0.key, $0) })
 
-    public static func property(_ key: String) -> ObservedProperty? { byKey[key] }
+    package static func property(_ key: String) -> ObservedProperty? { byKey[key] }
 }

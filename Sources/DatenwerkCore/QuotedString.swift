@@ -1,7 +1,7 @@
 /// Appends `text` between double quotes with the escapes JSON strings and Turtle literals share: `\"`, `\\`,
 /// `\n`, `\r`, `\t`, and `\uXXXX` for the other control characters below U+0020 — and for U+007F when
 /// `escapingDelete` (Turtle). Hex digits are lowercase unless `uppercaseHex`.
-public func appendQuoted(_ text: String, to out: inout String, uppercaseHex: Bool = false, escapingDelete: Bool = false) {
+package func appendQuoted(_ text: String, to out: inout String, uppercaseHex: Bool = false, escapingDelete: Bool = false) {
     out += "\""
     for scalar in text.unicodeScalars {
         switch scalar {

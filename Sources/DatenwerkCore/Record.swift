@@ -1,15 +1,15 @@
 /// Where a record or a problem came from: a file or URL, and a line, record number or JSON path in it.
-public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
+package struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
     /// File path or URL (without credentials).
-    public var origin: String
+    package var origin: String
     /// 1-based physical line in the origin, when the format has lines.
-    public var line: Int?
+    package var line: Int?
     /// 1-based record number within the origin.
-    public var record: Int?
+    package var record: Int?
     /// JSON path of the record inside its document, e.g. `$.items[17]`.
-    public var path: String?
+    package var path: String?
 
-    public init(origin: String, line: Int? = nil, record: Int? = nil, path: String? = nil) {
+    package init(origin: String, line: Int? = nil, record: Int? = nil, path: String? = nil) {
         self.origin = origin
         self.line = line
         self.record = record
@@ -17,7 +17,7 @@ public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// `data.csv:14` or `page-2.json, $.items[17]` or `data.csv, record 3`.
-    public var description: String {
+    package var description: String {
         if let line { return "\(origin):\(line)" }
         if let path { return "\(origin), \(path)" }
         if let record { return "\(origin), record \(record)" }
@@ -26,11 +26,11 @@ public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Field names of a record in order, with a name → index lookup. Shared by every row of one CSV file.
-public final class FieldIndex: Sendable {
-    public let names: [String]
+package final class FieldIndex: Sendable {
+    package let names: [String]
     private let positions: [String: Int]
 
-    public init(_ names: [String]) {
+    package init(_ names: [String]) {
         self.names = names
         var positions: [String: Int] = [:]
         positions.reserveCapacity(names.count)
@@ -38,22 +38,22 @@ public final class FieldIndex: Sendable {
         self.positions = positions
     }
 
-    public func position(of name: String) -> Int? { positions[name] }
+    package func position(of name: String) -> Int? { positions[name] }
 
-    public var count: Int { names.count }
+    package var count: Int { names.count }
 }
 
 /// One decoded record from a source: named fields plus where it came from and its raw text.
 ///
 /// CSV rows share one `FieldIndex`; JSON records get one per object.
-public struct Record: Sendable {
-    public var fields: FieldIndex
-    public var values: [JSONValue]
-    public var location: SourceLocation
+package struct Record: Sendable {
+    package var fields: FieldIndex
+    package var values: [JSONValue]
+    package var location: SourceLocation
     /// The raw payload as it appeared in the source (CSV line, JSON element text), kept for quarantine.
-    public var raw: String
+    package var raw: String
 
-    public init(fields: FieldIndex, values: [JSONValue], location: SourceLocation, raw: String) {
+    package init(fields: FieldIndex, values: [JSONValue], location: SourceLocation, raw: String) {
         self.fields = fields
         self.values = values
         self.location = location
@@ -61,7 +61,7 @@ public struct Record: Sendable {
     }
 
     /// A record from a JSON value; objects become fields, anything else becomes the single field `value`.
-    public init(json: JSONValue, location: SourceLocation, raw: String) {
+    package init(json: JSONValue, location: SourceLocation, raw: String) {
         if case .object(let members) = json {
             self.fields = FieldIndex(members.map(\.key))
             self.values = members.map(\.value)
@@ -75,7 +75,7 @@ public struct Record: Sendable {
 
     /// The value of a field. An exact field name wins; otherwise a dotted path
     /// (`location.latitude`, `sensordatavalues.0.value`) descends into JSON values.
-    public subscript(name: String) -> JSONValue? {
+    package subscript(name: String) -> JSONValue? {
         if let i = fields.position(of: name) { return values[i] }
         guard name.contains(".") else { return nil }
         var parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
@@ -97,7 +97,7 @@ public struct Record: Sendable {
     }
 
     /// Sets a field, adding it at the end when it is new.
-    public mutating func set(_ name: String, _ value: JSONValue) {
+    package mutating func set(_ name: String, _ value: JSONValue) {
         if let i = fields.position(of: name) {
             values[i] = value
         } else {
@@ -107,7 +107,7 @@ public struct Record: Sendable {
     }
 
     /// The record as one JSON object.
-    public var asJSON: JSONValue {
+    package var asJSON: JSONValue {
         .object(zip(fields.names, values).map { JSONValue.Member($0, $1) })
     }
 }

@@ -1,38 +1,38 @@
 import DatenwerkCore
 
 /// How a delimited text file is laid out. The defaults read RFC 4180 CSV in UTF-8 with a header row.
-public struct CSVOptions: Sendable {
+package struct CSVOptions: Sendable {
     /// The field separator, an ASCII byte (`,` `;` tab `|`).
-    public var delimiter: UInt8 = UInt8(ascii: ",")
+    package var delimiter: UInt8 = UInt8(ascii: ",")
     /// The quote byte; nil reads quotes as ordinary characters.
-    public var quote: UInt8? = UInt8(ascii: "\"")
+    package var quote: UInt8? = UInt8(ascii: "\"")
     /// The file's encoding; cells come out as UTF-8 either way. A UTF-8 BOM is always dropped.
-    public var encoding: TextEncoding = .utf8
+    package var encoding: TextEncoding = .utf8
     /// Physical lines to skip before the header (or the first data row).
-    public var skipRows: Int = 0
+    package var skipRows: Int = 0
     /// Whether the first row (after `skipRows`) names the columns.
-    public var header: Bool = true
+    package var header: Bool = true
     /// Column names when `header` is false, or names that replace those of the header row.
-    public var columns: [String]? = nil
+    package var columns: [String]? = nil
     /// Lines starting with one of these are skipped wherever they appear (`#`, footers like `Gesamt;` or `Quelle:`).
-    public var commentPrefixes: [String] = []
+    package var commentPrefixes: [String] = []
     /// Strip spaces and tabs around unquoted fields (DWD pads its fields).
-    public var trimFields: Bool = false
+    package var trimFields: Bool = false
     /// Skip lines with no characters at all; otherwise they are records with one empty field.
-    public var skipEmptyLines: Bool = true
+    package var skipEmptyLines: Bool = true
     /// A record longer than this (in UTF-8 bytes) stops decoding with a `FormatError`; it protects memory from an unbalanced quote.
-    public var maxRecordBytes: Int = 1 << 20
+    package var maxRecordBytes: Int = 1 << 20
 
-    public init() {}
+    package init() {}
 }
 
 /// Streaming CSV: RFC 4180 quoting, CR/LF/CRLF line ends, Latin-1 and Windows-1252 input, header normalisation.
 ///
 /// Every cell is a `.string`; cells missing from a short row are `.null`. All rows of one file share one `FieldIndex`.
 /// A row with more non-empty fields than the header, or with invalid UTF-8, is rejected; decoding goes on.
-public struct CSVDecoder: IngestingRecordDecoder, Sendable {
-    public let options: CSVOptions
-    public let origin: String
+package struct CSVDecoder: IngestingRecordDecoder, Sendable {
+    package let options: CSVOptions
+    package let origin: String
 
     private enum Mode: UInt8 {
         case lineStart, skipLine, fieldStart, unquoted, quoted, quotedQuote, afterQuoted
@@ -70,7 +70,7 @@ public struct CSVDecoder: IngestingRecordDecoder, Sendable {
     private var dataRecords = 0
     private var scratch: [UInt8] = []
 
-    public init(options: CSVOptions, origin: String) {
+    package init(options: CSVOptions, origin: String) {
         self.options = options
         self.origin = origin
         delimiter = options.delimiter
@@ -87,11 +87,11 @@ public struct CSVDecoder: IngestingRecordDecoder, Sendable {
     }
 
     /// The column names, once the header row has been read (or from `columns`).
-    public var fields: FieldIndex? { fieldIndex }
+    package var fields: FieldIndex? { fieldIndex }
 
     // MARK: - Input
 
-    public mutating func ingest(_ bytes: some Collection<UInt8>, final: Bool) throws -> [DecodedRecord] {
+    package mutating func ingest(_ bytes: some Collection<UInt8>, final: Bool) throws -> [DecodedRecord] {
         if bom.decided {
             append(bytes)
         } else {

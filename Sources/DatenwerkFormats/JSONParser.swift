@@ -1,29 +1,29 @@
 import DatenwerkCore
 
 /// A syntax error in a JSON text, at a byte offset from the start of the parsed bytes.
-public struct JSONSyntaxError: Error, Sendable, CustomStringConvertible {
-    public var offset: Int
-    public var message: String
+package struct JSONSyntaxError: Error, Sendable, CustomStringConvertible {
+    package var offset: Int
+    package var message: String
 
-    public init(offset: Int, message: String) {
+    package init(offset: Int, message: String) {
         self.offset = offset
         self.message = message
     }
 
-    public var description: String { "\(message) at byte \(offset)" }
+    package var description: String { "\(message) at byte \(offset)" }
 }
 
 /// A small full-document JSON parser over bytes (RFC 8259), keeping object members in source order.
 ///
 /// Lenient in two places only: invalid UTF-8 and lone surrogate escapes become U+FFFD.
-public enum JSONParser {
+package enum JSONParser {
     /// Nesting deeper than this is refused instead of risking the stack.
-    public static let maximumDepth = 512
+    package static let maximumDepth = 512
     /// A number written with more characters than this is refused (no double needs more than ~770 digits).
-    public static let maximumNumberLength = 1024
+    package static let maximumNumberLength = 1024
 
     /// Parses one complete JSON text; anything but whitespace after the value is an error.
-    public static func parse(_ bytes: some Collection<UInt8>) throws -> JSONValue {
+    package static func parse(_ bytes: some Collection<UInt8>) throws -> JSONValue {
         if let value = try bytes.withContiguousStorageIfAvailable({ try parse(buffer: $0) }) { return value }
         return try Array(bytes).withUnsafeBufferPointer { try parse(buffer: $0) }
     }

@@ -2,9 +2,9 @@ import DatenwerkCore
 
 /// Newline-delimited JSON: one value per line, blank lines skipped. A line that is not valid JSON is rejected
 /// with its line number and decoding goes on; only a line over `maxRecordBytes` stops it.
-public struct NDJSONDecoder: IngestingRecordDecoder, Sendable {
-    public let origin: String
-    public let maxRecordBytes: Int
+package struct NDJSONDecoder: IngestingRecordDecoder, Sendable {
+    package let origin: String
+    package let maxRecordBytes: Int
 
     private var bom = ByteOrderMarkFilter()
     private var buffer: [UInt8] = []
@@ -13,12 +13,12 @@ public struct NDJSONDecoder: IngestingRecordDecoder, Sendable {
     private var line = 1
     private var records = 0
 
-    public init(origin: String, maxRecordBytes: Int = 8 << 20) {
+    package init(origin: String, maxRecordBytes: Int = 8 << 20) {
         self.origin = origin
         self.maxRecordBytes = maxRecordBytes
     }
 
-    public mutating func ingest(_ bytes: some Collection<UInt8>, final: Bool) throws -> [DecodedRecord] {
+    package mutating func ingest(_ bytes: some Collection<UInt8>, final: Bool) throws -> [DecodedRecord] {
         if bom.decided {
             buffer.append(contentsOf: bytes)
         } else {

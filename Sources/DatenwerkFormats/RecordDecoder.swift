@@ -1,18 +1,18 @@
 import DatenwerkCore
 
 /// What a decoder yields for one record of its input: the record, or the record's raw text with the reason it was rejected.
-public enum DecodedRecord: Sendable {
+package enum DecodedRecord: Sendable {
     case record(Record)
     case rejected(QuarantinedRecord)
 
     /// The record, when it was not rejected.
-    public var record: Record? {
+    package var record: Record? {
         if case .record(let record) = self { return record }
         return nil
     }
 
     /// The quarantined record, when it was rejected.
-    public var rejected: QuarantinedRecord? {
+    package var rejected: QuarantinedRecord? {
         if case .rejected(let quarantined) = self { return quarantined }
         return nil
     }
@@ -22,20 +22,20 @@ public enum DecodedRecord: Sendable {
 /// a truncated document, an unterminated quoted field, a record over the size cap).
 ///
 /// `message` is complete on its own: it names the origin and the line or byte offset.
-public struct FormatError: Error, Sendable, CustomStringConvertible {
-    public var location: SourceLocation
-    public var message: String
+package struct FormatError: Error, Sendable, CustomStringConvertible {
+    package var location: SourceLocation
+    package var message: String
 
-    public init(location: SourceLocation, message: String) {
+    package init(location: SourceLocation, message: String) {
         self.location = location
         self.message = message
     }
 
-    public var description: String { message }
+    package var description: String { message }
 }
 
 /// A push-based decoder: bytes in, records out, with only the unfinished record kept between calls.
-public protocol RecordDecoder {
+package protocol RecordDecoder {
     /// Feed the next chunk of raw bytes (any split point, even inside a UTF-8 sequence, a quoted field or a JSON string).
     mutating func feed(_ bytes: some Collection<UInt8>) throws -> [DecodedRecord]
     /// End of input: flush the last record; throw FormatError if the document is incomplete.
@@ -43,16 +43,16 @@ public protocol RecordDecoder {
 }
 
 /// A decoder that takes every chunk, and the end, through one `ingest` (`final` at the end).
-public protocol IngestingRecordDecoder: RecordDecoder {
+package protocol IngestingRecordDecoder: RecordDecoder {
     mutating func ingest(_ bytes: some Collection<UInt8>, final: Bool) throws -> [DecodedRecord]
 }
 
 extension IngestingRecordDecoder {
-    public mutating func feed(_ bytes: some Collection<UInt8>) throws -> [DecodedRecord] {
+    package mutating func feed(_ bytes: some Collection<UInt8>) throws -> [DecodedRecord] {
         try ingest(bytes, final: false)
     }
 
-    public mutating func finish() throws -> [DecodedRecord] {
+    package mutating func finish() throws -> [DecodedRecord] {
         try ingest(EmptyCollection<UInt8>(), final: true)
     }
 }

@@ -1,13 +1,13 @@
 import DatenwerkCore
 
-public struct JSONDecoderOptions: Sendable {
+package struct JSONDecoderOptions: Sendable {
     /// Where the records are: "$" (document is an array of records, or one object = one record),
     /// "$.items", "$.data.records", "$.features" ... (dotted member names; the value there must be an array whose elements are records).
-    public var recordPath: String = "$"
+    package var recordPath: String = "$"
     /// An element larger than this stops decoding with a `FormatError`.
-    public var maxRecordBytes: Int = 8 << 20
+    package var maxRecordBytes: Int = 8 << 20
 
-    public init() {}
+    package init() {}
 }
 
 /// Streaming JSON: a byte scanner follows the member path to the record array and hands out its elements
@@ -17,12 +17,12 @@ public struct JSONDecoderOptions: Sendable {
 ///
 /// A record path that is absent yields no records; `null` there counts as absent. Any other non-array there,
 /// invalid syntax and a truncated document are `FormatError`s.
-public struct StreamingJSONDecoder: IngestingRecordDecoder, Sendable {
-    public let options: JSONDecoderOptions
-    public let origin: String
+package struct StreamingJSONDecoder: IngestingRecordDecoder, Sendable {
+    package let options: JSONDecoderOptions
+    package let origin: String
 
     /// Envelope members beyond this many bytes in total are dropped.
-    public static let envelopeLimit = 1 << 20
+    package static let envelopeLimit = 1 << 20
 
     private enum State {
         case rootValue, keyOrClose, key, inKey, colon, memberValue, commaOrClose
@@ -72,7 +72,7 @@ public struct StreamingJSONDecoder: IngestingRecordDecoder, Sendable {
     private var escaped = false
     private var skipper = JSONValueSkipper()
 
-    public init(options: JSONDecoderOptions, origin: String) {
+    package init(options: JSONDecoderOptions, origin: String) {
         self.options = options
         self.origin = origin
         var path = Substring(options.recordPath.trimmingPrefix(while: \.isWhitespace))
@@ -85,7 +85,7 @@ public struct StreamingJSONDecoder: IngestingRecordDecoder, Sendable {
 
     /// Everything in the document except the record array (members up to `envelopeLimit` bytes in total):
     /// `@iot.nextLink`, `links`, `total`, … for paging. Complete after `finish()`; before that, what has been read so far.
-    public var envelope: JSONValue {
+    package var envelope: JSONValue {
         if let finishedEnvelope { return finishedEnvelope }
         var inner: (key: String, value: JSONValue)?
         for frame in frames.reversed() {
@@ -99,7 +99,7 @@ public struct StreamingJSONDecoder: IngestingRecordDecoder, Sendable {
     /// Bytes held between calls (the record in progress, or an envelope value while it fits the budget).
     var retainedBytes: Int { buffer.count }
 
-    public mutating func ingest(_ bytes: some Collection<UInt8>, final: Bool) throws -> [DecodedRecord] {
+    package mutating func ingest(_ bytes: some Collection<UInt8>, final: Bool) throws -> [DecodedRecord] {
         if bom.decided {
             buffer.append(contentsOf: bytes)
         } else {

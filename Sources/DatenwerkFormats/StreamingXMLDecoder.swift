@@ -3,15 +3,15 @@ import DatenwerkCore
 
 /// One XML element of a record. Names are LOCAL names (a namespace prefix such as `ns2:` or `SOAP:` is dropped),
 /// so `ns2:parkingRecord`, `d2:parkingRecord` and a default-namespace `parkingRecord` read alike.
-public struct XMLElementNode: Sendable, Hashable {
-    public var name: String
+package struct XMLElementNode: Sendable, Hashable {
+    package var name: String
     /// Attributes by local name (`xsi:type` → `type`); namespace declarations are not attributes.
-    public var attributes: [String: String]
+    package var attributes: [String: String]
     /// The element's own character data (entity and character references resolved, CDATA included), untrimmed.
-    public var text: String
-    public var children: [XMLElementNode]
+    package var text: String
+    package var children: [XMLElementNode]
 
-    public init(name: String, attributes: [String: String] = [:], text: String = "", children: [XMLElementNode] = []) {
+    package init(name: String, attributes: [String: String] = [:], text: String = "", children: [XMLElementNode] = []) {
         self.name = name
         self.attributes = attributes
         self.text = text
@@ -20,36 +20,36 @@ public struct XMLElementNode: Sendable, Hashable {
 }
 
 /// One record element and where it starts (line of its start tag, `/root/…/name[n]`).
-public struct XMLDecodedRecord: Sendable {
-    public var node: XMLElementNode
-    public var location: SourceLocation
+package struct XMLDecodedRecord: Sendable {
+    package var node: XMLElementNode
+    package var location: SourceLocation
 
-    public init(node: XMLElementNode, location: SourceLocation) {
+    package init(node: XMLElementNode, location: SourceLocation) {
         self.node = node
         self.location = location
     }
 }
 
-public struct XMLDecoderOptions: Sendable {
+package struct XMLDecoderOptions: Sendable {
     /// Local names of the record elements. A record element inside a record belongs to the outer record.
-    public var recordElements: Set<String> = []
+    package var recordElements: Set<String> = []
     /// Elements nested deeper than this (counted from the root) stop decoding. At most `depthCeiling`.
-    public var maxDepth = 256
+    package var maxDepth = 256
     /// A record whose XML is longer than this, or one tag / comment / DOCTYPE longer than this, stops decoding.
-    public var maxRecordBytes = 8 << 20
+    package var maxRecordBytes = 8 << 20
     /// A record with more elements than this stops decoding (bounds the tree a small input can make).
-    public var maxRecordElements = 1 << 18
+    package var maxRecordElements = 1 << 18
     /// The character data of one element longer than this stops decoding.
-    public var maxTextBytes = 8 << 20
+    package var maxTextBytes = 8 << 20
     /// A document longer than this (bytes fed) stops decoding.
-    public var maxDocumentBytes = 256 << 20
+    package var maxDocumentBytes = 256 << 20
     /// Header entries (texts outside the records) beyond this many bytes in total are dropped.
-    public var maxHeaderBytes = 1 << 20
+    package var maxHeaderBytes = 1 << 20
 
     /// The trees of records are freed recursively, so depth is capped whatever `maxDepth` says.
-    public static let depthCeiling = 4096
+    package static let depthCeiling = 4096
 
-    public init(recordElements: Set<String> = []) {
+    package init(recordElements: Set<String> = []) {
         self.recordElements = recordElements
     }
 }
@@ -68,11 +68,11 @@ public struct XMLDecoderOptions: Sendable {
 /// are thrown as `FormatError` with line and column, never a trap.
 ///
 /// After an error, `feed` and `finish` throw the same error again. Not thread-safe; one decoder per document.
-public final class StreamingXMLDecoder {
-    public let options: XMLDecoderOptions
-    public let origin: String
+package final class StreamingXMLDecoder {
+    package let options: XMLDecoderOptions
+    package let origin: String
     /// Bytes fed so far.
-    public private(set) var bytesFed = 0
+    package private(set) var bytesFed = 0
 
     private let state: SAXState
     private var context: xmlParserCtxtPtr?
@@ -88,7 +88,7 @@ public final class StreamingXMLDecoder {
     /// Bytes handed to `xmlParseChunk` at once, so that limits are checked at least this often.
     static let slice = 64 << 10
 
-    public init(options: XMLDecoderOptions, origin: String) {
+    package init(options: XMLDecoderOptions, origin: String) {
         var options = options
         options.maxDepth = max(1, min(options.maxDepth, XMLDecoderOptions.depthCeiling))
         self.options = options
@@ -104,10 +104,10 @@ public final class StreamingXMLDecoder {
     }
 
     /// Texts outside the records read so far (complete after `finish()`).
-    public var header: [String: String] { state.header }
+    package var header: [String: String] { state.header }
 
     /// Feeds the next chunk; returns the records completed by it.
-    public func feed(_ bytes: some Collection<UInt8>) throws -> [XMLDecodedRecord] {
+    package func feed(_ bytes: some Collection<UInt8>) throws -> [XMLDecodedRecord] {
         if let failure = state.failure { throw failure }
         if finished { throw FormatError(location: SourceLocation(origin: origin), message: "\(origin): XML fed after its end") }
         bytesFed += bytes.count
@@ -126,7 +126,7 @@ public final class StreamingXMLDecoder {
     }
 
     /// End of input: returns the last records; throws when the document is empty, incomplete or invalid.
-    public func finish() throws -> [XMLDecodedRecord] {
+    package func finish() throws -> [XMLDecodedRecord] {
         if let failure = state.failure { throw failure }
         if finished { return [] }
         finished = true

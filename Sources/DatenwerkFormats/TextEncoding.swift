@@ -1,12 +1,12 @@
 /// The character encodings found in municipal and agency files. Decoders turn everything into UTF-8.
-public enum TextEncoding: String, Sendable, CaseIterable {
+package enum TextEncoding: String, Sendable, CaseIterable {
     case utf8 = "utf-8"
     case latin1 = "iso-8859-1"
     case windows1252 = "windows-1252"
 
     /// Reads a charset label as it appears in configurations and `Content-Type` headers
     /// (`UTF8`, `latin1`, `ISO-8859-1`, `cp1252`, …); nil for an encoding that is not supported.
-    public init?(label: String) {
+    package init?(label: String) {
         let key = label.lowercased().filter { $0.isLetter || $0.isNumber }
         switch key {
         case "utf8": self = .utf8

@@ -1,9 +1,9 @@
 import Foundation
 
 /// Masks secret values in texts meant for people (messages, logs, errors, run history).
-public enum Secrets {
+package enum Secrets {
     /// `text` with each of `secrets` replaced by `***` (longest first, so a secret containing another is masked whole).
-    public static func mask(_ text: String, _ secrets: [String]) -> String {
+    package static func mask(_ text: String, _ secrets: [String]) -> String {
         guard !secrets.isEmpty else { return text }
         var out = text
         for secret in secrets.sorted(by: { $0.count > $1.count }) where secret.count >= 1 {
@@ -20,39 +20,39 @@ public enum Secrets {
 /// The shared `request:` block of an HTTP source or connector: extra headers, a timeout, and values taken from
 /// the environment as `${env:NAME}` (an API key, a bearer token). The resolved values are secrets: they are sent,
 /// never shown (every message, log line, error and the run history show `***`).
-public struct RequestOptions: Sendable {
+package struct RequestOptions: Sendable {
     /// Header templates as written (`Authorization: "Bearer ${env:TOKEN}"`).
-    public var headers: [(String, String)]
+    package var headers: [(String, String)]
     /// Whole-request timeout (nil: the reader's default, 60 s).
-    public var timeout: Duration?
+    package var timeout: Duration?
 
-    public init(headers: [(String, String)] = [], timeout: Duration? = nil) {
+    package init(headers: [(String, String)] = [], timeout: Duration? = nil) {
         self.headers = headers
         self.timeout = timeout
     }
 
-    public static let none = RequestOptions()
+    package static let none = RequestOptions()
 
     /// A reference to an environment variable that is not set (or empty).
-    public struct MissingVariable: Error, Sendable, CustomStringConvertible, Equatable {
-        public var name: String
-        public var usedIn: String
-        public init(name: String, usedIn: String) {
+    package struct MissingVariable: Error, Sendable, CustomStringConvertible, Equatable {
+        package var name: String
+        package var usedIn: String
+        package init(name: String, usedIn: String) {
             self.name = name
             self.usedIn = usedIn
         }
-        public var description: String { "environment variable \(name) (used in \(usedIn)) is not set" }
+        package var description: String { "environment variable \(name) (used in \(usedIn)) is not set" }
     }
 
     /// What is sent: the headers with `${env:NAME}` replaced, and the values that came from the environment.
-    public struct Resolved: Sendable {
-        public var headers: [(String, String)]
-        public var timeout: Duration?
-        public var secrets: [String]
+    package struct Resolved: Sendable {
+        package var headers: [(String, String)]
+        package var timeout: Duration?
+        package var secrets: [String]
     }
 
     /// Replaces `${env:NAME}` in header values from `environment`; a missing variable throws, naming the header.
-    public func resolve(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Resolved {
+    package func resolve(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Resolved {
         var secrets: [String] = []
         var headers: [(String, String)] = []
         for (name, template) in self.headers {
@@ -64,7 +64,7 @@ public struct RequestOptions: Sendable {
     }
 
     /// The names of the variables `${env:NAME}` in `text`, in order.
-    public static func variables(in text: String) -> [String] {
+    package static func variables(in text: String) -> [String] {
         var names: [String] = []
         var rest = Substring(text)
         while let start = rest.range(of: "${env:") {
@@ -76,7 +76,7 @@ public struct RequestOptions: Sendable {
     }
 
     /// `text` with `${env:NAME}` replaced, and the substituted values (secrets).
-    public static func substitute(_ text: String, _ environment: [String: String], usedIn: String) throws -> (String, [String]) {
+    package static func substitute(_ text: String, _ environment: [String: String], usedIn: String) throws -> (String, [String]) {
         var out = text
         var used: [String] = []
         for name in variables(in: text) {
@@ -91,16 +91,16 @@ public struct RequestOptions: Sendable {
 /// Everything one run fetches with: the shared fetcher, where retries are recorded, the validators for conditional
 /// GETs, and the run's request options with their secrets. Passed explicitly (in `ConnectorContext`, to the
 /// generic sources) instead of task-locals, so what a run fetches with is visible at every call.
-public struct FetchSession: Sendable {
-    public let fetcher: HTTPFetcher
-    public let retries: RetryLog?
-    public let conditional: ConditionalRequests?
+package struct FetchSession: Sendable {
+    package let fetcher: HTTPFetcher
+    package let retries: RetryLog?
+    package let conditional: ConditionalRequests?
     /// Headers sent with every request of the run (already resolved), and their secrets.
-    public var headers: [(String, String)]
-    public var timeout: Duration?
-    public var secrets: [String]
+    package var headers: [(String, String)]
+    package var timeout: Duration?
+    package var secrets: [String]
 
-    public init(fetcher: HTTPFetcher, retries: RetryLog? = nil, conditional: ConditionalRequests? = nil, options: RequestOptions.Resolved? = nil) {
+    package init(fetcher: HTTPFetcher, retries: RetryLog? = nil, conditional: ConditionalRequests? = nil, options: RequestOptions.Resolved? = nil) {
         self.fetcher = fetcher
         self.retries = retries
         self.conditional = conditional
@@ -110,7 +110,7 @@ public struct FetchSession: Sendable {
     }
 
     /// The same session with a `request:` block's headers (resolved) and timeout on top of its own.
-    public func with(_ options: RequestOptions, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> FetchSession {
+    package func with(_ options: RequestOptions, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> FetchSession {
         let resolved = try options.resolve(environment)
         var copy = self
         for (name, value) in resolved.headers {
@@ -123,10 +123,10 @@ public struct FetchSession: Sendable {
     }
 
     /// `text` with the session's secrets masked.
-    public func masked(_ text: String) -> String { Secrets.mask(text, secrets) }
+    package func masked(_ text: String) -> String { Secrets.mask(text, secrets) }
 
     /// A request with the session's headers (those in `headers` win), timeout and secrets.
-    public func request(_ url: String, headers extra: [(String, String)] = [], timeout: Duration? = nil, retry: HTTPFetcher.RetryPolicy = .default,
+    package func request(_ url: String, headers extra: [(String, String)] = [], timeout: Duration? = nil, retry: HTTPFetcher.RetryPolicy = .default,
                         conditional: Bool = false) -> HTTPFetcher.Request {
         var all = self.headers
         for (name, value) in extra {
@@ -137,14 +137,14 @@ public struct FetchSession: Sendable {
     }
 
     /// Sends `request` through the fetcher, recording retries and using the run's validators.
-    public func get(_ request: HTTPFetcher.Request) async throws -> HTTPFetcher.Response {
+    package func get(_ request: HTTPFetcher.Request) async throws -> HTTPFetcher.Response {
         var request = request
         request.secrets += secrets.filter { !request.secrets.contains($0) }
         return try await fetcher.get(request, retries: retries, conditional: conditional)
     }
 
     /// Records a retry decided above the fetcher (a body fetched again), masked.
-    public func recordRetry(_ entry: String) {
+    package func recordRetry(_ entry: String) {
         retries?.record(masked(entry))
     }
 }

@@ -8,20 +8,20 @@ import Synchronization
 
 /// The one HTTP client of Datenwerk. Every connector fetches through it: streamed bodies, timeouts,
 /// clear errors that name the URL (never its credentials).
-public final class HTTPFetcher: Sendable {
-    public struct Request: Sendable {
-        public var url: String
-        public var headers: [(String, String)]
-        public var timeout: Duration
-        public var retry: RetryPolicy
+package final class HTTPFetcher: Sendable {
+    package struct Request: Sendable {
+        package var url: String
+        package var headers: [(String, String)]
+        package var timeout: Duration
+        package var retry: RetryPolicy
         /// Send the validators of the last run (`ConditionalRequests`) and accept 304. Only for readers
         /// that treat 304 as "no records" (generic sources, `DocumentRun` connectors).
-        public var conditional: Bool
+        package var conditional: Bool
         /// Values that must never appear in a message, a log line or an error (tokens, API keys from
         /// `${env:NAME}`): every text this request produces shows them as `***`.
-        public var secrets: [String]
+        package var secrets: [String]
 
-        public init(url: String, headers: [(String, String)] = [], timeout: Duration = .seconds(60), retry: RetryPolicy = .default, conditional: Bool = false,
+        package init(url: String, headers: [(String, String)] = [], timeout: Duration = .seconds(60), retry: RetryPolicy = .default, conditional: Bool = false,
                     secrets: [String] = []) {
             self.url = url
             self.headers = headers
@@ -32,24 +32,24 @@ public final class HTTPFetcher: Sendable {
         }
 
         /// `text` with every secret of this request replaced by `***`.
-        public func masked(_ text: String) -> String { Secrets.mask(text, secrets) }
+        package func masked(_ text: String) -> String { Secrets.mask(text, secrets) }
     }
 
     /// Retries on connect errors, timeouts, 5xx and 429, with exponential backoff and full jitter;
     /// a `Retry-After` answer (seconds or HTTP date) is honoured up to `maxDelay`.
-    public struct RetryPolicy: Sendable {
-        public var attempts: Int
-        public var baseDelay: Duration
-        public var maxDelay: Duration
+    package struct RetryPolicy: Sendable {
+        package var attempts: Int
+        package var baseDelay: Duration
+        package var maxDelay: Duration
 
-        public init(attempts: Int = 4, baseDelay: Duration = .milliseconds(500), maxDelay: Duration = .seconds(60)) {
+        package init(attempts: Int = 4, baseDelay: Duration = .milliseconds(500), maxDelay: Duration = .seconds(60)) {
             self.attempts = max(1, attempts)
             self.baseDelay = baseDelay
             self.maxDelay = maxDelay
         }
 
-        public static let `default` = RetryPolicy()
-        public static let none = RetryPolicy(attempts: 1)
+        package static let `default` = RetryPolicy()
+        package static let none = RetryPolicy(attempts: 1)
 
         /// Backoff before attempt `attempt + 1` (attempt counts from 1): random in 0…base·2^(attempt−1), capped.
         func delay(after attempt: Int) -> Duration {
@@ -59,15 +59,15 @@ public final class HTTPFetcher: Sendable {
     }
 
     /// A response whose body has not been read yet: iterate `body` to stream it.
-    public struct Response: Sendable {
-        public var url: String
-        public var status: Int
-        public var headers: [(String, String)]
-        public var body: HTTPClientResponse.Body
+    package struct Response: Sendable {
+        package var url: String
+        package var status: Int
+        package var headers: [(String, String)]
+        package var body: HTTPClientResponse.Body
         /// The URL as messages show it: without user info, secrets masked.
-        public var shownURL: String
+        package var shownURL: String
 
-        public init(url: String, status: Int, headers: [(String, String)], body: HTTPClientResponse.Body, shownURL: String? = nil) {
+        package init(url: String, status: Int, headers: [(String, String)], body: HTTPClientResponse.Body, shownURL: String? = nil) {
             self.url = url
             self.status = status
             self.headers = headers
@@ -75,19 +75,19 @@ public final class HTTPFetcher: Sendable {
             self.shownURL = shownURL ?? HTTPFetcher.redacted(url)
         }
 
-        public func header(_ name: String) -> String? {
+        package func header(_ name: String) -> String? {
             headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1
         }
     }
 
-    public struct Failure: Error, Sendable, CustomStringConvertible {
-        public var url: String
-        public var status: Int?
-        public var message: String
+    package struct Failure: Error, Sendable, CustomStringConvertible {
+        package var url: String
+        package var status: Int?
+        package var message: String
         /// From a `Retry-After` header of a 429/503 answer.
-        public var retryAfter: Duration?
+        package var retryAfter: Duration?
 
-        public init(url: String, status: Int?, message: String, retryAfter: Duration? = nil) {
+        package init(url: String, status: Int?, message: String, retryAfter: Duration? = nil) {
             self.url = url
             self.status = status
             self.message = message
@@ -95,18 +95,18 @@ public final class HTTPFetcher: Sendable {
         }
 
         /// Worth another try: no answer at all, a timeout, 5xx, 429 or 408.
-        public var isTransient: Bool {
+        package var isTransient: Bool {
             guard let status else { return true }
             return status >= 500 || status == 429 || status == 408
         }
-        public var description: String {
+        package var description: String {
             if let status { return "GET \(url) answered \(status): \(message)" }
             return "GET \(url) failed: \(message)"
         }
     }
 
     private let client: HTTPClient
-    public let userAgent: String
+    package let userAgent: String
     private let pacer: HostPacer
 
     /// `readTimeout` is the longest silence allowed while a head or body is being received.
@@ -114,7 +114,7 @@ public final class HTTPFetcher: Sendable {
     /// bodies included), and request starts are at least `minimumInterval` apart (a polite rate limit for
     /// small municipal servers; zero: none). `DATENWERK_HTTP_CONNECTIONS_PER_HOST` and
     /// `DATENWERK_HTTP_MIN_INTERVAL_MS` override the defaults.
-    public init(userAgent: String = "Datenwerk/0.1 (+https://github.com/datenwerk)", readTimeout: Duration = .seconds(60),
+    package init(userAgent: String = "Datenwerk/0.1 (+https://github.com/datenwerk)", readTimeout: Duration = .seconds(60),
                 connectionsPerHost: Int? = nil, minimumInterval: Duration? = nil) {
         let environment = ProcessInfo.processInfo.environment
         let perHost = connectionsPerHost ?? environment["DATENWERK_HTTP_CONNECTIONS_PER_HOST"].flatMap(Int.init) ?? 4
@@ -130,19 +130,19 @@ public final class HTTPFetcher: Sendable {
         self.userAgent = userAgent
     }
 
-    public func shutdown() async throws {
+    package func shutdown() async throws {
         try await client.shutdown()
     }
 
     /// Sends a GET and returns as soon as the head arrives, retrying transient failures per `request.retry`;
     /// other non-2xx answers (and the last failure) throw with a short body excerpt.
-    public func get(_ request: Request) async throws -> Response {
+    package func get(_ request: Request) async throws -> Response {
         try await get(request, retries: nil, conditional: nil)
     }
 
     /// `get` for one run's `FetchSession`: retries are recorded in `retries`, and with `request.conditional`
     /// the validators of `conditional` are sent and a 304 is accepted.
-    public func get(_ request: Request, retries: RetryLog?, conditional: ConditionalRequests?) async throws -> Response {
+    package func get(_ request: Request, retries: RetryLog?, conditional: ConditionalRequests?) async throws -> Response {
         var attempt = 1
         while true {
             do {
@@ -223,7 +223,7 @@ public final class HTTPFetcher: Sendable {
     }
 
     /// The URL without user info, for messages and logs.
-    public static func redacted(_ url: String) -> String {
+    package static func redacted(_ url: String) -> String {
         guard var components = URLComponents(string: url), components.user != nil || components.password != nil else { return url }
         components.user = nil
         components.password = nil
@@ -240,13 +240,13 @@ extension TimeAmount {
 
 /// Reads a response body chunk by chunk and checks that it is complete: a body shorter than its
 /// `Content-Length` is reported as cut off, never handed on as if it were whole.
-public final class BodyReader {
+package final class BodyReader {
     private var iterator: HTTPClientResponse.Body.AsyncIterator
     private let expectedLength: Int?
     private let url: String
-    public private(set) var bytesRead = 0
+    package private(set) var bytesRead = 0
 
-    public init(_ response: HTTPFetcher.Response) {
+    package init(_ response: HTTPFetcher.Response) {
         self.iterator = response.body.makeAsyncIterator()
         // With transfer compression the length counts compressed bytes: only trust it for identity bodies.
         let encoded = response.header("Content-Encoding").map { $0 != "identity" } ?? false
@@ -254,7 +254,7 @@ public final class BodyReader {
         self.url = response.shownURL
     }
 
-    public func next() async throws -> ByteBuffer? {
+    package func next() async throws -> ByteBuffer? {
         let chunk: ByteBuffer?
         do {
             chunk = try await iterator.next()
@@ -272,16 +272,16 @@ public final class BodyReader {
 
 
 /// Collects retry events of one run (carried by its `FetchSession`), so run history shows them.
-public final class RetryLog: Sendable {
+package final class RetryLog: Sendable {
     private let entries = Mutex<[String]>([])
 
-    public init() {}
+    package init() {}
 
-    public func record(_ entry: String) {
+    package func record(_ entry: String) {
         entries.withLock { if $0.count < 200 { $0.append(entry) } }
     }
 
-    public var all: [String] { entries.withLock { $0 } }
+    package var all: [String] { entries.withLock { $0 } }
 }
 
 extension Duration {
@@ -308,10 +308,10 @@ actor HostPacer {
 }
 
 /// What a server said about a URL's version (`ETag`, `Last-Modified`), kept in the pipeline's checkpoint.
-public struct HTTPValidators: Sendable, Hashable {
-    public var etag: String?
-    public var lastModified: String?
-    public init(etag: String?, lastModified: String?) {
+package struct HTTPValidators: Sendable, Hashable {
+    package var etag: String?
+    package var lastModified: String?
+    package init(etag: String?, lastModified: String?) {
         self.etag = etag
         self.lastModified = lastModified
     }
@@ -320,15 +320,15 @@ public struct HTTPValidators: Sendable, Hashable {
 /// Conditional GETs for one run: validators from the last successful run are sent as `If-None-Match` /
 /// `If-Modified-Since`; a 304 means "nothing new" (an empty document). The validators seen in this run are
 /// stored with its checkpoint, in the same transaction as the data they describe.
-public final class ConditionalRequests: Sendable {
-    public let known: [String: HTTPValidators]
+package final class ConditionalRequests: Sendable {
+    package let known: [String: HTTPValidators]
     private struct Seen {
         var fresh: [String: HTTPValidators] = [:]
         var unchanged: [String] = []
     }
     private let state = Mutex(Seen())
 
-    public init(known: [String: HTTPValidators]) { self.known = known }
+    package init(known: [String: HTTPValidators]) { self.known = known }
 
     func seen(_ url: String, _ validators: HTTPValidators) {
         guard validators.etag != nil || validators.lastModified != nil else { return }
@@ -340,10 +340,10 @@ public final class ConditionalRequests: Sendable {
     }
 
     /// URLs answered 304 in this run.
-    public var notModifiedURLs: [String] { state.withLock { $0.unchanged } }
+    package var notModifiedURLs: [String] { state.withLock { $0.unchanged } }
 
     /// What to remember: the new validators, and the old ones of URLs that were not modified.
-    public var remembered: [String: HTTPValidators] {
+    package var remembered: [String: HTTPValidators] {
         state.withLock { seen in
             var all = seen.fresh
             for url in seen.unchanged where all[url] == nil { all[url] = known[url] }

@@ -14,23 +14,23 @@ import Synchronization
 /// never a thread of the cooperative pool. The child's standard error is passed through and its end kept (a
 /// Swift trap prints its "Fatal error: …" there); descriptor 3 is a pipe on which the child reports the fail
 /// points it passes (`FailPoint`), i.e. how far the run got.
-public final class JobProcess: Sendable {
-    public enum Termination: Sendable, Hashable {
+package final class JobProcess: Sendable {
+    package enum Termination: Sendable, Hashable {
         case exited(Int32)
         case signaled(Int32)
     }
 
-    public struct Outcome: Sendable {
-        public var termination: Termination
+    package struct Outcome: Sendable {
+        package var termination: Termination
         /// The last point the run passed (`run-started`, `extract`, `after-copy`, `after-merge`, `before-commit`).
-        public var lastPoint: String?
+        package var lastPoint: String?
         /// The last lines of the child's standard error.
-        public var errorTail: String
+        package var errorTail: String
         /// The last line of standard error that says why a Swift program stopped ("Fatal error: …",
         /// "Precondition failed", "fatal: …"), kept even when a long backtrace followed it.
-        public var fatalLine: String?
+        package var fatalLine: String?
 
-        public init(termination: Termination, lastPoint: String? = nil, errorTail: String = "", fatalLine: String? = nil) {
+        package init(termination: Termination, lastPoint: String? = nil, errorTail: String = "", fatalLine: String? = nil) {
             self.termination = termination
             self.lastPoint = lastPoint
             self.errorTail = errorTail
@@ -38,7 +38,7 @@ public final class JobProcess: Sendable {
         }
 
         /// "SIGILL (illegal instruction …)" or "exit status 75".
-        public var describeTermination: String {
+        package var describeTermination: String {
             switch termination {
             case .signaled(let signal): return "died of \(FailPoint.describe(signal: signal))"
             case .exited(let code): return "exited with status \(code)"
@@ -46,7 +46,7 @@ public final class JobProcess: Sendable {
         }
 
         /// The Swift runtime's own words, when the child trapped ("Fatal error: Index out of range").
-        public var fatalMessage: String? {
+        package var fatalMessage: String? {
             (fatalLine ?? errorTail.split(separator: "\n").last(where: Self.isFatal).map(String.init))
                 .map { String($0.trimmingCharacters(in: .whitespaces).prefix(300)) }
         }
@@ -57,11 +57,11 @@ public final class JobProcess: Sendable {
     }
 
     /// The running executable (`/proc/self/exe`), for spawning `datenwerk` itself.
-    public static var currentExecutable: String {
+    package static var currentExecutable: String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
-    public let pid: pid_t
+    package let pid: pid_t
     private struct State {
         var outcome: Outcome?
         var waiters: [CheckedContinuation<Outcome, Never>] = []
@@ -73,7 +73,7 @@ public final class JobProcess: Sendable {
 
     /// Starts `executable arguments…` with the current environment plus `environment` (without blocking a thread
     /// of the cooperative pool: the spawn happens on the child's own thread).
-    public static func start(executable: String, arguments: [String], environment: [String: String] = [:]) async throws -> JobProcess {
+    package static func start(executable: String, arguments: [String], environment: [String: String] = [:]) async throws -> JobProcess {
         try await withCheckedThrowingContinuation { (started: CheckedContinuation<JobProcess, any Error>) in
             let thread = Thread {
                 let spawned: Spawned
@@ -93,7 +93,7 @@ public final class JobProcess: Sendable {
     }
 
     /// Until the child has ended (does not block a thread).
-    public func wait() async -> Outcome {
+    package func wait() async -> Outcome {
         await withCheckedContinuation { continuation in
             let ended = state.withLock { state -> Outcome? in
                 if let outcome = state.outcome { return outcome }
@@ -105,14 +105,14 @@ public final class JobProcess: Sendable {
     }
 
     /// Sends `signal` unless the child has already been reaped.
-    public func kill(_ signal: Int32 = SIGKILL) {
+    package func kill(_ signal: Int32 = SIGKILL) {
         // Under the lock: the pid cannot be reaped (and reused) between the check and the signal.
         state.withLock { state in
             if state.outcome == nil { _ = Glibc.kill(pid, signal) }
         }
     }
 
-    public var hasEnded: Bool { state.withLock { $0.outcome != nil } }
+    package var hasEnded: Bool { state.withLock { $0.outcome != nil } }
 
     private func finish(_ result: Outcome) {
         let waiting = state.withLock { state in
@@ -123,8 +123,8 @@ public final class JobProcess: Sendable {
         for continuation in waiting { continuation.resume(returning: result) }
     }
 
-    public struct SpawnError: Error, CustomStringConvertible {
-        public var description: String
+    package struct SpawnError: Error, CustomStringConvertible {
+        package var description: String
     }
 
     /// The spawned child and the read ends of its pipes (only touched by the watching thread).

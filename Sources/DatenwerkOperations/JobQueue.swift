@@ -1,17 +1,17 @@
 import Foundation
 
 /// A job a worker holds: claimed under its lease (`JobQueue.claim`) or looked up by its child (`JobQueue.job`).
-public struct ClaimedJob: Sendable, Hashable {
-    public var id: Int64
-    public var pipeline: String
-    public var kind: String
-    public var dueAt: Date
+package struct ClaimedJob: Sendable, Hashable {
+    package var id: Int64
+    package var pipeline: String
+    package var kind: String
+    package var dueAt: Date
     /// [from, to) in µs UTC for backfill chunks.
-    public var window: Range<Int64>?
+    package var window: Range<Int64>?
     /// This attempt's number (1 for the first).
-    public var attempts: Int
+    package var attempts: Int
 
-    public init(id: Int64, pipeline: String, kind: String, dueAt: Date, window: Range<Int64>? = nil, attempts: Int) {
+    package init(id: Int64, pipeline: String, kind: String, dueAt: Date, window: Range<Int64>? = nil, attempts: Int) {
         self.id = id
         self.pipeline = pipeline
         self.kind = kind
@@ -29,7 +29,7 @@ public struct ClaimedJob: Sendable, Hashable {
 /// the database) is taken again by any worker; the per-pipeline lock (`PipelineLocking`) still keeps two
 /// runs of one pipeline from overlapping, and the job finishes in its run's transaction, so a retaken job
 /// never loads twice.
-public protocol JobQueue: DescribesErrors {
+package protocol JobQueue: DescribesErrors {
     /// Adds a job unless one for the same pipeline, kind and due time exists; returns its id when added.
     func enqueue(pipeline: String, kind: String, due: Date, notBefore: Date?, window: Range<Int64>?, maxAttempts: Int) async throws -> Int64?
 
@@ -71,35 +71,35 @@ public protocol JobQueue: DescribesErrors {
 
 extension JobQueue {
     @discardableResult
-    public func enqueue(pipeline: String, kind: String, due: Date, window: Range<Int64>? = nil) async throws -> Int64? {
+    package func enqueue(pipeline: String, kind: String, due: Date, window: Range<Int64>? = nil) async throws -> Int64? {
         try await enqueue(pipeline: pipeline, kind: kind, due: due, notBefore: nil, window: window, maxAttempts: JobAttempt.defaultMaxAttempts)
     }
 }
 
 /// A store whose errors a log line names in its own words (a database error: what the server said).
-public protocol DescribesErrors: Sendable {
+package protocol DescribesErrors: Sendable {
     func describe(_ error: any Error) -> String
 }
 
 extension DescribesErrors {
-    public func describe(_ error: any Error) -> String { String(describing: error) }
+    package func describe(_ error: any Error) -> String { String(describing: error) }
 }
 
 /// A job's status (`datenwerk.jobs.status`).
-public enum JobStatus: String, Sendable, Hashable, CaseIterable {
+package enum JobStatus: String, Sendable, Hashable, CaseIterable {
     case queued, running, succeeded, failed
 }
 
 /// At most one run per pipeline at a time, across processes and machines (`PipelineLock` in `DatenwerkPostgres`:
 /// a session advisory lock).
-public protocol PipelineLocking: Sendable {
+package protocol PipelineLocking: Sendable {
     /// Runs `body` holding the lock; returns nil without running it when someone else holds it.
     func withLock<T: Sendable>(_ pipeline: String, _ body: @Sendable () async throws -> T) async throws -> T?
 }
 
 /// Instants as the queue stores them: µs since 1970 UTC.
-public enum Micros {
-    public static func date(_ micros: Int64) -> Date { Date(timeIntervalSince1970: Double(micros) / 1e6) }
-    public static func of(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1e6).rounded()) }
-    public static var now: Int64 { Int64(Date().timeIntervalSince1970 * 1e6) }
+package enum Micros {
+    package static func date(_ micros: Int64) -> Date { Date(timeIntervalSince1970: Double(micros) / 1e6) }
+    package static func of(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1e6).rounded()) }
+    package static var now: Int64 { Int64(Date().timeIntervalSince1970 * 1e6) }
 }

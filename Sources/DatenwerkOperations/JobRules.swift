@@ -1,25 +1,25 @@
 import Foundation
 
 /// Attempts and retries: how many, how long to wait before the next, what an operator reads when they ran out.
-public enum JobAttempt {
+package enum JobAttempt {
     /// `max_attempts` of a job nobody set it for.
-    public static let defaultMaxAttempts = 3
+    package static let defaultMaxAttempts = 3
     /// The wait before attempt n + 1 after attempt n failed is `backoffBase` · 2^(n − 1): 30 s, 60 s, 120 s, …
-    public static let backoffBase: Duration = .seconds(30)
+    package static let backoffBase: Duration = .seconds(30)
 
-    public static func backoff(after attempt: Int) -> Duration {
+    package static func backoff(after attempt: Int) -> Duration {
         backoffBase * pow(2, Double(attempt - 1))
     }
 
     /// Whether a failed attempt is followed by another (else the job fails for good).
-    public static func retries(attempts: Int, maxAttempts: Int, final: Bool) -> Bool {
+    package static func retries(attempts: Int, maxAttempts: Int, final: Bool) -> Bool {
         !final && attempts < maxAttempts
     }
 
     /// The reason a job fails with when its lease expired after its last attempt (PostgreSQL `format`: two `%s`).
-    public static let leaseExpiredFormat = "lease expired after %s attempts (last worker %s; it crashed or lost the database)"
+    package static let leaseExpiredFormat = "lease expired after %s attempts (last worker %s; it crashed or lost the database)"
 
-    public static func leaseExpiredReason(attempts: Int, owner: String?) -> String {
+    package static func leaseExpiredReason(attempts: Int, owner: String?) -> String {
         var text = leaseExpiredFormat
         for value in [String(attempts), owner ?? ""] {
             if let hole = text.range(of: "%s") { text.replaceSubrange(hole, with: value) }
@@ -29,15 +29,15 @@ public enum JobAttempt {
 }
 
 /// A worker's lease on a job: renewed every third of its length by the heartbeat.
-public struct Lease: Sendable, Hashable {
-    public var duration: Duration
+package struct Lease: Sendable, Hashable {
+    package var duration: Duration
 
-    public init(_ duration: Duration) { self.duration = duration }
+    package init(_ duration: Duration) { self.duration = duration }
 
     /// Time between two beats: three beats fit in one lease, so one slow beat never loses it.
-    public var beatInterval: Duration { duration / 3 }
+    package var beatInterval: Duration { duration / 3 }
 
-    public enum Verdict: Sendable, Hashable {
+    package enum Verdict: Sendable, Hashable {
         /// Still ours (renewed, or the job has just ended under this owner), or the store did not answer: beat on.
         case keepBeating
         /// Another worker runs the job now: stop the run.
@@ -45,9 +45,9 @@ public struct Lease: Sendable, Hashable {
     }
 
     /// What a beat's answer means; nil: the store was unreachable (the run notices too, or the next beat succeeds).
-    public static func verdict(held: Bool?) -> Verdict { held == false ? .lost : .keepBeating }
+    package static func verdict(held: Bool?) -> Verdict { held == false ? .lost : .keepBeating }
 
-    public static func micros(_ duration: Duration) -> Int64 {
+    package static func micros(_ duration: Duration) -> Int64 {
         duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
     }
 }
@@ -55,21 +55,21 @@ public struct Lease: Sendable, Hashable {
 /// One job as the queue's rules see it: what `JobQueue`'s operations do to a job, as plain values. `PostgresJobQueue`
 /// does the same in SQL on `datenwerk.jobs` (status, attempts, max_attempts, not_before, lease_owner, lease_expires_at,
 /// error); `JobTable` applies these rules to a list of jobs in memory. Times are µs UTC.
-public struct JobRecord: Sendable, Hashable {
-    public var id: Int64
-    public var pipeline: String
-    public var kind: String
-    public var due: Int64
-    public var window: Range<Int64>?
-    public var status: JobStatus = .queued
-    public var attempts = 0
-    public var maxAttempts: Int
-    public var notBefore: Int64
-    public var leaseOwner: String?
-    public var leaseExpiresAt: Int64?
-    public var error: String?
+package struct JobRecord: Sendable, Hashable {
+    package var id: Int64
+    package var pipeline: String
+    package var kind: String
+    package var due: Int64
+    package var window: Range<Int64>?
+    package var status: JobStatus = .queued
+    package var attempts = 0
+    package var maxAttempts: Int
+    package var notBefore: Int64
+    package var leaseOwner: String?
+    package var leaseExpiresAt: Int64?
+    package var error: String?
 
-    public init(id: Int64, pipeline: String, kind: String, due: Int64, notBefore: Int64? = nil, window: Range<Int64>? = nil,
+    package init(id: Int64, pipeline: String, kind: String, due: Int64, notBefore: Int64? = nil, window: Range<Int64>? = nil,
                 maxAttempts: Int = JobAttempt.defaultMaxAttempts) {
         self.id = id
         self.pipeline = pipeline
@@ -83,7 +83,7 @@ public struct JobRecord: Sendable, Hashable {
     func leaseExpired(_ now: Int64) -> Bool { leaseExpiresAt.map { $0 < now } ?? false }
 
     /// Before a claim: a running job whose lease expired after its last attempt fails, naming its last worker.
-    public mutating func expire(now: Int64) -> Bool {
+    package mutating func expire(now: Int64) -> Bool {
         guard status == .running, leaseExpired(now), attempts >= maxAttempts else { return false }
         status = .failed
         error = JobAttempt.leaseExpiredReason(attempts: attempts, owner: leaseOwner)
@@ -91,13 +91,13 @@ public struct JobRecord: Sendable, Hashable {
     }
 
     /// Ready for a worker: due, and queued or running under an expired lease (its worker died: taken again).
-    public func isReady(now: Int64) -> Bool {
+    package func isReady(now: Int64) -> Bool {
         guard notBefore <= now else { return false }
         return status == .queued || (status == .running && leaseExpired(now))
     }
 
     /// Taken by `owner`: the attempt counts from here.
-    public mutating func claim(owner: String, now: Int64, lease: Duration) -> ClaimedJob {
+    package mutating func claim(owner: String, now: Int64, lease: Duration) -> ClaimedJob {
         status = .running
         leaseOwner = owner
         attempts += 1
@@ -108,7 +108,7 @@ public struct JobRecord: Sendable, Hashable {
 
     /// Renews `owner`'s lease. Held: renewed, or the job is no longer running (this owner's run has just ended it:
     /// committed, or queued again after a failure). Not held (lost): it runs under another owner now.
-    public mutating func heartbeat(owner: String, now: Int64, lease: Duration) -> Bool {
+    package mutating func heartbeat(owner: String, now: Int64, lease: Duration) -> Bool {
         if status == .running, leaseOwner == owner {
             leaseExpiresAt = now + Lease.micros(lease)
             return true
@@ -117,7 +117,7 @@ public struct JobRecord: Sendable, Hashable {
     }
 
     /// Back to the queue after `delay` (the pipeline's lock was taken): the attempt does not count.
-    public mutating func release(owner: String, now: Int64, delay: Duration) {
+    package mutating func release(owner: String, now: Int64, delay: Duration) {
         guard leaseOwner == owner else { return }
         status = .queued
         leaseOwner = nil
@@ -127,7 +127,7 @@ public struct JobRecord: Sendable, Hashable {
     }
 
     /// Failed for good without a run (e.g. this worker has no such pipeline).
-    public mutating func fail(owner: String, reason: String) {
+    package mutating func fail(owner: String, reason: String) {
         guard leaseOwner == owner else { return }
         status = .failed
         error = reason
@@ -136,7 +136,7 @@ public struct JobRecord: Sendable, Hashable {
 
     /// The run did not record its end (its process crashed): the attempt counts; queued again after the backoff
     /// while attempts remain, else (or at once when `final`) failed. Nil when the job is not `owner`'s running job.
-    public mutating func recordUnfinished(owner: String, step: String, reason: String, final: Bool, now: Int64) -> JobStatus? {
+    package mutating func recordUnfinished(owner: String, step: String, reason: String, final: Bool, now: Int64) -> JobStatus? {
         guard status == .running, leaseOwner == owner else { return nil }
         error = "\(step): \(reason)"
         if JobAttempt.retries(attempts: attempts, maxAttempts: maxAttempts, final: final) {
@@ -151,7 +151,7 @@ public struct JobRecord: Sendable, Hashable {
     }
 
     /// Its worker shut down during the run: queued again at once, the attempt does not count.
-    public mutating func releaseStopped(owner: String, now: Int64) {
+    package mutating func releaseStopped(owner: String, now: Int64) {
         guard status == .running, leaseOwner == owner else { return }
         status = .queued
         leaseOwner = nil
@@ -161,7 +161,7 @@ public struct JobRecord: Sendable, Hashable {
     }
 
     /// A failed backfill chunk asked for again: a fresh start.
-    public mutating func retry(now: Int64) {
+    package mutating func retry(now: Int64) {
         guard status == .failed else { return }
         status = .queued
         attempts = 0
@@ -172,15 +172,15 @@ public struct JobRecord: Sendable, Hashable {
 
 /// The rules of `JobRecord` over a list of jobs, in memory: what `PostgresJobQueue` does with `datenwerk.jobs`
 /// (one job per pipeline, kind and due time; the next job is the ready one with the earliest not-before, then id).
-public struct JobTable: Sendable, Hashable {
-    public private(set) var jobs: [JobRecord] = []
+package struct JobTable: Sendable, Hashable {
+    package private(set) var jobs: [JobRecord] = []
 
-    public init() {}
+    package init() {}
 
-    public subscript(id: Int64) -> JobRecord? { jobs.first { $0.id == id } }
+    package subscript(id: Int64) -> JobRecord? { jobs.first { $0.id == id } }
 
     @discardableResult
-    public mutating func enqueue(pipeline: String, kind: String, due: Int64, notBefore: Int64? = nil, window: Range<Int64>? = nil,
+    package mutating func enqueue(pipeline: String, kind: String, due: Int64, notBefore: Int64? = nil, window: Range<Int64>? = nil,
                                  maxAttempts: Int = JobAttempt.defaultMaxAttempts) -> Int64? {
         guard !jobs.contains(where: { $0.pipeline == pipeline && $0.kind == kind && $0.due == due }) else { return nil }
         let id = (jobs.map(\.id).max() ?? 0) + 1
@@ -188,19 +188,19 @@ public struct JobTable: Sendable, Hashable {
         return id
     }
 
-    public mutating func claim(owner: String, now: Int64, lease: Duration, pipelines: [String]) -> ClaimedJob? {
+    package mutating func claim(owner: String, now: Int64, lease: Duration, pipelines: [String]) -> ClaimedJob? {
         for i in jobs.indices { _ = jobs[i].expire(now: now) }
         let ready = jobs.indices.filter { pipelines.contains(jobs[$0].pipeline) && jobs[$0].isReady(now: now) }
         guard let next = ready.min(by: { (jobs[$0].notBefore, jobs[$0].id) < (jobs[$1].notBefore, jobs[$1].id) }) else { return nil }
         return jobs[next].claim(owner: owner, now: now, lease: lease)
     }
 
-    public mutating func update<T>(_ id: Int64, _ change: (inout JobRecord) -> T?) -> T? {
+    package mutating func update<T>(_ id: Int64, _ change: (inout JobRecord) -> T?) -> T? {
         guard let i = jobs.firstIndex(where: { $0.id == id }) else { return nil }
         return change(&jobs[i])
     }
 
-    public func pending(pipelines: [String]) -> Int {
+    package func pending(pipelines: [String]) -> Int {
         jobs.count { pipelines.contains($0.pipeline) && ($0.status == .queued || $0.status == .running) }
     }
 }

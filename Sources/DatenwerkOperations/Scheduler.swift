@@ -4,12 +4,12 @@ import Foundation
 import Logging
 
 /// A pipeline's schedule as stored: the expression it was last planned with and the last fire turned into a job.
-public struct ScheduleState: Sendable, Hashable {
-    public var expression: String
+package struct ScheduleState: Sendable, Hashable {
+    package var expression: String
     /// µs UTC.
-    public var lastFire: Int64
+    package var lastFire: Int64
 
-    public init(expression: String, lastFire: Int64) {
+    package init(expression: String, lastFire: Int64) {
         self.expression = expression
         self.lastFire = lastFire
     }
@@ -17,7 +17,7 @@ public struct ScheduleState: Sendable, Hashable {
 
 /// What one scheduler tick does for one pipeline, decided without a database. Fires missed while nobody was
 /// running become ONE job for the latest of them (caught up once, not N times).
-public enum SchedulePlan: Sendable, Hashable {
+package enum SchedulePlan: Sendable, Hashable {
     /// First sight (or a changed schedule): remember it from `lastFire` = now; never fire for the past.
     case start(expression: String, lastFire: Int64, nextFire: Int64?)
     /// Nothing due yet.
@@ -26,10 +26,10 @@ public enum SchedulePlan: Sendable, Hashable {
     case fire(due: Int64, notBefore: Int64, missed: Int, nextFire: Int64?)
 
     /// The most fires one tick counts (a schedule every second, down for 11 days); later ones are caught up next tick.
-    public static let maxCounted = 1_000_000
+    package static let maxCounted = 1_000_000
 
     /// The plan at `now` (µs UTC) for `cron` with what was stored; `jitter` (µs) delays a fire's job.
-    public init(cron: CronSchedule, state: ScheduleState?, now: Int64, jitter: Int64 = 0) {
+    package init(cron: CronSchedule, state: ScheduleState?, now: Int64, jitter: Int64 = 0) {
         let key = cron.description
         guard let state, state.expression == key else {
             self = .start(expression: key, lastFire: now, nextFire: cron.next(after: now))
@@ -53,19 +53,19 @@ public enum SchedulePlan: Sendable, Hashable {
 
     /// A random delay in [0, seconds] (µs) for a pipeline's `jitter:`; validation bounds it (≤ 1 day), clamped
     /// again here so no spec can make it overflow.
-    public static func jitter(seconds: Int, using generator: inout some RandomNumberGenerator) -> Int64 {
+    package static func jitter(seconds: Int, using generator: inout some RandomNumberGenerator) -> Int64 {
         guard seconds > 0 else { return 0 }
         return Int64.random(in: 0...Int64(min(seconds, PipelineSpec.maxJitterSeconds)) * 1_000_000, using: &generator)
     }
 
-    public static func jitter(seconds: Int) -> Int64 {
+    package static func jitter(seconds: Int) -> Int64 {
         var generator = SystemRandomNumberGenerator()
         return jitter(seconds: seconds, using: &generator)
     }
 }
 
 /// Where schedules are kept (`PostgresJobQueue`: `datenwerk.schedules`, row-locked, so several schedulers agree).
-public protocol ScheduleStore: DescribesErrors {
+package protocol ScheduleStore: DescribesErrors {
     /// In one transaction, with the pipeline's schedule locked: reads its state, asks `plan` what to do and does
     /// it (remember the schedule; for `.fire`, add the job unless one is due at that time already). Returns the plan.
     func advance(_ pipeline: String, _ plan: @Sendable (ScheduleState?) -> SchedulePlan) async throws -> SchedulePlan
@@ -73,23 +73,23 @@ public protocol ScheduleStore: DescribesErrors {
 
 /// Turns `schedule:` into jobs. Each tick looks at every scheduled pipeline in its own short transaction
 /// (`ScheduleStore.advance`) and does what `SchedulePlan` says, with the pipeline's jitter.
-public struct Scheduler: Sendable {
-    public let pipelines: [PipelineSpec]
-    public let store: any ScheduleStore
-    public var logger: Logger
+package struct Scheduler: Sendable {
+    package let pipelines: [PipelineSpec]
+    package let store: any ScheduleStore
+    package var logger: Logger
 
-    public init(pipelines: [PipelineSpec], store: any ScheduleStore, logger: Logger) {
+    package init(pipelines: [PipelineSpec], store: any ScheduleStore, logger: Logger) {
         self.pipelines = pipelines.filter { $0.cron != nil }
         self.store = store
         self.logger = logger
     }
 
-    public struct Fired: Sendable, Hashable {
-        public var pipeline: String
-        public var fire: Int64
-        public var missed: Int
+    package struct Fired: Sendable, Hashable {
+        package var pipeline: String
+        package var fire: Int64
+        package var missed: Int
 
-        public init(pipeline: String, fire: Int64, missed: Int) {
+        package init(pipeline: String, fire: Int64, missed: Int) {
             self.pipeline = pipeline
             self.fire = fire
             self.missed = missed
@@ -98,7 +98,7 @@ public struct Scheduler: Sendable {
 
     /// Enqueues what is due at `now` (µs UTC); returns what fired.
     @discardableResult
-    public func tick(now: Int64 = Micros.now) async throws -> [Fired] {
+    package func tick(now: Int64 = Micros.now) async throws -> [Fired] {
         var fired: [Fired] = []
         for spec in pipelines {
             guard let cron = spec.cron else { continue }
@@ -112,7 +112,7 @@ public struct Scheduler: Sendable {
     }
 
     /// Ticks every `interval` until cancelled; database errors are logged and the next tick tries again.
-    public func run(interval: Duration = .seconds(5)) async {
+    package func run(interval: Duration = .seconds(5)) async {
         while !Task.isCancelled {
             do { try await tick() } catch {
                 logger.error("scheduler: \(store.describe(error))")

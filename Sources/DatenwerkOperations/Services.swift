@@ -3,16 +3,16 @@ import ServiceLifecycle
 import Synchronization
 
 /// The scheduler as a service of `datenwerk serve`: stops ticking on graceful shutdown.
-public struct SchedulerService: Service {
+package struct SchedulerService: Service {
     let scheduler: Scheduler
     let interval: Duration
 
-    public init(_ scheduler: Scheduler, interval: Duration = .seconds(5)) {
+    package init(_ scheduler: Scheduler, interval: Duration = .seconds(5)) {
         self.scheduler = scheduler
         self.interval = interval
     }
 
-    public func run() async throws {
+    package func run() async throws {
         try await cancelWhenGracefulShutdown {
             await scheduler.run(interval: interval)
         }
@@ -21,12 +21,12 @@ public struct SchedulerService: Service {
 
 /// Workers inside `datenwerk serve`. On graceful shutdown they take no new job and let the running one
 /// finish (systemd's stop timeout bounds that; a worker killed later leaves a lease that expires).
-public struct WorkerService: Service {
+package struct WorkerService: Service {
     let workers: [Worker]
 
-    public init(_ workers: [Worker]) { self.workers = workers }
+    package init(_ workers: [Worker]) { self.workers = workers }
 
-    public func run() async throws {
+    package func run() async throws {
         let stopping = StopFlag()
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Int.self) { group in

@@ -8,25 +8,25 @@ import Glibc
 
 /// Takes jobs from a `JobQueue` and runs them: `datenwerk worker` (any number, any machine) and the
 /// worker inside `datenwerk serve`. The queue's store (PostgreSQL) is the only coordinator.
-public struct Worker: Sendable {
-    public struct LeaseLost: Error, CustomStringConvertible {
-        public var job: Int64
-        public var description: String { "the lease on job \(job) was lost (it expired and another worker may have taken it); the run was stopped" }
+package struct Worker: Sendable {
+    package struct LeaseLost: Error, CustomStringConvertible {
+        package var job: Int64
+        package var description: String { "the lease on job \(job) was lost (it expired and another worker may have taken it); the run was stopped" }
     }
 
-    public let id: String
-    public let pipelines: [String: PipelineSpec]
-    public let queue: any JobQueue
+    package let id: String
+    package let pipelines: [String: PipelineSpec]
+    package let queue: any JobQueue
     /// At most one run per pipeline at a time.
-    public let lock: any PipelineLocking
-    public let runner: PipelineRunner
-    public var lease: Duration
-    public var poll: Duration
-    public var logger: Logger
+    package let lock: any PipelineLocking
+    package let runner: PipelineRunner
+    package var lease: Duration
+    package var poll: Duration
+    package var logger: Logger
     /// When set, each job runs in a child process (see `JobIsolation`); `runner` is then not used for jobs.
-    public var isolation: JobIsolation?
+    package var isolation: JobIsolation?
 
-    public init(id: String? = nil, pipelines: [PipelineSpec], queue: any JobQueue, lock: any PipelineLocking, runner: PipelineRunner,
+    package init(id: String? = nil, pipelines: [PipelineSpec], queue: any JobQueue, lock: any PipelineLocking, runner: PipelineRunner,
                 lease: Duration = .seconds(60), poll: Duration = .seconds(2), isolation: JobIsolation? = nil, logger: Logger) {
         self.isolation = isolation
         self.id = id ?? "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UInt16.random(in: 0...UInt16.max))"
@@ -42,7 +42,7 @@ public struct Worker: Sendable {
     /// Runs jobs until cancelled; with `exitWhenIdle`, returns once no job of its pipelines is queued or running.
     /// Returns how many jobs it took.
     @discardableResult
-    public func run(exitWhenIdle: Bool = false, shouldStop: @Sendable () -> Bool = { false }) async throws -> Int {
+    package func run(exitWhenIdle: Bool = false, shouldStop: @Sendable () -> Bool = { false }) async throws -> Int {
         var taken = 0
         var failures = 0
         while !Task.isCancelled, !shouldStop() {
@@ -72,7 +72,7 @@ public struct Worker: Sendable {
     }
 
     /// Takes and runs one ready job; false when none was ready.
-    public func runOne() async throws -> Bool {
+    package func runOne() async throws -> Bool {
         guard let job = try await queue.claim(owner: id, lease: lease, pipelines: Array(pipelines.keys)) else { return false }
         guard let spec = pipelines[job.pipeline] else {
             try await queue.fail(job.id, owner: id, reason: "worker \(id) has no pipeline named '\(job.pipeline)'")
@@ -118,22 +118,22 @@ public struct Worker: Sendable {
 /// advisory lock while the child runs; a child that dies without recording its run (a signal, a trap, exit 75)
 /// is recorded as a failed attempt naming the signal and the last step the run reached, so a job that crashes
 /// every time is failed for good after `max_attempts` instead of being retaken forever.
-public struct JobIsolation: Sendable {
-    public var executable: String
+package struct JobIsolation: Sendable {
+    package var executable: String
     /// Added to the child's environment (which is otherwise this process's).
-    public var environment: [String: String]
+    package var environment: [String: String]
 
-    public init(executable: String = JobProcess.currentExecutable, environment: [String: String] = [:]) {
+    package init(executable: String = JobProcess.currentExecutable, environment: [String: String] = [:]) {
         self.executable = executable
         self.environment = environment
     }
 
-    public func arguments(job: Int64, owner: String, pipelineFile: String) -> [String] {
+    package func arguments(job: Int64, owner: String, pipelineFile: String) -> [String] {
         ["run-job", String(job), "--owner", owner, "--pipeline", pipelineFile]
     }
 
     /// Exit status of `run-job` when the pipeline file no longer loads (the failure is final).
-    public static let invalidConfiguration: Int32 = 64
+    package static let invalidConfiguration: Int32 = 64
 }
 
 extension Worker {
@@ -143,7 +143,7 @@ extension Worker {
     }
 
     /// The pause after `failures` failed looks at the queue in a row: one poll more each time, at most 15.
-    public static func retryPause(poll: Duration, failures: Int) -> Duration {
+    package static func retryPause(poll: Duration, failures: Int) -> Duration {
         poll * min(max(failures, 1), 15)
     }
 
@@ -217,12 +217,12 @@ extension Worker {
 /// What a worker records for a job whose child process ended without recording its run: the last step the run
 /// reached, the signal or exit status with the child's own last words, and whether the failure is final (the
 /// pipeline file no longer loads: exit 64).
-public struct UnfinishedAttempt: Sendable, Hashable {
-    public var step: String
-    public var reason: String
-    public var final: Bool
+package struct UnfinishedAttempt: Sendable, Hashable {
+    package var step: String
+    package var reason: String
+    package var final: Bool
 
-    public init(_ outcome: JobProcess.Outcome) {
+    package init(_ outcome: JobProcess.Outcome) {
         step = outcome.lastPoint.flatMap { FailPoint.steps[$0] } ?? "configure"
         var reason = "the job's process \(outcome.describeTermination)"
         if let point = outcome.lastPoint { reason += " after point '\(point)'" } else { reason += " before its run started" }

@@ -4,16 +4,16 @@ import PostgresNIO
 import Synchronization
 
 /// A running connection pool to one database. Create with `Database.with(location:) { db in … }`.
-public struct Database: Sendable {
+package struct Database: Sendable {
     private let pools: PoolBox
-    public let location: DatabaseLocation
-    public let logger: Logger
+    package let location: DatabaseLocation
+    package let logger: Logger
 
     /// The current pool. `resetPool()` replaces it (after an outage); take it anew for each use.
-    public var client: PostgresClient { pools.current }
+    package var client: PostgresClient { pools.current }
 
     /// Runs `body` with a pool whose background task lives exactly as long as `body`.
-    public static func with<T: Sendable>(
+    package static func with<T: Sendable>(
         _ location: DatabaseLocation,
         logger: Logger = Logger(label: "datenwerk.postgres"),
         _ body: @Sendable (Database) async throws -> T
@@ -34,11 +34,11 @@ public struct Database: Sendable {
     /// Replaces the pool with a new one (at most once every 2 s). After a long outage postgres-nio's pool only
     /// retries on its back-off (up to a minute); the server calls this as soon as a direct connection
     /// succeeds again. Leases of the old pool end by themselves; the old pool is shut down 60 s later.
-    public func resetPool() {
+    package func resetPool() {
         if pools.reset() { logger.notice("database pool renewed after an outage") }
     }
     /// Creates `name` on the server if it is missing (connects to the `postgres` maintenance database).
-    public static func createDatabaseIfMissing(_ location: DatabaseLocation, logger: Logger = Logger(label: "datenwerk.postgres")) async throws {
+    package static func createDatabaseIfMissing(_ location: DatabaseLocation, logger: Logger = Logger(label: "datenwerk.postgres")) async throws {
         let name = location.database
         try await Database.with(location.with(database: "postgres"), logger: logger) { db in
             let rows = try await db.client.query("SELECT 1 FROM pg_database WHERE datname = \(name)", logger: logger)
@@ -56,14 +56,14 @@ public struct Database: Sendable {
 
     /// Runs `body` with one connection of the pool whose operations fail, instead of hanging, once the
     /// server closed it (see `GuardedConnection`).
-    public func withConnection<T: Sendable>(_ body: (GuardedConnection) async throws -> T) async throws -> T {
+    package func withConnection<T: Sendable>(_ body: (GuardedConnection) async throws -> T) async throws -> T {
         try await client.withConnection { connection in
             try await body(GuardedConnection(connection))
         }
     }
 
     /// Runs `body` in one transaction on one connection.
-    public func transaction<T: Sendable>(_ body: (GuardedConnection) async throws -> T) async throws -> T {
+    package func transaction<T: Sendable>(_ body: (GuardedConnection) async throws -> T) async throws -> T {
         try await withConnection { connection in
             try await connection.query("BEGIN", logger: logger)
             do {
@@ -79,19 +79,19 @@ public struct Database: Sendable {
     }
 
     /// Runs SQL text with several statements, one after another (extended protocol takes one at a time).
-    public static func executeScript(_ sql: String, on connection: GuardedConnection, logger: Logger) async throws {
+    package static func executeScript(_ sql: String, on connection: GuardedConnection, logger: Logger) async throws {
         for statement in splitSQLStatements(sql) {
             try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
         }
     }
 }
 
-public func quoteIdentifier(_ name: String) -> String {
+package func quoteIdentifier(_ name: String) -> String {
     "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
 }
 
 /// Splits a SQL script at top-level `;`, honouring quotes, comments and dollar-quoted bodies.
-public func splitSQLStatements(_ sql: String) -> [String] {
+package func splitSQLStatements(_ sql: String) -> [String] {
     var statements: [String] = []
     var current = ""
     let chars = Array(sql)
@@ -147,7 +147,7 @@ public func splitSQLStatements(_ sql: String) -> [String] {
 /// A readable one-line text for database errors: the server's message and SQLSTATE, never query values.
 /// The server is unreachable or went away (restart, shutdown, network), as opposed to an error of the statement:
 /// worth trying again once it is back.
-public func isConnectionError(_ error: any Error) -> Bool {
+package func isConnectionError(_ error: any Error) -> Bool {
     if error is ConnectionLost { return true }
     guard let error = error as? PSQLError else { return false }
     guard let state = error.serverInfo?[.sqlState] else { return error.code != .server }
@@ -155,7 +155,7 @@ public func isConnectionError(_ error: any Error) -> Bool {
     return state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state)
 }
 
-public func describeDatabaseError(_ error: any Error) -> String {
+package func describeDatabaseError(_ error: any Error) -> String {
     if let error = error as? PSQLError {
         if let info = error.serverInfo {
             var text = "PostgreSQL: \(info[.message] ?? "error")"

@@ -2,22 +2,22 @@ import PostgresNIO
 
 /// Creates and drops whole databases, on a connection to the server's maintenance database (`postgres`);
 /// used for the per-test databases. Names are quoted as identifiers.
-public struct DatabaseAdmin: Sendable {
-    public let database: Database
+package struct DatabaseAdmin: Sendable {
+    package let database: Database
 
-    public init(_ database: Database) {
+    package init(_ database: Database) {
         self.database = database
     }
 
     /// `CREATE DATABASE name`, as a copy of `template` when given.
-    public func create(_ name: String, template: String? = nil) async throws {
+    package func create(_ name: String, template: String? = nil) async throws {
         var sql = "CREATE DATABASE \(quoteIdentifier(name))"
         if let template { sql += " TEMPLATE \(quoteIdentifier(template))" }
         try await database.client.query(PostgresQuery(unsafeSQL: sql), logger: database.logger)
     }
 
     /// Drops `name` if it exists, ending its sessions (`WITH (FORCE)`).
-    public func drop(_ name: String) async throws {
+    package func drop(_ name: String) async throws {
         try await database.client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(quoteIdentifier(name)) WITH (FORCE)"), logger: database.logger)
     }
 }

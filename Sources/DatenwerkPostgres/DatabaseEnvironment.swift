@@ -3,26 +3,26 @@ import Logging
 
 /// Picks the database for a command: `DATABASE_URL` when set, otherwise the embedded cluster
 /// (started or reused, and stopped again when this process is its last user). Migrations run first.
-public struct DatabaseEnvironment: Sendable {
-    public var databaseURL: String?
-    public var embedded: EmbeddedPostgres.Configuration
-    public var migrate: Bool = true
-    public var logger: Logger
+package struct DatabaseEnvironment: Sendable {
+    package var databaseURL: String?
+    package var embedded: EmbeddedPostgres.Configuration
+    package var migrate: Bool = true
+    package var logger: Logger
 
-    public init(environment: [String: String] = ProcessInfo.processInfo.environment, keepRunning: Bool = false, logger: Logger = Logger(label: "datenwerk.postgres")) {
+    package init(environment: [String: String] = ProcessInfo.processInfo.environment, keepRunning: Bool = false, logger: Logger = Logger(label: "datenwerk.postgres")) {
         self.databaseURL = environment["DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
         self.embedded = EmbeddedPostgres.Configuration(keepRunning: keepRunning)
         self.logger = logger
     }
 
     /// Where the database is, and for the embedded cluster how to reach it with psql.
-    public struct Opened: Sendable {
-        public var database: Database
-        public var embedded: EmbeddedPostgres?
-        public var psqlHint: String
+    package struct Opened: Sendable {
+        package var database: Database
+        package var embedded: EmbeddedPostgres?
+        package var psqlHint: String
     }
 
-    public func with<T: Sendable>(_ body: @Sendable (Opened) async throws -> T) async throws -> T {
+    package func with<T: Sendable>(_ body: @Sendable (Opened) async throws -> T) async throws -> T {
         if let databaseURL {
             let location = try DatabaseLocation(url: databaseURL)
             try await Self.probe(location, logger: logger)
@@ -44,7 +44,7 @@ public struct DatabaseEnvironment: Sendable {
 
     /// One direct connection within `timeout`, so a wrong host, role, password or database is reported at once
     /// with the server's own reason (the pool would retry for a minute and then report its circuit breaker).
-    public static func probe(_ location: DatabaseLocation, timeout: Duration = .seconds(10), logger: Logger) async throws {
+    package static func probe(_ location: DatabaseLocation, timeout: Duration = .seconds(10), logger: Logger) async throws {
         let connections = ServerConnections(location, limit: 1, acquireTimeout: timeout, logger: logger)
         do {
             _ = try await connections.rows("SELECT 1")

@@ -2,21 +2,21 @@ import Foundation
 import PostgresNIO
 
 /// Where the database is: a `postgres://` URL from `DATABASE_URL`, or the embedded cluster.
-public struct DatabaseLocation: Sendable, CustomStringConvertible {
-    public var host: String?
-    public var port: Int
-    public var unixSocketPath: String?
-    public var username: String
-    public var password: String?
-    public var database: String
-    public var requireTLS: Bool
+package struct DatabaseLocation: Sendable, CustomStringConvertible {
+    package var host: String?
+    package var port: Int
+    package var unixSocketPath: String?
+    package var username: String
+    package var password: String?
+    package var database: String
+    package var requireTLS: Bool
 
-    public struct InvalidURL: Error, CustomStringConvertible {
-        public var description: String
+    package struct InvalidURL: Error, CustomStringConvertible {
+        package var description: String
     }
 
     /// Parses `postgres://user:password@host:port/database?sslmode=…&host=/socket/dir`.
-    public init(url: String) throws {
+    package init(url: String) throws {
         guard let components = URLComponents(string: url),
               components.scheme == "postgres" || components.scheme == "postgresql"
         else {
@@ -39,7 +39,7 @@ public struct DatabaseLocation: Sendable, CustomStringConvertible {
         self.requireTLS = ["require", "verify-ca", "verify-full"].contains(sslmode)
     }
 
-    public init(socketPath: String, username: String, database: String) {
+    package init(socketPath: String, username: String, database: String) {
         self.host = nil
         self.port = 0
         self.unixSocketPath = socketPath
@@ -50,14 +50,14 @@ public struct DatabaseLocation: Sendable, CustomStringConvertible {
     }
 
     /// The same server, another database.
-    public func with(database: String) -> DatabaseLocation {
+    package func with(database: String) -> DatabaseLocation {
         var copy = self
         copy.database = database
         return copy
     }
 
     /// A `postgres://` URL for this location, including the password: for child processes, never for output.
-    public var url: String {
+    package var url: String {
         let user = username.addingPercentEncoding(withAllowedCharacters: .urlUserAllowed) ?? username
         let secret = password.map { ":" + ($0.addingPercentEncoding(withAllowedCharacters: .urlPasswordAllowed) ?? $0) } ?? ""
         if let unixSocketPath {
@@ -69,12 +69,12 @@ public struct DatabaseLocation: Sendable, CustomStringConvertible {
     }
 
     /// Never shows the password.
-    public var description: String {
+    package var description: String {
         if let unixSocketPath { return "postgres://\(username)@/\(database)?host=\((unixSocketPath as NSString).deletingLastPathComponent)" }
         return "postgres://\(username)@\(host ?? "localhost"):\(port)/\(database)"
     }
 
-    public var clientConfiguration: PostgresClient.Configuration {
+    package var clientConfiguration: PostgresClient.Configuration {
         var configuration: PostgresClient.Configuration
         if let unixSocketPath {
             configuration = .init(unixSocketPath: unixSocketPath, username: username, password: password, database: database)

@@ -14,18 +14,18 @@ import Glibc
 // `@unchecked Sendable`, justified: the two mutable fields (`startedServer`, `usersLock`) are written only by
 // `start()` and `stop()`, which the owner calls once each, in that order, and both run under the cluster's
 // cross-process file lock (`root/lock`).
-public final class EmbeddedPostgres: @unchecked Sendable {
-    public struct Configuration: Sendable {
-        public var root: String
-        public var port: Int
-        public var binDirectory: String?
-        public var keepRunning: Bool
+package final class EmbeddedPostgres: @unchecked Sendable {
+    package struct Configuration: Sendable {
+        package var root: String
+        package var port: Int
+        package var binDirectory: String?
+        package var keepRunning: Bool
         /// Server `max_connections` (each datenwerk process uses a pool of up to 8).
-        public var maxConnections = 100
-        public var database: String = "datenwerk"
-        public var user: String = "datenwerk"
+        package var maxConnections = 100
+        package var database: String = "datenwerk"
+        package var user: String = "datenwerk"
 
-        public init(root: String? = nil, port: Int? = nil, binDirectory: String? = nil, keepRunning: Bool = false) {
+        package init(root: String? = nil, port: Int? = nil, binDirectory: String? = nil, keepRunning: Bool = false) {
             let env = ProcessInfo.processInfo.environment
             self.root = root ?? env["DATENWERK_PG_ROOT"] ?? EmbeddedPostgres.defaultRoot()
             self.port = port ?? env["DATENWERK_PG_PORT"].flatMap(Int.init) ?? 54329
@@ -34,46 +34,46 @@ public final class EmbeddedPostgres: @unchecked Sendable {
         }
     }
 
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
+    package struct Failure: Error, CustomStringConvertible {
+        package var description: String
     }
 
-    public let configuration: Configuration
+    package let configuration: Configuration
     /// True when this process started the server (rather than reusing a running one).
-    public private(set) var startedServer = false
+    package private(set) var startedServer = false
     private var usersLock: Int32 = -1
     private let serverUser: String?
 
-    public init(_ configuration: Configuration) {
+    package init(_ configuration: Configuration) {
         self.configuration = configuration
         self.serverUser = getuid() == 0 ? "postgres" : nil
     }
 
-    public static func defaultRoot() -> String {
+    package static func defaultRoot() -> String {
         let env = ProcessInfo.processInfo.environment
         if getuid() == 0 { return "/var/lib/datenwerk/postgres" }
         if let xdg = env["XDG_DATA_HOME"], !xdg.isEmpty { return xdg + "/datenwerk/postgres" }
         return NSHomeDirectory() + "/.local/share/datenwerk/postgres"
     }
 
-    public var dataDirectory: String { configuration.root + "/data" }
-    public var socketDirectory: String { configuration.root + "/socket" }
-    public var socketPath: String { socketDirectory + "/.s.PGSQL.\(configuration.port)" }
-    public var logFile: String { configuration.root + "/postgres.log" }
+    package var dataDirectory: String { configuration.root + "/data" }
+    package var socketDirectory: String { configuration.root + "/socket" }
+    package var socketPath: String { socketDirectory + "/.s.PGSQL.\(configuration.port)" }
+    package var logFile: String { configuration.root + "/postgres.log" }
 
     /// The password for TCP connections on the loopback port (Unix-socket connections need none).
-    public var password: String? {
+    package var password: String? {
         (try? String(contentsOfFile: configuration.root + "/password", encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// A `psql` command line that connects to this cluster.
-    public var psqlCommand: String {
+    package var psqlCommand: String {
         "psql -h \(socketDirectory) -p \(configuration.port) -U \(configuration.user) \(configuration.database)"
     }
 
     /// Initialises the cluster if needed, starts it unless running, and registers this process as a user.
-    public func start() throws {
+    package func start() throws {
         let bin = try Self.findBinaries(configuration.binDirectory)
         try FileManager.default.createDirectory(atPath: configuration.root, withIntermediateDirectories: true)
         try withFileLock(configuration.root + "/lock") {
@@ -92,7 +92,7 @@ public final class EmbeddedPostgres: @unchecked Sendable {
     }
 
     /// Unregisters this process; stops the server when no other `datenwerk` uses it (unless `keepRunning`).
-    public func stop() {
+    package func stop() {
         guard usersLock >= 0 else { return }
         try? withFileLock(configuration.root + "/lock") {
             _ = flock(usersLock, LOCK_UN)
@@ -107,13 +107,13 @@ public final class EmbeddedPostgres: @unchecked Sendable {
     }
 
     /// True when the cluster's server process runs.
-    public func isRunning() throws -> Bool {
+    package func isRunning() throws -> Bool {
         guard FileManager.default.fileExists(atPath: dataDirectory + "/PG_VERSION") else { return false }
         return try isRunning(bin: Self.findBinaries(configuration.binDirectory))
     }
 
     /// Stops the server now, whoever uses it (`datenwerk db stop`).
-    public func shutdown() throws {
+    package func shutdown() throws {
         guard try isRunning() else { return }
         let bin = try Self.findBinaries(configuration.binDirectory)
         let result = try Subprocess.run([bin + "/pg_ctl", "-D", dataDirectory, "-m", "fast", "-w", "stop"], asUser: serverUser)
@@ -190,7 +190,7 @@ public final class EmbeddedPostgres: @unchecked Sendable {
     // MARK: - Helpers
 
     /// The directory with `initdb`, `pg_ctl` and `postgres`: the given one, or the newest `/usr/lib/postgresql/N/bin`.
-    public static func findBinaries(_ explicit: String?) throws -> String {
+    package static func findBinaries(_ explicit: String?) throws -> String {
         let fm = FileManager.default
         if let explicit {
             guard fm.isExecutableFile(atPath: explicit + "/initdb") else {

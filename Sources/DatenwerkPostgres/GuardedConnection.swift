@@ -5,8 +5,8 @@ import PostgresNIO
 import Synchronization
 
 /// Thrown instead of waiting forever when the server closed the connection under an operation.
-public struct ConnectionLost: Error, CustomStringConvertible {
-    public var description: String {
+package struct ConnectionLost: Error, CustomStringConvertible {
+    package var description: String {
         "the connection to PostgreSQL closed during the operation (server restart or network failure); nothing of it was committed"
     }
 }
@@ -24,19 +24,19 @@ public struct ConnectionLost: Error, CustomStringConvertible {
 /// `grace` after the close, so a server restart fails the run with an error instead of hanging the worker.
 /// An abandoned operation's task stays suspended (it holds a closed connection and one buffer); nothing of
 /// its transaction was committed.
-public struct GuardedConnection: Sendable {
-    public let connection: PostgresConnection
+package struct GuardedConnection: Sendable {
+    package let connection: PostgresConnection
     private let watch: CloseWatch
 
-    public init(_ connection: PostgresConnection, grace: Duration = .seconds(1)) {
+    package init(_ connection: PostgresConnection, grace: Duration = .seconds(1)) {
         self.connection = connection
         self.watch = CloseWatch.of(connection, grace: grace)
     }
 
-    public var isClosed: Bool { connection.isClosed || watch.isGone }
+    package var isClosed: Bool { connection.isClosed || watch.isGone }
 
     @discardableResult
-    public func query(_ query: PostgresQuery, logger: Logger, file: String = #fileID, line: Int = #line) async throws -> PostgresRowSequence {
+    package func query(_ query: PostgresQuery, logger: Logger, file: String = #fileID, line: Int = #line) async throws -> PostgresRowSequence {
         let connection = self.connection
         return try await watch.bounded { try await connection.query(query, logger: logger, file: file, line: line) }
     }
@@ -44,7 +44,7 @@ public struct GuardedConnection: Sendable {
     /// All rows of `query`, read whole without back-pressure (the row stream of postgres-nio 1.33.2 traps when
     /// its backend dies while it waits for demand; collecting never leaves it waiting). Keep results bounded
     /// (`LIMIT`): the rows are held in memory.
-    public func collect(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
+    package func collect(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
         let connection = self.connection
         return try await watch.bounded { try await connection.query(query, logger: logger).get().rows }
     }
@@ -56,7 +56,7 @@ public struct GuardedConnection: Sendable {
     /// the COPY runs on the connection's event loop, in the same job as a check that the channel is still
     /// open; after a close it first lets the event loop remove the handler (one hop through its queue), and the
     /// library then fails cleanly with "connection closed". `writeData` itself runs off the event loop.
-    public func copyFrom(table: String, columns: [String], logger: Logger, writeData: (Writer) async throws -> Void) async throws {
+    package func copyFrom(table: String, columns: [String], logger: Logger, writeData: (Writer) async throws -> Void) async throws {
         let (connection, watch) = (self.connection, self.watch)
         let loop = EventLoopExecutor(connection.eventLoop)
         try await withTaskExecutorPreference(loop) {
@@ -80,13 +80,13 @@ public struct GuardedConnection: Sendable {
         }
     }
 
-    public struct Writer: Sendable {
+    package struct Writer: Sendable {
         let writer: PostgresCopyFromWriter
         let watch: CloseWatch
         let loop: EventLoopExecutor
         let connection: PostgresConnection
 
-        public func write(_ buffer: ByteBuffer) async throws {
+        package func write(_ buffer: ByteBuffer) async throws {
             let (writer, loop, connection) = (self.writer, self.loop, self.connection)
             try await watch.bounded {
                 try await withTaskExecutorPreference(loop) {

@@ -5,18 +5,18 @@ import PostgresNIO
 
 /// Applies the versioned SQL files in `Migrations/` (NNNN_name.sql) once each, in order, under an advisory lock,
 /// then refreshes the observed-property vocabulary.
-public struct Migrator: Sendable {
-    public struct Migration: Sendable {
-        public var version: Int
-        public var name: String
-        public var sql: String
+package struct Migrator: Sendable {
+    package struct Migration: Sendable {
+        package var version: Int
+        package var name: String
+        package var sql: String
     }
 
-    public let database: Database
+    package let database: Database
 
-    public init(_ database: Database) { self.database = database }
+    package init(_ database: Database) { self.database = database }
 
-    public static func bundled() throws -> [Migration] {
+    package static func bundled() throws -> [Migration] {
         guard let directory = Bundle.module.url(forResource: "Migrations", withExtension: nil) else {
             throw EmbeddedPostgres.Failure(description: "migrations are missing from the bundle")
         }
@@ -33,7 +33,7 @@ public struct Migrator: Sendable {
 
     /// Returns the versions applied by this call.
     @discardableResult
-    public func migrate() async throws -> [Int] {
+    package func migrate() async throws -> [Int] {
         let migrations = try Self.bundled()
         let logger = database.logger
         return try await database.transaction { connection in
@@ -69,7 +69,7 @@ public struct Migrator: Sendable {
     }
 
     /// The versions recorded as applied (empty when the schema was never migrated).
-    public func appliedVersions() async throws -> Set<Int> {
+    package func appliedVersions() async throws -> Set<Int> {
         try await database.transaction { connection in
             let exists = try await connection.query("SELECT to_regclass('public.datenwerk_migrations') IS NOT NULL", logger: database.logger).decode(Bool.self)
             var found = false

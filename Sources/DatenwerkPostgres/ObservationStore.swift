@@ -7,15 +7,15 @@ import PostgresNIO
 import Synchronization
 
 /// When a dataset last changed, from its pipeline's runs.
-public struct DatasetState: Sendable, Hashable {
+package struct DatasetState: Sendable, Hashable {
     /// The id of the newest run that inserted or changed observations; 0 when none has.
-    public var version: Int64
+    package var version: Int64
     /// When that run finished (µs since 1970): `Last-Modified`, `dct:modified`.
-    public var lastModifiedMicros: Int64?
+    package var lastModifiedMicros: Int64?
     /// When the first run that inserted observations finished: `dct:issued`.
-    public var firstLoadedMicros: Int64?
+    package var firstLoadedMicros: Int64?
 
-    public init(version: Int64 = 0, lastModifiedMicros: Int64? = nil, firstLoadedMicros: Int64? = nil) {
+    package init(version: Int64 = 0, lastModifiedMicros: Int64? = nil, firstLoadedMicros: Int64? = nil) {
         self.version = version
         self.lastModifiedMicros = lastModifiedMicros
         self.firstLoadedMicros = firstLoadedMicros
@@ -23,22 +23,22 @@ public struct DatasetState: Sendable, Hashable {
 }
 
 /// A station that has observations in a dataset.
-public struct DatasetStation: Sendable, Hashable {
-    public var id: Int64
-    public var key: String
-    public var name: String?
-    public var longitude: Double?
-    public var latitude: Double?
+package struct DatasetStation: Sendable, Hashable {
+    package var id: Int64
+    package var key: String
+    package var name: String?
+    package var longitude: Double?
+    package var latitude: Double?
 }
 
 /// What the data says about one dataset at one state: the facts the catalog shows and the stations.
-public struct DatasetSnapshot: Sendable {
-    public var state: DatasetState
-    public var facts: DatasetFacts
-    public var stations: [DatasetStation]
+package struct DatasetSnapshot: Sendable {
+    package var state: DatasetState
+    package var facts: DatasetFacts
+    package var stations: [DatasetStation]
 
     /// The located stations, for the catalog page's map.
-    public var stationPoints: [StationPoint] {
+    package var stationPoints: [StationPoint] {
         stations.compactMap { s in
             guard let lon = s.longitude, let lat = s.latitude else { return nil }
             return StationPoint(key: s.key, name: s.name, longitude: lon, latitude: lat)
@@ -57,13 +57,13 @@ public struct DatasetSnapshot: Sendable {
 /// Every statement goes through `ServerConnections`: a bounded wait for a connection (503 when the database is
 /// away) and rows read whole per statement; downloads FETCH pages of `pageRows` rows from a cursor, so a backend
 /// that dies mid-download breaks the body off instead of trapping in postgres-nio's row stream.
-public final class ObservationStore: Sendable {
-    public let connections: ServerConnections
+package final class ObservationStore: Sendable {
+    package let connections: ServerConnections
     private let cache = Mutex<[String: DatasetSnapshot]>([:])
     /// Rows per statement of a download (memory: about this many rows at once).
-    public let pageRows: Int
+    package let pageRows: Int
 
-    public init(connections: ServerConnections, pageRows: Int = 4000) {
+    package init(connections: ServerConnections, pageRows: Int = 4000) {
         self.connections = connections
         self.pageRows = max(1, pageRows)
     }
@@ -71,7 +71,7 @@ public final class ObservationStore: Sendable {
     // MARK: State and facts
 
     /// The state of every pipeline named (missing: never loaded anything).
-    public func states(pipelines: [String]) async throws -> [String: DatasetState] {
+    package func states(pipelines: [String]) async throws -> [String: DatasetState] {
         guard !pipelines.isEmpty else { return [:] }
         let rows = try await connections.rows("""
             SELECT pipeline, max(id)::int8,
@@ -89,12 +89,12 @@ public final class ObservationStore: Sendable {
         return states
     }
 
-    public func state(pipeline: String) async throws -> DatasetState {
+    package func state(pipeline: String) async throws -> DatasetState {
         try await states(pipelines: [pipeline])[pipeline] ?? DatasetState()
     }
 
     /// The snapshots of `datasets` at their current states, in the same order.
-    public func snapshots(_ datasets: [DatasetMetadata]) async throws -> [DatasetSnapshot] {
+    package func snapshots(_ datasets: [DatasetMetadata]) async throws -> [DatasetSnapshot] {
         let states = try await states(pipelines: datasets.map(\.pipeline))
         var result: [DatasetSnapshot] = []
         for dataset in datasets {
@@ -104,7 +104,7 @@ public final class ObservationStore: Sendable {
     }
 
     /// The facts and stations of a dataset at `state`; computed once per state (one grouped scan of its rows).
-    public func snapshot(_ dataset: DatasetMetadata, state: DatasetState) async throws -> DatasetSnapshot {
+    package func snapshot(_ dataset: DatasetMetadata, state: DatasetState) async throws -> DatasetSnapshot {
         if let cached = cache.withLock({ $0[dataset.pipeline] }), cached.state == state { return cached }
         let snapshot = try await computeSnapshot(pipeline: dataset.pipeline, state: state)
         cache.withLock { $0[dataset.pipeline] = snapshot }
@@ -160,7 +160,7 @@ public final class ObservationStore: Sendable {
     // MARK: Observations
 
     /// For a filter with `limit`: the key of the page's last row when more rows follow it, else nil.
-    public func pageEnd(pipeline: String, filter: ObservationFilter) async throws -> ObservationCursor? {
+    package func pageEnd(pipeline: String, filter: ObservationFilter) async throws -> ObservationCursor? {
         guard let limit = filter.limit else { return nil }
         var q = Self.selection(pipeline: pipeline, filter: filter, through: nil, keysOnly: true)
         let offset = q.bind(Int64(limit - 1))
@@ -180,7 +180,7 @@ public final class ObservationStore: Sendable {
     /// names, positions and units come from `snapshot` (a station or property newer than it is looked up
     /// once). Returns the number of rows written.
     @discardableResult
-    public func writeObservations(
+    package func writeObservations(
         _ dataset: DatasetMetadata, snapshot: DatasetSnapshot, filter: ObservationFilter, through: ObservationCursor? = nil,
         encoder: ObservationEncoder, next: String? = nil, chunkBytes: Int = 64 * 1024, opened: OpenCursor? = nil,
         write: (ByteBuffer) async throws -> Void
@@ -229,7 +229,7 @@ public final class ObservationStore: Sendable {
     }
 
     /// A download's statement, declared as a cursor in a read-only transaction on a leased connection.
-    public struct OpenCursor: Sendable {
+    package struct OpenCursor: Sendable {
         let lease: ServerConnections.Lease
     }
 
@@ -237,7 +237,7 @@ public final class ObservationStore: Sendable {
     /// body that breaks off. One statement read through a cursor in pages: PostgreSQL sorts once (a page per
     /// statement would sort the rest of the dataset for every page), each FETCH is read whole (never the row
     /// stream), and the client's pace sets when the next page is fetched.
-    public func open(pipeline: String, filter: ObservationFilter, through: ObservationCursor?) async throws -> OpenCursor {
+    package func open(pipeline: String, filter: ObservationFilter, through: ObservationCursor?) async throws -> OpenCursor {
         let lease = try await connections.lease()
         do {
             let logger = connections.logger

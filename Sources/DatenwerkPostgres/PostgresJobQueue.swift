@@ -8,15 +8,15 @@ import PostgresNIO
 /// The `JobQueue` and `ScheduleStore` of `DatenwerkOperations` in PostgreSQL: due runs in `datenwerk.jobs`, taken by
 /// workers with `FOR UPDATE SKIP LOCKED` under a lease; schedules in `datenwerk.schedules`. Each statement does
 /// what `JobRecord` states for one job (the rules are tested there without a database).
-public struct PostgresJobQueue: JobQueue, ScheduleStore {
-    public typealias Job = ClaimedJob
+package struct PostgresJobQueue: JobQueue, ScheduleStore {
+    package typealias Job = ClaimedJob
 
-    public let database: Database
-    public init(_ database: Database) { self.database = database }
+    package let database: Database
+    package init(_ database: Database) { self.database = database }
 
     /// Adds a job unless one for the same pipeline, kind and due time exists; returns its id when added.
     @discardableResult
-    public func enqueue(pipeline: String, kind: String, due: Date, notBefore: Date? = nil, window: Range<Int64>? = nil,
+    package func enqueue(pipeline: String, kind: String, due: Date, notBefore: Date? = nil, window: Range<Int64>? = nil,
                         maxAttempts: Int = JobAttempt.defaultMaxAttempts) async throws -> Int64? {
         let from = window.map { Self.date($0.lowerBound) }
         let to = window.map { Self.date($0.upperBound) }
@@ -31,7 +31,7 @@ public struct PostgresJobQueue: JobQueue, ScheduleStore {
 
     /// Takes the next ready job: queued and due, or running with an expired lease. Jobs whose lease expired
     /// after their last attempt are failed here, with a reason an operator can read in `datenwerk status`.
-    public func claim(owner: String, lease: Duration, pipelines: [String]) async throws -> Job? {
+    package func claim(owner: String, lease: Duration, pipelines: [String]) async throws -> Job? {
         let seconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
         try await database.client.query("""
             UPDATE datenwerk.jobs SET status = 'failed', finished_at = now(),
@@ -60,7 +60,7 @@ public struct PostgresJobQueue: JobQueue, ScheduleStore {
     /// A job that is no longer running counts as held: this owner's run has just ended it (committed success, or
     /// queued it again after a failure, its task not yet returned); a beat in that moment under load reported the
     /// lease of a finished job as lost and hid the run's own outcome. Lost means: another worker runs it now.
-    public func heartbeat(_ job: Int64, owner: String, lease: Duration) async throws -> Bool {
+    package func heartbeat(_ job: Int64, owner: String, lease: Duration) async throws -> Bool {
         let seconds = Double(lease.components.seconds)
         let rows = try await database.client.query("""
             WITH beat AS (
@@ -70,11 +70,18 @@ public struct PostgresJobQueue: JobQueue, ScheduleStore {
                 OR EXISTS (SELECT 1 FROM datenwerk.jobs WHERE id = \(job) AND status <> 'running')
             """, logger: database.logger)
         for try await held in rows.decode(Bool.self) { return held }
-        return false
+        // No answer row (the connection ended the stream early) is no verdict: not "lost", which would stop a
+        // healthy run. The caller treats an error as "store unreachable" and beats again.
+        throw NoHeartbeatAnswer(job: job)
+    }
+
+    struct NoHeartbeatAnswer: Error, CustomStringConvertible {
+        var job: Int64
+        var description: String { "the heartbeat of job \(job) got no answer row" }
     }
 
     /// Puts a job back (another run of its pipeline holds the lock): not counted as an attempt.
-    public func release(_ job: Int64, owner: String, delay: Duration) async throws {
+    package func release(_ job: Int64, owner: String, delay: Duration) async throws {
         let seconds = Double(delay.components.seconds)
         try await database.client.query("""
             UPDATE datenwerk.jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
@@ -84,7 +91,7 @@ public struct PostgresJobQueue: JobQueue, ScheduleStore {
     }
 
     /// Ends a job whose run could not even start (no such pipeline here, database error before the run row).
-    public func fail(_ job: Int64, owner: String, reason: String) async throws {
+    package func fail(_ job: Int64, owner: String, reason: String) async throws {
         try await database.client.query("""
             UPDATE datenwerk.jobs SET status = 'failed', error = \(reason), finished_at = now(), lease_expires_at = NULL
             WHERE id = \(job) AND lease_owner = \(owner)
@@ -92,7 +99,7 @@ public struct PostgresJobQueue: JobQueue, ScheduleStore {
     }
 
     /// The job `id` if it is running under `owner`'s lease (what a job's child process runs; nil: not ours any more).
-    public func job(_ id: Int64, owner: String) async throws -> Job? {
+    package func job(_ id: Int64, owner: String) async throws -> Job? {
         let rows = try await database.client.query("""
             SELECT id, pipeline, kind, due_at, window_from, window_to, attempts FROM datenwerk.jobs
             WHERE id = \(id) AND lease_owner = \(owner) AND status = 'running'
@@ -110,7 +117,7 @@ public struct PostgresJobQueue: JobQueue, ScheduleStore {
     /// (at once when `final`). Returns the job's new status, or nil when the run had recorded itself (or the job
     /// is no longer this owner's).
     @discardableResult
-    public func recordUnfinished(_ job: Int64, owner: String, step: String, reason: String, final: Bool) async throws -> JobStatus? {
+    package func recordUnfinished(_ job: Int64, owner: String, step: String, reason: String, final: Bool) async throws -> JobStatus? {
         let error = "\(step): \(reason)"
         let backoffBase = Double(JobAttempt.backoffBase.components.seconds)
         let rows = try await database.client.query("""
@@ -136,7 +143,7 @@ public struct PostgresJobQueue: JobQueue, ScheduleStore {
 
     /// A job stopped because its worker shut down: back to the queue without using an attempt; the runs it
     /// started in this attempt are failed with `reason`.
-    public func releaseStopped(_ job: Int64, owner: String, reason: String) async throws {
+    package func releaseStopped(_ job: Int64, owner: String, reason: String) async throws {
         try await database.client.query("""
             WITH mine AS (
                 SELECT id, started_at FROM datenwerk.jobs WHERE id = \(job) AND lease_owner = \(owner) AND status = 'running' FOR UPDATE
@@ -152,7 +159,7 @@ public struct PostgresJobQueue: JobQueue, ScheduleStore {
     }
 
     /// Jobs that are queued or running (for `--exit-when-idle` and status).
-    public func pending(pipelines: [String]) async throws -> Int {
+    package func pending(pipelines: [String]) async throws -> Int {
         let rows = try await database.client.query("""
             SELECT count(*)::bigint FROM datenwerk.jobs WHERE pipeline = ANY(\(pipelines)) AND status IN ('queued', 'running')
             """, logger: database.logger)
@@ -161,7 +168,7 @@ public struct PostgresJobQueue: JobQueue, ScheduleStore {
     }
 
     /// Failed jobs of `pipeline` and `kind` due in `range` queued again with their attempts reset (`JobRecord.retry`).
-    public func retryFailed(pipeline: String, kind: String, due range: Range<Int64>) async throws {
+    package func retryFailed(pipeline: String, kind: String, due range: Range<Int64>) async throws {
         try await database.client.query("""
             UPDATE datenwerk.jobs SET status = 'queued', attempts = 0, not_before = now(), error = NULL
             WHERE pipeline = \(pipeline) AND kind = \(kind) AND status = 'failed'
@@ -169,7 +176,7 @@ public struct PostgresJobQueue: JobQueue, ScheduleStore {
             """, logger: database.logger)
     }
 
-    public func counts(pipeline: String, kind: String) async throws -> [JobStatus: Int] {
+    package func counts(pipeline: String, kind: String) async throws -> [JobStatus: Int] {
         var counts: [JobStatus: Int] = [:]
         for try await (status, n) in try await database.client.query(
             "SELECT status, count(*)::bigint FROM datenwerk.jobs WHERE pipeline = \(pipeline) AND kind = \(kind) GROUP BY status",
@@ -181,7 +188,7 @@ public struct PostgresJobQueue: JobQueue, ScheduleStore {
     }
 
     /// In one transaction, the pipeline's row in `datenwerk.schedules` locked: what `plan` decides (`SchedulePlan`).
-    public func advance(_ pipeline: String, _ plan: @Sendable (ScheduleState?) -> SchedulePlan) async throws -> SchedulePlan {
+    package func advance(_ pipeline: String, _ plan: @Sendable (ScheduleState?) -> SchedulePlan) async throws -> SchedulePlan {
         let logger = database.logger
         return try await database.transaction { connection in
             var state: ScheduleState?
@@ -213,27 +220,27 @@ public struct PostgresJobQueue: JobQueue, ScheduleStore {
         }
     }
 
-    public func describe(_ error: any Error) -> String { describeDatabaseError(error) }
+    package func describe(_ error: any Error) -> String { describeDatabaseError(error) }
 
-    public static func date(_ micros: Int64) -> Date { Micros.date(micros) }
-    public static func micros(_ date: Date) -> Int64 { Micros.of(date) }
+    package static func date(_ micros: Int64) -> Date { Micros.date(micros) }
+    package static func micros(_ date: Date) -> Int64 { Micros.of(date) }
 }
 
 /// At most one run per pipeline at a time, across processes and machines: a session advisory lock held on a
 /// dedicated connection for the run. It dies with the connection, so a killed worker never leaves it behind.
-public struct PipelineLock: PipelineLocking {
-    public let database: Database
-    public init(_ database: Database) { self.database = database }
+package struct PipelineLock: PipelineLocking {
+    package let database: Database
+    package init(_ database: Database) { self.database = database }
 
-    public static func key(_ pipeline: String) -> String { "datenwerk.pipeline:" + pipeline }
+    package static func key(_ pipeline: String) -> String { "datenwerk.pipeline:" + pipeline }
 
     /// Runs `body` holding the lock; returns nil without running it when another session holds it.
-    public static func withLock<T: Sendable>(_ pipeline: String, database: Database, _ body: @Sendable () async throws -> T) async throws -> T? {
+    package static func withLock<T: Sendable>(_ pipeline: String, database: Database, _ body: @Sendable () async throws -> T) async throws -> T? {
         try await PipelineLock(database).withLock(pipeline, body)
     }
 
     /// Runs `body` holding the lock; returns nil without running it when another session holds it.
-    public func withLock<T: Sendable>(_ pipeline: String, _ body: @Sendable () async throws -> T) async throws -> T? {
+    package func withLock<T: Sendable>(_ pipeline: String, _ body: @Sendable () async throws -> T) async throws -> T? {
         let database = self.database
         return try await database.withConnection { connection in
             var got = false
@@ -255,7 +262,7 @@ public struct PipelineLock: PipelineLocking {
 
 extension Worker {
     /// A worker on PostgreSQL: `PostgresJobQueue` and the advisory `PipelineLock` of `database`.
-    public init(id: String? = nil, pipelines: [PipelineSpec], database: Database, runner: PipelineRunner,
+    package init(id: String? = nil, pipelines: [PipelineSpec], database: Database, runner: PipelineRunner,
                 lease: Duration = .seconds(60), poll: Duration = .seconds(2), isolation: JobIsolation? = nil, logger: Logger) {
         self.init(id: id, pipelines: pipelines, queue: PostgresJobQueue(database), lock: PipelineLock(database), runner: runner,
                   lease: lease, poll: poll, isolation: isolation, logger: logger)
@@ -264,7 +271,7 @@ extension Worker {
 
 extension Scheduler {
     /// A scheduler on PostgreSQL (`datenwerk.schedules`, jobs in `datenwerk.jobs`).
-    public init(pipelines: [PipelineSpec], database: Database, logger: Logger) {
+    package init(pipelines: [PipelineSpec], database: Database, logger: Logger) {
         self.init(pipelines: pipelines, store: PostgresJobQueue(database), logger: logger)
     }
 }

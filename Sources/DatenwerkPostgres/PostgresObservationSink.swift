@@ -11,18 +11,18 @@ import Synchronization
 /// Loads a run with COPY into a temporary staging table, then merges in ONE transaction:
 /// stations upserted, observations `INSERT … ON CONFLICT` on their natural key, quarantine rows,
 /// the run row and the checkpoint. Re-running the same input changes no row counts.
-public struct PostgresObservationSink: ObservationSink {
-    public let database: Database
+package struct PostgresObservationSink: ObservationSink {
+    package let database: Database
     /// Staged rows are sent to the server in COPY chunks of about this many bytes.
-    public var copyChunkBytes = 512 * 1024
+    package var copyChunkBytes = 512 * 1024
 
     /// Called when the load's connection closed (server restart, network) and the load has not ended
     /// 60 s later. `GuardedConnection` ends every statement of the load 1 s after a close, so this is only a
     /// last resort against hangs nobody has seen yet; the CLI exits the process (code 75, "try again") so a
     /// supervisor restarts it and the job's lease expires and is retaken.
-    public var onStuckLoad: (@Sendable (String) -> Void)?
+    package var onStuckLoad: (@Sendable (String) -> Void)?
 
-    public init(database: Database, onStuckLoad: (@Sendable (String) -> Void)? = nil) {
+    package init(database: Database, onStuckLoad: (@Sendable (String) -> Void)? = nil) {
         self.database = database
         self.onStuckLoad = onStuckLoad
     }
@@ -32,7 +32,7 @@ public struct PostgresObservationSink: ObservationSink {
         "result", "quality", "origin", "line", "record", "path", "field", "reason", "raw", "fields",
     ]
 
-    public func beginRun(pipeline: PipelineSpec, context: RunContext) async throws -> Int64 {
+    package func beginRun(pipeline: PipelineSpec, context: RunContext) async throws -> Int64 {
         let host = ProcessInfo.processInfo.hostName
         let rows = try await database.client.query("""
             INSERT INTO datenwerk.runs (pipeline, tenant, trigger, status, host, job_id)
@@ -42,7 +42,7 @@ public struct PostgresObservationSink: ObservationSink {
         throw PipelineError(step: .load, code: .database, message: "could not create the run row")
     }
 
-    public func load(runID: Int64, pipeline: PipelineSpec, context: RunContext, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
+    package func load(runID: Int64, pipeline: PipelineSpec, context: RunContext, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
         do {
             return try await merge(runID: runID, pipeline: pipeline, context: context, next: next, totals: totals)
         } catch let error as PSQLError {
@@ -216,7 +216,7 @@ public struct PostgresObservationSink: ObservationSink {
             """, logger: database.logger)
     }
 
-    public func checkpoint(_ key: String) async throws -> JSONValue? {
+    package func checkpoint(_ key: String) async throws -> JSONValue? {
         let rows = try await database.client.query("SELECT cursor::text FROM datenwerk.checkpoints WHERE pipeline = \(key)", logger: database.logger)
         for try await text in rows.decode(String.self) { return try JSONParser.parse(Array(text.utf8)) }
         return nil
@@ -224,7 +224,7 @@ public struct PostgresObservationSink: ObservationSink {
 
     /// Records the failure. A run that failed because the server went away (a restart) is recorded once the
     /// server is back: connection errors are retried for about 20 s.
-    public func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: PipelineError, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
+    package func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: PipelineError, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
         var attempt = 0
         while true {
             do {

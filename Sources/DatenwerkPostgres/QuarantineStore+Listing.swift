@@ -4,15 +4,15 @@ import PostgresNIO
 /// Reads `datenwerk.quarantine` for `datenwerk quarantine list` and `show`.
 extension QuarantineStore {
     /// One line of `quarantine list`.
-    public struct Entry: Sendable, Hashable {
-        public var id: Int64
+    package struct Entry: Sendable, Hashable {
+        package var id: Int64
         /// Where the record came from and why it was set aside.
-        public var error: RecordError
-        public var seenCount: Int
+        package var error: RecordError
+        package var seenCount: Int
     }
 
     /// The first `limit` quarantined records of `pipeline`, oldest first.
-    public func list(pipeline: String, limit: Int) async throws -> [Entry] {
+    package func list(pipeline: String, limit: Int) async throws -> [Entry] {
         let rows = try await database.client.query("""
             SELECT id, origin, line, record, path, field, reason, seen_count FROM datenwerk.quarantine
             WHERE pipeline = \(pipeline) ORDER BY id LIMIT \(limit)
@@ -26,20 +26,20 @@ extension QuarantineStore {
     }
 
     /// One quarantined record with its raw payload, for `quarantine show`.
-    public struct Detail: Sendable, Hashable {
-        public var pipeline: String
-        public var error: RecordError
-        public var raw: String
-        public var runID: Int64?
+    package struct Detail: Sendable, Hashable {
+        package var pipeline: String
+        package var error: RecordError
+        package var raw: String
+        package var runID: Int64?
         /// First seen, UTC to the second (`2024-10-27T01:00:00Z`).
-        public var firstSeen: String
-        public var seenCount: Int
+        package var firstSeen: String
+        package var seenCount: Int
         /// The decoded fields as indented JSON, when they were stored.
-        public var fields: String?
+        package var fields: String?
     }
 
     /// The record `id`, or nil when there is none.
-    public func record(id: Int64) async throws -> Detail? {
+    package func record(id: Int64) async throws -> Detail? {
         let rows = try await database.client.query("""
             SELECT pipeline, origin, line, record, path, field, reason, raw, run_id,
                    to_char(first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), seen_count, jsonb_pretty(fields)

@@ -4,15 +4,15 @@ import DatenwerkPipeline
 import PostgresNIO
 
 /// Reads `datenwerk.quarantine` for `quarantine replay`.
-public struct QuarantineStore: Sendable {
-    public let database: Database
+package struct QuarantineStore: Sendable {
+    package let database: Database
 
-    public init(_ database: Database) {
+    package init(_ database: Database) {
         self.database = database
     }
 
     /// Stored records of `pipeline` with an id after `after`, oldest first; only those in `ids` when given.
-    public func page(pipeline: String, after: Int64, ids: [Int64] = [], limit: Int = 500) async throws -> [StoredQuarantine] {
+    package func page(pipeline: String, after: Int64, ids: [Int64] = [], limit: Int = 500) async throws -> [StoredQuarantine] {
         let rows = try await database.client.query("""
             SELECT id, origin, line, record, path, field, reason, raw, fields::text FROM datenwerk.quarantine
             WHERE pipeline = \(pipeline) AND id > \(after) AND (cardinality(\(ids)::bigint[]) = 0 OR id = ANY(\(ids)::bigint[]))
@@ -28,7 +28,7 @@ public struct QuarantineStore: Sendable {
     }
 
     /// A replay of `pipeline`'s quarantined records (all, or `ids`) for `PipelineRunner.run(_:context:)`.
-    public func replay(pipeline: String, ids: [Int64] = []) -> QuarantineReplay {
+    package func replay(pipeline: String, ids: [Int64] = []) -> QuarantineReplay {
         let store = self
         return QuarantineReplay { after in try await store.page(pipeline: pipeline, after: after, ids: ids) }
     }

@@ -2,26 +2,26 @@ import PostgresNIO
 
 /// Reads what the runs (and the jobs around them) left in the database, for `datenwerk status`, `runs` and `demo`.
 /// Times come back as UTC text (`…Z`), formatted by PostgreSQL.
-public struct RunHistoryStore: Sendable {
-    public let database: Database
+package struct RunHistoryStore: Sendable {
+    package let database: Database
 
-    public init(_ database: Database) {
+    package init(_ database: Database) {
         self.database = database
     }
 
     /// The newest run of a pipeline, as `datenwerk status` shows it.
-    public struct LastRun: Sendable, Hashable {
+    package struct LastRun: Sendable, Hashable {
         /// Start, UTC to the minute (`2024-10-27T01:00Z`).
-        public var started: String
-        public var status: String
-        public var loaded: Int64
-        public var quarantined: Int64
-        public var errorStep: String?
-        public var error: String?
+        package var started: String
+        package var status: String
+        package var loaded: Int64
+        package var quarantined: Int64
+        package var errorStep: String?
+        package var error: String?
     }
 
     /// The newest run of every pipeline that has run, by pipeline name.
-    public func lastRuns() async throws -> [String: LastRun] {
+    package func lastRuns() async throws -> [String: LastRun] {
         let rows = try await database.client.query("""
             SELECT DISTINCT ON (pipeline) pipeline, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI"Z"'), status, loaded, quarantined, error_step, error
             FROM datenwerk.runs ORDER BY pipeline, id DESC
@@ -34,25 +34,25 @@ public struct RunHistoryStore: Sendable {
     }
 
     /// One row of `datenwerk runs`.
-    public struct Run: Sendable, Hashable {
-        public var id: Int64
-        public var status: String
-        public var trigger: String
+    package struct Run: Sendable, Hashable {
+        package var id: Int64
+        package var status: String
+        package var trigger: String
         /// Start, UTC to the second (`2024-10-27T01:00:00Z`).
-        public var started: String
-        public var seconds: Double
-        public var recordsRead: Int64
-        public var loaded: Int64
-        public var inserted: Int64
-        public var quarantined: Int64
-        public var retries: Int
-        public var bytes: Int64
-        public var errorStep: String?
-        public var error: String?
+        package var started: String
+        package var seconds: Double
+        package var recordsRead: Int64
+        package var loaded: Int64
+        package var inserted: Int64
+        package var quarantined: Int64
+        package var retries: Int
+        package var bytes: Int64
+        package var errorStep: String?
+        package var error: String?
     }
 
     /// The newest `limit` runs of `pipeline`, newest first.
-    public func runs(pipeline: String, limit: Int) async throws -> [Run] {
+    package func runs(pipeline: String, limit: Int) async throws -> [Run] {
         let rows = try await database.client.query("""
             SELECT id, status, trigger, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
                    coalesce(extract(epoch FROM finished_at - started_at), 0)::float8,
@@ -68,20 +68,20 @@ public struct RunHistoryStore: Sendable {
     }
 
     /// What the job table says about one pipeline (a read for `datenwerk status`; the queue itself is `PostgresJobQueue`).
-    public struct JobCounts: Sendable, Hashable {
+    package struct JobCounts: Sendable, Hashable {
         /// Running under a lease that has not expired.
-        public var running: Int64
+        package var running: Int64
         /// Running under a lease that has expired (its worker is gone; the job will be retaken).
-        public var expired: Int64
-        public var queued: Int64
+        package var expired: Int64
+        package var queued: Int64
         /// The (greatest) lease owner among the running jobs.
-        public var owner: String?
+        package var owner: String?
         /// Jobs that failed for good in the last day.
-        public var failedToday: Int64
+        package var failedToday: Int64
     }
 
     /// The job counts of every pipeline that has jobs, by pipeline name.
-    public func jobCounts() async throws -> [String: JobCounts] {
+    package func jobCounts() async throws -> [String: JobCounts] {
         let rows = try await database.client.query("""
             SELECT pipeline,
                    count(*) FILTER (WHERE status = 'running' AND lease_expires_at >= now())::bigint,
@@ -99,11 +99,11 @@ public struct RunHistoryStore: Sendable {
     }
 
     /// How many rows the main tables hold.
-    public struct Totals: Sendable, Hashable {
-        public var observations: Int64, stations: Int64, quarantine: Int64, runs: Int64
+    package struct Totals: Sendable, Hashable {
+        package var observations: Int64, stations: Int64, quarantine: Int64, runs: Int64
     }
 
-    public func totals() async throws -> Totals {
+    package func totals() async throws -> Totals {
         let rows = try await database.client.query("""
             SELECT (SELECT count(*) FROM datenwerk.observations)::bigint, (SELECT count(*) FROM datenwerk.stations)::bigint,
                    (SELECT count(*) FROM datenwerk.quarantine)::bigint, (SELECT count(*) FROM datenwerk.runs)::bigint
@@ -115,6 +115,6 @@ public struct RunHistoryStore: Sendable {
     }
 
     /// A first query to try in psql on the loaded data (printed by `datenwerk demo`).
-    public static let exampleQuery =
+    package static let exampleQuery =
         "SELECT station_key, property, unit, phenomenon_start, result FROM datenwerk.observations_view ORDER BY phenomenon_start LIMIT 20;"
 }

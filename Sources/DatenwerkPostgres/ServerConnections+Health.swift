@@ -3,12 +3,12 @@ import PostgresNIO
 /// The statements of the server's database watch and of `/health`, with `ServerConnections`' bounded waits.
 extension ServerConnections {
     /// One round trip; throws when the database does not answer (or is marked away).
-    public func ping() async throws {
+    package func ping() async throws {
         _ = try await rows("SELECT 1")
     }
 
     /// The versions in `public.datenwerk_migrations`, as stored.
-    public func appliedMigrations() async throws -> [Int] {
+    package func appliedMigrations() async throws -> [Int] {
         try await rows("""
             SELECT version FROM public.datenwerk_migrations
             """).map { try $0.decode(Int.self) }

@@ -6,16 +6,16 @@ import PostgresNIO
 import Synchronization
 
 /// The database could not be reached in time: the HTTP server answers 503 with `Retry-After`.
-public struct DatabaseUnavailable: Error, CustomStringConvertible {
+package struct DatabaseUnavailable: Error, CustomStringConvertible {
     /// Why, for the log (never sent to clients: it may name hosts and roles).
-    public var reason: String
+    package var reason: String
     /// The database did not answer in time (rather than refusing or failing).
-    public var timedOut: Bool
-    public init(_ reason: String, timedOut: Bool = false) {
+    package var timedOut: Bool
+    package init(_ reason: String, timedOut: Bool = false) {
         self.reason = reason
         self.timedOut = timedOut
     }
-    public var description: String { "the database is unavailable: \(reason)" }
+    package var description: String { "the database is unavailable: \(reason)" }
 }
 
 /// The connections `datenwerk serve` answers requests with: direct connections, opened on demand, kept idle
@@ -31,14 +31,14 @@ public struct DatabaseUnavailable: Error, CustomStringConvertible {
 /// Rows are read whole per statement (`collect`), never through postgres-nio's back-pressured row stream:
 /// postgres-nio 1.33.2 traps (`RowStreamStateMachine`, "waitingForDemand") when a backend dies while a
 /// stream waits for demand, which a slow download client causes. Large results are read in keyset pages.
-public final class ServerConnections: Sendable {
-    public static let retryAfterSeconds = 5
+package final class ServerConnections: Sendable {
+    package static let retryAfterSeconds = 5
     /// `application_name` of these connections in `pg_stat_activity`.
-    public static let applicationName = "datenwerk-serve"
-    public let configuration: PostgresConnection.Configuration
-    public let limit: Int
-    public let acquireTimeout: Duration
-    public let logger: Logger
+    package static let applicationName = "datenwerk-serve"
+    package let configuration: PostgresConnection.Configuration
+    package let limit: Int
+    package let acquireTimeout: Duration
+    package let logger: Logger
     private let onRecovered: @Sendable () -> Void
     private let setupError: String?
     private let state = Mutex(State())
@@ -52,7 +52,7 @@ public final class ServerConnections: Sendable {
         var closed = false
     }
 
-    public init(_ location: DatabaseLocation, limit: Int = 16, acquireTimeout: Duration = .seconds(5), logger: Logger,
+    package init(_ location: DatabaseLocation, limit: Int = 16, acquireTimeout: Duration = .seconds(5), logger: Logger,
                 onRecovered: @escaping @Sendable () -> Void = {}) {
         var configuration: PostgresConnection.Configuration
         var setupError: String?
@@ -80,17 +80,17 @@ public final class ServerConnections: Sendable {
 
     /// Connections to the same database as `database`'s pool; when a connection succeeds after failures, the
     /// pool is reset (`Database.resetPool`) so that loads do not wait out its back-off.
-    public convenience init(database: Database, limit: Int = 16, acquireTimeout: Duration = .seconds(5)) {
+    package convenience init(database: Database, limit: Int = 16, acquireTimeout: Duration = .seconds(5)) {
         self.init(database.location, limit: limit, acquireTimeout: acquireTimeout, logger: database.logger,
                   onRecovered: { database.resetPool() })
     }
 
     /// Whether the last attempt to connect failed (for `/health` without waiting).
-    public var isFailing: Bool { state.withLock { $0.failing } }
+    package var isFailing: Bool { state.withLock { $0.failing } }
 
     /// Runs `body` with one connection; throws `DatabaseUnavailable` when none can be had within `acquireTimeout`.
     /// A connection that closed, or whose statement failed with a connection error, is not reused.
-    public func withConnection<T: Sendable>(_ body: (GuardedConnection) async throws -> T) async throws -> T {
+    package func withConnection<T: Sendable>(_ body: (GuardedConnection) async throws -> T) async throws -> T {
         let lease = try await self.lease()
         do {
             let result = try await body(lease.connection)
@@ -105,12 +105,12 @@ public final class ServerConnections: Sendable {
     /// One connection until `release` (for work that outlives a call, such as a download whose cursor is
     /// opened before the answer's head and read while its body is written). A lease dropped without `release`
     /// closes its connection.
-    public func lease() async throws -> Lease {
+    package func lease() async throws -> Lease {
         Lease(try await acquire(), owner: self)
     }
 
-    public final class Lease: Sendable {
-        public let connection: GuardedConnection
+    package final class Lease: Sendable {
+        package let connection: GuardedConnection
         private let raw: PostgresConnection
         private let owner: ServerConnections
         private let released = Atomic(false)
@@ -122,7 +122,7 @@ public final class ServerConnections: Sendable {
         }
 
         /// Gives the connection back (`reusable`: to the idle ones; otherwise it is closed). Only the first call counts.
-        public func release(reusable: Bool) {
+        package func release(reusable: Bool) {
             let first = released.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
             if first { owner.release(raw, reusable: reusable) }
         }
@@ -131,12 +131,12 @@ public final class ServerConnections: Sendable {
     }
 
     /// All rows of one statement, read whole (see the type's note on postgres-nio's row stream).
-    public func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+    package func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
         try await withConnection { try await $0.collect(query, logger: logger) }
     }
 
     /// Closes the idle connections; later requests fail.
-    public func shutdown() async {
+    package func shutdown() async {
         let idle = state.withLock { s in
             s.closed = true
             let idle = s.idle
@@ -265,7 +265,7 @@ public final class ServerConnections: Sendable {
 /// Runs `operation`, or throws `DatabaseUnavailable` when it has not finished within `timeout`. The operation
 /// runs in a task of its own and is cancelled then; the caller does not wait for it to notice (an
 /// `EventLoopFuture` does not), and `abandoned` receives a value it delivers later (e.g. to close a connection).
-public func withDeadline<T: Sendable>(_ timeout: Duration, what: String, abandoned: @escaping @Sendable (T) -> Void = { _ in },
+package func withDeadline<T: Sendable>(_ timeout: Duration, what: String, abandoned: @escaping @Sendable (T) -> Void = { _ in },
                                       _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
     let gate = FirstResult<T>()
     return try await withTaskCancellationHandler {

@@ -2,16 +2,16 @@ import DatenwerkTransforms
 
 /// Small allocation-free writers into `[UInt8]` for the streamed downloads: UTC timestamps,
 /// numbers, JSON strings and CSV fields. No Foundation formatters.
-public enum ByteWriting {
+package enum ByteWriting {
     // MARK: Text
 
     @inlinable
-    public static func append(_ text: StaticString, to out: inout [UInt8]) {
+    package static func append(_ text: StaticString, to out: inout [UInt8]) {
         text.withUTF8Buffer { out.append(contentsOf: $0) }
     }
 
     @inlinable
-    public static func append(_ text: String, to out: inout [UInt8]) {
+    package static func append(_ text: String, to out: inout [UInt8]) {
         var text = text
         text.withUTF8 { out.append(contentsOf: $0) }
     }
@@ -19,7 +19,7 @@ public enum ByteWriting {
     // MARK: Numbers
 
     /// Decimal digits of an integer.
-    public static func append(_ value: Int64, to out: inout [UInt8]) {
+    package static func append(_ value: Int64, to out: inout [UInt8]) {
         if value < 0 {
             out.append(UInt8(ascii: "-"))
             appendDigits(value.magnitude, to: &out)
@@ -50,7 +50,7 @@ public enum ByteWriting {
 
     /// The shortest text that reads back as the same `Double` (`17.4`, `71`, `1e-05`), with `.` as
     /// decimal separator; whole numbers below 10^16 have no fraction. Callers handle non-finite values.
-    public static func append(_ value: Double, to out: inout [UInt8]) {
+    package static func append(_ value: Double, to out: inout [UInt8]) {
         if value.rounded(.towardZero) == value, value.magnitude < 1e16 {
             append(Int64(value), to: &out)
         } else {
@@ -59,7 +59,7 @@ public enum ByteWriting {
     }
 
     /// `append(_:to:)` as a `String` (tests, HTML, RDF literals).
-    public static func format(_ value: Double) -> String {
+    package static func format(_ value: Double) -> String {
         var out: [UInt8] = []
         append(value, to: &out)
         return String(decoding: out, as: UTF8.self)
@@ -69,7 +69,7 @@ public enum ByteWriting {
 
     /// `YYYY-MM-DDTHH:MM:SSZ` in UTC for microseconds since 1970, with `.fff` or `.ffffff` only when the
     /// time has a fraction. Years outside 0000…9999 get a sign (ISO 8601 expanded form).
-    public static func appendTimestamp(micros: Int64, to out: inout [UInt8]) {
+    package static func appendTimestamp(micros: Int64, to out: inout [UInt8]) {
         let (seconds, fraction) = floorDivide(micros, 1_000_000)
         let (_, secondOfDay) = floorDivide(seconds, 86_400)
         appendDate(micros: micros, to: &out)
@@ -91,7 +91,7 @@ public enum ByteWriting {
     }
 
     /// `YYYY-MM-DD` (UTC) of microseconds since 1970.
-    public static func appendDate(micros: Int64, to out: inout [UInt8]) {
+    package static func appendDate(micros: Int64, to out: inout [UInt8]) {
         let (seconds, _) = floorDivide(micros, 1_000_000)
         let (days, _) = floorDivide(seconds, 86_400)
         let (year, month, day) = CivilTime.date(days: days)
@@ -103,7 +103,7 @@ public enum ByteWriting {
     }
 
     /// `appendTimestamp` as a `String`.
-    public static func timestamp(micros: Int64) -> String {
+    package static func timestamp(micros: Int64) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(27)
         appendTimestamp(micros: micros, to: &out)
@@ -111,7 +111,7 @@ public enum ByteWriting {
     }
 
     /// `appendDate` as a `String`.
-    public static func date(micros: Int64) -> String {
+    package static func date(micros: Int64) -> String {
         var out: [UInt8] = []
         appendDate(micros: micros, to: &out)
         return String(decoding: out, as: UTF8.self)
@@ -141,14 +141,14 @@ public enum ByteWriting {
     // MARK: JSON
 
     /// A JSON string literal: `"`, `\` and control characters escaped, everything else as UTF-8.
-    public static func appendJSONString(_ text: String, to out: inout [UInt8]) {
+    package static func appendJSONString(_ text: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         appendJSONStringContents(text, to: &out)
         out.append(UInt8(ascii: "\""))
     }
 
     /// The inside of a JSON string literal (no quotes around it).
-    public static func appendJSONStringContents(_ text: String, to out: inout [UInt8]) {
+    package static func appendJSONStringContents(_ text: String, to out: inout [UInt8]) {
         var text = text
         text.withUTF8 { bytes in
             var start = 0
@@ -174,7 +174,7 @@ public enum ByteWriting {
     }
 
     /// A JSON number, or `null` for NaN and infinities (which JSON cannot express).
-    public static func appendJSONNumber(_ value: Double, to out: inout [UInt8]) {
+    package static func appendJSONNumber(_ value: Double, to out: inout [UInt8]) {
         if value.isFinite { append(value, to: &out) } else { append("null", to: &out) }
     }
 
@@ -188,7 +188,7 @@ public enum ByteWriting {
     /// A text cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return would be read as a formula by
     /// spreadsheet programs (CSV injection): it is written quoted with a leading `'`, as OWASP recommends and
     /// spreadsheets display it (as text). Only text cells come here; numbers are written as numbers.
-    public static func appendCSVField(_ text: String, to out: inout [UInt8]) {
+    package static func appendCSVField(_ text: String, to out: inout [UInt8]) {
         var text = text
         text.withUTF8 { bytes in
             let formula = bytes.first.map { [UInt8(ascii: "="), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "@"), 0x09, 0x0D].contains($0) } ?? false

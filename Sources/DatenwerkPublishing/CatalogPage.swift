@@ -9,21 +9,21 @@ import DatenwerkTransforms
 /// the same page with English interface text and English titles first, German ones as fallback
 /// marked `lang="de"`. Semantic HTML5 (header, nav, main, article, dl, figure), a skip link, labelled
 /// links, visible focus; inline CSS only, no script, nothing loaded from elsewhere.
-public enum CatalogPage {
-    public enum Language: String, Sendable, CaseIterable {
+package enum CatalogPage {
+    package enum Language: String, Sendable, CaseIterable {
         case de, en
     }
 
     /// Where the page links to, relative to the base URL; the server serves these paths.
-    public enum Links {
-        public static func download(_ base: String, _ id: String, _ format: ObservationFormat) -> String { "\(base)/datasets/\(id)/observations.\(format.fileExtension)" }
-        public static func dataPackage(_ base: String, _ id: String) -> String { "\(base)/datasets/\(id)/datapackage.json" }
+    package enum Links {
+        package static func download(_ base: String, _ id: String, _ format: ObservationFormat) -> String { "\(base)/datasets/\(id)/observations.\(format.fileExtension)" }
+        package static func dataPackage(_ base: String, _ id: String) -> String { "\(base)/datasets/\(id)/datapackage.json" }
         /// The dataset's own DCAT-AP.de record (a catalog with only this dataset).
-        public static func dcat(_ base: String, _ id: String, _ format: RDFFormat = .turtle) -> String { "\(base)/datasets/\(id)/dcat.\(format.fileExtension)" }
-        public static func catalog(_ base: String, _ format: RDFFormat) -> String { "\(base)/catalog.\(format.fileExtension)" }
+        package static func dcat(_ base: String, _ id: String, _ format: RDFFormat = .turtle) -> String { "\(base)/datasets/\(id)/dcat.\(format.fileExtension)" }
+        package static func catalog(_ base: String, _ format: RDFFormat) -> String { "\(base)/catalog.\(format.fileExtension)" }
     }
 
-    public static func render(
+    package static func render(
         catalog: CatalogMetadata, baseURL: String, datasets: [(DatasetMetadata, DatasetFacts, [StationPoint])],
         language: Language = .de
     ) -> String {

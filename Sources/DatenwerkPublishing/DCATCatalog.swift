@@ -1,10 +1,10 @@
 import DatenwerkCore
 
 /// The serialisations of the DCAT-AP.de catalog.
-public enum RDFFormat: String, Sendable, CaseIterable {
+package enum RDFFormat: String, Sendable, CaseIterable {
     case turtle, rdfXML, jsonLD
 
-    public var mediaType: String {
+    package var mediaType: String {
         switch self {
         case .turtle: return "text/turtle"
         case .rdfXML: return "application/rdf+xml"
@@ -13,10 +13,10 @@ public enum RDFFormat: String, Sendable, CaseIterable {
     }
 
     /// The `Content-Type` to send (all three are UTF-8).
-    public var contentType: String { mediaType + "; charset=utf-8" }
+    package var contentType: String { mediaType + "; charset=utf-8" }
 
     /// `ttl`, `rdf`, `jsonld` (the `/catalog.<ext>` suffixes).
-    public var fileExtension: String {
+    package var fileExtension: String {
         switch self {
         case .turtle: return "ttl"
         case .rdfXML: return "rdf"
@@ -24,7 +24,7 @@ public enum RDFFormat: String, Sendable, CaseIterable {
         }
     }
 
-    public init?(fileExtension: String) {
+    package init?(fileExtension: String) {
         switch fileExtension.lowercased() {
         case "ttl": self = .turtle
         case "rdf", "xml": self = .rdfXML
@@ -34,7 +34,7 @@ public enum RDFFormat: String, Sendable, CaseIterable {
     }
 
     /// The format for a media type (`text/turtle`, `application/rdf+xml`, `application/ld+json`, `application/json`).
-    public init?(mediaType: String) {
+    package init?(mediaType: String) {
         let bare = mediaType.split(separator: ";").first.map { $0.trimmingCharacters() } ?? ""
         switch bare.lowercased() {
         case "text/turtle", "application/x-turtle": self = .turtle
@@ -46,19 +46,19 @@ public enum RDFFormat: String, Sendable, CaseIterable {
 }
 
 /// Which slice of the catalog a document holds. Pages are numbered from 1.
-public struct DCATPaging: Sendable, Hashable {
-    public var page: Int
-    public var pageSize: Int
+package struct DCATPaging: Sendable, Hashable {
+    package var page: Int
+    package var pageSize: Int
     /// All datasets of the catalog, not only this page's.
-    public var totalItems: Int
+    package var totalItems: Int
 
-    public init(page: Int, pageSize: Int, totalItems: Int) {
+    package init(page: Int, pageSize: Int, totalItems: Int) {
         self.page = page
         self.pageSize = pageSize
         self.totalItems = totalItems
     }
 
-    public var lastPage: Int { max(1, (totalItems + max(pageSize, 1) - 1) / max(pageSize, 1)) }
+    package var lastPage: Int { max(1, (totalItems + max(pageSize, 1) - 1) / max(pageSize, 1)) }
 }
 
 /// One page of the DCAT-AP.de catalog (profile de-2.0 with the GovData conventions), built once as
@@ -71,17 +71,17 @@ public struct DCATPaging: Sendable, Hashable {
 /// itemsPerPage) as ckanext-dcat reads and writes it. Everything that repeats on several pages
 /// (catalog, publishers) is an IRI with the same values on every page, so merged pages stay valid:
 /// pass the same `catalogModifiedMicros` (the newest change over *all* datasets) for every page.
-public struct DCATCatalog: Sendable {
-    public var catalog: CatalogMetadata
-    public var baseURL: String
-    public var datasets: [(DatasetMetadata, DatasetFacts)]
-    public var paging: DCATPaging?
-    public var catalogModifiedMicros: Int64?
+package struct DCATCatalog: Sendable {
+    package var catalog: CatalogMetadata
+    package var baseURL: String
+    package var datasets: [(DatasetMetadata, DatasetFacts)]
+    package var paging: DCATPaging?
+    package var catalogModifiedMicros: Int64?
     /// Also state the class of every referenced vocabulary IRI (`dct:LicenseDocument`, `dct:Frequency`, …),
     /// which the EU DCAT-AP 3.0.1 shapes require; harmless for DCAT-AP.de 2.0.
-    public var typeReferencedResources = true
+    package var typeReferencedResources = true
 
-    public init(
+    package init(
         catalog: CatalogMetadata, baseURL: String, datasets: [(DatasetMetadata, DatasetFacts)],
         paging: DCATPaging? = nil, catalogModifiedMicros: Int64? = nil
     ) {
@@ -96,7 +96,7 @@ public struct DCATCatalog: Sendable {
 
     /// The document in `format`. `collectionURL` is where this format is served without `?page=`
     /// (default `<base>/catalog.<ext>`); page links append `?page=N` to it.
-    public func render(_ format: RDFFormat, collectionURL: String? = nil) -> String {
+    package func render(_ format: RDFFormat, collectionURL: String? = nil) -> String {
         let graph = graph(collectionURL: collectionURL ?? "\(baseURL)/catalog.\(format.fileExtension)")
         switch format {
         case .turtle: return TurtleWriter.write(graph)
@@ -106,22 +106,22 @@ public struct DCATCatalog: Sendable {
     }
 
     /// The URL of page `n` of a collection URL.
-    public static func pageURL(_ collectionURL: String, page: Int) -> String {
+    package static func pageURL(_ collectionURL: String, page: Int) -> String {
         collectionURL + (collectionURL.contains("?") ? "&" : "?") + "page=\(page)"
     }
 
     /// The catalog's IRI.
-    public var catalogIRI: String { baseURL + "/catalog" }
+    package var catalogIRI: String { baseURL + "/catalog" }
 
-    public func datasetIRI(_ id: String) -> String { "\(baseURL)/datasets/\(id)" }
+    package func datasetIRI(_ id: String) -> String { "\(baseURL)/datasets/\(id)" }
 
-    public func downloadURL(_ id: String, _ format: ObservationFormat) -> String {
+    package func downloadURL(_ id: String, _ format: ObservationFormat) -> String {
         "\(baseURL)/datasets/\(id)/observations.\(format.fileExtension)"
     }
 
     // MARK: Building the graph
 
-    public func graph(collectionURL: String) -> RDFGraph {
+    package func graph(collectionURL: String) -> RDFGraph {
         var b = Builder()
         let catalogNode = RDFTerm.iri(iri(catalogIRI))
         let catalogPublisher = agentNode(catalog.publisher, into: &b)
@@ -306,7 +306,7 @@ public struct DCATCatalog: Sendable {
     }
 
     /// `Stadt Münster, Umweltamt` → `stadt-muenster-umweltamt`.
-    public static func slug(_ name: String) -> String {
+    package static func slug(_ name: String) -> String {
         var out = ""
         var dash = false
         for scalar in name.lowercased().unicodeScalars {

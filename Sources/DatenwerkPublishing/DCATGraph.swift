@@ -1,6 +1,6 @@
 /// A tiny RDF model: the DCAT writer builds one graph and serialises the same triples as Turtle,
 /// RDF/XML and JSON-LD, so the three formats cannot drift apart.
-public enum RDFTerm: Sendable, Hashable {
+package enum RDFTerm: Sendable, Hashable {
     case iri(String)
     /// A blank node with a label unique within one document.
     case blank(String)
@@ -10,35 +10,35 @@ public enum RDFTerm: Sendable, Hashable {
     static func typed(_ value: String, _ datatype: String) -> RDFTerm { .literal(value, datatype: datatype) }
 }
 
-public struct RDFTriple: Sendable, Hashable {
-    public var subject: RDFTerm
+package struct RDFTriple: Sendable, Hashable {
+    package var subject: RDFTerm
     /// A full predicate IRI.
-    public var predicate: String
-    public var object: RDFTerm
+    package var predicate: String
+    package var object: RDFTerm
 }
 
 /// Triples grouped by subject, both in first-use order (serialisers print one block per subject).
-public struct RDFGraph: Sendable {
-    public struct Node: Sendable {
-        public var subject: RDFTerm
+package struct RDFGraph: Sendable {
+    package struct Node: Sendable {
+        package var subject: RDFTerm
         /// Predicate → objects, in first-use order.
-        public var properties: [(predicate: String, objects: [RDFTerm])]
+        package var properties: [(predicate: String, objects: [RDFTerm])]
     }
 
-    public private(set) var nodes: [Node] = []
+    package private(set) var nodes: [Node] = []
     private var index: [RDFTerm: Int] = [:]
     private var seen: Set<RDFTriple> = []
 
-    public init() {}
+    package init() {}
 
-    public var count: Int { seen.count }
+    package var count: Int { seen.count }
 
-    public var triples: [RDFTriple] {
+    package var triples: [RDFTriple] {
         nodes.flatMap { node in node.properties.flatMap { p in p.objects.map { RDFTriple(subject: node.subject, predicate: p.predicate, object: $0) } } }
     }
 
     /// Adds a triple once (duplicates are ignored, as in RDF).
-    public mutating func add(_ subject: RDFTerm, _ predicate: String, _ object: RDFTerm) {
+    package mutating func add(_ subject: RDFTerm, _ predicate: String, _ object: RDFTerm) {
         let triple = RDFTriple(subject: subject, predicate: predicate, object: object)
         guard seen.insert(triple).inserted else { return }
         let i: Int

@@ -52,7 +52,7 @@ enum JSONLDWriter {
 
 extension JSONValue {
     /// Indented JSON (two spaces), for documents people read (catalog, datapackage.json).
-    public var prettySerialized: String {
+    package var prettySerialized: String {
         var out = ""
         writePretty(to: &out, indent: 0)
         return out

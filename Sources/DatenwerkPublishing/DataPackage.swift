@@ -2,10 +2,10 @@ import DatenwerkCore
 
 /// The Frictionless Table Schema of `observations.csv` and the `datapackage.json` that describes a
 /// dataset's downloads (https://specs.frictionlessdata.io/).
-public enum ObservationTableSchema {
+package enum ObservationTableSchema {
     /// The schema as JSON (also served as `observations.schema.json`). The fields are
     /// `ObservationEncoder.columns`, in order; the natural key of an observation is the primary key.
-    public static var json: JSONValue {
+    package static var json: JSONValue {
         func field(_ name: String, _ type: String, _ title: String, _ description: String, required: Bool = false, extra: [JSONValue.Member] = []) -> JSONValue {
             var members: [JSONValue.Member] = [
                 .init("name", .string(name)), .init("type", .string(type)),
@@ -39,12 +39,12 @@ public enum ObservationTableSchema {
     }
 }
 
-public enum DataPackage {
+package enum DataPackage {
     /// `datapackage.json` for a dataset: metadata, licence, and one resource per download format
     /// (the CSV with its inline Table Schema, GeoJSON, NDJSON). Resource paths are relative
     /// (`observations.csv`), so the file works next to exported files and at
     /// `<base>/datasets/<id>/datapackage.json` alike; pass `resourceBaseURL` for absolute URLs.
-    public static func json(
+    package static func json(
         dataset: DatasetMetadata, facts: DatasetFacts, catalog: CatalogMetadata, baseURL: String,
         formats: [ObservationFormat] = ObservationFormat.allCases, resourceBaseURL: String? = nil
     ) -> JSONValue {

@@ -1,15 +1,15 @@
 import DatenwerkCore
 
 /// What the data itself says about a dataset, computed by the server from the observations table.
-public struct DatasetFacts: Sendable, Hashable {
-    public struct Property: Sendable, Hashable {
-        public var key: String
+package struct DatasetFacts: Sendable, Hashable {
+    package struct Property: Sendable, Hashable {
+        package var key: String
         /// Canonical UCUM unit.
-        public var unit: String
-        public var labelDE: String
-        public var labelEN: String
+        package var unit: String
+        package var labelDE: String
+        package var labelEN: String
 
-        public init(key: String, unit: String, labelDE: String, labelEN: String) {
+        package init(key: String, unit: String, labelDE: String, labelEN: String) {
             self.key = key
             self.unit = unit
             self.labelDE = labelDE
@@ -17,21 +17,21 @@ public struct DatasetFacts: Sendable, Hashable {
         }
     }
 
-    public var observationCount: Int
-    public var stationCount: Int
+    package var observationCount: Int
+    package var stationCount: Int
     /// Earliest phenomenon start, microseconds since 1970 UTC.
-    public var firstMicros: Int64?
+    package var firstMicros: Int64?
     /// Latest phenomenon start (or end), microseconds since 1970 UTC.
-    public var lastMicros: Int64?
+    package var lastMicros: Int64?
     /// When the data last changed (latest load), microseconds since 1970 UTC → `dct:modified`.
-    public var lastModifiedMicros: Int64?
+    package var lastModifiedMicros: Int64?
     /// When the first observation was loaded, microseconds since 1970 UTC → `dct:issued` (omitted when nil).
-    public var firstLoadedMicros: Int64?
+    package var firstLoadedMicros: Int64?
     /// Extent of the located stations.
-    public var bbox: BoundingBox?
-    public var properties: [Property]
+    package var bbox: BoundingBox?
+    package var properties: [Property]
 
-    public init(
+    package init(
         observationCount: Int = 0, stationCount: Int = 0, firstMicros: Int64? = nil, lastMicros: Int64? = nil,
         lastModifiedMicros: Int64? = nil, firstLoadedMicros: Int64? = nil, bbox: BoundingBox? = nil, properties: [Property] = []
     ) {
@@ -47,13 +47,13 @@ public struct DatasetFacts: Sendable, Hashable {
 }
 
 /// A station drawn on the catalog page's map.
-public struct StationPoint: Sendable, Hashable {
-    public var key: String
-    public var name: String?
-    public var longitude: Double
-    public var latitude: Double
+package struct StationPoint: Sendable, Hashable {
+    package var key: String
+    package var name: String?
+    package var longitude: Double
+    package var latitude: Double
 
-    public init(key: String, name: String? = nil, longitude: Double, latitude: Double) {
+    package init(key: String, name: String? = nil, longitude: Double, latitude: Double) {
         self.key = key
         self.name = name
         self.longitude = longitude

@@ -1,21 +1,21 @@
 import DatenwerkCore
 
 /// One row of an observations download, as the server reads it from `datenwerk.observations_view`.
-public struct ObservationRow: Sendable, Hashable {
-    public var stationKey: String
-    public var stationName: String?
-    public var property: String
+package struct ObservationRow: Sendable, Hashable {
+    package var stationKey: String
+    package var stationName: String?
+    package var property: String
     /// Canonical UCUM unit.
-    public var unit: String
+    package var unit: String
     /// Phenomenon start, microseconds since 1970 UTC.
-    public var startMicros: Int64
-    public var endMicros: Int64?
-    public var value: Double
-    public var quality: String?
-    public var longitude: Double?
-    public var latitude: Double?
+    package var startMicros: Int64
+    package var endMicros: Int64?
+    package var value: Double
+    package var quality: String?
+    package var longitude: Double?
+    package var latitude: Double?
 
-    public init(
+    package init(
         stationKey: String, stationName: String? = nil, property: String, unit: String, startMicros: Int64, endMicros: Int64? = nil,
         value: Double, quality: String? = nil, longitude: Double? = nil, latitude: Double? = nil
     ) {
@@ -33,13 +33,13 @@ public struct ObservationRow: Sendable, Hashable {
 }
 
 /// The download formats of `/datasets/<id>/observations.<ext>`.
-public enum ObservationFormat: String, Sendable, CaseIterable {
+package enum ObservationFormat: String, Sendable, CaseIterable {
     case csv, geojson, ndjson
 
-    public var fileExtension: String { rawValue }
+    package var fileExtension: String { rawValue }
 
     /// The `Content-Type` to send.
-    public var contentType: String {
+    package var contentType: String {
         switch self {
         case .csv: return "text/csv; charset=utf-8; header=present"
         case .geojson: return "application/geo+json"
@@ -48,7 +48,7 @@ public enum ObservationFormat: String, Sendable, CaseIterable {
     }
 
     /// The media type without parameters.
-    public var mediaType: String {
+    package var mediaType: String {
         switch self {
         case .csv: return "text/csv"
         case .geojson: return "application/geo+json"
@@ -56,7 +56,7 @@ public enum ObservationFormat: String, Sendable, CaseIterable {
         }
     }
 
-    public init?(fileExtension: String) { self.init(rawValue: fileExtension.lowercased()) }
+    package init?(fileExtension: String) { self.init(rawValue: fileExtension.lowercased()) }
 }
 
 /// Streams observation rows as CSV (RFC 4180, UTF-8, header), a GeoJSON FeatureCollection (RFC 7946,
@@ -71,25 +71,25 @@ public enum ObservationFormat: String, Sendable, CaseIterable {
 /// for batch in batches { encoder.write(batch, into: &buffer); flush(&buffer) }
 /// encoder.writeFooter(into: &buffer)
 /// ```
-public struct ObservationEncoder: Sendable {
+package struct ObservationEncoder: Sendable {
     /// The fields of a row, in CSV column order (GeoJSON puts longitude/latitude in the geometry).
-    public static let columns = [
+    package static let columns = [
         "station_id", "station_name", "property", "unit", "phenomenon_time_start", "phenomenon_time_end",
         "value", "quality", "longitude", "latitude",
     ]
 
-    public let format: ObservationFormat
+    package let format: ObservationFormat
     /// GeoJSON only: the collection's `bbox` member (must enclose every feature written).
-    public var bbox: BoundingBox?
-    public private(set) var rowsWritten = 0
+    package var bbox: BoundingBox?
+    package private(set) var rowsWritten = 0
 
-    public init(format: ObservationFormat, bbox: BoundingBox? = nil) {
+    package init(format: ObservationFormat, bbox: BoundingBox? = nil) {
         self.format = format
         self.bbox = bbox
     }
 
     /// The CSV header line or the GeoJSON opening; nothing for NDJSON.
-    public mutating func writeHeader(into out: inout [UInt8]) {
+    package mutating func writeHeader(into out: inout [UInt8]) {
         switch format {
         case .csv: Self.appendCSVHeader(to: &out)
         case .geojson: Self.appendGeoJSONPrefix(bbox: bbox, to: &out)
@@ -97,7 +97,7 @@ public struct ObservationEncoder: Sendable {
         }
     }
 
-    public mutating func write(_ row: ObservationRow, into out: inout [UInt8]) {
+    package mutating func write(_ row: ObservationRow, into out: inout [UInt8]) {
         switch format {
         case .csv: Self.appendCSV(row, to: &out)
         case .geojson: Self.appendGeoJSONFeature(row, first: rowsWritten == 0, to: &out)
@@ -106,24 +106,24 @@ public struct ObservationEncoder: Sendable {
         rowsWritten += 1
     }
 
-    public mutating func write(_ rows: some Sequence<ObservationRow>, into out: inout [UInt8]) {
+    package mutating func write(_ rows: some Sequence<ObservationRow>, into out: inout [UInt8]) {
         for row in rows { write(row, into: &out) }
     }
 
     /// The GeoJSON closing, with an optional `links` member (`rel: next`) for cursor paging; nothing for CSV and NDJSON.
-    public mutating func writeFooter(into out: inout [UInt8], next: String? = nil) {
+    package mutating func writeFooter(into out: inout [UInt8], next: String? = nil) {
         guard format == .geojson else { return }
         Self.appendGeoJSONSuffix(next: next, to: &out)
     }
 
     // MARK: CSV
 
-    public static func appendCSVHeader(to out: inout [UInt8]) {
+    package static func appendCSVHeader(to out: inout [UInt8]) {
         ByteWriting.append("station_id,station_name,property,unit,phenomenon_time_start,phenomenon_time_end,value,quality,longitude,latitude\n", to: &out)
     }
 
     /// One CSV line; a missing value is an empty cell.
-    public static func appendCSV(_ row: ObservationRow, to out: inout [UInt8]) {
+    package static func appendCSV(_ row: ObservationRow, to out: inout [UInt8]) {
         let comma = UInt8(ascii: ",")
         ByteWriting.appendCSVField(row.stationKey, to: &out)
         out.append(comma)
@@ -153,7 +153,7 @@ public struct ObservationEncoder: Sendable {
 
     // MARK: GeoJSON
 
-    public static func appendGeoJSONPrefix(bbox: BoundingBox?, to out: inout [UInt8]) {
+    package static func appendGeoJSONPrefix(bbox: BoundingBox?, to out: inout [UInt8]) {
         ByteWriting.append("{\"type\":\"FeatureCollection\"", to: &out)
         if let bbox, bbox.isValid {
             ByteWriting.append(",\"bbox\":[", to: &out)
@@ -171,7 +171,7 @@ public struct ObservationEncoder: Sendable {
 
     /// One feature, preceded by `,` unless it is the first. Its id is `<station>/<property>/<start>`,
     /// unique like the observation's natural key; a station without position has `"geometry":null`.
-    public static func appendGeoJSONFeature(_ row: ObservationRow, first: Bool, to out: inout [UInt8]) {
+    package static func appendGeoJSONFeature(_ row: ObservationRow, first: Bool, to out: inout [UInt8]) {
         if !first { ByteWriting.append(",\n", to: &out) }
         ByteWriting.append("{\"type\":\"Feature\",\"id\":\"", to: &out)
         ByteWriting.appendJSONStringContents(row.stationKey, to: &out)
@@ -194,7 +194,7 @@ public struct ObservationEncoder: Sendable {
         ByteWriting.append("}}", to: &out)
     }
 
-    public static func appendGeoJSONSuffix(next: String? = nil, to out: inout [UInt8]) {
+    package static func appendGeoJSONSuffix(next: String? = nil, to out: inout [UInt8]) {
         ByteWriting.append("\n]", to: &out)
         if let next {
             ByteWriting.append(",\"links\":[{\"rel\":\"next\",\"type\":\"application/geo+json\",\"href\":", to: &out)
@@ -207,7 +207,7 @@ public struct ObservationEncoder: Sendable {
     // MARK: NDJSON
 
     /// One JSON object and `\n`.
-    public static func appendNDJSON(_ row: ObservationRow, to out: inout [UInt8]) {
+    package static func appendNDJSON(_ row: ObservationRow, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "{"))
         appendCommonMembers(row, to: &out)
         ByteWriting.append(",\"longitude\":", to: &out)

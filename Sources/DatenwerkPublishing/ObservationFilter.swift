@@ -3,27 +3,27 @@ import DatenwerkTransforms
 import Foundation
 
 /// A download parameter the server cannot use: which one, and what to send instead.
-public struct DownloadParameterError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var parameter: String
-    public var message: String
+package struct DownloadParameterError: Error, Sendable, Hashable, CustomStringConvertible {
+    package var parameter: String
+    package var message: String
 
-    public init(_ parameter: String, _ message: String) {
+    package init(_ parameter: String, _ message: String) {
         self.parameter = parameter
         self.message = message
     }
 
-    public var description: String { message }
+    package var description: String { message }
 }
 
 /// Where a page of observations ended: the last row's (phenomenon start, station, property) in the
 /// download order. Sent to clients as an opaque token (`cursor=`); the next page starts after it.
-public struct ObservationCursor: Sendable, Hashable {
-    public var startMicros: Int64
+package struct ObservationCursor: Sendable, Hashable {
+    package var startMicros: Int64
     /// `datenwerk.stations.id` (the order within one instant is by station row, then property).
-    public var stationID: Int64
-    public var property: String
+    package var stationID: Int64
+    package var property: String
 
-    public init(startMicros: Int64, stationID: Int64, property: String) {
+    package init(startMicros: Int64, stationID: Int64, property: String) {
         self.startMicros = startMicros
         self.stationID = stationID
         self.property = property
@@ -33,14 +33,14 @@ public struct ObservationCursor: Sendable, Hashable {
     static let plausibleMicros: ClosedRange<Int64> = -5_364_662_400_000_000...7_258_118_400_000_000
 
     /// base64url (no padding) of `1,<start µs>,<station id>,<property>`.
-    public var token: String {
+    package var token: String {
         let text = "1,\(startMicros),\(stationID),\(property)"
         return Data(text.utf8).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
 
-    public init?(token: String) {
+    package init?(token: String) {
         guard !token.isEmpty, token.utf8.count <= 512,
               token.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else { return nil }
         var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
@@ -63,22 +63,22 @@ public struct ObservationCursor: Sendable, Hashable {
 /// | `property` | property keys, repeated or comma-separated |
 /// | `limit` | rows per page (1…1 000 000); the answer links the next page |
 /// | `cursor` | the token from a `rel="next"` link |
-public struct ObservationFilter: Sendable, Hashable {
-    public var from: Int64?
-    public var to: Int64?
-    public var bbox: BoundingBox?
-    public var stations: [String] = []
-    public var properties: [String] = []
-    public var limit: Int?
-    public var cursor: ObservationCursor?
+package struct ObservationFilter: Sendable, Hashable {
+    package var from: Int64?
+    package var to: Int64?
+    package var bbox: BoundingBox?
+    package var stations: [String] = []
+    package var properties: [String] = []
+    package var limit: Int?
+    package var cursor: ObservationCursor?
 
-    public static let parameters = ["from", "to", "bbox", "station", "property", "limit", "cursor"]
-    public static let maxLimit = 1_000_000
+    package static let parameters = ["from", "to", "bbox", "station", "property", "limit", "cursor"]
+    package static let maxLimit = 1_000_000
 
-    public init() {}
+    package init() {}
 
     /// Reads the parameters in request order; the first bad one throws, naming it.
-    public init(query: [(name: String, value: String)]) throws(DownloadParameterError) {
+    package init(query: [(name: String, value: String)]) throws(DownloadParameterError) {
         var seen: Set<String> = []
         for (name, rawValue) in query {
             let value = rawValue.trimmingCharacters(in: .whitespaces)
@@ -118,7 +118,7 @@ public struct ObservationFilter: Sendable, Hashable {
     }
 
     /// The parameters in a fixed order, as a query string without `?`; `cursor` replaces the filter's own.
-    public func queryString(cursor: ObservationCursor?) -> String {
+    package func queryString(cursor: ObservationCursor?) -> String {
         var items: [(String, String)] = []
         if let from { items.append(("from", ByteWriting.timestamp(micros: from))) }
         if let to { items.append(("to", ByteWriting.timestamp(micros: to))) }
@@ -134,7 +134,7 @@ public struct ObservationFilter: Sendable, Hashable {
     }
 
     /// The filter as a stable text (for ETags).
-    public var canonical: String { queryString(cursor: cursor) }
+    package var canonical: String { queryString(cursor: cursor) }
 
     // MARK: Values
 

@@ -3,18 +3,18 @@ import Foundation
 
 /// Web-Mercator projection of a lon/lat box into an SVG viewBox, keeping the aspect ratio and a
 /// padding on every side.
-public struct MapProjection: Sendable {
-    public let width: Double
-    public let height: Double
-    public let padding: Double
+package struct MapProjection: Sendable {
+    package let width: Double
+    package let height: Double
+    package let padding: Double
     /// The box actually drawn (degenerate boxes are widened around their centre).
-    public let bbox: BoundingBox
+    package let bbox: BoundingBox
     private let minX: Double, maxY: Double, scale: Double, offsetX: Double, offsetY: Double
 
     /// Smallest extent drawn, in degrees (about 700 m), so a single station sits in the middle.
-    public static let minimumSpan = 0.01
+    package static let minimumSpan = 0.01
 
-    public init(bbox: BoundingBox, width: Double = 320, height: Double = 200, padding: Double = 16) {
+    package init(bbox: BoundingBox, width: Double = 320, height: Double = 200, padding: Double = 16) {
         var box = bbox
         let c = bbox.center
         if box.maxLongitude - box.minLongitude < Self.minimumSpan {
@@ -41,12 +41,12 @@ public struct MapProjection: Sendable {
     }
 
     /// SVG coordinates (y grows downwards) of a WGS84 position.
-    public func project(longitude: Double, latitude: Double) -> (x: Double, y: Double) {
+    package func project(longitude: Double, latitude: Double) -> (x: Double, y: Double) {
         (offsetX + (Self.mercatorX(longitude) - minX) * scale, offsetY + (maxY - Self.mercatorY(latitude)) * scale)
     }
 
     /// The WGS84 position of SVG coordinates (inverse of `project`).
-    public func unproject(x: Double, y: Double) -> (longitude: Double, latitude: Double) {
+    package func unproject(x: Double, y: Double) -> (longitude: Double, latitude: Double) {
         let mx = minX + (x - offsetX) / scale
         let my = maxY - (y - offsetY) / scale
         return (mx * 180 / .pi, atan(sinh(my)) * 180 / .pi)
@@ -61,11 +61,11 @@ public struct MapProjection: Sendable {
 }
 
 /// The small station map of the catalog page: inline SVG, no tiles, no script.
-public enum StationMap {
+package enum StationMap {
     /// An accessible SVG (`role="img"` with `<title>` and `<desc>`) with a light graticule and one
     /// circle per station (stations closer than a few pixels share a circle whose `<title>` lists them).
     /// `id` must be unique on the page. Returns nil when no station has usable coordinates.
-    public static func svg(
+    package static func svg(
         stations: [StationPoint], id: String, title: String, language: CatalogPage.Language = .de,
         width: Double = 320, height: Double = 200
     ) -> String? {

@@ -11,11 +11,11 @@ import NIOCore
 import ServiceLifecycle
 
 /// The request context of every route: Hummingbird's core storage plus the peer address (for run history).
-public struct ServerRequestContext: RequestContext, RemoteAddressRequestContext {
-    public var coreContext: CoreRequestContextStorage
-    public let remoteAddress: SocketAddress?
+package struct ServerRequestContext: RequestContext, RemoteAddressRequestContext {
+    package var coreContext: CoreRequestContextStorage
+    package let remoteAddress: SocketAddress?
 
-    public init(source: ApplicationRequestContextSource) {
+    package init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
     }
@@ -23,25 +23,25 @@ public struct ServerRequestContext: RequestContext, RemoteAddressRequestContext 
 
 /// `datenwerk serve`: push ingest, health, and (with the publishing routes) the open-data catalog.
 /// Everything it needs is passed in, so tests start the same server on a loopback port.
-public struct DatenwerkServer: Sendable {
-    public struct Configuration: Sendable {
-        public var host = "127.0.0.1"
-        public var port = 8080
+package struct DatenwerkServer: Sendable {
+    package struct Configuration: Sendable {
+        package var host = "127.0.0.1"
+        package var port = 8080
         /// Largest request body accepted by push ingest.
-        public var maxPushBytes = 1 << 20
+        package var maxPushBytes = 1 << 20
         /// The public URL the catalog links to (`--base-url`); nil: `http://<Host header of the request>`.
-        public var baseURL: String?
+        package var baseURL: String?
         /// Datasets per page of `/catalog` (hydra paging).
-        public var catalogPageSize = 100
+        package var catalogPageSize = 100
         /// The environment variable holding the bearer token for restricted datasets' downloads.
-        public var downloadTokenVariable = "DATENWERK_DOWNLOAD_TOKEN"
+        package var downloadTokenVariable = "DATENWERK_DOWNLOAD_TOKEN"
         /// A connection that sends nothing for this long is closed: the time to send a request's head (a client
         /// trickling its headers cannot hold a connection longer) and the keep-alive idle time between requests.
-        public var idleTimeout: Duration = .seconds(30)
+        package var idleTimeout: Duration = .seconds(30)
         /// How long a request waits for the database before it is answered 503 with `Retry-After`.
-        public var databaseTimeout: Duration = .seconds(5)
+        package var databaseTimeout: Duration = .seconds(5)
 
-        public init(host: String = "127.0.0.1", port: Int = 8080, baseURL: String? = nil, catalogPageSize: Int = 100) {
+        package init(host: String = "127.0.0.1", port: Int = 8080, baseURL: String? = nil, catalogPageSize: Int = 100) {
             self.host = host
             self.port = port
             self.baseURL = baseURL
@@ -49,16 +49,16 @@ public struct DatenwerkServer: Sendable {
         }
     }
 
-    public var configuration: Configuration
-    public var pipelines: [PipelineSpec]
-    public var database: Database
-    public var runner: PipelineRunner
-    public var environment: [String: String]
-    public var logger: Logger
+    package var configuration: Configuration
+    package var pipelines: [PipelineSpec]
+    package var database: Database
+    package var runner: PipelineRunner
+    package var environment: [String: String]
+    package var logger: Logger
     /// The catalog (`catalog.yaml`); nil: no publishing routes (only push ingest and `/health`).
-    public var catalog: CatalogMetadata?
+    package var catalog: CatalogMetadata?
 
-    public init(configuration: Configuration, pipelines: [PipelineSpec], database: Database, runner: PipelineRunner,
+    package init(configuration: Configuration, pipelines: [PipelineSpec], database: Database, runner: PipelineRunner,
                 environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger, catalog: CatalogMetadata? = nil) {
         self.configuration = configuration
         self.pipelines = pipelines
@@ -70,7 +70,7 @@ public struct DatenwerkServer: Sendable {
     }
 
     /// The Hummingbird application; `onServerRunning` gets the bound channel (its port when 0 was asked).
-    public func makeApplication(
+    package func makeApplication(
         services: [any Service] = [],
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> some ApplicationProtocol {

@@ -7,11 +7,11 @@ import Foundation
 /// Fixture cases: `Fixtures/<connector>/<case>/pipeline.yaml` plus `expected.ndjson`, the WHOLE normalised
 /// output (stations, observations with UCUM unit and UTC time, quarantine reasons), checked by hand.
 /// `DATENWERK_UPDATE_GOLDEN=1 make test` rewrites the expected files (review the diff before committing).
-public enum Golden {
-    public static let fixtures = Paths.root + "/Tests/Fixtures"
+package enum Golden {
+    package static let fixtures = Paths.root + "/Tests/Fixtures"
 
     /// One line per staged item, stable and readable.
-    public static func lines(_ items: [StagedItem]) -> [String] {
+    package static func lines(_ items: [StagedItem]) -> [String] {
         items.map { item -> String in
             switch item {
             case .station(let s):
@@ -47,7 +47,7 @@ public enum Golden {
         }
     }
 
-    public static func round(_ x: Double, _ digits: Int) -> Double {
+    package static func round(_ x: Double, _ digits: Int) -> Double {
         let f = pow(10, Double(digits))
         return (x * f).rounded() / f
     }

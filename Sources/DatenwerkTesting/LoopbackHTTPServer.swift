@@ -6,29 +6,29 @@ import Synchronization
 
 /// A real HTTP/1.1 server on 127.0.0.1 with a random port, for tests of HTTP sources:
 /// each request is answered by a closure, so a test can serve files, pages or scripted failures.
-public final class LoopbackHTTPServer: Sendable {
-    public struct Request: Sendable {
-        public var method: String
-        public var path: String
-        public var query: [String: String]
-        public var headers: [(String, String)]
-        public var uri: String
+package final class LoopbackHTTPServer: Sendable {
+    package struct Request: Sendable {
+        package var method: String
+        package var path: String
+        package var query: [String: String]
+        package var headers: [(String, String)]
+        package var uri: String
 
-        public func header(_ name: String) -> String? {
+        package func header(_ name: String) -> String? {
             headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1
         }
     }
 
-    public struct Response: Sendable {
-        public var status: Int
-        public var headers: [(String, String)]
-        public var body: [UInt8]
+    package struct Response: Sendable {
+        package var status: Int
+        package var headers: [(String, String)]
+        package var body: [UInt8]
         /// Send only this many body bytes and then close the connection (a cut-off body).
-        public var cutAfter: Int?
+        package var cutAfter: Int?
         /// Wait this long before answering (to provoke timeouts).
-        public var delay: Duration?
+        package var delay: Duration?
 
-        public init(status: Int = 200, headers: [(String, String)] = [], body: [UInt8] = [], cutAfter: Int? = nil, delay: Duration? = nil) {
+        package init(status: Int = 200, headers: [(String, String)] = [], body: [UInt8] = [], cutAfter: Int? = nil, delay: Duration? = nil) {
             self.status = status
             self.headers = headers
             self.body = body
@@ -36,27 +36,27 @@ public final class LoopbackHTTPServer: Sendable {
             self.delay = delay
         }
 
-        public static func text(_ text: String, status: Int = 200, contentType: String = "text/plain; charset=utf-8") -> Response {
+        package static func text(_ text: String, status: Int = 200, contentType: String = "text/plain; charset=utf-8") -> Response {
             Response(status: status, headers: [("Content-Type", contentType)], body: Array(text.utf8))
         }
 
-        public static func file(_ path: String, contentType: String? = nil) -> Response {
+        package static func file(_ path: String, contentType: String? = nil) -> Response {
             guard let data = FileManager.default.contents(atPath: path) else { return .text("not found: \(path)", status: 404) }
             let type = contentType ?? (path.hasSuffix(".json") ? "application/json" : path.hasSuffix(".csv") ? "text/csv" : "application/octet-stream")
             return Response(status: 200, headers: [("Content-Type", type)], body: Array(data))
         }
     }
 
-    public typealias Handler = @Sendable (Request) async -> Response
+    package typealias Handler = @Sendable (Request) async -> Response
 
     private let channel: any Channel
-    public let port: Int
+    package let port: Int
     private let log: RequestLog
 
     /// Every request received, in order (path and query), for assertions.
-    public var requests: [Request] { log.all }
+    package var requests: [Request] { log.all }
 
-    public static func start(_ handler: @escaping Handler) async throws -> LoopbackHTTPServer {
+    package static func start(_ handler: @escaping Handler) async throws -> LoopbackHTTPServer {
         let log = RequestLog()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -75,9 +75,9 @@ public final class LoopbackHTTPServer: Sendable {
         self.log = log
     }
 
-    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    package var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    public func stop() async throws {
+    package func stop() async throws {
         try await channel.close()
     }
 

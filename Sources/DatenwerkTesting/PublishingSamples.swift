@@ -4,10 +4,10 @@ import Foundation
 
 /// Two example datasets with awkward text (quotes, `<`, `&`, Umlaute, line breaks) and rows as the
 /// server would read them, shared by the publishing tests.
-public enum PublishingSamples {
-    public static let baseURL = "http://127.0.0.1:8080"
+package enum PublishingSamples {
+    package static let baseURL = "http://127.0.0.1:8080"
 
-    public static let catalog = CatalogMetadata(
+    package static let catalog = CatalogMetadata(
         title: "Datenwerk Musterstadt – Offene Daten", titleEN: "Datenwerk Musterstadt – Open Data",
         description: "Messdaten der Stadt Musterstadt: Klima & Energie <offen>, \"frei\".",
         descriptionEN: "Measurements of the city of Musterstadt: climate & energy.",
@@ -17,7 +17,7 @@ public enum PublishingSamples {
         issued: "2024-01-15"
     )
 
-    public static let klima = DatasetMetadata(
+    package static let klima = DatasetMetadata(
         id: "musterstadt-klima", pipeline: "musterstadt-klima",
         title: "Klima <Musterstadt> & \"Umland\" – Stundenwerte", titleEN: "Climate Musterstadt – hourly values",
         description: "Lufttemperatur, Feuchte und Wind an drei Stationen.\nZweite Zeile mit Ümläuten: äöüß, Backslash \\ und Tab\t.",
@@ -29,7 +29,7 @@ public enum PublishingSamples {
         spatial: SpatialCoverage(ags: "05515000"), updateFrequency: UpdateFrequency.code("HOURLY")
     )
 
-    public static let energie = DatasetMetadata(
+    package static let energie = DatasetMetadata(
         id: "musterstadt-energie", pipeline: "musterstadt-energie",
         title: "Stadtwerke Musterstadt – Energiemessstellen",
         description: "Viertelstündliche Energie- und Leistungswerte.",
@@ -40,9 +40,9 @@ public enum PublishingSamples {
     )
 
     /// 2024-10-26T22:00:00Z
-    public static let t0: Int64 = 1_729_980_000_000_000
+    package static let t0: Int64 = 1_729_980_000_000_000
 
-    public static let klimaFacts = DatasetFacts(
+    package static let klimaFacts = DatasetFacts(
         observationCount: 4, stationCount: 3, firstMicros: t0, lastMicros: t0 + 3_600_000_000,
         lastModifiedMicros: t0 + 7_200_000_000, firstLoadedMicros: t0 + 600_000_000,
         bbox: BoundingBox(minLongitude: 7.5743, minLatitude: 51.9301, maxLongitude: 7.6752, maxLatitude: 51.9862),
@@ -53,15 +53,15 @@ public enum PublishingSamples {
     )
 
     /// A dataset without data yet: no times, no extent from the data.
-    public static let energieFacts = DatasetFacts()
+    package static let energieFacts = DatasetFacts()
 
-    public static let stations = [
+    package static let stations = [
         StationPoint(key: "musterstadt-klima:MS-01", name: "Rathaus <Mitte>", longitude: 7.6261, latitude: 51.9607),
         StationPoint(key: "musterstadt-klima:MS-02", name: "Stadtpark & Aasee", longitude: 7.5743, latitude: 51.9301),
         StationPoint(key: "musterstadt-klima:MS-03", name: "Hafen", longitude: 7.6752, latitude: 51.9862),
     ]
 
-    public static let rows: [ObservationRow] = [
+    package static let rows: [ObservationRow] = [
         ObservationRow(stationKey: "musterstadt-klima:MS-01", stationName: "Rathaus \"Mitte\", Prinzipalmarkt", property: "air_temperature", unit: "Cel",
                        startMicros: t0, value: 12.3, quality: "good", longitude: 7.6261, latitude: 51.9607),
         ObservationRow(stationKey: "musterstadt-klima:MS-01", stationName: "Rathaus \"Mitte\", Prinzipalmarkt", property: "relative_humidity", unit: "%",
@@ -76,20 +76,20 @@ public enum PublishingSamples {
     ]
 
     /// Writes `text` to `directory/name` and returns the path.
-    public static func write(_ text: String, _ name: String, in directory: String) throws -> String {
+    package static func write(_ text: String, _ name: String, in directory: String) throws -> String {
         let path = directory + "/" + name
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
         return path
     }
 
-    public static func write(_ bytes: [UInt8], _ name: String, in directory: String) throws -> String {
+    package static func write(_ bytes: [UInt8], _ name: String, in directory: String) throws -> String {
         let path = directory + "/" + name
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         return path
     }
 
     /// The rows encoded as a whole file.
-    public static func encode(_ rows: [ObservationRow], as format: ObservationFormat, bbox: BoundingBox? = nil) -> [UInt8] {
+    package static func encode(_ rows: [ObservationRow], as format: ObservationFormat, bbox: BoundingBox? = nil) -> [UInt8] {
         var encoder = ObservationEncoder(format: format, bbox: bbox)
         var out: [UInt8] = []
         encoder.writeHeader(into: &out)

@@ -16,7 +16,7 @@ nonisolated(unsafe) private var testCluster: EmbeddedPostgres?
 /// `$DATENWERK_TEST_PG_PORT` or 54339 for root and 55000 + uid % 5000 for other users, so that two users'
 /// `make test` never share a cluster). Nothing is skipped: when no
 /// database can be had, the tests that need one fail with the reason.
-public enum TestDatabase {
+package enum TestDatabase {
     static let logger: Logger = {
         var logger = Logger(label: "datenwerk.test")
         logger.logLevel = .warning
@@ -77,17 +77,17 @@ public enum TestDatabase {
     }
 
     /// The embedded cluster used by the tests (nil with DATABASE_URL).
-    public static func embeddedCluster() async throws -> EmbeddedPostgres? {
+    package static func embeddedCluster() async throws -> EmbeddedPostgres? {
         try await server.value.embedded
     }
 
     /// The server location (database `postgres`).
-    public static func serverLocation() async throws -> DatabaseLocation {
+    package static func serverLocation() async throws -> DatabaseLocation {
         try await server.value.location
     }
 
     /// Creates a new database from the migrated template, runs `body`, and drops it again.
-    public static func with<T: Sendable>(_ body: @Sendable (Database) async throws -> T) async throws -> T {
+    package static func with<T: Sendable>(_ body: @Sendable (Database) async throws -> T) async throws -> T {
         let server = try await server.value
         let name = "datenwerk_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
         let admin = server.location.with(database: "postgres")
@@ -127,8 +127,8 @@ public enum TestDatabase {
     }
 }
 
-public struct TestDatabaseError: Error, CustomStringConvertible {
-    public var description: String
+package struct TestDatabaseError: Error, CustomStringConvertible {
+    package var description: String
 }
 
 /// What the test database setup is doing (for the "still waiting" report).

@@ -1,6 +1,6 @@
 /// Proleptic Gregorian calendar arithmetic on plain integers, so converting a local
 /// wall-clock time never builds `DateComponents` or asks a `Calendar`.
-public enum CivilTime {
+package enum CivilTime {
     static let secondsPerDay: Int64 = 86_400
     static let microsPerSecond: Int64 = 1_000_000
 
@@ -9,11 +9,11 @@ public enum CivilTime {
         "July", "August", "September", "October", "November", "December",
     ]
 
-    public static func isLeapYear(_ year: Int) -> Bool {
+    package static func isLeapYear(_ year: Int) -> Bool {
         year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
     }
 
-    public static func daysInMonth(_ month: Int, year: Int) -> Int {
+    package static func daysInMonth(_ month: Int, year: Int) -> Int {
         switch month {
         case 2: return isLeapYear(year) ? 29 : 28
         case 4, 6, 9, 11: return 30
@@ -23,7 +23,7 @@ public enum CivilTime {
 
     /// Days since 1970-01-01 for a civil date. Works in 400-year eras of 146 097 days,
     /// with years starting on 1 March so the leap day is the last day of a year.
-    public static func days(year: Int, month: Int, day: Int) -> Int64 {
+    package static func days(year: Int, month: Int, day: Int) -> Int64 {
         let y = Int64(month <= 2 ? year - 1 : year)
         let era = (y >= 0 ? y : y - 399) / 400
         let yearOfEra = y - era * 400                                    // 0...399
@@ -34,7 +34,7 @@ public enum CivilTime {
     }
 
     /// The civil date of a day count since 1970-01-01 (inverse of `days(year:month:day:)`).
-    public static func date(days: Int64) -> (year: Int, month: Int, day: Int) {
+    package static func date(days: Int64) -> (year: Int, month: Int, day: Int) {
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let dayOfEra = z - era * 146_097
@@ -75,7 +75,7 @@ public enum CivilTime {
 
     /// Floor division, so instants before 1970 fall into the right day or hour.
     @inline(__always)
-    public static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+    package static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
         let q = a / b
         return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
     }

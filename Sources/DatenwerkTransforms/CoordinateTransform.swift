@@ -2,16 +2,16 @@ import DatenwerkCore
 import Foundation
 
 /// Coordinates that cannot be transformed, or a CRS that is not supported.
-public struct CoordinateError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var epsg: Int
-    public var reason: String
+package struct CoordinateError: Error, Sendable, Hashable, CustomStringConvertible {
+    package var epsg: Int
+    package var reason: String
 
-    public init(epsg: Int, reason: String) {
+    package init(epsg: Int, reason: String) {
         self.epsg = epsg
         self.reason = reason
     }
 
-    public var description: String { "EPSG:\(epsg): \(reason)" }
+    package var description: String { "EPSG:\(epsg): \(reason)" }
 }
 
 /// Transforms the projected and geographic CRSs German sources use into WGS84 (EPSG:4326).
@@ -24,11 +24,11 @@ public struct CoordinateError: Error, Sendable, Hashable, CustomStringConvertibl
 ///   the 7-parameter Helmert transformation DHDN → WGS84 (EPSG:1777 "DHDN to WGS 84 (2)",
 ///   PROJ `+towgs84=598.1,73.7,418.2,0.202,0.045,-2.455,6.7`, position-vector rotations,
 ///   small-angle rotation matrix as PROJ applies it). Its stated accuracy is about 3 m.
-public enum CoordinateTransform {
-    public static let supportedEPSG = [4326, 4258, 25832, 25833, 4647, 5650, 31466, 31467, 31468]
+package enum CoordinateTransform {
+    package static let supportedEPSG = [4326, 4258, 25832, 25833, 4647, 5650, 31466, 31467, 31468]
 
     /// WGS84 longitude/latitude of `x`/`y` (easting/northing, or longitude/latitude) in `epsg`.
-    public static func toWGS84(x: Double, y: Double, epsg: Int) throws(CoordinateError) -> GeoPoint {
+    package static func toWGS84(x: Double, y: Double, epsg: Int) throws(CoordinateError) -> GeoPoint {
         guard x.isFinite, y.isFinite else { throw CoordinateError(epsg: epsg, reason: "coordinates must be finite numbers, got \(x), \(y)") }
         switch epsg {
         case 4326, 4258:
@@ -57,7 +57,7 @@ public enum CoordinateTransform {
     }
 
     /// Easting/northing in `epsg` (25832, 25833, 4647, 5650; 4326 and 4258 give longitude/latitude back).
-    public static func fromWGS84(_ point: GeoPoint, epsg: Int) throws(CoordinateError) -> (x: Double, y: Double) {
+    package static func fromWGS84(_ point: GeoPoint, epsg: Int) throws(CoordinateError) -> (x: Double, y: Double) {
         guard point.longitude.isFinite, point.latitude.isFinite else {
             throw CoordinateError(epsg: epsg, reason: "coordinates must be finite numbers")
         }

@@ -7,25 +7,25 @@ import DatenwerkCore
 /// into the spring gap fires once at the first instant after the gap, and one in the repeated autumn
 /// hour fires once, at its first occurrence; a job that runs every hour (`*` in the hour field) follows
 /// real time, so it runs in the repeated hour as well and never twice at one instant.
-public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
-    public enum Kind: Sendable, Hashable {
+package struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
+    package enum Kind: Sendable, Hashable {
         case cron(minutes: Set<Int>, hours: Set<Int>, days: Set<Int>, months: Set<Int>, weekdays: Set<Int>, daysRestricted: Bool, weekdaysRestricted: Bool)
         case every(seconds: Int64)
     }
 
-    public struct ParseError: Error, Sendable, CustomStringConvertible {
-        public var description: String
+    package struct ParseError: Error, Sendable, CustomStringConvertible {
+        package var description: String
     }
 
-    public let expression: String
-    public let kind: Kind
-    public let zone: LocalTimeResolver
+    package let expression: String
+    package let kind: Kind
+    package let zone: LocalTimeResolver
 
-    public static func == (a: CronSchedule, b: CronSchedule) -> Bool { a.expression == b.expression && a.zone.identifier == b.zone.identifier }
-    public func hash(into hasher: inout Hasher) { hasher.combine(expression); hasher.combine(zone.identifier) }
-    public var description: String { "\(expression) (\(zone.identifier))" }
+    package static func == (a: CronSchedule, b: CronSchedule) -> Bool { a.expression == b.expression && a.zone.identifier == b.zone.identifier }
+    package func hash(into hasher: inout Hasher) { hasher.combine(expression); hasher.combine(zone.identifier) }
+    package var description: String { "\(expression) (\(zone.identifier))" }
 
-    public init(_ expression: String, zone identifier: String = "Europe/Berlin") throws {
+    package init(_ expression: String, zone identifier: String = "Europe/Berlin") throws {
         self.expression = expression
         do {
             self.zone = try LocalTimeResolver(zone: identifier, ambiguity: .first)
@@ -63,7 +63,7 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
 
     /// The first fire time strictly after `after` (µs UTC); nil when there is none before the year 10000
     /// (or `after` is outside the years 1–9999).
-    public func next(after: Int64) -> Int64? {
+    package func next(after: Int64) -> Int64? {
         guard after >= Self.earliestMicroseconds && after < Self.endMicroseconds else { return nil }
         let result: Int64?
         switch kind {
@@ -139,12 +139,12 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
 
     /// The longest duration `durationSeconds` accepts: 3650 days. Anything longer is a typo, and every
     /// duration up to it can be turned into microseconds and added to any time in the years 1–9999 without overflow.
-    public static let maximumDurationSeconds: Int64 = 3650 * 86_400
+    package static let maximumDurationSeconds: Int64 = 3650 * 86_400
 
     /// Seconds in a duration as pipelines write them: `30s`, `15m`, `1h`, `1d`, or ISO 8601 `PT15M`, `PT1H30M`,
     /// `P1D`, `P1W`, `P1DT12H`. Zero, negative, malformed and longer-than-`maximum` durations are a `ParseError`
     /// saying which; this never traps, whatever the text (`every 9999999999999m` is an error, not an overflow).
-    public static func durationSeconds(_ text: String, maximum: Int64 = maximumDurationSeconds) throws(ParseError) -> Int64 {
+    package static func durationSeconds(_ text: String, maximum: Int64 = maximumDurationSeconds) throws(ParseError) -> Int64 {
         let t = text.trimmingCharacters(in: .whitespaces)
         let malformed = ParseError(description: "'\(t)' is not a duration like 15m, 1h, 30s, 1d or PT15M")
         let tooLong = ParseError(description: "'\(t)' is longer than \(maximum / 86_400 > 0 ? "\(maximum / 86_400) days" : "\(maximum) seconds"), the longest duration allowed")

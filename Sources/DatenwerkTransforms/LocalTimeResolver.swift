@@ -3,7 +3,7 @@ import Foundation
 import Synchronization
 
 /// Why a local wall-clock time could not be turned into a UTC instant.
-public enum LocalTimeError: Error, Sendable, Hashable, CustomStringConvertible {
+package enum LocalTimeError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The time zone identifier is not known to the system's time zone database.
     case unknownZone(String)
     /// A field is out of range; the payload names it, e.g. `month 13`.
@@ -13,7 +13,7 @@ public enum LocalTimeError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The time occurs twice (fall back) and the ambiguity rule is `reject`; the payload explains.
     case ambiguous(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unknownZone(let id):
             var text = "unknown time zone '\(id)'"
@@ -38,9 +38,9 @@ public enum LocalTimeError: Error, Sendable, Hashable, CustomStringConvertible {
 /// Called once per record, so the UTC offset is cached per local hour and the
 /// calendar arithmetic is done on integers; the system time zone database is
 /// consulted only when an hour is seen for the first time.
-public struct LocalTimeResolver: Sendable {
+package struct LocalTimeResolver: Sendable {
     /// What to do with a local time that occurs twice when clocks go back.
-    public enum Ambiguity: String, Sendable, Hashable, CaseIterable {
+    package enum Ambiguity: String, Sendable, Hashable, CaseIterable {
         /// The earlier instant (still daylight saving time): 02:30 CEST = 00:30Z.
         case first
         /// The later instant (already standard time): 02:30 CET = 01:30Z.
@@ -49,15 +49,15 @@ public struct LocalTimeResolver: Sendable {
         case reject
     }
 
-    public let ambiguity: Ambiguity
+    package let ambiguity: Ambiguity
     /// Zone and offset cache, shared by copies (one reference keeps per-call copies cheap).
     private let storage: Storage
 
-    public var identifier: String { storage.identifier }
+    package var identifier: String { storage.identifier }
 
-    public static let utc = LocalTimeResolver(ambiguity: .first, storage: Storage(identifier: "UTC", zone: nil))
+    package static let utc = LocalTimeResolver(ambiguity: .first, storage: Storage(identifier: "UTC", zone: nil))
 
-    public init(zone identifier: String, ambiguity: Ambiguity = .first) throws(LocalTimeError) {
+    package init(zone identifier: String, ambiguity: Ambiguity = .first) throws(LocalTimeError) {
         switch identifier {
         case "UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z":
             self.init(ambiguity: ambiguity, storage: Storage(identifier: identifier, zone: nil))
@@ -73,7 +73,7 @@ public struct LocalTimeResolver: Sendable {
     }
 
     /// The same zone with another rule for the repeated hour (shares the offset cache).
-    public func with(ambiguity: Ambiguity) -> LocalTimeResolver {
+    package func with(ambiguity: Ambiguity) -> LocalTimeResolver {
         LocalTimeResolver(ambiguity: ambiguity, storage: storage)
     }
 
@@ -92,7 +92,7 @@ public struct LocalTimeResolver: Sendable {
 
     /// Microseconds since 1970-01-01T00:00:00Z of a local wall-clock time in this zone.
     /// `hour` may be 24 when minute, second and microsecond are 0 (midnight at the end of the day).
-    public func utcMicroseconds(
+    package func utcMicroseconds(
         year: Int, month: Int, day: Int,
         hour: Int, minute: Int = 0, second: Int = 0, microsecond: Int = 0
     ) throws(LocalTimeError) -> Int64 {
@@ -106,7 +106,7 @@ public struct LocalTimeResolver: Sendable {
     }
 
     /// The UTC offset in seconds that applies at a UTC instant (microseconds since the epoch).
-    public func offsetSeconds(atUTCMicroseconds micros: Int64) -> Int {
+    package func offsetSeconds(atUTCMicroseconds micros: Int64) -> Int {
         guard let zone = storage.zone else { return 0 }
         let seconds = CivilTime.floorDiv(micros, CivilTime.microsPerSecond)
         return zone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(seconds)))

@@ -3,10 +3,10 @@
 /// Strict about grouping (groups of three after the first) so `12,5` is never read as
 /// 125 and text such as `n/a`, `---` or `technische Störung` is rejected instead of guessed.
 /// Hand-written byte scanning; no `NumberFormatter`.
-public enum Numbers {
+package enum Numbers {
     /// The number in `text`, or nil when it is not one. With `decimalComma` the decimal
     /// separator is `,` and `.` groups thousands; without, it is the other way round.
-    public static func parse(_ text: Substring, decimalComma: Bool) -> Double? {
+    package static func parse(_ text: Substring, decimalComma: Bool) -> Double? {
         if let value = text.utf8.withContiguousStorageIfAvailable({ parse(bytes: $0, decimalComma: decimalComma) }) {
             return value
         }
@@ -14,7 +14,7 @@ public enum Numbers {
         return bytes.withUnsafeBufferPointer { parse(bytes: $0, decimalComma: decimalComma) }
     }
 
-    public static func parse(_ text: String, decimalComma: Bool) -> Double? {
+    package static func parse(_ text: String, decimalComma: Bool) -> Double? {
         parse(text[...], decimalComma: decimalComma)
     }
 

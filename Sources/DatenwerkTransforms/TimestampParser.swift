@@ -1,6 +1,6 @@
 /// Why a timestamp text could not be read, or why a timestamp format is not usable.
-public struct TimestampError: Error, Sendable, Hashable, CustomStringConvertible {
-    public enum Kind: String, Sendable, Hashable {
+package struct TimestampError: Error, Sendable, Hashable, CustomStringConvertible {
+    package enum Kind: String, Sendable, Hashable {
         /// The text does not have the shape of the format, or a field is out of range.
         case mismatch
         /// The local time falls into the spring-forward gap.
@@ -11,19 +11,19 @@ public struct TimestampError: Error, Sendable, Hashable, CustomStringConvertible
         case invalidFormat
     }
 
-    public var kind: Kind
-    public var text: String
-    public var format: String
-    public var reason: String
+    package var kind: Kind
+    package var text: String
+    package var format: String
+    package var reason: String
 
-    public init(_ kind: Kind, text: String, format: String, reason: String) {
+    package init(_ kind: Kind, text: String, format: String, reason: String) {
         self.kind = kind
         self.text = text
         self.format = format
         self.reason = reason
     }
 
-    public var description: String {
+    package var description: String {
         switch kind {
         case .mismatch: return "'\(text)' does not match '\(format)': \(reason)"
         case .nonexistent, .ambiguous: return "'\(text)': \(reason)"
@@ -38,13 +38,13 @@ public struct TimestampError: Error, Sendable, Hashable, CustomStringConvertible
 /// or a keyword: `iso8601` (RFC 3339, also date-only), `epoch_s`, `epoch_ms`, `epoch_us`.
 /// Times without an offset are local times of `zone` (UTC when `zone` is nil).
 /// Parsing scans bytes by hand: no `DateFormatter`, no `Calendar` per record.
-public struct TimestampParser: Sendable {
-    public static let keywords = ["iso8601", "epoch_s", "epoch_ms", "epoch_us"]
+package struct TimestampParser: Sendable {
+    package static let keywords = ["iso8601", "epoch_s", "epoch_ms", "epoch_us"]
 
-    public var format: String { program.format }
-    public var zone: LocalTimeResolver { program.zone }
+    package var format: String { program.format }
+    package var zone: LocalTimeResolver { program.zone }
     /// Characters removed from both ends before parsing (e.g. `'` or `"` around a CSV cell).
-    public var stripCharacters: String { program.stripCharacters }
+    package var stripCharacters: String { program.stripCharacters }
 
     private enum Mode: Sendable {
         case pattern([Token])
@@ -91,7 +91,7 @@ public struct TimestampParser: Sendable {
 
     private let program: Program
 
-    public init(format: String, zone: LocalTimeResolver?, stripCharacters: String = "") throws(TimestampError) {
+    package init(format: String, zone: LocalTimeResolver?, stripCharacters: String = "") throws(TimestampError) {
         let mode: Mode
         var symbols: [String] = []
         switch format {
@@ -198,7 +198,7 @@ public struct TimestampParser: Sendable {
     // MARK: - Parsing
 
     /// Microseconds since 1970-01-01T00:00:00Z (UTC) of `text`.
-    public func parse(_ text: Substring) throws(TimestampError) -> Int64 {
+    package func parse(_ text: Substring) throws(TimestampError) -> Int64 {
         let result: Result<Int64, TimestampError>
         let program = self.program
         if let fast = text.utf8.withContiguousStorageIfAvailable({ Self.parse(bytes: $0, text: text, program: program) }) {
@@ -210,7 +210,7 @@ public struct TimestampParser: Sendable {
         return try result.get()
     }
 
-    public func parse(_ text: String) throws(TimestampError) -> Int64 {
+    package func parse(_ text: String) throws(TimestampError) -> Int64 {
         try parse(text[...])
     }
 
@@ -476,7 +476,7 @@ public struct TimestampParser: Sendable {
     // MARK: - Formatting
 
     /// `2024-03-31T01:00:00Z`, with a `.ffffff` fraction only when it is not zero.
-    public static func formatISO8601(_ micros: Int64) -> String {
+    package static func formatISO8601(_ micros: Int64) -> String {
         let seconds = CivilTime.floorDiv(micros, CivilTime.microsPerSecond)
         let fraction = Int(micros - seconds * CivilTime.microsPerSecond)
         let days = CivilTime.floorDiv(seconds, CivilTime.secondsPerDay)

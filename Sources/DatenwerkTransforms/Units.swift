@@ -1,27 +1,27 @@
 import DatenwerkCore
 
 /// A unit that is unknown or cannot be converted to another.
-public struct UnitError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var from: String
-    public var to: String
-    public var reason: String
+package struct UnitError: Error, Sendable, Hashable, CustomStringConvertible {
+    package var from: String
+    package var to: String
+    package var reason: String
 
-    public init(from: String, to: String, reason: String) {
+    package init(from: String, to: String, reason: String) {
         self.from = from
         self.to = to
         self.reason = reason
     }
 
     /// `cannot convert 'km/h' to 'Cel': different dimensions`
-    public var description: String { "cannot convert '\(from)' to '\(to)': \(reason)" }
+    package var description: String { "cannot convert '\(from)' to '\(to)': \(reason)" }
 }
 
 /// UCUM unit codes for the spellings sources use, and conversions between them.
 ///
 /// Each unit is `value × factor` in the base unit of its dimension; temperatures
 /// go through degrees Celsius with their offsets.
-public enum Units {
-    public enum Dimension: String, Sendable, Hashable {
+package enum Units {
+    package enum Dimension: String, Sendable, Hashable {
         case temperature, speed, energy, power, massConcentration, pressure, time, length
         case percent, count, angle, radiantExposure, voltage
     }
@@ -117,12 +117,12 @@ public enum Units {
     ]
 
     /// The UCUM code for a spelling (`°C` → `Cel`, `µg/m³` → `ug/m3`, `KMH` → `km/h`), or nil.
-    public static func canonicalSymbol(_ text: String) -> String? {
+    package static func canonicalSymbol(_ text: String) -> String? {
         unit(text)?.code
     }
 
     /// The dimension of a unit spelling, or nil when it is unknown.
-    public static func dimension(of text: String) -> Dimension? {
+    package static func dimension(of text: String) -> Dimension? {
         unit(text)?.dimension
     }
 
@@ -152,9 +152,9 @@ public enum Units {
     }
 
     /// A conversion between two units, resolved once and applied per value.
-    public struct Conversion: Sendable, Hashable {
-        public let from: String
-        public let to: String
+    package struct Conversion: Sendable, Hashable {
+        package let from: String
+        package let to: String
         private let kind: Kind
 
         private enum Kind: Hashable, Sendable {
@@ -176,7 +176,7 @@ public enum Units {
         }
 
         @inline(__always)
-        public func apply(_ value: Double) -> Double {
+        package func apply(_ value: Double) -> Double {
             switch kind {
             case .identity: return value
             case .scale(let factor): return value * factor
@@ -197,7 +197,7 @@ public enum Units {
     }
 
     /// The conversion from one unit spelling to another; throws when either is unknown or the dimensions differ.
-    public static func conversion(from: String, to: String) throws(UnitError) -> Conversion {
+    package static func conversion(from: String, to: String) throws(UnitError) -> Conversion {
         guard let source = unit(from) else {
             throw UnitError(from: from, to: to, reason: "unknown unit '\(from)'\(suggestion(for: from))")
         }
@@ -213,7 +213,7 @@ public enum Units {
     }
 
     /// `value` in `from` expressed in `to`. Both may be any accepted spelling.
-    public static func convert(_ value: Double, from: String, to: String) throws(UnitError) -> Double {
+    package static func convert(_ value: Double, from: String, to: String) throws(UnitError) -> Double {
         try conversion(from: from, to: to).apply(value)
     }
 

@@ -1,31 +1,31 @@
 /// What a pipeline's `dataset:` block says about the data it loads, with every code already
 /// resolved to its vocabulary entry (and so to its IRI).
-public struct DatasetMetadata: Sendable, Hashable {
+package struct DatasetMetadata: Sendable, Hashable {
     /// URL slug: `/datasets/<id>/…`.
-    public var id: String
+    package var id: String
     /// The pipeline that loads it.
-    public var pipeline: String
-    public var title: String
-    public var titleEN: String?
-    public var description: String
-    public var descriptionEN: String?
-    public var keywords: [String]
-    public var keywordsEN: [String]
-    public var theme: DataTheme?
-    public var licence: Licence
+    package var pipeline: String
+    package var title: String
+    package var titleEN: String?
+    package var description: String
+    package var descriptionEN: String?
+    package var keywords: [String]
+    package var keywordsEN: [String]
+    package var theme: DataTheme?
+    package var licence: Licence
     /// `dcatde:licenseAttributionByText`; nil: the publisher's name (for licences that ask for attribution).
-    public var attribution: String?
+    package var attribution: String?
     /// nil: the catalog's publisher.
-    public var publisher: Agent?
+    package var publisher: Agent?
     /// nil: the catalog's contact point.
-    public var contact: ContactPoint?
+    package var contact: ContactPoint?
     /// nil: the catalog's contributor ID.
-    public var contributorID: String?
-    public var spatial: SpatialCoverage
-    public var updateFrequency: UpdateFrequency?
-    public var access: DatasetAccess
+    package var contributorID: String?
+    package var spatial: SpatialCoverage
+    package var updateFrequency: UpdateFrequency?
+    package var access: DatasetAccess
 
-    public init(
+    package init(
         id: String, pipeline: String, title: String, titleEN: String? = nil, description: String, descriptionEN: String? = nil,
         keywords: [String] = [], keywordsEN: [String] = [], theme: DataTheme? = nil, licence: Licence = .dlByDe20,
         attribution: String? = nil, publisher: Agent? = nil, contact: ContactPoint? = nil, contributorID: String? = nil,
@@ -51,14 +51,14 @@ public struct DatasetMetadata: Sendable, Hashable {
     }
 }
 
-public enum DatasetAccess: String, Sendable, Hashable, CaseIterable {
+package enum DatasetAccess: String, Sendable, Hashable, CaseIterable {
     /// Listed in the public catalog, downloads without a token.
     case open
     /// Not in the public catalog; downloads need a token.
     case restricted
 
     /// The EU access-right IRI.
-    public var iri: String {
+    package var iri: String {
         switch self {
         case .open: return "http://publications.europa.eu/resource/authority/access-right/PUBLIC"
         case .restricted: return "http://publications.europa.eu/resource/authority/access-right/RESTRICTED"
@@ -67,16 +67,16 @@ public enum DatasetAccess: String, Sendable, Hashable, CaseIterable {
 }
 
 /// A publisher (`foaf:Organization`).
-public struct Agent: Sendable, Hashable {
-    public var name: String
+package struct Agent: Sendable, Hashable {
+    package var name: String
     /// The organisation's web site (`foaf:homepage`).
-    public var url: String?
-    public var email: String?
+    package var url: String?
+    package var email: String?
     /// ADMS publisher type (`LocalAuthority`, `NationalAuthority`, …). Kept for people and portals that
     /// read it; not written to DCAT-AP.de 2.0, whose shapes only accept a namespace the real ADMS IRIs are not in.
-    public var type: String?
+    package var type: String?
 
-    public init(name: String, url: String? = nil, email: String? = nil, type: String? = nil) {
+    package init(name: String, url: String? = nil, email: String? = nil, type: String? = nil) {
         self.name = name
         self.url = url
         self.email = email
@@ -84,7 +84,7 @@ public struct Agent: Sendable, Hashable {
     }
 
     /// ADMS publisher types (http://purl.org/adms/publishertype/…).
-    public static let types = [
+    package static let types = [
         "Academia-ScientificOrganisation", "Company", "IndustryConsortium", "LocalAuthority", "NationalAuthority",
         "NonGovernmentalOrganisation", "NonProfitOrganisation", "PrivateIndividual(s)", "RegionalAuthority",
         "StandardisationBody", "SupraNationalAuthority",
@@ -92,12 +92,12 @@ public struct Agent: Sendable, Hashable {
 }
 
 /// A contact point (`vcard:Organization`): needs an e-mail address or a URL.
-public struct ContactPoint: Sendable, Hashable {
-    public var name: String
-    public var email: String?
-    public var url: String?
+package struct ContactPoint: Sendable, Hashable {
+    package var name: String
+    package var email: String?
+    package var url: String?
 
-    public init(name: String, email: String? = nil, url: String? = nil) {
+    package init(name: String, email: String? = nil, url: String? = nil) {
         self.name = name
         self.email = email
         self.url = url
@@ -105,15 +105,15 @@ public struct ContactPoint: Sendable, Hashable {
 }
 
 /// Spatial coverage as declared; the extent of the stations (`DatasetFacts.bbox`) is added when publishing.
-public struct SpatialCoverage: Sendable, Hashable {
+package struct SpatialCoverage: Sendable, Hashable {
     /// 8-digit Amtlicher Gemeindeschlüssel → `dcatde:politicalGeocodingURI`.
-    public var ags: String?
+    package var ags: String?
     /// A declared extent, used when the data has no located stations.
-    public var bbox: BoundingBox?
+    package var bbox: BoundingBox?
     /// A WKT geometry (`locn:geometry`), e.g. the municipality's outline.
-    public var geometryWKT: String?
+    package var geometryWKT: String?
 
-    public init(ags: String? = nil, bbox: BoundingBox? = nil, geometryWKT: String? = nil) {
+    package init(ags: String? = nil, bbox: BoundingBox? = nil, geometryWKT: String? = nil) {
         self.ags = ags
         self.bbox = bbox
         self.geometryWKT = geometryWKT
@@ -121,13 +121,13 @@ public struct SpatialCoverage: Sendable, Hashable {
 }
 
 /// West, south, east, north in WGS84 degrees.
-public struct BoundingBox: Sendable, Hashable {
-    public var minLongitude: Double
-    public var minLatitude: Double
-    public var maxLongitude: Double
-    public var maxLatitude: Double
+package struct BoundingBox: Sendable, Hashable {
+    package var minLongitude: Double
+    package var minLatitude: Double
+    package var maxLongitude: Double
+    package var maxLatitude: Double
 
-    public init(minLongitude: Double, minLatitude: Double, maxLongitude: Double, maxLatitude: Double) {
+    package init(minLongitude: Double, minLatitude: Double, maxLongitude: Double, maxLatitude: Double) {
         self.minLongitude = minLongitude
         self.minLatitude = minLatitude
         self.maxLongitude = maxLongitude
@@ -135,7 +135,7 @@ public struct BoundingBox: Sendable, Hashable {
     }
 
     /// The smallest box around the points, or nil for none.
-    public init?(points: some Sequence<(longitude: Double, latitude: Double)>) {
+    package init?(points: some Sequence<(longitude: Double, latitude: Double)>) {
         var box: BoundingBox?
         for p in points where p.longitude.isFinite && p.latitude.isFinite {
             if var b = box {
@@ -152,39 +152,39 @@ public struct BoundingBox: Sendable, Hashable {
         self = box
     }
 
-    public var isValid: Bool {
+    package var isValid: Bool {
         [minLongitude, minLatitude, maxLongitude, maxLatitude].allSatisfy(\.isFinite)
             && minLongitude >= -180 && maxLongitude <= 180 && minLatitude >= -90 && maxLatitude <= 90
             && minLongitude <= maxLongitude && minLatitude <= maxLatitude
     }
 
     /// True when the box is a single point or a line.
-    public var isDegenerate: Bool { minLongitude == maxLongitude || minLatitude == maxLatitude }
+    package var isDegenerate: Bool { minLongitude == maxLongitude || minLatitude == maxLatitude }
 
-    public var center: (longitude: Double, latitude: Double) {
+    package var center: (longitude: Double, latitude: Double) {
         ((minLongitude + maxLongitude) / 2, (minLatitude + maxLatitude) / 2)
     }
 }
 
 /// The catalog as a whole (`catalog.yaml`): who runs this installation.
-public struct CatalogMetadata: Sendable, Hashable {
-    public var title: String
-    public var titleEN: String?
-    public var description: String
-    public var descriptionEN: String?
-    public var publisher: Agent
+package struct CatalogMetadata: Sendable, Hashable {
+    package var title: String
+    package var titleEN: String?
+    package var description: String
+    package var descriptionEN: String?
+    package var publisher: Agent
     /// `foaf:homepage` of the catalog; nil: the base URL.
-    public var homepage: String?
+    package var homepage: String?
     /// ISO 639-1 codes of the metadata languages (`de`, `en`).
-    public var languages: [String]
-    public var licence: Licence
+    package var languages: [String]
+    package var licence: Licence
     /// GovData contributor ID, used for every dataset that does not name its own.
-    public var contributorID: String
-    public var contact: ContactPoint?
+    package var contributorID: String
+    package var contact: ContactPoint?
     /// `dct:issued` of the catalog, `YYYY-MM-DD`.
-    public var issued: String?
+    package var issued: String?
 
-    public init(
+    package init(
         title: String, titleEN: String? = nil, description: String, descriptionEN: String? = nil, publisher: Agent,
         homepage: String? = nil, languages: [String] = ["de"], licence: Licence = .dlByDe20, contributorID: String,
         contact: ContactPoint? = nil, issued: String? = nil

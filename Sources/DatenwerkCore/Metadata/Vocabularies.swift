@@ -4,15 +4,15 @@
 /// data themes and frequencies are the EU Publications Office authority tables.
 
 /// An EU data theme (`http://publications.europa.eu/resource/authority/data-theme/<code>`).
-public struct DataTheme: Sendable, Hashable {
-    public var code: String
-    public var labelDE: String
-    public var labelEN: String
+package struct DataTheme: Sendable, Hashable {
+    package var code: String
+    package var labelDE: String
+    package var labelEN: String
 
-    public static let scheme = "http://publications.europa.eu/resource/authority/data-theme"
-    public var iri: String { Self.scheme + "/" + code }
+    package static let scheme = "http://publications.europa.eu/resource/authority/data-theme"
+    package var iri: String { Self.scheme + "/" + code }
 
-    public static let all: [DataTheme] = [
+    package static let all: [DataTheme] = [
         .init(code: "AGRI", labelDE: "Landwirtschaft, Fischerei, Forstwirtschaft und Nahrungsmittel", labelEN: "Agriculture, fisheries, forestry and food"),
         .init(code: "ECON", labelDE: "Wirtschaft und Finanzen", labelEN: "Economy and finance"),
         .init(code: "EDUC", labelDE: "Bildung, Kultur und Sport", labelEN: "Education, culture and sport"),
@@ -30,22 +30,22 @@ public struct DataTheme: Sendable, Hashable {
     ]
 
     /// The theme with this code (case-insensitive), or nil.
-    public static func code(_ code: String) -> DataTheme? {
+    package static func code(_ code: String) -> DataTheme? {
         let upper = code.uppercased()
         return all.first { $0.code == upper }
     }
 }
 
 /// An EU update frequency (`http://publications.europa.eu/resource/authority/frequency/<code>`).
-public struct UpdateFrequency: Sendable, Hashable {
-    public var code: String
-    public var labelDE: String
-    public var labelEN: String
+package struct UpdateFrequency: Sendable, Hashable {
+    package var code: String
+    package var labelDE: String
+    package var labelEN: String
 
-    public static let scheme = "http://publications.europa.eu/resource/authority/frequency"
-    public var iri: String { Self.scheme + "/" + code }
+    package static let scheme = "http://publications.europa.eu/resource/authority/frequency"
+    package var iri: String { Self.scheme + "/" + code }
 
-    public static let all: [UpdateFrequency] = [
+    package static let all: [UpdateFrequency] = [
         .init(code: "CONT", labelDE: "laufend", labelEN: "continuous"),
         .init(code: "UPDATE_CONT", labelDE: "ständig aktualisiert", labelEN: "continuously updated"),
         .init(code: "1MIN", labelDE: "minütlich", labelEN: "every minute"),
@@ -86,7 +86,7 @@ public struct UpdateFrequency: Sendable, Hashable {
     ]
 
     /// The frequency with this code (case-insensitive), or nil.
-    public static func code(_ code: String) -> UpdateFrequency? {
+    package static func code(_ code: String) -> UpdateFrequency? {
         let upper = code.uppercased()
         return all.first { $0.code == upper }
     }
@@ -94,22 +94,22 @@ public struct UpdateFrequency: Sendable, Hashable {
 
 /// A licence from the dcat-ap.de licence list (`http://dcat-ap.de/def/licenses/<id>`), the only
 /// licences GovData accepts on a distribution.
-public struct Licence: Sendable, Hashable {
+package struct Licence: Sendable, Hashable {
     /// The dcat-ap.de identifier, e.g. `dl-by-de/2.0`.
-    public var id: String
-    public var labelDE: String
+    package var id: String
+    package var labelDE: String
     /// The licence text for people (may be nil for the "other-…" placeholders).
-    public var homepage: String?
+    package var homepage: String?
     /// Whether the licence asks for attribution (then `dcatde:licenseAttributionByText` is emitted).
-    public var attribution: Bool
+    package var attribution: Bool
 
-    public static let namespace = "http://dcat-ap.de/def/licenses/"
-    public var iri: String { Self.namespace + id }
+    package static let namespace = "http://dcat-ap.de/def/licenses/"
+    package var iri: String { Self.namespace + id }
 
     /// The default licence of German open data: Datenlizenz Deutschland – Namensnennung – Version 2.0.
-    public static let dlByDe20 = Licence(id: "dl-by-de/2.0", labelDE: "Datenlizenz Deutschland – Namensnennung – Version 2.0", homepage: "https://www.govdata.de/dl-de/by-2-0", attribution: true)
+    package static let dlByDe20 = Licence(id: "dl-by-de/2.0", labelDE: "Datenlizenz Deutschland – Namensnennung – Version 2.0", homepage: "https://www.govdata.de/dl-de/by-2-0", attribution: true)
 
-    public static let all: [Licence] = [
+    package static let all: [Licence] = [
         dlByDe20,
         .init(id: "dl-zero-de/2.0", labelDE: "Datenlizenz Deutschland – Zero – Version 2.0", homepage: "https://www.govdata.de/dl-de/zero-2-0", attribution: false),
         .init(id: "dl-by-de/1.0", labelDE: "Datenlizenz Deutschland – Namensnennung – Version 1.0", homepage: "https://www.govdata.de/dl-de/by-1-0", attribution: true),
@@ -147,7 +147,7 @@ public struct Licence: Sendable, Hashable {
     ]
 
     /// Other spellings people write in YAML (GovData's short ids, SPDX ids) → dcat-ap.de id.
-    public static let aliases: [String: String] = [
+    package static let aliases: [String: String] = [
         "dl-de/by-2-0": "dl-by-de/2.0", "dl-de-by-2.0": "dl-by-de/2.0",
         "dl-de/zero-2-0": "dl-zero-de/2.0", "dl-de-zero-2.0": "dl-zero-de/2.0",
         "dl-de/by-1-0": "dl-by-de/1.0", "dl-de/by-nc-1-0": "dl-by-nc-de/1.0",
@@ -156,10 +156,10 @@ public struct Licence: Sendable, Hashable {
     ]
 
     /// Every spelling `named(_:)` accepts: the dcat-ap.de ids and the aliases.
-    public static var acceptedNames: [String] { all.map(\.id) + aliases.keys.sorted() }
+    package static var acceptedNames: [String] { all.map(\.id) + aliases.keys.sorted() }
 
     /// The licence for a dcat-ap.de id, an alias (case-insensitive) or a full dcat-ap.de IRI; nil if unknown.
-    public static func named(_ name: String) -> Licence? {
+    package static func named(_ name: String) -> Licence? {
         var key = name
         if key.hasPrefix(namespace) { key.removeFirst(namespace.count) }
         if let exact = all.first(where: { $0.id == key }) { return exact }
@@ -172,10 +172,10 @@ public struct Licence: Sendable, Hashable {
 /// GovData contributor IDs (`dcatde:contributorID`, `http://dcat-ap.de/def/contributors/<id>`).
 ///
 /// Every dataset delivered to GovData carries exactly one; GovData assigns new ones on request.
-public enum ContributorID {
-    public static let namespace = "http://dcat-ap.de/def/contributors/"
+package enum ContributorID {
+    package static let namespace = "http://dcat-ap.de/def/contributors/"
 
-    public static let known: [String] = [
+    package static let known: [String] = [
         "auswaertigesAmt", "berlinOpenData", "bundesamtFuerBauwesenUndRaumordnung", "bundesamtFuerJustiz",
         "bundesanstaltFuerMaterialforschungUndPruefung", "bundesamtFuerVerbraucherschutzUndLebensmittelsicherheit",
         "bundesamtFuerWirtschaftUndAusfuhrkontrolle", "bundesanstaltFuerArbeitsschutzUndArbeitsmedizin",
@@ -197,10 +197,10 @@ public enum ContributorID {
         "transparenzportalHamburg", "umweltbundesamt",
     ]
 
-    public static func iri(_ id: String) -> String { namespace + id }
+    package static func iri(_ id: String) -> String { namespace + id }
 
     /// The canonical id (exact spelling) for `id` or a full contributor IRI; nil if it is not in the list.
-    public static func validated(_ id: String) -> String? {
+    package static func validated(_ id: String) -> String? {
         var key = id
         if key.hasPrefix(namespace) { key.removeFirst(namespace.count) }
         return known.first { $0 == key } ?? known.first { $0.lowercased() == key.lowercased() }
@@ -208,16 +208,16 @@ public enum ContributorID {
 }
 
 /// EU languages (`http://publications.europa.eu/resource/authority/language/<code>`) for ISO 639-1 codes.
-public enum LanguageCode {
-    public static let namespace = "http://publications.europa.eu/resource/authority/language/"
+package enum LanguageCode {
+    package static let namespace = "http://publications.europa.eu/resource/authority/language/"
 
-    public static let byISO6391: [String: String] = [
+    package static let byISO6391: [String: String] = [
         "de": "DEU", "en": "ENG", "fr": "FRA", "nl": "NLD", "da": "DAN", "pl": "POL", "cs": "CES", "it": "ITA",
         "es": "SPA", "lb": "LTZ", "dsb": "DSB", "hsb": "HSB", "fy": "FRY", "tr": "TUR",
     ]
 
     /// `de` or `DEU` → `http://…/language/DEU`; nil if unknown.
-    public static func iri(_ code: String) -> String? {
+    package static func iri(_ code: String) -> String? {
         if let three = byISO6391[code.lowercased()] { return namespace + three }
         let upper = code.uppercased()
         if byISO6391.values.contains(upper) { return namespace + upper }
@@ -226,12 +226,12 @@ public enum LanguageCode {
 }
 
 /// The political geocoding IRIs of dcat-ap.de for an 8-digit Amtlicher Gemeindeschlüssel.
-public enum PoliticalGeocoding {
-    public static let municipalityLevel = "http://dcat-ap.de/def/politicalGeocoding/Level/municipality"
-    public static func municipalityIRI(ags: String) -> String { "http://dcat-ap.de/def/politicalGeocoding/municipalityKey/" + ags }
+package enum PoliticalGeocoding {
+    package static let municipalityLevel = "http://dcat-ap.de/def/politicalGeocoding/Level/municipality"
+    package static func municipalityIRI(ags: String) -> String { "http://dcat-ap.de/def/politicalGeocoding/municipalityKey/" + ags }
 
     /// True for eight ASCII digits that do not name "no municipality" (`00000000`).
-    public static func isMunicipalityKey(_ ags: String) -> Bool {
+    package static func isMunicipalityKey(_ ags: String) -> Bool {
         ags.utf8.count == 8 && ags.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } && ags != "00000000"
     }
 }

@@ -10,7 +10,7 @@ import Logging
 ///
 /// A connector never builds its own HTTP client (it gets the shared fetcher in `ConnectorContext`)
 /// and never parses a format that `DatenwerkFormats` already parses.
-public protocol Connector: Sendable {
+package protocol Connector: Sendable {
     /// The `source.kind` that selects it, e.g. `sensor-community`.
     var kind: String { get }
     /// One line for `connectors list`.
@@ -26,41 +26,41 @@ public protocol Connector: Sendable {
 }
 
 extension Connector {
-    public func check(_ config: ConnectorConfig) -> [ConfigProblem] { [] }
+    package func check(_ config: ConnectorConfig) -> [ConfigProblem] { [] }
 }
 
 /// One run of a connector: pulls batches of normalised items.
-public protocol ConnectorRun {
+package protocol ConnectorRun {
     /// The next batch, or nil at the end. Bad records come back as `.quarantined` items.
     mutating func next() async throws -> ConnectorBatch?
     var bytesRead: Int { get }
     var origins: [String] { get }
 }
 
-public struct ConnectorBatch: Sendable {
-    public var items: [StagedItem]
+package struct ConnectorBatch: Sendable {
+    package var items: [StagedItem]
     /// Source records behind these items (for the run's "records read").
-    public var recordsRead: Int
+    package var recordsRead: Int
 
-    public init(items: [StagedItem], recordsRead: Int) {
+    package init(items: [StagedItem], recordsRead: Int) {
         self.items = items
         self.recordsRead = recordsRead
     }
 }
 
 /// What a connector gets to work with.
-public struct ConnectorContext: Sendable {
-    public var pipeline: String
-    public var tenant: String
-    public var fetcher: HTTPFetcher
+package struct ConnectorContext: Sendable {
+    package var pipeline: String
+    package var tenant: String
+    package var fetcher: HTTPFetcher
     /// What this run fetches with: the shared fetcher, the run's retry log and validators (conditional GETs), and the
     /// pipeline's `request:` block (headers, timeout, secrets masked). Read documents with it (`DocumentReader`).
-    public var session: FetchSession
-    public var logger: Logger
+    package var session: FetchSession
+    package var logger: Logger
     /// Documents handed over by the server for a push connector; nil when the connector should read its source.
-    public var pushed: [PushedDocument]?
+    package var pushed: [PushedDocument]?
 
-    public init(pipeline: String, tenant: String, fetcher: HTTPFetcher, session: FetchSession? = nil, logger: Logger, pushed: [PushedDocument]? = nil) {
+    package init(pipeline: String, tenant: String, fetcher: HTTPFetcher, session: FetchSession? = nil, logger: Logger, pushed: [PushedDocument]? = nil) {
         self.pipeline = pipeline
         self.tenant = tenant
         self.fetcher = fetcher
@@ -71,15 +71,15 @@ public struct ConnectorContext: Sendable {
 }
 
 /// One request body received by `datenwerk serve` for a push pipeline.
-public struct PushedDocument: Sendable {
+package struct PushedDocument: Sendable {
     /// Where it came from, for quarantine and run history (e.g. `POST /ingest/ttn-emden from 10.0.0.5`).
-    public var origin: String
-    public var body: [UInt8]
+    package var origin: String
+    package var body: [UInt8]
     /// Set when the server already rejected the body (e.g. the database refused it alone): the run keeps it in
     /// quarantine with this reason instead of mapping it.
-    public var rejection: String?
+    package var rejection: String?
 
-    public init(origin: String, body: [UInt8], rejection: String? = nil) {
+    package init(origin: String, body: [UInt8], rejection: String? = nil) {
         self.origin = origin
         self.body = body
         self.rejection = rejection
@@ -87,7 +87,7 @@ public struct PushedDocument: Sendable {
 }
 
 /// What a push connector says about a request body before it is stored.
-public enum PushAdmission: Sendable, Equatable {
+package enum PushAdmission: Sendable, Equatable {
     /// Store it (through a run, committed before the answer).
     case accept
     /// A valid message that carries nothing to store (e.g. a join accept); answered 200, not stored.
@@ -102,7 +102,7 @@ public enum PushAdmission: Sendable, Equatable {
 /// A connector that receives its records over HTTP (webhooks) instead of fetching them.
 /// The server authenticates the sender with a token from the environment variable `tokenVariable(config)`,
 /// asks `admit` about each body, then runs the pipeline over the admitted bodies with `ConnectorContext.pushed`.
-public protocol PushConnector: Connector {
+package protocol PushConnector: Connector {
     func tokenVariable(_ config: ConnectorConfig) -> String
     func admit(_ body: [UInt8], config: ConnectorConfig) -> PushAdmission
 }
@@ -111,27 +111,27 @@ public protocol PushConnector: Connector {
 /// (through `Setting` / `DefaultedSetting`, which also read it back typed). `connectors describe` prints it,
 /// the pipeline reader checks values against `kind`, and older spellings in `deprecatedNames` are still read
 /// with a warning that names the preferred one.
-public struct ConfigKey: Sendable {
-    public enum Kind: Sendable {
+package struct ConfigKey: Sendable {
+    package enum Kind: Sendable {
         case string, int, number, bool, strings, stringMap
         /// An http(s) URL or a file path (relative paths resolve against the pipeline file; `*` globs).
         case location
         case choice([String])
     }
 
-    public var name: String
-    public var kind: Kind
-    public var required: Bool
-    public var help: String
+    package var name: String
+    package var kind: Kind
+    package var required: Bool
+    package var help: String
     /// The value a connector reads when the pipeline leaves the key out (nil: no default).
-    public var defaultValue: ConfigValue?
+    package var defaultValue: ConfigValue?
     /// Older spellings still accepted, each with a deprecation warning naming `name`.
-    public var deprecatedNames: [String]
+    package var deprecatedNames: [String]
     /// Turns a value into the key's Swift type (a `String`, an `Int`, a choice's enum case, …); nil when it
     /// does not fit. Set by the typed settings; nil for a key declared without a type.
-    public var decode: (@Sendable (ConfigValue) -> (any Sendable)?)?
+    package var decode: (@Sendable (ConfigValue) -> (any Sendable)?)?
 
-    public init(_ name: String, _ kind: Kind, required: Bool = false, default defaultValue: ConfigValue? = nil, deprecated: [String] = [],
+    package init(_ name: String, _ kind: Kind, required: Bool = false, default defaultValue: ConfigValue? = nil, deprecated: [String] = [],
                 decode: (@Sendable (ConfigValue) -> (any Sendable)?)? = nil, _ help: String) {
         self.name = name
         self.kind = kind
@@ -143,9 +143,9 @@ public struct ConfigKey: Sendable {
     }
 
     /// The default as `connectors describe` prints it.
-    public var defaultText: String? { defaultValue?.text }
+    package var defaultText: String? { defaultValue?.text }
 
-    public var typeName: String {
+    package var typeName: String {
         switch kind {
         case .string: return "text"
         case .int: return "whole number"
@@ -160,13 +160,13 @@ public struct ConfigKey: Sendable {
 }
 
 /// The one spelling of a time zone key in a pipeline, and the ones still read with a deprecation warning.
-public enum TimeZoneKey {
-    public static let name = "timezone"
-    public static let deprecated = ["zone", "time_zone"]
+package enum TimeZoneKey {
+    package static let name = "timezone"
+    package static let deprecated = ["zone", "time_zone"]
 }
 
 /// A Swift type a configuration value decodes to.
-public protocol ConfigValueType: Sendable {
+package protocol ConfigValueType: Sendable {
     /// The key kind a value of this type is written as (a `String` may also be declared `.location`).
     static var configKind: ConfigKey.Kind { get }
     init?(configValue: ConfigValue)
@@ -174,8 +174,8 @@ public protocol ConfigValueType: Sendable {
 }
 
 extension String: ConfigValueType {
-    public static var configKind: ConfigKey.Kind { .string }
-    public init?(configValue: ConfigValue) {
+    package static var configKind: ConfigKey.Kind { .string }
+    package init?(configValue: ConfigValue) {
         switch configValue {
         case .string(let s): self = s
         case .int(let i): self = String(i)
@@ -183,91 +183,91 @@ extension String: ConfigValueType {
         default: return nil
         }
     }
-    public var configValue: ConfigValue { .string(self) }
+    package var configValue: ConfigValue { .string(self) }
 }
 
 extension Int: ConfigValueType {
-    public static var configKind: ConfigKey.Kind { .int }
-    public init?(configValue: ConfigValue) { if case .int(let i) = configValue { self = i } else { return nil } }
-    public var configValue: ConfigValue { .int(self) }
+    package static var configKind: ConfigKey.Kind { .int }
+    package init?(configValue: ConfigValue) { if case .int(let i) = configValue { self = i } else { return nil } }
+    package var configValue: ConfigValue { .int(self) }
 }
 
 extension Double: ConfigValueType {
-    public static var configKind: ConfigKey.Kind { .number }
-    public init?(configValue: ConfigValue) {
+    package static var configKind: ConfigKey.Kind { .number }
+    package init?(configValue: ConfigValue) {
         switch configValue {
         case .number(let d): self = d
         case .int(let i): self = Double(i)
         default: return nil
         }
     }
-    public var configValue: ConfigValue { .number(self) }
+    package var configValue: ConfigValue { .number(self) }
 }
 
 extension Bool: ConfigValueType {
-    public static var configKind: ConfigKey.Kind { .bool }
-    public init?(configValue: ConfigValue) { if case .bool(let b) = configValue { self = b } else { return nil } }
-    public var configValue: ConfigValue { .bool(self) }
+    package static var configKind: ConfigKey.Kind { .bool }
+    package init?(configValue: ConfigValue) { if case .bool(let b) = configValue { self = b } else { return nil } }
+    package var configValue: ConfigValue { .bool(self) }
 }
 
 extension Array: ConfigValueType where Element == String {
-    public static var configKind: ConfigKey.Kind { .strings }
-    public init?(configValue: ConfigValue) { if case .strings(let s) = configValue { self = s } else { return nil } }
-    public var configValue: ConfigValue { .strings(self) }
+    package static var configKind: ConfigKey.Kind { .strings }
+    package init?(configValue: ConfigValue) { if case .strings(let s) = configValue { self = s } else { return nil } }
+    package var configValue: ConfigValue { .strings(self) }
 }
 
 extension Dictionary: ConfigValueType where Key == String, Value == String {
-    public static var configKind: ConfigKey.Kind { .stringMap }
-    public init?(configValue: ConfigValue) { if case .stringMap(let m) = configValue { self = m } else { return nil } }
-    public var configValue: ConfigValue { .stringMap(self) }
+    package static var configKind: ConfigKey.Kind { .stringMap }
+    package init?(configValue: ConfigValue) { if case .stringMap(let m) = configValue { self = m } else { return nil } }
+    package var configValue: ConfigValue { .stringMap(self) }
 }
 
 /// A `choice` key's values as an enum: the options are its raw values, in declaration order.
-public protocol ConfigChoice: ConfigValueType, RawRepresentable, CaseIterable where RawValue == String {}
+package protocol ConfigChoice: ConfigValueType, RawRepresentable, CaseIterable where RawValue == String {}
 
 extension ConfigChoice {
-    public static var configKind: ConfigKey.Kind { .choice(allCases.map(\.rawValue)) }
-    public init?(configValue: ConfigValue) {
+    package static var configKind: ConfigKey.Kind { .choice(allCases.map(\.rawValue)) }
+    package init?(configValue: ConfigValue) {
         guard case .string(let s) = configValue else { return nil }
         self.init(rawValue: s)
     }
-    public var configValue: ConfigValue { .string(rawValue) }
+    package var configValue: ConfigValue { .string(rawValue) }
 }
 
 /// A key without a default, read back as `Value?` (`config[setting]`).
-public struct Setting<Value: ConfigValueType>: Sendable {
-    public let key: ConfigKey
-    public var name: String { key.name }
+package struct Setting<Value: ConfigValueType>: Sendable {
+    package let key: ConfigKey
+    package var name: String { key.name }
 
-    public init(_ name: String, required: Bool = false, deprecated: [String] = [], _ help: String) {
+    package init(_ name: String, required: Bool = false, deprecated: [String] = [], _ help: String) {
         self.init(name, Value.configKind, required: required, deprecated: deprecated, help)
     }
 
     /// With `kind` where the type alone does not say it (a `String` that is a `.location`).
-    public init(_ name: String, _ kind: ConfigKey.Kind, required: Bool = false, deprecated: [String] = [], _ help: String) {
+    package init(_ name: String, _ kind: ConfigKey.Kind, required: Bool = false, deprecated: [String] = [], _ help: String) {
         key = ConfigKey(name, kind, required: required, deprecated: deprecated, decode: { Value(configValue: $0) }, help)
     }
 }
 
 /// A key with a typed default, read back as `Value` (`config[setting]`: the pipeline's value, else the default).
-public struct DefaultedSetting<Value: ConfigValueType>: Sendable {
-    public let key: ConfigKey
-    public let defaultValue: Value
-    public var name: String { key.name }
+package struct DefaultedSetting<Value: ConfigValueType>: Sendable {
+    package let key: ConfigKey
+    package let defaultValue: Value
+    package var name: String { key.name }
 
-    public init(_ name: String, default defaultValue: Value, deprecated: [String] = [], _ help: String) {
+    package init(_ name: String, default defaultValue: Value, deprecated: [String] = [], _ help: String) {
         self.init(name, Value.configKind, default: defaultValue, deprecated: deprecated, help)
     }
 
     /// With `kind` where the type alone does not say it (a `String` that is a `.location`).
-    public init(_ name: String, _ kind: ConfigKey.Kind, default defaultValue: Value, deprecated: [String] = [], _ help: String) {
+    package init(_ name: String, _ kind: ConfigKey.Kind, default defaultValue: Value, deprecated: [String] = [], _ help: String) {
         self.defaultValue = defaultValue
         key = ConfigKey(name, kind, default: defaultValue.configValue, deprecated: deprecated, decode: { Value(configValue: $0) }, help)
     }
 }
 
 /// A connector whose keys decode once, before it starts, into a typed `Configuration`.
-public protocol ConnectorConfiguration: Sendable {
+package protocol ConnectorConfiguration: Sendable {
     /// Every key, each declared once (name, type, default, help), in the order `connectors describe` lists them.
     static var keys: [ConfigKey] { get }
     /// Reads the validated values, defaults where a key is absent; throws only for values `check` refuses.
@@ -275,31 +275,31 @@ public protocol ConnectorConfiguration: Sendable {
 }
 
 /// A `Connector` that starts from its decoded `Configuration`; its `keys` are the configuration's.
-public protocol ConfiguredConnector: Connector {
+package protocol ConfiguredConnector: Connector {
     associatedtype Configuration: ConnectorConfiguration
     func start(_ configuration: Configuration, context: ConnectorContext) throws -> any ConnectorRun
 }
 
 extension ConfiguredConnector {
-    public var keys: [ConfigKey] { Configuration.keys }
+    package var keys: [ConfigKey] { Configuration.keys }
 
-    public func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
+    package func start(_ config: ConnectorConfig, context: ConnectorContext) throws -> any ConnectorRun {
         try start(Configuration(config), context: context)
     }
 
     /// The decoded configuration, type-erased (for tests and tools that hold `any Connector`).
-    public func decodeConfiguration(_ config: ConnectorConfig) throws -> any ConnectorConfiguration {
+    package func decodeConfiguration(_ config: ConnectorConfig) throws -> any ConnectorConfiguration {
         try Configuration(config)
     }
 }
 
 /// A required key was absent (only when a `ConnectorConfig` is built by hand: the pipeline reader reports it first).
-public struct MissingConfigKey: Error, CustomStringConvertible {
-    public var key: String
-    public var description: String { "missing required key '\(key)'" }
+package struct MissingConfigKey: Error, CustomStringConvertible {
+    package var key: String
+    package var description: String { "missing required key '\(key)'" }
 }
 
-public enum ConfigValue: Sendable, Hashable {
+package enum ConfigValue: Sendable, Hashable {
     case string(String)
     case int(Int)
     case number(Double)
@@ -308,7 +308,7 @@ public enum ConfigValue: Sendable, Hashable {
     case stringMap([String: String])
 
     /// The value as `connectors describe` prints a default: `DE`, `100`, `false`, `[de, en]`.
-    public var text: String {
+    package var text: String {
         switch self {
         case .string(let s): return s
         case .int(let i): return String(i)
@@ -321,16 +321,16 @@ public enum ConfigValue: Sendable, Hashable {
 }
 
 /// A connector's validated configuration.
-public struct ConnectorConfig: Sendable {
-    public var kind: String
-    public var values: [String: ConfigValue]
+package struct ConnectorConfig: Sendable {
+    package var kind: String
+    package var values: [String: ConfigValue]
 
-    public init(kind: String, values: [String: ConfigValue]) {
+    package init(kind: String, values: [String: ConfigValue]) {
         self.kind = kind
         self.values = values
     }
 
-    public func string(_ key: String) -> String? {
+    package func string(_ key: String) -> String? {
         switch values[key] {
         case .string(let s): return s
         case .int(let i): return String(i)
@@ -339,56 +339,56 @@ public struct ConnectorConfig: Sendable {
         }
     }
 
-    public func int(_ key: String) -> Int? { if case .int(let i) = values[key] { return i } else { return nil } }
-    public func number(_ key: String) -> Double? {
+    package func int(_ key: String) -> Int? { if case .int(let i) = values[key] { return i } else { return nil } }
+    package func number(_ key: String) -> Double? {
         switch values[key] {
         case .number(let d): return d
         case .int(let i): return Double(i)
         default: return nil
         }
     }
-    public func bool(_ key: String) -> Bool? { if case .bool(let b) = values[key] { return b } else { return nil } }
-    public func strings(_ key: String) -> [String]? { if case .strings(let s) = values[key] { return s } else { return nil } }
-    public func stringMap(_ key: String) -> [String: String]? { if case .stringMap(let m) = values[key] { return m } else { return nil } }
+    package func bool(_ key: String) -> Bool? { if case .bool(let b) = values[key] { return b } else { return nil } }
+    package func strings(_ key: String) -> [String]? { if case .strings(let s) = values[key] { return s } else { return nil } }
+    package func stringMap(_ key: String) -> [String: String]? { if case .stringMap(let m) = values[key] { return m } else { return nil } }
 
     /// The key's value, nil when the pipeline leaves it out.
-    public subscript<Value>(_ setting: Setting<Value>) -> Value? { values[setting.name].flatMap(Value.init(configValue:)) }
+    package subscript<Value>(_ setting: Setting<Value>) -> Value? { values[setting.name].flatMap(Value.init(configValue:)) }
     /// The key's value, its default when the pipeline leaves it out.
-    public subscript<Value>(_ setting: DefaultedSetting<Value>) -> Value { values[setting.name].flatMap(Value.init(configValue:)) ?? setting.defaultValue }
+    package subscript<Value>(_ setting: DefaultedSetting<Value>) -> Value { values[setting.name].flatMap(Value.init(configValue:)) ?? setting.defaultValue }
     /// A required key's value.
-    public func required<Value>(_ setting: Setting<Value>) throws -> Value {
+    package func required<Value>(_ setting: Setting<Value>) throws -> Value {
         guard let value = self[setting] else { throw MissingConfigKey(key: setting.name) }
         return value
     }
     /// Whether the pipeline sets the key (a default does not count).
-    public func has(_ key: ConfigKey) -> Bool { values[key.name] != nil }
-    public func has<Value>(_ setting: Setting<Value>) -> Bool { has(setting.key) }
-    public func has<Value>(_ setting: DefaultedSetting<Value>) -> Bool { has(setting.key) }
+    package func has(_ key: ConfigKey) -> Bool { values[key.name] != nil }
+    package func has<Value>(_ setting: Setting<Value>) -> Bool { has(setting.key) }
+    package func has<Value>(_ setting: DefaultedSetting<Value>) -> Bool { has(setting.key) }
 }
 
 /// A problem found by `Connector.check`, reported at the key's position.
-public struct ConfigProblem: Sendable {
-    public var key: String
-    public var message: String
-    public init(key: String, _ message: String) {
+package struct ConfigProblem: Sendable {
+    package var key: String
+    package var message: String
+    package init(key: String, _ message: String) {
         self.key = key
         self.message = message
     }
 }
 
 /// The connectors a pipeline may name: an explicit list, filled by whoever wires the application.
-public struct ConnectorRegistry: Sendable {
-    public let connectors: [any Connector]
+package struct ConnectorRegistry: Sendable {
+    package let connectors: [any Connector]
 
-    public init(_ connectors: [any Connector]) {
+    package init(_ connectors: [any Connector]) {
         self.connectors = connectors
     }
 
-    public static let none = ConnectorRegistry([])
+    package static let none = ConnectorRegistry([])
 
-    public func connector(_ kind: String) -> (any Connector)? {
+    package func connector(_ kind: String) -> (any Connector)? {
         connectors.first { $0.kind == kind }
     }
 
-    public var kinds: [String] { connectors.map(\.kind) }
+    package var kinds: [String] { connectors.map(\.kind) }
 }

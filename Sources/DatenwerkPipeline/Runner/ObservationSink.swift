@@ -2,32 +2,32 @@ import DatenwerkCore
 import Synchronization
 
 /// Counts of one run, as the runner sees them.
-public struct RunTotals: Sendable, Hashable {
-    public var recordsRead = 0
-    public var observations = 0
-    public var quarantined = 0
-    public var skipped = 0
-    public var bytes = 0
+package struct RunTotals: Sendable, Hashable {
+    package var recordsRead = 0
+    package var observations = 0
+    package var quarantined = 0
+    package var skipped = 0
+    package var bytes = 0
     /// Latest phenomenon start seen (µs UTC), for the checkpoint.
-    public var maxPhenomenonStart: Int64?
-    public var origins: [String] = []
+    package var maxPhenomenonStart: Int64?
+    package var origins: [String] = []
     /// Retries of HTTP requests during the run (for the run history).
-    public var retries: [String] = []
+    package var retries: [String] = []
     /// Other things the run history should show (e.g. "304 not modified").
-    public var events: [String] = []
+    package var events: [String] = []
     /// What the source wants remembered for the next run (HTTP validators, cursors), merged into the checkpoint.
-    public var sourceState: [JSONValue.Member] = []
+    package var sourceState: [JSONValue.Member] = []
 
-    public init() {}
+    package init() {}
 }
 
 /// What the sink did with the staged items.
-public struct LoadResult: Sendable, Hashable {
-    public var inserted = 0
-    public var updated = 0
-    public var unchanged = 0
-    public var stations = 0
-    public init(inserted: Int = 0, updated: Int = 0, unchanged: Int = 0, stations: Int = 0) {
+package struct LoadResult: Sendable, Hashable {
+    package var inserted = 0
+    package var updated = 0
+    package var unchanged = 0
+    package var stations = 0
+    package init(inserted: Int = 0, updated: Int = 0, unchanged: Int = 0, stations: Int = 0) {
         self.inserted = inserted
         self.updated = updated
         self.unchanged = unchanged
@@ -36,20 +36,20 @@ public struct LoadResult: Sendable, Hashable {
 }
 
 /// Why and for what a run happens: passed to the sink so the run row, the job and the checkpoint agree.
-public struct RunContext: Sendable {
+package struct RunContext: Sendable {
     /// manual, scheduled, backfill, push, dry-run, test …
-    public var trigger: String
+    package var trigger: String
     /// The job (datenwerk.jobs) this run executes; the sink finishes it in the run's own transaction.
-    public var jobID: Int64?
+    package var jobID: Int64?
     /// A backfill chunk, half-open [from, to) in µs UTC: observations outside are dropped, and the run
     /// moves the backfill checkpoint, never the live cursor.
-    public var window: Range<Int64>?
+    package var window: Range<Int64>?
 
     /// A replay of quarantined records (`datenwerk quarantine replay`): the stored records are the input,
     /// the sink removes the ones that load from quarantine, and no checkpoint moves.
-    public var replay: QuarantineReplay?
+    package var replay: QuarantineReplay?
 
-    public init(trigger: String = "manual", jobID: Int64? = nil, window: Range<Int64>? = nil, replay: QuarantineReplay? = nil) {
+    package init(trigger: String = "manual", jobID: Int64? = nil, window: Range<Int64>? = nil, replay: QuarantineReplay? = nil) {
         self.trigger = trigger
         self.jobID = jobID
         self.window = window
@@ -57,14 +57,14 @@ public struct RunContext: Sendable {
     }
 
     /// The `checkpoints` row this run writes.
-    public func checkpointKey(_ pipeline: String) -> String { window == nil ? pipeline : pipeline + "#backfill" }
+    package func checkpointKey(_ pipeline: String) -> String { window == nil ? pipeline : pipeline + "#backfill" }
     /// A replay reads no source, so it has nothing to remember for the next run.
-    public var writesCheckpoint: Bool { replay == nil }
+    package var writesCheckpoint: Bool { replay == nil }
 }
 
 /// Where normalised items go. A sink loads one run's items in ONE transaction together with the run's
 /// outcome and checkpoint, so a run either lands completely or not at all.
-public protocol ObservationSink: Sendable {
+package protocol ObservationSink: Sendable {
     /// Records that a run started; returns its id.
     func beginRun(pipeline: PipelineSpec, context: RunContext) async throws -> Int64
     /// Streams every batch from `next` into the store, then commits data, run row and checkpoint together.
@@ -81,47 +81,47 @@ public protocol ObservationSink: Sendable {
 }
 
 extension ObservationSink {
-    public func checkpoint(_ key: String) async throws -> JSONValue? { nil }
+    package func checkpoint(_ key: String) async throws -> JSONValue? { nil }
 }
 
 /// Why a run failed: the step, a stable code, the message, and the cause it came from (kept, not flattened to
 /// text, so that a caller can decide on the cause — e.g. push ingest on the SQLSTATE — without parsing words).
-public struct PipelineError: Error, Sendable, CustomStringConvertible {
-    public enum Step: String, Sendable { case configure, extract, transform, load }
+package struct PipelineError: Error, Sendable, CustomStringConvertible {
+    package enum Step: String, Sendable { case configure, extract, transform, load }
 
     /// What kind of failure, for programs (logs, metrics, retry decisions); the message is for people.
-    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-        public var rawValue: String
-        public init(rawValue: String) { self.rawValue = rawValue }
-        public var description: String { rawValue }
+    package struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        package var rawValue: String
+        package init(rawValue: String) { self.rawValue = rawValue }
+        package var description: String { rawValue }
 
         /// The pipeline names a connector this build does not have.
-        public static let connectorMissing = Code(rawValue: "connector-missing")
+        package static let connectorMissing = Code(rawValue: "connector-missing")
         /// Neither a connector nor a source with observations.
-        public static let noSource = Code(rawValue: "no-source")
+        package static let noSource = Code(rawValue: "no-source")
         /// The connector or mapping refused its configuration at start.
-        public static let configuration = Code(rawValue: "configuration")
+        package static let configuration = Code(rawValue: "configuration")
         /// The source could not be read (HTTP, file, format).
-        public static let source = Code(rawValue: "source")
+        package static let source = Code(rawValue: "source")
         /// A bad record with `on_bad_record: fail`.
-        public static let badRecord = Code(rawValue: "bad-record")
+        package static let badRecord = Code(rawValue: "bad-record")
         /// More than `max_bad_records`.
-        public static let tooManyBadRecords = Code(rawValue: "too-many-bad-records")
+        package static let tooManyBadRecords = Code(rawValue: "too-many-bad-records")
         /// The database refused or went away (see `sqlState`).
-        public static let database = Code(rawValue: "database")
+        package static let database = Code(rawValue: "database")
         /// Anything else the sink threw.
-        public static let load = Code(rawValue: "load")
+        package static let load = Code(rawValue: "load")
     }
 
-    public var step: Step
-    public var code: Code
-    public var message: String
+    package var step: Step
+    package var code: Code
+    package var message: String
     /// The error this one was made from, if any.
-    public var underlying: (any Error & Sendable)?
+    package var underlying: (any Error & Sendable)?
     /// The SQLSTATE when the database refused the load (e.g. `23514`, `54000`).
-    public var sqlState: String?
+    package var sqlState: String?
 
-    public init(step: Step, code: Code, message: String, underlying: (any Error & Sendable)? = nil, sqlState: String? = nil) {
+    package init(step: Step, code: Code, message: String, underlying: (any Error & Sendable)? = nil, sqlState: String? = nil) {
         self.step = step
         self.code = code
         self.message = message
@@ -130,16 +130,16 @@ public struct PipelineError: Error, Sendable, CustomStringConvertible {
     }
 
     /// Wraps `error` (a `PipelineError` stays as it is), its text as the message.
-    public static func wrapping(_ error: any Error, step: Step, code: Code) -> PipelineError {
+    package static func wrapping(_ error: any Error, step: Step, code: Code) -> PipelineError {
         if let known = error as? PipelineError { return known }
         return PipelineError(step: step, code: code, message: "\(error)", underlying: error)
     }
 
-    public var description: String { "\(step.rawValue): \(message)" }
+    package var description: String { "\(step.rawValue): \(message)" }
 }
 
 /// Keeps everything in memory: for `--dry-run` and for tests that compare whole normalised output.
-public final class RecordingSink: ObservationSink, Sendable {
+package final class RecordingSink: ObservationSink, Sendable {
     private struct Recorded {
         var items: [StagedItem] = []
         var failures: [PipelineError] = []
@@ -148,19 +148,19 @@ public final class RecordingSink: ObservationSink, Sendable {
 
     private let recorded = Mutex(Recorded())
 
-    public var items: [StagedItem] { recorded.withLock { $0.items } }
-    public var failures: [PipelineError] { recorded.withLock { $0.failures } }
+    package var items: [StagedItem] { recorded.withLock { $0.items } }
+    package var failures: [PipelineError] { recorded.withLock { $0.failures } }
 
-    public init() {}
+    package init() {}
 
-    public func beginRun(pipeline: PipelineSpec, context: RunContext) async throws -> Int64 {
+    package func beginRun(pipeline: PipelineSpec, context: RunContext) async throws -> Int64 {
         recorded.withLock { r in
             defer { r.nextRun += 1 }
             return r.nextRun
         }
     }
 
-    public func load(runID: Int64, pipeline: PipelineSpec, context: RunContext, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
+    package func load(runID: Int64, pipeline: PipelineSpec, context: RunContext, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
         var result = LoadResult()
         while let batch = try await next() {
             for item in batch {
@@ -175,11 +175,11 @@ public final class RecordingSink: ObservationSink, Sendable {
         return result
     }
 
-    public func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: PipelineError, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
+    package func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: PipelineError, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {
         recorded.withLock { $0.failures.append(failure) }
     }
 
-    public var observations: [Observation] { items.compactMap { if case .observation(let o) = $0 { return o } else { return nil } } }
-    public var stations: [Station] { items.compactMap { if case .station(let s) = $0 { return s } else { return nil } } }
-    public var quarantined: [QuarantinedRecord] { items.compactMap { if case .quarantined(let q) = $0 { return q } else { return nil } } }
+    package var observations: [Observation] { items.compactMap { if case .observation(let o) = $0 { return o } else { return nil } } }
+    package var stations: [Station] { items.compactMap { if case .station(let s) = $0 { return s } else { return nil } } }
+    package var quarantined: [QuarantinedRecord] { items.compactMap { if case .quarantined(let q) = $0 { return q } else { return nil } } }
 }

@@ -6,36 +6,36 @@ import Foundation
 import Logging
 
 /// The outcome of one run, for people (the CLI table) and tests.
-public struct RunReport: Sendable {
-    public var pipeline: String
-    public var runID: Int64
-    public var totals: RunTotals
-    public var load: LoadResult
-    public var seconds: Double
-    public var failure: PipelineError?
+package struct RunReport: Sendable {
+    package var pipeline: String
+    package var runID: Int64
+    package var totals: RunTotals
+    package var load: LoadResult
+    package var seconds: Double
+    package var failure: PipelineError?
     /// The first problems with records (for warnings), at most `warningLimit`.
-    public var recordProblems: [RecordError]
+    package var recordProblems: [RecordError]
 
-    public var succeeded: Bool { failure == nil }
+    package var succeeded: Bool { failure == nil }
 }
 
 /// Live figures while a run goes on (records/s on a terminal).
-public struct RunProgress: Sendable {
-    public var pipeline: String
-    public var totals: RunTotals
-    public var seconds: Double
+package struct RunProgress: Sendable {
+    package var pipeline: String
+    package var totals: RunTotals
+    package var seconds: Double
 }
 
 /// Runs a pipeline: extract (source) → decode → transform → map/normalise → sink, pulled end to end
 /// batch by batch, so memory stays bounded by one batch whatever the input size.
-public struct PipelineRunner: Sendable {
-    public let fetcher: HTTPFetcher
-    public let sink: any ObservationSink
-    public let connectors: ConnectorRegistry
-    public var logger: Logger
-    public static let warningLimit = 20
+package struct PipelineRunner: Sendable {
+    package let fetcher: HTTPFetcher
+    package let sink: any ObservationSink
+    package let connectors: ConnectorRegistry
+    package var logger: Logger
+    package static let warningLimit = 20
 
-    public init(fetcher: HTTPFetcher, sink: any ObservationSink, connectors: ConnectorRegistry = .none, logger: Logger = Logger(label: "datenwerk.runner")) {
+    package init(fetcher: HTTPFetcher, sink: any ObservationSink, connectors: ConnectorRegistry = .none, logger: Logger = Logger(label: "datenwerk.runner")) {
         self.fetcher = fetcher
         self.sink = sink
         self.connectors = connectors
@@ -43,7 +43,7 @@ public struct PipelineRunner: Sendable {
     }
 
     /// `session`: what the run fetches with (retries, validators, the `request:` block); nil: the fetcher alone.
-    public func makeSource(_ spec: SourceSpec, session: FetchSession? = nil) throws -> any RecordSource {
+    package func makeSource(_ spec: SourceSpec, session: FetchSession? = nil) throws -> any RecordSource {
         switch spec.kind {
         case .file: return try FileRecordSource(path: spec.path ?? "", format: spec.format)
         case .http: return HTTPRecordSource(spec: spec, session: session ?? FetchSession(fetcher: fetcher))
@@ -51,11 +51,11 @@ public struct PipelineRunner: Sendable {
     }
 
     /// Runs `spec` once. `pushed` hands a push connector the bodies it received (see `PushConnector`).
-    public func run(_ spec: PipelineSpec, trigger: String = "manual", pushed: [PushedDocument]? = nil, progress: (@Sendable (RunProgress) -> Void)? = nil) async throws -> RunReport {
+    package func run(_ spec: PipelineSpec, trigger: String = "manual", pushed: [PushedDocument]? = nil, progress: (@Sendable (RunProgress) -> Void)? = nil) async throws -> RunReport {
         try await run(spec, context: RunContext(trigger: trigger), pushed: pushed, progress: progress)
     }
 
-    public func run(_ spec: PipelineSpec, context: RunContext, pushed: [PushedDocument]? = nil, progress: (@Sendable (RunProgress) -> Void)? = nil) async throws -> RunReport {
+    package func run(_ spec: PipelineSpec, context: RunContext, pushed: [PushedDocument]? = nil, progress: (@Sendable (RunProgress) -> Void)? = nil) async throws -> RunReport {
         let retries = RetryLog()
         // Incremental: the last successful run's cursor gives `{since}` and the HTTP validators to send.
         var cursor: JSONValue?
@@ -374,7 +374,7 @@ final class RunState: @unchecked Sendable {
 }
 
 extension Duration {
-    public var seconds: Double {
+    package var seconds: Double {
         let (s, atto) = components
         return Double(s) + Double(atto) / 1e18
     }

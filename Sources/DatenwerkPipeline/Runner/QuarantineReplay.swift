@@ -4,13 +4,13 @@ import Foundation
 import Synchronization
 
 /// One quarantined record as stored, to be tried again.
-public struct StoredQuarantine: Sendable {
-    public var id: Int64
-    public var error: RecordError
-    public var raw: String
-    public var fields: JSONValue?
+package struct StoredQuarantine: Sendable {
+    package var id: Int64
+    package var error: RecordError
+    package var raw: String
+    package var fields: JSONValue?
 
-    public init(id: Int64, error: RecordError, raw: String, fields: JSONValue?) {
+    package init(id: Int64, error: RecordError, raw: String, fields: JSONValue?) {
         self.id = id
         self.error = error
         self.raw = raw
@@ -29,13 +29,13 @@ public struct StoredQuarantine: Sendable {
 /// Fragments of other connectors' documents (one XML element, one CSV line without its header) cannot be
 /// rebuilt; they are reported as not replayable and stay, and a new run (or a backfill of the window) reads
 /// them from the source again.
-public final class QuarantineReplay: Sendable {
+package final class QuarantineReplay: Sendable {
     /// The next page of stored records with an id greater than the argument (empty at the end).
-    public typealias Pages = @Sendable (_ afterID: Int64) async throws -> [StoredQuarantine]
+    package typealias Pages = @Sendable (_ afterID: Int64) async throws -> [StoredQuarantine]
 
-    public struct StillBad: Sendable {
-        public var id: Int64
-        public var error: RecordError
+    package struct StillBad: Sendable {
+        package var id: Int64
+        package var error: RecordError
     }
 
     private struct Outcome {
@@ -48,17 +48,17 @@ public final class QuarantineReplay: Sendable {
     let pages: Pages
     private let outcome = Mutex(Outcome())
 
-    public init(pages: @escaping Pages) {
+    package init(pages: @escaping Pages) {
         self.pages = pages
     }
 
     /// Records that map now (loaded with the run) or that the transform now filters out: they leave quarantine.
-    public var resolvedIDs: [Int64] { outcome.withLock { $0.loaded + $0.filtered } }
-    public var loadedCount: Int { outcome.withLock { $0.loaded.count } }
-    public var filteredCount: Int { outcome.withLock { $0.filtered.count } }
+    package var resolvedIDs: [Int64] { outcome.withLock { $0.loaded + $0.filtered } }
+    package var loadedCount: Int { outcome.withLock { $0.loaded.count } }
+    package var filteredCount: Int { outcome.withLock { $0.filtered.count } }
     /// Records that are still bad, with the reason the current configuration gives.
-    public var stillBadRecords: [StillBad] { outcome.withLock { $0.stillBad } }
-    public var notReplayableRecords: [(id: Int64, reason: String)] { outcome.withLock { $0.notReplayable } }
+    package var stillBadRecords: [StillBad] { outcome.withLock { $0.stillBad } }
+    package var notReplayableRecords: [(id: Int64, reason: String)] { outcome.withLock { $0.notReplayable } }
 
     func resolved(_ id: Int64, loaded didLoad: Bool) {
         outcome.withLock { if didLoad { $0.loaded.append(id) } else { $0.filtered.append(id) } }
@@ -67,7 +67,7 @@ public final class QuarantineReplay: Sendable {
     func skip(_ id: Int64, _ reason: String) { outcome.withLock { $0.notReplayable.append((id, reason)) } }
 
     /// One line for the run's events and the CLI.
-    public var summary: String {
+    package var summary: String {
         outcome.withLock { o in
             let total = o.loaded.count + o.filtered.count + o.stillBad.count + o.notReplayable.count
             var text = "replayed \(total) quarantined record\(total == 1 ? "" : "s"): \(o.loaded.count) loaded"

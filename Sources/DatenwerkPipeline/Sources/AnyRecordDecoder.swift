@@ -2,12 +2,12 @@ import DatenwerkCore
 import DatenwerkFormats
 
 /// The decoder a `FormatSpec` asks for, behind one type.
-public enum AnyRecordDecoder {
+package enum AnyRecordDecoder {
     case csv(CSVDecoder)
     case json(StreamingJSONDecoder)
     case ndjson(NDJSONDecoder)
 
-    public init(_ format: FormatSpec, origin: String) {
+    package init(_ format: FormatSpec, origin: String) {
         switch format {
         case .csv(let options): self = .csv(CSVDecoder(options: options, origin: origin))
         case .json(let path):
@@ -18,7 +18,7 @@ public enum AnyRecordDecoder {
         }
     }
 
-    public mutating func feed(_ bytes: some Collection<UInt8>) throws -> [DecodedRecord] {
+    package mutating func feed(_ bytes: some Collection<UInt8>) throws -> [DecodedRecord] {
         switch self {
         case .csv(var d): defer { self = .csv(d) }; return try d.feed(bytes)
         case .json(var d): defer { self = .json(d) }; return try d.feed(bytes)
@@ -26,7 +26,7 @@ public enum AnyRecordDecoder {
         }
     }
 
-    public mutating func finish() throws -> [DecodedRecord] {
+    package mutating func finish() throws -> [DecodedRecord] {
         switch self {
         case .csv(var d): defer { self = .csv(d) }; return try d.finish()
         case .json(var d): defer { self = .json(d) }; return try d.finish()
@@ -35,7 +35,7 @@ public enum AnyRecordDecoder {
     }
 
     /// The JSON document around the records (for next links and totals); `.null` for other formats.
-    public var envelope: JSONValue {
+    package var envelope: JSONValue {
         if case .json(let d) = self { return d.envelope }
         return .null
     }

@@ -4,21 +4,21 @@ import Foundation
 import NIOCore
 
 /// Reads the bytes of one file or URL chunk by chunk; connectors feed them to a decoder.
-public final class ChunkReader {
-    public let origin: String
+package final class ChunkReader {
+    package let origin: String
     private var file: FileHandle?
     private var body: BodyReader?
-    public private(set) var bytesRead = 0
+    package private(set) var bytesRead = 0
     /// The response headers for URLs (empty for files).
-    public private(set) var headers: [(String, String)] = []
+    package private(set) var headers: [(String, String)] = []
     /// The server answered 304 to a conditional request: there are no bytes, and nothing is new.
-    public private(set) var notModified = false
+    package private(set) var notModified = false
 
     private init(origin: String) { self.origin = origin }
 
     /// Opens an http(s) URL with the run's `session` (its retry log, validators, `request:` headers and secrets), or a
     /// local file. For documents read whole or handed to a zip reader; record streams read through `DocumentReader`.
-    public static func open(_ location: String, session: FetchSession, headers: [(String, String)] = [], timeout: Duration? = nil, conditional: Bool = false) async throws -> ChunkReader {
+    package static func open(_ location: String, session: FetchSession, headers: [(String, String)] = [], timeout: Duration? = nil, conditional: Bool = false) async throws -> ChunkReader {
         guard location.hasPrefix("http://") || location.hasPrefix("https://") else { return try openFile(location) }
         let response = try await session.get(session.request(location, headers: headers, timeout: timeout, conditional: conditional))
         let reader = ChunkReader(origin: response.shownURL)
@@ -32,7 +32,7 @@ public final class ChunkReader {
     }
 
     /// Opens a local file.
-    public static func openFile(_ path: String) throws -> ChunkReader {
+    package static func openFile(_ path: String) throws -> ChunkReader {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw ExtractError("cannot open \(displayPath(path))")
         }
@@ -42,7 +42,7 @@ public final class ChunkReader {
     }
 
     /// The next chunk, or nil at the end.
-    public func next() async throws -> [UInt8]? {
+    package func next() async throws -> [UInt8]? {
         if let body {
             guard let buffer = try await body.next() else { return nil }
             bytesRead += buffer.readableBytes
@@ -65,7 +65,7 @@ public final class ChunkReader {
     }
 
     /// The whole content (for small documents only, e.g. a station list or a zip member index).
-    public func readAll(limit: Int = 64 << 20) async throws -> [UInt8] {
+    package func readAll(limit: Int = 64 << 20) async throws -> [UInt8] {
         var all: [UInt8] = []
         while let chunk = try await next() {
             all += chunk
@@ -76,13 +76,13 @@ public final class ChunkReader {
 }
 
 /// Expands a location: URLs stay as they are; a file path may end in a `*` pattern (sorted matches).
-public func expandLocation(_ location: String) throws -> [String] {
+package func expandLocation(_ location: String) throws -> [String] {
     if location.hasPrefix("http://") || location.hasPrefix("https://") { return [location] }
     return try FileRecordSource.expand(location)
 }
 
 /// Resolves a relative file path against the folder of the pipeline file.
-public func resolvePath(_ path: String, relativeTo file: String) -> String {
+package func resolvePath(_ path: String, relativeTo file: String) -> String {
     if path.hasPrefix("/") || path.hasPrefix("http://") || path.hasPrefix("https://") { return path }
     var base = (file as NSString).deletingLastPathComponent
     if !base.hasPrefix("/") { base = (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(base) }

@@ -5,7 +5,7 @@ import Foundation
 import NIOCore
 
 /// A streaming decoder the `DocumentReader` feeds: bytes in, items (records) out.
-public protocol DocumentDecoder {
+package protocol DocumentDecoder {
     associatedtype Item
     /// Items completed by `chunk`.
     mutating func decode(_ chunk: [UInt8]) throws -> [Item]
@@ -16,17 +16,17 @@ public protocol DocumentDecoder {
 }
 
 extension DocumentDecoder {
-    public mutating func drain() throws -> [Item]? { nil }
+    package mutating func drain() throws -> [Item]? { nil }
 }
 
 extension AnyRecordDecoder: DocumentDecoder {
-    public mutating func decode(_ chunk: [UInt8]) throws -> [DecodedRecord] { try feed(chunk) }
-    public mutating func end() throws -> [DecodedRecord] { try finish() }
+    package mutating func decode(_ chunk: [UInt8]) throws -> [DecodedRecord] { try feed(chunk) }
+    package mutating func end() throws -> [DecodedRecord] { try finish() }
 }
 
 extension StreamingJSONDecoder: DocumentDecoder {
-    public mutating func decode(_ chunk: [UInt8]) throws -> [DecodedRecord] { try feed(chunk) }
-    public mutating func end() throws -> [DecodedRecord] { try finish() }
+    package mutating func decode(_ chunk: [UInt8]) throws -> [DecodedRecord] { try feed(chunk) }
+    package mutating func end() throws -> [DecodedRecord] { try finish() }
 }
 
 /// Reads one document (an http(s) URL through the run's `FetchSession`, or a local file) into a streaming
@@ -39,21 +39,21 @@ extension StreamingJSONDecoder: DocumentDecoder {
 ///   same decoder goes on where the bytes stopped; otherwise (or when the server sends the whole body again) the
 ///   document is read from the start with a fresh decoder and the items already handed out are skipped, so no
 ///   item is ever emitted twice. Up to `retry.attempts` reads in all; each is recorded in the run's retries.
-public struct DocumentReader<Decoder: DocumentDecoder> {
-    public let location: String
+package struct DocumentReader<Decoder: DocumentDecoder> {
+    package let location: String
     /// The location as messages show it (no credentials, secrets masked).
-    public let origin: String
-    public private(set) var decoder: Decoder
+    package let origin: String
+    package private(set) var decoder: Decoder
     /// Response headers of the document (empty for files).
-    public private(set) var headers: [(String, String)] = []
+    package private(set) var headers: [(String, String)] = []
     /// The server answered 304 to a conditional GET.
-    public private(set) var notModified = false
+    package private(set) var notModified = false
     /// Bytes received (re-read bytes included).
-    public private(set) var bytesRead = 0
+    package private(set) var bytesRead = 0
     /// Items handed out so far.
-    public private(set) var emitted = 0
+    package private(set) var emitted = 0
     /// Reads of the document after the first (resumed or re-read).
-    public private(set) var resumes = 0
+    package private(set) var resumes = 0
 
     private let session: FetchSession?
     private let request: HTTPFetcher.Request?
@@ -69,11 +69,11 @@ public struct DocumentReader<Decoder: DocumentDecoder> {
     private var skip = 0
     private var rangeValidator: String?
 
-    public static func isURL(_ location: String) -> Bool { location.hasPrefix("http://") || location.hasPrefix("https://") }
+    package static func isURL(_ location: String) -> Bool { location.hasPrefix("http://") || location.hasPrefix("https://") }
 
     /// A reader for `location`; nothing is fetched before the first `next()`. `request` is the HTTP request for a
     /// URL (built with `session.request(…)`); files need neither.
-    public init(_ location: String, session: FetchSession?, request: HTTPFetcher.Request? = nil, decoder makeDecoder: @escaping (String) -> Decoder) {
+    package init(_ location: String, session: FetchSession?, request: HTTPFetcher.Request? = nil, decoder makeDecoder: @escaping (String) -> Decoder) {
         self.location = location
         self.session = session
         let isURL = Self.isURL(location)
@@ -84,7 +84,7 @@ public struct DocumentReader<Decoder: DocumentDecoder> {
     }
 
     /// The next items (never empty), or nil at the end of the document.
-    public mutating func next() async throws -> [Decoder.Item]? {
+    package mutating func next() async throws -> [Decoder.Item]? {
         while !done {
             if !opened {
                 try await open()
@@ -206,16 +206,16 @@ public struct DocumentReader<Decoder: DocumentDecoder> {
     }
 
     /// What the paginator needs once the document has been read.
-    public func pageResult(records: Int, envelope: JSONValue = .null) -> PageResult {
+    package func pageResult(records: Int, envelope: JSONValue = .null) -> PageResult {
         PageResult(url: location, headers: headers, envelope: envelope, records: records)
     }
 }
 
 extension DocumentReader where Decoder == AnyRecordDecoder {
     /// The JSON around the records (next links, totals).
-    public var envelope: JSONValue { decoder.envelope }
+    package var envelope: JSONValue { decoder.envelope }
 }
 
 extension DocumentReader where Decoder == StreamingJSONDecoder {
-    public var envelope: JSONValue { decoder.envelope }
+    package var envelope: JSONValue { decoder.envelope }
 }

@@ -2,17 +2,17 @@ import DatenwerkCore
 import Foundation
 
 /// What a paginator learns from a page once it has been read whole.
-public struct PageResult: Sendable {
+package struct PageResult: Sendable {
     /// The URL the page was asked for (relative next links resolve against it).
-    public var url: String
+    package var url: String
     /// The response headers (`Link`, `Fiware-Total-Count`, …); empty for files.
-    public var headers: [(String, String)]
+    package var headers: [(String, String)]
     /// The JSON document around the records (`.null` for CSV, NDJSON and XML).
-    public var envelope: JSONValue
+    package var envelope: JSONValue
     /// Records decoded from the page (rejected ones included).
-    public var records: Int
+    package var records: Int
 
-    public init(url: String, headers: [(String, String)] = [], envelope: JSONValue = .null, records: Int) {
+    package init(url: String, headers: [(String, String)] = [], envelope: JSONValue = .null, records: Int) {
         self.url = url
         self.headers = headers
         self.envelope = envelope
@@ -20,7 +20,7 @@ public struct PageResult: Sendable {
     }
 
     /// A response header, case-insensitively.
-    public func header(_ name: String) -> String? {
+    package func header(_ name: String) -> String? {
         headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1
     }
 }
@@ -28,7 +28,7 @@ public struct PageResult: Sendable {
 /// How a source finds its pages (after dlt's `rest_client` paginators): the URL of the first page, and after
 /// each page the URL of the next one or nil at the end. Paginators are small values with no I/O, so their
 /// logic is tested without a server; `DocumentReader` reads the pages they name.
-public protocol Paginator: Sendable {
+package protocol Paginator: Sendable {
     /// The first page's URL for the configured `url`.
     func firstPage(_ url: String) -> String
     /// The next page's URL after `page`, or nil when there is none.
@@ -36,43 +36,43 @@ public protocol Paginator: Sendable {
 }
 
 extension Paginator {
-    public func firstPage(_ url: String) -> String { url }
+    package func firstPage(_ url: String) -> String { url }
 }
 
 /// One document, no further pages.
-public struct SinglePage: Paginator {
-    public init() {}
-    public mutating func next(after page: PageResult) -> String? { nil }
+package struct SinglePage: Paginator {
+    package init() {}
+    package mutating func next(after page: PageResult) -> String? { nil }
 }
 
 /// A next link inside the JSON body: `@iot.nextLink` (SensorThings), `links.next`, `$.links.next.href`,
 /// `links[rel=next].href` (an array of link objects). A missing, null or empty link ends the paging;
 /// relative links resolve against the page they came from.
-public struct JSONLinkPaginator: Paginator {
-    public var path: String
+package struct JSONLinkPaginator: Paginator {
+    package var path: String
 
-    public init(path: String) { self.path = path }
+    package init(path: String) { self.path = path }
 
-    public mutating func next(after page: PageResult) -> String? {
+    package mutating func next(after page: PageResult) -> String? {
         guard let link = JSONPathLookup.value(path, in: page.envelope)?.stringValue, !link.isEmpty else { return nil }
         return resolveLink(link, against: page.url)
     }
 }
 
 /// The `Link` response header (RFC 8288): the target whose `rel` contains `next` (or `rel`).
-public struct HeaderLinkPaginator: Paginator {
-    public var rel: String
+package struct HeaderLinkPaginator: Paginator {
+    package var rel: String
 
-    public init(rel: String = "next") { self.rel = rel }
+    package init(rel: String = "next") { self.rel = rel }
 
-    public mutating func next(after page: PageResult) -> String? {
+    package mutating func next(after page: PageResult) -> String? {
         guard let header = page.header("Link"), let link = Self.target(rel: rel, in: header), !link.isEmpty else { return nil }
         return resolveLink(link, against: page.url)
     }
 
     /// The target of the first link in `header` whose `rel` names `rel` (`<a>; rel="next", <b>; rel="last"`).
     /// Commas and semicolons inside `<…>` belong to the URL.
-    public static func target(rel: String, in header: String) -> String? {
+    package static func target(rel: String, in header: String) -> String? {
         var rest = Substring(header)
         while let open = rest.firstIndex(of: "<") {
             guard let close = rest[open...].firstIndex(of: ">") else { return nil }
@@ -101,18 +101,18 @@ public struct HeaderLinkPaginator: Paginator {
 /// `?offset=N&limit=M`: the offset grows by `limit` after each page; paging stops at a short (or empty) page,
 /// or once the offset reaches a total the server states (a JSON path in the body or a header such as
 /// `Fiware-Total-Count`).
-public struct OffsetPaginator: Paginator {
-    public var offsetParam: String
-    public var limitParam: String
-    public var limit: Int
-    public private(set) var offset: Int
-    public var totalPath: String?
-    public var totalHeader: String?
+package struct OffsetPaginator: Paginator {
+    package var offsetParam: String
+    package var limitParam: String
+    package var limit: Int
+    package private(set) var offset: Int
+    package var totalPath: String?
+    package var totalHeader: String?
     /// Write the limit before the offset in the query (some servers' caches care; NGSI brokers do not).
-    public var limitFirst: Bool
+    package var limitFirst: Bool
     private var base: String?
 
-    public init(offsetParam: String = "offset", limitParam: String = "limit", limit: Int, start: Int = 0,
+    package init(offsetParam: String = "offset", limitParam: String = "limit", limit: Int, start: Int = 0,
                 totalPath: String? = nil, totalHeader: String? = nil, limitFirst: Bool = false) {
         self.offsetParam = offsetParam
         self.limitParam = limitParam
@@ -123,9 +123,9 @@ public struct OffsetPaginator: Paginator {
         self.limitFirst = limitFirst
     }
 
-    public func firstPage(_ url: String) -> String { pageURL(url, offset: offset) }
+    package func firstPage(_ url: String) -> String { pageURL(url, offset: offset) }
 
-    public mutating func next(after page: PageResult) -> String? {
+    package mutating func next(after page: PageResult) -> String? {
         if base == nil { base = page.url }
         guard page.records >= limit else { return nil }
         offset += limit
@@ -147,16 +147,16 @@ public struct OffsetPaginator: Paginator {
 
 /// `?page=N&size=M` starting at `start`: paging stops at a short (or empty) page, or after a total page count the
 /// server states (a JSON path in the body).
-public struct PageNumberPaginator: Paginator {
-    public var pageParam: String
-    public var sizeParam: String?
-    public var size: Int
-    public private(set) var page: Int
-    public var totalPagesPath: String?
+package struct PageNumberPaginator: Paginator {
+    package var pageParam: String
+    package var sizeParam: String?
+    package var size: Int
+    package private(set) var page: Int
+    package var totalPagesPath: String?
     private let start: Int
     private var base: String?
 
-    public init(pageParam: String = "page", sizeParam: String? = nil, start: Int = 1, size: Int, totalPagesPath: String? = nil) {
+    package init(pageParam: String = "page", sizeParam: String? = nil, start: Int = 1, size: Int, totalPagesPath: String? = nil) {
         self.pageParam = pageParam
         self.sizeParam = sizeParam
         self.start = start
@@ -165,9 +165,9 @@ public struct PageNumberPaginator: Paginator {
         self.totalPagesPath = totalPagesPath
     }
 
-    public func firstPage(_ url: String) -> String { pageURL(url, page: page) }
+    package func firstPage(_ url: String) -> String { pageURL(url, page: page) }
 
-    public mutating func next(after result: PageResult) -> String? {
+    package mutating func next(after result: PageResult) -> String? {
         if base == nil { base = result.url }
         guard result.records >= size else { return nil }
         page += 1
@@ -184,19 +184,19 @@ public struct PageNumberPaginator: Paginator {
 }
 
 /// At most `maxPages` pages of another paginator (`max_pages` in a pipeline).
-public struct PageLimit<Base: Paginator>: Paginator {
-    public var base: Base
-    public let maxPages: Int
-    public private(set) var pagesRead = 0
+package struct PageLimit<Base: Paginator>: Paginator {
+    package var base: Base
+    package let maxPages: Int
+    package private(set) var pagesRead = 0
 
-    public init(_ base: Base, maxPages: Int) {
+    package init(_ base: Base, maxPages: Int) {
         self.base = base
         self.maxPages = maxPages
     }
 
-    public func firstPage(_ url: String) -> String { base.firstPage(url) }
+    package func firstPage(_ url: String) -> String { base.firstPage(url) }
 
-    public mutating func next(after page: PageResult) -> String? {
+    package mutating func next(after page: PageResult) -> String? {
         pagesRead += 1
         guard pagesRead < maxPages else { return nil }
         return base.next(after: page)
@@ -204,13 +204,13 @@ public struct PageLimit<Base: Paginator>: Paginator {
 }
 
 /// Either a next link in the body (when `path` is set) or the `Link` header.
-public struct NextLinkPaginator: Paginator {
+package struct NextLinkPaginator: Paginator {
     private var body: JSONLinkPaginator?
     private var header = HeaderLinkPaginator()
 
-    public init(path: String?) { body = path.map(JSONLinkPaginator.init(path:)) }
+    package init(path: String?) { body = path.map(JSONLinkPaginator.init(path:)) }
 
-    public mutating func next(after page: PageResult) -> String? {
+    package mutating func next(after page: PageResult) -> String? {
         if body != nil { return body!.next(after: page) }
         return header.next(after: page)
     }
@@ -219,8 +219,8 @@ public struct NextLinkPaginator: Paginator {
 /// Values at a path in a JSON document: `a.b`, `$.a.b`, `items.0` / `items[0]`, a whole key with dots
 /// (`@iot.nextLink`, matched first), and `links[rel=next]` — the first element of an array whose member `rel`
 /// is `next` (quotes around the value are optional; a multi-valued `rel` like `"next last"` matches too).
-public enum JSONPathLookup {
-    public static func value(_ path: String, in root: JSONValue) -> JSONValue? {
+package enum JSONPathLookup {
+    package static func value(_ path: String, in root: JSONValue) -> JSONValue? {
         var p = Substring(path)
         if p == "$" { return root }
         if p.hasPrefix("$.") { p = p.dropFirst(2) } else if p.hasPrefix("$[") { p = p.dropFirst(1) }
@@ -288,7 +288,7 @@ public enum JSONPathLookup {
 }
 
 /// A link as found, resolved against the URL of the page it came from.
-public func resolveLink(_ link: String, against base: String) -> String {
+package func resolveLink(_ link: String, against base: String) -> String {
     if link.hasPrefix("http://") || link.hasPrefix("https://") { return link }
     if let base = URL(string: base), let resolved = URL(string: link, relativeTo: base) { return resolved.absoluteString }
     return link
@@ -296,7 +296,7 @@ public func resolveLink(_ link: String, against base: String) -> String {
 
 /// `url` with the query parameters `pairs` set (replaced where present, appended in order; others kept as they were,
 /// encoded characters such as `$` and `%20` intact).
-public func settingQuery(_ url: String, _ pairs: [(String, String)]) -> String {
+package func settingQuery(_ url: String, _ pairs: [(String, String)]) -> String {
     guard var components = URLComponents(string: url) else { return url }
     let names = Set(pairs.map(\.0))
     var items = (components.queryItems ?? []).filter { !names.contains($0.name) }

@@ -5,7 +5,7 @@ import Foundation
 import NIOCore
 
 /// Pulls decoded records batch by batch from a source; nothing is read ahead of what the caller asks for.
-public protocol RecordSource {
+package protocol RecordSource {
     /// The next batch, or nil at the end.
     mutating func next() async throws -> [DecodedRecord]?
     /// Bytes read so far (after transfer decoding).
@@ -15,23 +15,23 @@ public protocol RecordSource {
 }
 
 /// A problem reading the source itself (not one record): the run fails at step `extract`.
-public struct ExtractError: Error, Sendable, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
+package struct ExtractError: Error, Sendable, CustomStringConvertible {
+    package var description: String
+    package init(_ description: String) { self.description = description }
 }
 
 /// Reads one or more local files (a `*` in the last path component matches several, in name order).
-public struct FileRecordSource: RecordSource {
+package struct FileRecordSource: RecordSource {
     private var files: [String]
     private let format: FormatSpec
     private var reader: ChunkReader?
     private var decoder: AnyRecordDecoder?
     private var finishedBytes = 0
-    public private(set) var origins: [String] = []
+    package private(set) var origins: [String] = []
 
-    public var bytesRead: Int { finishedBytes + (reader?.bytesRead ?? 0) }
+    package var bytesRead: Int { finishedBytes + (reader?.bytesRead ?? 0) }
 
-    public init(path: String, format: FormatSpec) throws {
+    package init(path: String, format: FormatSpec) throws {
         self.format = format
         self.files = try Self.expand(path)
     }
@@ -58,7 +58,7 @@ public struct FileRecordSource: RecordSource {
         return matches.map { directory + "/" + $0 }
     }
 
-    public mutating func next() async throws -> [DecodedRecord]? {
+    package mutating func next() async throws -> [DecodedRecord]? {
         while true {
             if reader == nil {
                 guard !files.isEmpty else { return nil }
@@ -83,7 +83,7 @@ public struct FileRecordSource: RecordSource {
 
 /// Fetches pages over HTTP and decodes each body as it streams in: a `DocumentReader` per page (conditional GET,
 /// resume after a cut body) and a `Paginator` from the pipeline's `paging` block.
-public struct HTTPRecordSource: RecordSource {
+package struct HTTPRecordSource: RecordSource {
     private let session: FetchSession
     private let spec: SourceSpec
     private var paginator: any Paginator
@@ -91,12 +91,12 @@ public struct HTTPRecordSource: RecordSource {
     private var reader: DocumentReader<AnyRecordDecoder>?
     private var recordsOnPage = 0
     private var finishedBytes = 0
-    public private(set) var origins: [String] = []
+    package private(set) var origins: [String] = []
 
-    public var bytesRead: Int { finishedBytes + (reader?.bytesRead ?? 0) }
+    package var bytesRead: Int { finishedBytes + (reader?.bytesRead ?? 0) }
 
     /// Reads with the run's `session` (retries recorded, validators sent, `request:` headers and secrets).
-    public init(spec: SourceSpec, session: FetchSession) {
+    package init(spec: SourceSpec, session: FetchSession) {
         self.session = session
         self.spec = spec
         self.paginator = Self.paginator(spec.paging)
@@ -104,12 +104,12 @@ public struct HTTPRecordSource: RecordSource {
     }
 
     /// A source reading with `fetcher` alone (no retry log, no validators; runs pass their session).
-    public init(spec: SourceSpec, fetcher: HTTPFetcher) {
+    package init(spec: SourceSpec, fetcher: HTTPFetcher) {
         self.init(spec: spec, session: FetchSession(fetcher: fetcher))
     }
 
     /// The paginator a `paging` block describes.
-    public static func paginator(_ paging: PagingSpec?) -> any Paginator {
+    package static func paginator(_ paging: PagingSpec?) -> any Paginator {
         switch paging {
         case nil: return SinglePage()
         case .nextLink(let path, let maxPages): return PageLimit(NextLinkPaginator(path: path), maxPages: maxPages)
@@ -128,7 +128,7 @@ public struct HTTPRecordSource: RecordSource {
         return components.string ?? url
     }
 
-    public mutating func next() async throws -> [DecodedRecord]? {
+    package mutating func next() async throws -> [DecodedRecord]? {
         while true {
             if reader == nil {
                 guard let url = nextURL else { return nil }
@@ -155,7 +155,7 @@ public struct HTTPRecordSource: RecordSource {
 }
 
 /// Paths under the working directory are shown relative to it.
-public func displayPath(_ path: String) -> String {
+package func displayPath(_ path: String) -> String {
     let cwd = FileManager.default.currentDirectoryPath
     if path.hasPrefix(cwd + "/") { return String(path.dropFirst(cwd.count + 1)) }
     return path

@@ -17,14 +17,14 @@ import Yams
 /// contact: { name: Open-Data-Team, email: opendata@musterstadt.example }
 /// issued: 2024-01-15
 /// ```
-public enum CatalogSpec {
+package enum CatalogSpec {
     static let keys = [
         "version", "title", "title_en", "description", "description_en", "publisher", "homepage", "languages", "license",
         "contributor_id", "contact", "issued",
     ]
 
     /// Reads and validates a catalog file; throws `DiagnosticError` with every problem found.
-    public static func load(file: String) throws -> CatalogMetadata {
+    package static func load(file: String) throws -> CatalogMetadata {
         let text: String
         do {
             text = try String(contentsOfFile: file, encoding: .utf8)
@@ -34,7 +34,7 @@ public enum CatalogSpec {
         return try parse(yaml: text, file: file)
     }
 
-    public static func parse(yaml: String, file: String) throws -> CatalogMetadata {
+    package static func parse(yaml: String, file: String) throws -> CatalogMetadata {
         let node: Node?
         do {
             node = try Yams.compose(yaml: yaml)

@@ -11,7 +11,7 @@ extension PipelineSpec {
     ]
 
     /// Reads and validates a pipeline file; throws `DiagnosticError` with every problem found.
-    public static func load(file: String, connectors: ConnectorRegistry = .none) throws -> PipelineSpec {
+    package static func load(file: String, connectors: ConnectorRegistry = .none) throws -> PipelineSpec {
         let text: String
         do {
             text = try String(contentsOfFile: file, encoding: .utf8)
@@ -22,7 +22,7 @@ extension PipelineSpec {
     }
 
     /// Parses pipeline YAML; relative paths resolve against the folder of `file`.
-    public static func parse(yaml: String, file: String, connectors: ConnectorRegistry = .none) throws -> PipelineSpec {
+    package static func parse(yaml: String, file: String, connectors: ConnectorRegistry = .none) throws -> PipelineSpec {
         let node: Node?
         do {
             node = try Yams.compose(yaml: yaml)
@@ -425,20 +425,20 @@ func parseEPSG(_ text: String) -> Int? {
 
 /// `PT1H`, `PT15M`, `P1D`, `PT30S`, `1h`, `15m`, `10s`, `1d` → seconds; nil when not a duration or too large
 /// to count in seconds.
-public func parseDuration(_ text: String) -> Int? {
+package func parseDuration(_ text: String) -> Int? {
     if case .seconds(let seconds) = checkedDuration(text) { return seconds }
     return nil
 }
 
 /// A duration's seconds, or why there are none; never overflows.
-public enum CheckedDuration: Sendable, Hashable {
+package enum CheckedDuration: Sendable, Hashable {
     case seconds(Int)
     case invalid
     /// A duration, but more seconds than fit in a 64-bit count.
     case tooLarge
 }
 
-public func checkedDuration(_ text: String) -> CheckedDuration {
+package func checkedDuration(_ text: String) -> CheckedDuration {
     let t = text.trimmingCharacters(in: .whitespaces)
     if let unit = t.last, let factor = ["s": 1, "m": 60, "h": 3600, "d": 86400][unit] {
         let digits = t.dropLast()
@@ -486,24 +486,24 @@ func formatSeconds(_ seconds: Int) -> String {
 
 extension PipelineSpec {
     /// The largest `jitter:` (1 day).
-    public static let maxJitterSeconds = 86_400
+    package static let maxJitterSeconds = 86_400
 
     /// The allowed range of every number in a pipeline: checked when the file is read, so no later arithmetic
     /// on them (µs time stamps, page offsets, timeouts) can overflow.
-    public enum Limits {
+    package enum Limits {
         /// `schedule: every <duration>`: 1 s … 366 days.
-        public static let scheduleInterval = 1...(366 * 86_400)
-        public static let jitter = 1...PipelineSpec.maxJitterSeconds
-        public static let timeoutSeconds = 1...86_400
-        public static let maxPages = 1...10_000_000
-        public static let pageSize = 1...1_000_000
-        public static let pageStart = 0...1_000_000_000
-        public static let skipRows = 0...1_000_000
-        public static let maxBadRecords = 0...1_000_000_000
+        package static let scheduleInterval = 1...(366 * 86_400)
+        package static let jitter = 1...PipelineSpec.maxJitterSeconds
+        package static let timeoutSeconds = 1...86_400
+        package static let maxPages = 1...10_000_000
+        package static let pageSize = 1...1_000_000
+        package static let pageStart = 0...1_000_000_000
+        package static let skipRows = 0...1_000_000
+        package static let maxBadRecords = 0...1_000_000_000
         /// `observations.time.interval`: 1 s … 366 days.
-        public static let interval = 1...(366 * 86_400)
+        package static let interval = 1...(366 * 86_400)
         /// Whole-number connector settings (page sizes, periods, counts); each connector checks its own tighter range.
-        public static let connectorInt = -1_000_000_000...1_000_000_000
+        package static let connectorInt = -1_000_000_000...1_000_000_000
     }
 
     /// `every <duration>` must lie within `Limits.scheduleInterval`; false (with a diagnostic) when it does not.

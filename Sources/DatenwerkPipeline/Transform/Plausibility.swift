@@ -12,46 +12,46 @@ import Foundation
 /// - phenomenon times lie between `earliestYear` and one day after now (partitions are created per month
 ///   of the times that pass, so far-future or ancient times never create partitions);
 /// - results are finite and, where a range is given, inside it.
-public struct Plausibility: Sendable {
-    public enum Part: String, Sendable {
+package struct Plausibility: Sendable {
+    package enum Part: String, Sendable {
         case stationKey = "station key", stationName = "station name", stationKind = "station kind", stationProperties = "station properties"
         case longitude, latitude, altitude
         case sourceX = "x", sourceY = "y"
         case time = "phenomenon start", end = "phenomenon end", result, quality
     }
 
-    public struct Problem: Sendable, Hashable, CustomStringConvertible {
-        public var part: Part
-        public var reason: String
-        public var description: String { reason }
+    package struct Problem: Sendable, Hashable, CustomStringConvertible {
+        package var part: Part
+        package var reason: String
+        package var description: String { reason }
     }
 
     /// Bytes of UTF-8; the key is indexed (a B-tree entry must stay well below PostgreSQL's ~2.7 kB).
-    public static let maxKeyBytes = 256
-    public static let maxNameBytes = 1000
-    public static let maxKindBytes = 100
-    public static let maxQualityBytes = 200
-    public static let altitudeRange: ClosedRange<Double> = -11_000...100_000
+    package static let maxKeyBytes = 256
+    package static let maxNameBytes = 1000
+    package static let maxKindBytes = 100
+    package static let maxQualityBytes = 200
+    package static let altitudeRange: ClosedRange<Double> = -11_000...100_000
     /// How far ahead of now a phenomenon time may lie (clock skew, forecasts for the coming hours).
-    public static let futureSlack: Int64 = 86_400_000_000
+    package static let futureSlack: Int64 = 86_400_000_000
 
-    public let earliestYear: Int
+    package let earliestYear: Int
     /// Bounds of phenomenon start, µs UTC, inclusive.
-    public let earliest: Int64
-    public let latest: Int64
+    package let earliest: Int64
+    package let latest: Int64
 
-    public init(earliestYear: Int, now: Date = Date()) {
+    package init(earliestYear: Int, now: Date = Date()) {
         self.earliestYear = earliestYear
         earliest = CivilTime.days(year: earliestYear, month: 1, day: 1) * 86_400_000_000
         latest = Int64(now.timeIntervalSince1970 * 1_000_000) + Self.futureSlack
     }
 
     /// Pulled sources keep real historic series (DWD climate records begin in the 18th century).
-    public static func historic(now: Date = Date()) -> Plausibility { Plausibility(earliestYear: 1700, now: now) }
+    package static func historic(now: Date = Date()) -> Plausibility { Plausibility(earliestYear: 1700, now: now) }
     /// Pushed messages (sensor uplinks) are live data: nothing before 1900.
-    public static func live(now: Date = Date()) -> Plausibility { Plausibility(earliestYear: 1900, now: now) }
+    package static func live(now: Date = Date()) -> Plausibility { Plausibility(earliestYear: 1900, now: now) }
 
-    public func check(_ station: Station) -> Problem? {
+    package func check(_ station: Station) -> Problem? {
         if let problem = Self.text(station.key, .stationKey, limit: Self.maxKeyBytes) { return problem }
         if station.key.isEmpty { return Problem(part: .stationKey, reason: "the station key is empty") }
         if let name = station.name, let problem = Self.text(name, .stationName, limit: Self.maxNameBytes) { return problem }
@@ -68,7 +68,7 @@ public struct Plausibility: Sendable {
     }
 
     /// WGS84 bounds and a plausible altitude.
-    public static func check(_ point: GeoPoint) -> Problem? {
+    package static func check(_ point: GeoPoint) -> Problem? {
         if !point.longitude.isFinite || abs(point.longitude) > 180 {
             return Problem(part: .longitude, reason: "longitude \(JSONValue.format(point.longitude)) is outside WGS84 (−180…180)")
         }
@@ -82,7 +82,7 @@ public struct Plausibility: Sendable {
     }
 
     /// A phenomenon start time (µs UTC).
-    public func check(time t: Int64) -> Problem? {
+    package func check(time t: Int64) -> Problem? {
         if t < earliest {
             return Problem(part: .time, reason: "time \(TimestampParser.formatISO8601(t)) is before \(earliestYear), not plausible for this source")
         }
@@ -93,7 +93,7 @@ public struct Plausibility: Sendable {
     }
 
     /// Time, end, result (finite, inside `range` when given) and quality.
-    public func check(_ o: Observation, range: ClosedRange<Double>?) -> Problem? {
+    package func check(_ o: Observation, range: ClosedRange<Double>?) -> Problem? {
         if let problem = check(time: o.phenomenonStart) { return problem }
         if let end = o.phenomenonEnd, end < o.phenomenonStart {
             return Problem(part: .end, reason: "the interval ends (\(TimestampParser.formatISO8601(end))) before it starts (\(TimestampParser.formatISO8601(o.phenomenonStart)))")
@@ -107,7 +107,7 @@ public struct Plausibility: Sendable {
     }
 
     /// PostgreSQL's jsonb refuses `\u0000`; such a value would fail the whole load.
-    public static func containsNUL(_ value: JSONValue) -> Bool {
+    package static func containsNUL(_ value: JSONValue) -> Bool {
         switch value {
         case .string(let s): return s.utf8.contains(0)
         case .array(let items): return items.contains(where: containsNUL)
@@ -117,7 +117,7 @@ public struct Plausibility: Sendable {
     }
 
     /// The value with NUL characters replaced by U+FFFD, for a quarantined record's decoded fields (kept as jsonb).
-    public static func withoutNUL(_ value: JSONValue) -> JSONValue {
+    package static func withoutNUL(_ value: JSONValue) -> JSONValue {
         guard containsNUL(value) else { return value }
         switch value {
         case .string(let s): return .string(s.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}"))
