@@ -284,12 +284,6 @@ package final class RetryLog: Sendable {
     package var all: [String] { entries.withLock { $0 } }
 }
 
-extension Duration {
-    var seconds: Double {
-        let (s, atto) = components
-        return Double(s) + Double(atto) / 1e18
-    }
-}
 
 /// Spaces request starts to one host at least `interval` apart (first come, first served).
 actor HostPacer {

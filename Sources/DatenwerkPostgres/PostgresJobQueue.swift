@@ -32,7 +32,7 @@ package struct PostgresJobQueue: JobQueue, ScheduleStore {
     /// Takes the next ready job: queued and due, or running with an expired lease. Jobs whose lease expired
     /// after their last attempt are failed here, with a reason an operator can read in `datenwerk status`.
     package func claim(owner: String, lease: Duration, pipelines: [String]) async throws -> Job? {
-        let seconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
+        let seconds = lease.seconds
         try await database.client.query("""
             UPDATE datenwerk.jobs SET status = 'failed', finished_at = now(),
                 error = format(\(JobAttempt.leaseExpiredFormat), attempts, lease_owner)

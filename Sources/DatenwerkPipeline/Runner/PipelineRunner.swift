@@ -373,9 +373,3 @@ final class RunState: @unchecked Sendable {
     }
 }
 
-extension Duration {
-    package var seconds: Double {
-        let (s, atto) = components
-        return Double(s) + Double(atto) / 1e18
-    }
-}
