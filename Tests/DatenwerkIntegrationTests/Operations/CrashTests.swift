@@ -93,7 +93,7 @@ import Testing
     /// and checksum.
     @Test(.timeLimit(.minutes(8))) func postgresRestartedMidRun() async throws {
         let root = "/tmp/datenwerk-restart-pg-\(getpid())"
-        let port = 54400 + Int(getpid() % 500)
+        let port = try freeLoopbackPort()
         let cluster = EmbeddedPostgres(EmbeddedPostgres.Configuration(root: root, port: port))
         try cluster.start()
         defer {

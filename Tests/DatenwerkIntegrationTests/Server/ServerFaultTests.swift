@@ -91,7 +91,7 @@ import Testing
     /// the database timeout; once it is back the server serves again by itself, within seconds.
     @Test func outageAnswers503QuicklyAndServiceReturns() async throws {
         let root = "/tmp/datenwerk-outage-pg-\(getpid())"
-        let port = 54900 + Int(getpid() % 90)
+        let port = try freeLoopbackPort()
         let cluster = EmbeddedPostgres(EmbeddedPostgres.Configuration(root: root, port: port))
         try cluster.start()
         defer {
