@@ -92,18 +92,9 @@ import Testing
     /// stored and the checkpoint is untouched; the same worker then completes the job with a clean run's count
     /// and checksum.
     @Test(.timeLimit(.minutes(8))) func postgresRestartedMidRun() async throws {
-        let root = "/tmp/datenwerk-restart-pg-\(getpid())"
-        let port = try freeLoopbackPort()
-        let cluster = EmbeddedPostgres(EmbeddedPostgres.Configuration(root: root, port: port))
-        try cluster.start()
-        defer {
-            try? cluster.shutdown()
-            try? FileManager.default.removeItem(atPath: root)
-        }
-        var logger = Logger(label: "test.restart")
-        logger.logLevel = .critical
-        let location = DatabaseLocation(socketPath: cluster.socketPath, username: "datenwerk", database: "datenwerk")
-        try await Database.createDatabaseIfMissing(location, logger: logger)
+        let scratch = try await ScratchCluster("restart")
+        defer { scratch.remove() }
+        let (cluster, location, logger) = (scratch.cluster, scratch.location, scratch.logger)
         let dir = try Paths.temporaryDirectory()
         let spec = try PipelineSpec.load(file: try BigLoad.write(dir, rows: 30_000))
         // A clean run for reference, in this process.

@@ -90,18 +90,9 @@ import Testing
     /// PostgreSQL stopped under a running server: /health and data requests answer 503 with Retry-After within
     /// the database timeout; once it is back the server serves again by itself, within seconds.
     @Test func outageAnswers503QuicklyAndServiceReturns() async throws {
-        let root = "/tmp/datenwerk-outage-pg-\(getpid())"
-        let port = try freeLoopbackPort()
-        let cluster = EmbeddedPostgres(EmbeddedPostgres.Configuration(root: root, port: port))
-        try cluster.start()
-        defer {
-            try? cluster.shutdown()
-            try? FileManager.default.removeItem(atPath: root)
-        }
-        var logger = Logger(label: "test.outage")
-        logger.logLevel = .critical
-        let location = DatabaseLocation(socketPath: cluster.socketPath, username: "datenwerk", database: "datenwerk")
-        try await Database.createDatabaseIfMissing(location, logger: logger)
+        let scratch = try await ScratchCluster("outage")
+        defer { scratch.remove() }
+        let (cluster, location, logger) = (scratch.cluster, scratch.location, scratch.logger)
         let dir = try Paths.temporaryDirectory()
         let spec = try Self.dataset(dir, rows: 2_000)
         try await Database.with(location, logger: logger) { db in
