@@ -102,4 +102,8 @@ package enum Micros {
     package static func date(_ micros: Int64) -> Date { Date(timeIntervalSince1970: Double(micros) / 1e6) }
     package static func of(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1e6).rounded()) }
     package static var now: Int64 { Int64(Date().timeIntervalSince1970 * 1e6) }
+    /// A duration in µs (leases, delays, backoff).
+    package static func of(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
+    }
 }

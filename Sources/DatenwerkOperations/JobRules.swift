@@ -46,10 +46,6 @@ package struct Lease: Sendable, Hashable {
 
     /// What a beat's answer means; nil: the store was unreachable (the run notices too, or the next beat succeeds).
     package static func verdict(held: Bool?) -> Verdict { held == false ? .lost : .keepBeating }
-
-    package static func micros(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
-    }
 }
 
 /// One job as the queue's rules see it: what `JobQueue`'s operations do to a job, as plain values. `PostgresJobQueue`
@@ -101,7 +97,7 @@ package struct JobRecord: Sendable, Hashable {
         status = .running
         leaseOwner = owner
         attempts += 1
-        leaseExpiresAt = now + Lease.micros(lease)
+        leaseExpiresAt = now + Micros.of(lease)
         error = nil
         return ClaimedJob(id: id, pipeline: pipeline, kind: kind, dueAt: Micros.date(due), window: window, attempts: attempts)
     }
@@ -110,7 +106,7 @@ package struct JobRecord: Sendable, Hashable {
     /// committed, or queued again after a failure). Not held (lost): it runs under another owner now.
     package mutating func heartbeat(owner: String, now: Int64, lease: Duration) -> Bool {
         if status == .running, leaseOwner == owner {
-            leaseExpiresAt = now + Lease.micros(lease)
+            leaseExpiresAt = now + Micros.of(lease)
             return true
         }
         return status != .running
@@ -123,7 +119,7 @@ package struct JobRecord: Sendable, Hashable {
         leaseOwner = nil
         leaseExpiresAt = nil
         attempts = max(attempts - 1, 0)
-        notBefore = now + Lease.micros(delay)
+        notBefore = now + Micros.of(delay)
     }
 
     /// Failed for good without a run (e.g. this worker has no such pipeline).
@@ -141,7 +137,7 @@ package struct JobRecord: Sendable, Hashable {
         error = "\(step): \(reason)"
         if JobAttempt.retries(attempts: attempts, maxAttempts: maxAttempts, final: final) {
             status = .queued
-            notBefore = now + Lease.micros(JobAttempt.backoff(after: attempts))
+            notBefore = now + Micros.of(JobAttempt.backoff(after: attempts))
         } else {
             status = .failed
         }

@@ -50,7 +50,7 @@ package struct PostgresJobQueue: JobQueue, ScheduleStore {
             RETURNING j.id, j.pipeline, j.kind, j.due_at, j.window_from, j.window_to, j.attempts
             """, logger: database.logger)
         for try await (id, pipeline, kind, due, from, to, attempts) in rows.decode((Int64, String, String, Date, Date?, Date?, Int).self) {
-            let window = from.flatMap { f in to.map { Self.micros(f)..<Self.micros($0) } }
+            let window = from.flatMap { f in to.map { Micros.of(f)..<Micros.of($0) } }
             return Job(id: id, pipeline: pipeline, kind: kind, dueAt: due, window: window, attempts: attempts)
         }
         return nil
@@ -105,7 +105,7 @@ package struct PostgresJobQueue: JobQueue, ScheduleStore {
             WHERE id = \(id) AND lease_owner = \(owner) AND status = 'running'
             """, logger: database.logger)
         for try await (id, pipeline, kind, due, from, to, attempts) in rows.decode((Int64, String, String, Date, Date?, Date?, Int).self) {
-            let window = from.flatMap { f in to.map { Self.micros(f)..<Self.micros($0) } }
+            let window = from.flatMap { f in to.map { Micros.of(f)..<Micros.of($0) } }
             return Job(id: id, pipeline: pipeline, kind: kind, dueAt: due, window: window, attempts: attempts)
         }
         return nil
@@ -195,7 +195,7 @@ package struct PostgresJobQueue: JobQueue, ScheduleStore {
             for try await (last, expression) in try await connection.query(
                 "SELECT last_fire, expression FROM datenwerk.schedules WHERE pipeline = \(pipeline) FOR UPDATE", logger: logger
             ).decode((Date, String).self) {
-                state = ScheduleState(expression: expression, lastFire: Self.micros(last))
+                state = ScheduleState(expression: expression, lastFire: Micros.of(last))
             }
             let decided = plan(state)
             switch decided {
@@ -223,7 +223,6 @@ package struct PostgresJobQueue: JobQueue, ScheduleStore {
     package func describe(_ error: any Error) -> String { describeDatabaseError(error) }
 
     package static func date(_ micros: Int64) -> Date { Micros.date(micros) }
-    package static func micros(_ date: Date) -> Int64 { Micros.of(date) }
 }
 
 /// At most one run per pipeline at a time, across processes and machines: a session advisory lock held on a

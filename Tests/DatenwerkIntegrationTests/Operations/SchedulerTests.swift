@@ -36,7 +36,7 @@ import Testing
             #expect(try await scheduler.tick(now: Self.micros("2024-03-30T15:00:00Z")).isEmpty)
             #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.jobs") == 1)
             let next = try await db.client.query("SELECT next_fire FROM datenwerk.schedules", logger: db.logger).decode(Date.self).collect()
-            #expect(next.first.map(PostgresJobQueue.micros) == (try Self.micros("2024-03-30T15:05:00Z")))
+            #expect(next.first.map({ Micros.of($0) }) == (try Self.micros("2024-03-30T15:05:00Z")))
         }
     }
 

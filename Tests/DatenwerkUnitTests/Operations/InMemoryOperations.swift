@@ -11,7 +11,7 @@ final class InMemoryJobQueue: JobQueue, ScheduleStore {
 
     var now: Int64 { state.withLock { $0.now } }
     var table: JobTable { state.withLock { $0.table } }
-    func advance(by duration: Duration) { state.withLock { $0.now += Lease.micros(duration) } }
+    func advance(by duration: Duration) { state.withLock { $0.now += Micros.of(duration) } }
     func schedule(_ pipeline: String) -> ScheduleState? { state.withLock { $0.schedules[pipeline] } }
     /// For a test that plays the sink, which ends a job in its run's transaction.
     func finish(_ id: Int64, as status: JobStatus) { state.withLock { _ = $0.table.update(id) { $0.status = status } } }
