@@ -40,12 +40,20 @@ struct PagedDocumentRun<Mapping: PagedMapping>: ConnectorRun {
     private(set) var origins: [String] = []
     /// Stops a server whose next links go round in circles.
     private var seen: Set<String> = []
+    /// Stops a server whose next links never end (each new, so `seen` cannot tell): documents per run at most.
+    let maxDocuments: Int
 
-    init(_ requests: [PageRequest<Mapping.Context>], session: FetchSession, headers: [(String, String)] = [], mapping: Mapping) {
+    /// Documents one run reads at most unless told otherwise: far above any real collection (a SensorThings
+    /// server pages 100–10,000 entities per document), far below "forever".
+    static var defaultMaxDocuments: Int { 100_000 }
+
+    init(_ requests: [PageRequest<Mapping.Context>], session: FetchSession, headers: [(String, String)] = [], mapping: Mapping,
+         maxDocuments: Int = defaultMaxDocuments) {
         pending = requests
         self.session = session
         self.headers = headers
         self.mapping = mapping
+        self.maxDocuments = maxDocuments
     }
 
     var bytesRead: Int { finishedBytes + (reader?.bytesRead ?? 0) }
@@ -57,6 +65,9 @@ struct PagedDocumentRun<Mapping: PagedMapping>: ConnectorRun {
                 let request = pending.removeFirst()
                 guard seen.insert(request.location).inserted else {
                     throw ExtractError("\(session.masked(HTTPFetcher.redacted(request.location))) was already read in this run; the server's next links loop")
+                }
+                guard seen.count <= maxDocuments else {
+                    throw ExtractError("more than \(maxDocuments) documents in one run; the server's next links do not end (next: \(session.masked(HTTPFetcher.redacted(request.location))))")
                 }
                 var options = JSONDecoderOptions()
                 options.recordPath = request.recordPath
