@@ -49,6 +49,7 @@ package struct Station: Sendable, Hashable {
 /// One observation: a numeric result of one property at one station for an instant or an interval.
 ///
 /// Times are microseconds since 1970-01-01T00:00:00Z (UTC), so they are exact and cheap to compare.
+/// Equality and hashing cover the observation itself, not its `provenance`.
 package struct Observation: Sendable, Hashable {
     package var stationKey: String
     package var property: String
@@ -56,14 +57,32 @@ package struct Observation: Sendable, Hashable {
     package var phenomenonEnd: Int64?
     package var result: Double
     package var quality: String?
+    /// The source record it came from (location and raw text), when the maker knows it: a conflicting duplicate
+    /// found at load time is quarantined with it. Nil: the run's origin and the observation itself stand in.
+    package var provenance: Provenance?
 
-    package init(stationKey: String, property: String, phenomenonStart: Int64, phenomenonEnd: Int64? = nil, result: Double, quality: String? = nil) {
+    package init(stationKey: String, property: String, phenomenonStart: Int64, phenomenonEnd: Int64? = nil, result: Double, quality: String? = nil, provenance: Provenance? = nil) {
         self.stationKey = stationKey
         self.property = property
         self.phenomenonStart = phenomenonStart
         self.phenomenonEnd = phenomenonEnd
         self.result = result
         self.quality = quality
+        self.provenance = provenance
+    }
+
+    package static func == (a: Observation, b: Observation) -> Bool {
+        a.stationKey == b.stationKey && a.property == b.property && a.phenomenonStart == b.phenomenonStart
+            && a.phenomenonEnd == b.phenomenonEnd && a.result == b.result && a.quality == b.quality
+    }
+
+    package func hash(into hasher: inout Hasher) {
+        hasher.combine(stationKey)
+        hasher.combine(property)
+        hasher.combine(phenomenonStart)
+        hasher.combine(phenomenonEnd)
+        hasher.combine(result)
+        hasher.combine(quality)
     }
 }
 
@@ -74,11 +93,16 @@ package struct QuarantinedRecord: Sendable, Hashable {
     /// The record as decoded (field → value) when it got that far; `quarantine replay` maps it again
     /// without needing the rest of its document (a CSV line's header, a JSON document's shape).
     package var fields: JSONValue?
+    /// How many values of the source this record stands for in the run's accounting (values read = loaded +
+    /// quarantined + skipped): a whole CSV row with five value columns that fails on its time is 5; an
+    /// unreadable line or one bad value is 1.
+    package var values: Int
 
-    package init(error: RecordError, raw: String, fields: JSONValue? = nil) {
+    package init(error: RecordError, raw: String, fields: JSONValue? = nil, values: Int = 1) {
         self.error = error
         self.raw = raw
         self.fields = fields
+        self.values = values
     }
 }
 

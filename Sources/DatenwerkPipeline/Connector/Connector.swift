@@ -41,10 +41,20 @@ package struct ConnectorBatch: Sendable {
     package var items: [StagedItem]
     /// Source records behind these items (for the run's "records read").
     package var recordsRead: Int
+    /// Values the source offered in these records, counted where the connector first sees them (a cell of a wide
+    /// row, a value field, a parameter column, one Observation of a document), before deciding their fate. Each
+    /// ends loaded (an `.observation`), quarantined (a `.quarantined` item stands for `values` of them) or in
+    /// `skipped`: the run checks `valuesRead = loaded + quarantined + skipped` — zero silent drops.
+    /// Nil: this connector does not count values yet (the run then cannot prove the balance).
+    package var valuesRead: Int?
+    /// Values left out on purpose, by rule (`SkipRule`).
+    package var skipped: SkipCounts
 
-    package init(items: [StagedItem], recordsRead: Int) {
+    package init(items: [StagedItem], recordsRead: Int, valuesRead: Int? = nil, skipped: SkipCounts = SkipCounts()) {
         self.items = items
         self.recordsRead = recordsRead
+        self.valuesRead = valuesRead
+        self.skipped = skipped
     }
 }
 

@@ -4,9 +4,18 @@ import Synchronization
 /// Counts of one run, as the runner sees them.
 package struct RunTotals: Sendable, Hashable {
     package var recordsRead = 0
+    /// Observations handed to the sink (after the load: the ones that loaded, duplicates and conflicts taken out).
     package var observations = 0
+    /// Quarantined records (rows in `datenwerk.quarantine`).
     package var quarantined = 0
-    package var skipped = 0
+    /// The values those records stand for (`QuarantinedRecord.values`).
+    package var quarantinedValues = 0
+    /// Values left out on purpose, by rule.
+    package var skips = SkipCounts()
+    /// Values the source offered (see `ConnectorBatch.valuesRead`).
+    package var valuesRead = 0
+    /// Some batch did not count its values: the balance cannot be checked for this run.
+    package var valuesUncounted = false
     package var bytes = 0
     /// Latest phenomenon start seen (µs UTC), for the checkpoint.
     package var maxPhenomenonStart: Int64?
@@ -19,6 +28,21 @@ package struct RunTotals: Sendable, Hashable {
     package var sourceState: [JSONValue.Member] = []
 
     package init() {}
+
+    /// All skipped values.
+    package var skipped: Int { skips.total }
+
+    /// Zero silent drops: every value read is loaded, quarantined or skipped under a named rule.
+    package var isBalanced: Bool { !valuesUncounted && valuesRead == observations + quarantinedValues + skipped }
+
+    /// The books after the load: equal duplicates are skips, conflicting ones moved to quarantine.
+    package mutating func settle(_ load: LoadResult) {
+        observations -= load.duplicates + load.conflicting + load.conflictingSkipped
+        quarantined += load.conflicting
+        quarantinedValues += load.conflicting
+        skips.add(.duplicate, load.duplicates)
+        skips.add(.conflictingDuplicate, load.conflictingSkipped)
+    }
 }
 
 /// What the sink did with the staged items.
@@ -27,11 +51,22 @@ package struct LoadResult: Sendable, Hashable {
     package var updated = 0
     package var unchanged = 0
     package var stations = 0
-    package init(inserted: Int = 0, updated: Int = 0, unchanged: Int = 0, stations: Int = 0) {
+    /// Staged observations that repeated an earlier one of the run (same station, property, start) with the same
+    /// values: loaded once, the repeats counted as `duplicate`.
+    package var duplicates = 0
+    /// Staged observations that share a natural key with another of the run but differ in value: none of them
+    /// loaded, each quarantined as `conflicting_duplicate` with its source record.
+    package var conflicting = 0
+    /// The same, under `on_bad_record: skip`: counted, not stored.
+    package var conflictingSkipped = 0
+    package init(inserted: Int = 0, updated: Int = 0, unchanged: Int = 0, stations: Int = 0, duplicates: Int = 0, conflicting: Int = 0, conflictingSkipped: Int = 0) {
         self.inserted = inserted
         self.updated = updated
         self.unchanged = unchanged
         self.stations = stations
+        self.duplicates = duplicates
+        self.conflicting = conflicting
+        self.conflictingSkipped = conflictingSkipped
     }
 }
 

@@ -135,6 +135,8 @@ package struct PipelineRunner: Sendable {
                         return nil
                     }
                     state.totals.recordsRead += batch.recordsRead
+                    if let values = batch.valuesRead { state.totals.valuesRead += values } else { state.totals.valuesUncounted = true }
+                    state.totals.skips.merge(batch.skipped)
                     var items: [StagedItem] = []
                     items.reserveCapacity(batch.items.count)
                     // Every item meets the same plausibility rules, whatever made it (the generic mapper and the
@@ -147,7 +149,10 @@ package struct PipelineRunner: Sendable {
                         case .quarantined(let bad):
                             try state.reject(bad, into: &items)
                         case .observation(let o):
-                            if let window = context.window, !window.contains(o.phenomenonStart) { continue }
+                            if let window = context.window, !window.contains(o.phenomenonStart) {
+                                state.totals.skips.add(.outsideWindow)
+                                continue
+                            }
                             let origin = SourceLocation(origin: extract.origins.last ?? spec.name)
                             if let rejected = state.rejectedStations[o.stationKey] {
                                 let error = RecordError(origin, field: "station", "its station was rejected: \(rejected)")
@@ -170,7 +175,8 @@ package struct PipelineRunner: Sendable {
                             if let problem = plausibility.check(s) {
                                 state.rejectedStations[s.key] = problem.reason
                                 let error = RecordError(SourceLocation(origin: extract.origins.last ?? spec.name), field: "station \(problem.part.rawValue)", problem.reason)
-                                try state.reject(QuarantinedRecord(error: error, raw: Self.describe(s)), into: &items)
+                                // A station is not a value: its observations are quarantined one by one below.
+                                try state.reject(QuarantinedRecord(error: error, raw: Self.describe(s), values: 0), into: &items)
                                 continue
                             }
                             items.append(item)
@@ -186,6 +192,7 @@ package struct PipelineRunner: Sendable {
                 state.totals.retries = session.retries?.all ?? []
                 return state.totals
             })
+            state.totals.settle(load)
         } catch {
             failure = PipelineError.wrapping(error, step: .load, code: .load)
         }
@@ -308,30 +315,46 @@ struct MappedSource: ConnectorRun {
         var items: [StagedItem] = []
         items.reserveCapacity(decoded.count * 2)
         var records: [Record] = []
+        var unreadable = 0
         for entry in decoded {
             switch entry {
             case .rejected(let bad):
+                unreadable += 1
                 items.append(.quarantined(bad))
             case .record(let record):
-                if let error = Self.map(record, transformer: &transformer, mapper: &mapper, scratch: &records, into: &items) {
-                    items.append(.quarantined(QuarantinedRecord(error: error, raw: record.raw, fields: record.asJSON)))
+                if let (error, values) = Self.map(record, transformer: &transformer, mapper: &mapper, scratch: &records, into: &items) {
+                    items.append(.quarantined(QuarantinedRecord(error: error, raw: record.raw, fields: record.asJSON, values: values)))
                 }
             }
         }
-        return ConnectorBatch(items: items, recordsRead: decoded.count)
+        // A line the decoder could not read offers one value as far as anyone can tell.
+        let tally = mapper.takeTally()
+        return ConnectorBatch(items: items, recordsRead: decoded.count, valuesRead: tally.valuesRead + unreadable, skipped: tally.skips)
     }
 
     /// One record through the transform steps and the mapping (also used by a quarantine replay): appends its
-    /// stations and observations and returns its first problem, naming how many more it had, or nil.
+    /// stations and observations and returns its first problem, naming how many more it had, with the number
+    /// of values the problems cost; nil when it mapped completely.
     static func map(_ record: Record, transformer: inout RecordTransformer, mapper: inout ObservationMapper,
-                    scratch records: inout [Record], into items: inout [StagedItem]) -> RecordError? {
+                    scratch records: inout [Record], into items: inout [StagedItem]) -> (RecordError, Int)? {
         records.removeAll(keepingCapacity: true)
-        if transformer.isEmpty { records.append(record) } else { transformer.apply(record, into: &records) }
+        if transformer.isEmpty {
+            records.append(record)
+        } else {
+            let filtered = transformer.filteredOut
+            transformer.apply(record, into: &records)
+            mapper.countFiltered(records: transformer.filteredOut - filtered)
+        }
         var bad: [RecordError] = []
-        for r in records { bad += mapper.map(r, into: &items) }
+        var values = 0
+        for r in records {
+            let problems = mapper.map(r, into: &items)
+            bad += problems.errors
+            values += problems.values
+        }
         guard var error = bad.first else { return nil }
         if bad.count > 1 { error.reason += " (and \(bad.count - 1) more problem\(bad.count > 2 ? "s" : "") in this record)" }
-        return error
+        return (error, values)
     }
 }
 
@@ -348,6 +371,8 @@ final class RunState: @unchecked Sendable {
     var kept: [QuarantinedRecord] = []
     /// Stations that failed the plausibility checks (key → reason): their observations are quarantined too.
     var rejectedStations: [String: String] = [:]
+    /// Bad records skipped under `on_bad_record: skip` (for `max_bad_records`).
+    var badSkipped = 0
 
     init(spec: PipelineSpec) { self.spec = spec }
 
@@ -356,17 +381,20 @@ final class RunState: @unchecked Sendable {
         switch spec.onBadRecord {
         case .fail:
             totals.quarantined += 1
+            totals.quarantinedValues += bad.values
             throw PipelineError(step: .transform, code: .badRecord, message: "bad record (on_bad_record: fail): \(bad.error)", underlying: bad.error)
         case .skip:
-            totals.skipped += 1
+            totals.skips.add(.badRecord, bad.values)
+            badSkipped += 1
         case .quarantine:
             totals.quarantined += 1
+            totals.quarantinedValues += bad.values
             var storable = bad
             if let fields = bad.fields { storable.fields = Plausibility.withoutNUL(fields) }   // jsonb refuses \u0000
             items.append(.quarantined(storable))
             if kept.count < 1000 { kept.append(storable) }
         }
-        let bad = totals.quarantined + totals.skipped
+        let bad = totals.quarantined + badSkipped
         if let limit = spec.maxBadRecords, bad > limit {
             throw PipelineError(step: .transform, code: .tooManyBadRecords, message: "more than max_bad_records = \(limit) bad records (\(bad) so far); first: \(problems.first.map(String.init(describing:)) ?? "")")
         }

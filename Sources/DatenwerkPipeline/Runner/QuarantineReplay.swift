@@ -136,7 +136,7 @@ struct ReplayRun: ConnectorRun {
             }
             var scratch: [Record] = []
             let before = items.count
-            if let error = MappedSource.map(record, transformer: &transformer, mapper: &mapper, scratch: &scratch, into: &items) {
+            if let (error, _) = MappedSource.map(record, transformer: &transformer, mapper: &mapper, scratch: &scratch, into: &items) {
                 replay.bad(stored.id, error)
             } else {
                 replay.resolved(stored.id, loaded: items.count > before)

@@ -34,6 +34,31 @@ struct ObservationMapper {
     private var seenStations: Set<String> = []
     /// Text lengths, WGS84 bounds, times from 1700 (historic series) to a day ahead: see `Plausibility`.
     private let plausibility = Plausibility.historic()
+    /// Values offered by the records mapped so far (each record offers one per `values:` entry) and the ones
+    /// left out on purpose (missing markers): the run's books, taken per batch with `takeTally()`.
+    private(set) var valuesRead = 0
+    private(set) var skips = SkipCounts()
+
+    /// How many values each record offers.
+    var valuesPerRecord: Int { values.count }
+
+    /// Counts values of records that never reach `map` (dropped by a transform filter).
+    mutating func countFiltered(records: Int) {
+        valuesRead += records * values.count
+        skips.add(.filtered, records * values.count)
+    }
+
+    mutating func takeTally() -> (valuesRead: Int, skips: SkipCounts) {
+        defer { valuesRead = 0; skips = SkipCounts() }
+        return (valuesRead, skips)
+    }
+
+    /// What `map` found wrong with a record: its problems and how many of its values they cost.
+    struct Problems {
+        var errors: [RecordError] = []
+        var values = 0
+        static func whole(_ error: RecordError, values: Int) -> Problems { Problems(errors: [error], values: values) }
+    }
 
     init(_ mapping: ObservationMapping) throws {
         self.mapping = mapping
@@ -66,8 +91,15 @@ struct ObservationMapper {
     }
 
     /// Appends the staged items for `record`; returns the problems found (the record is then quarantined).
-    mutating func map(_ record: Record, into items: inout [StagedItem]) -> [RecordError] {
+    mutating func map(_ record: Record, into items: inout [StagedItem]) -> Problems {
+        valuesRead += values.count
+        let problems = mapValues(record, into: &items)
+        return problems
+    }
+
+    private mutating func mapValues(_ record: Record, into items: inout [StagedItem]) -> Problems {
         var errors: [RecordError] = []
+        let all = values.count
         let location = record.location
         // Station
         let stationID: String
@@ -76,13 +108,13 @@ struct ObservationMapper {
         } else {
             let field = mapping.station.idField ?? ""
             let text = record[field]?.text.trimmingCharacters(in: .whitespaces) ?? ""
-            guard !text.isEmpty else { return [RecordError(location, field: field, "station id is empty or missing")] }
+            guard !text.isEmpty else { return .whole(RecordError(location, field: field, "station id is empty or missing"), values: all) }
             stationID = text
         }
         let stationKey = mapping.station.prefix + ":" + stationID
         if !seenStations.contains(stationKey) {
             var station = Station(key: stationKey, name: mapping.station.nameField.flatMap { record[$0]?.text }, kind: mapping.station.kind)
-            func reject(_ problem: Plausibility.Problem) -> [RecordError] {
+            func reject(_ problem: Plausibility.Problem) -> Problems {
                 let c = mapping.station.coordinates
                 let field: String? = switch problem.part {
                 case .stationKey: mapping.station.idField ?? "station.id_value"
@@ -92,7 +124,7 @@ struct ObservationMapper {
                 case .altitude: c?.altitudeField
                 default: nil
                 }
-                return [RecordError(location, field: field, problem.reason)]
+                return .whole(RecordError(location, field: field, problem.reason), values: all)
             }
             if let problem = plausibility.check(station) { return reject(problem) }
             if let c = mapping.station.coordinates {
@@ -101,7 +133,7 @@ struct ObservationMapper {
                 if !(mapping.missing.contains(xText) && mapping.missing.contains(yText)) {
                     guard let xv = number(x), let yv = number(y) else {
                         let field = number(x) == nil ? c.xField : c.yField
-                        return [RecordError(location, field: field, "coordinate '\(record[field]?.text ?? "")' is not a number")]
+                        return .whole(RecordError(location, field: field, "coordinate '\(record[field]?.text ?? "")' is not a number"), values: all)
                     }
                     if c.epsg == 4326, let problem = Plausibility.check(GeoPoint(longitude: xv, latitude: yv)) { return reject(problem) }
                     do {
@@ -110,7 +142,7 @@ struct ObservationMapper {
                         station.location = point
                         if c.epsg != 4326 { station.sourceCoordinates = SourceCoordinates(x: xv, y: yv, epsg: c.epsg) }
                     } catch {
-                        return [RecordError(location, field: c.xField, "coordinates (\(xText), \(yText)) in EPSG:\(c.epsg): \(error)")]
+                        return .whole(RecordError(location, field: c.xField, "coordinates (\(xText), \(yText)) in EPSG:\(c.epsg): \(error)"), values: all)
                     }
                 }
             }
@@ -126,7 +158,7 @@ struct ObservationMapper {
         var end: Int64?
         do {
             let text = timeText(record)
-            guard !text.isEmpty else { return [RecordError(location, field: mapping.time.fields.joined(separator: "+"), "time is empty or missing")] }
+            guard !text.isEmpty else { return .whole(RecordError(location, field: mapping.time.fields.joined(separator: "+"), "time is empty or missing"), values: all) }
             let t: Int64
             do {
                 t = try parser.parse(Substring(text))
@@ -142,20 +174,27 @@ struct ObservationMapper {
                 start = t
             }
             if let problem = plausibility.check(time: start) {
-                return [RecordError(location, field: mapping.time.fields.joined(separator: "+"), problem.reason)]
+                return .whole(RecordError(location, field: mapping.time.fields.joined(separator: "+"), problem.reason), values: all)
             }
         } catch {
-            return [RecordError(location, field: mapping.time.fields.joined(separator: "+"), "\(error)")]
+            return .whole(RecordError(location, field: mapping.time.fields.joined(separator: "+"), "\(error)"), values: all)
         }
         let quality = mapping.qualityField.flatMap { record[$0]?.text }
         if let quality, let problem = Plausibility.text(quality, .quality, limit: Plausibility.maxQualityBytes) {
-            return [RecordError(location, field: mapping.qualityField, problem.reason)]
+            return .whole(RecordError(location, field: mapping.qualityField, problem.reason), values: all)
         }
         // Values
+        var provenance: Provenance?
         for plan in values {
-            guard let raw = record[plan.field] else { continue }
+            guard let raw = record[plan.field] else {
+                skips.add(.missingValue)
+                continue
+            }
             let text = raw.text
-            if raw.isNull || mapping.missing.contains(text) || mapping.missing.contains(text.trimmingCharacters(in: .whitespaces)) { continue }
+            if raw.isNull || mapping.missing.contains(text) || mapping.missing.contains(text.trimmingCharacters(in: .whitespaces)) {
+                skips.add(.missingValue)
+                continue
+            }
             let conversion: Conversion
             if let fixed = plan.fixed {
                 conversion = fixed
@@ -180,9 +219,10 @@ struct ObservationMapper {
                 errors.append(RecordError(location, field: plan.field, "\(JSONValue.format(result)) is outside the plausible range \(JSONValue.format(range.lowerBound))…\(JSONValue.format(range.upperBound)) for \(conversion.property)"))
                 continue
             }
-            items.append(.observation(Observation(stationKey: stationKey, property: conversion.property, phenomenonStart: start, phenomenonEnd: end, result: result, quality: quality)))
+            if provenance == nil { provenance = Provenance(location: location, raw: record.raw) }
+            items.append(.observation(Observation(stationKey: stationKey, property: conversion.property, phenomenonStart: start, phenomenonEnd: end, result: result, quality: quality, provenance: provenance)))
         }
-        return errors
+        return Problems(errors: errors, values: errors.count)
     }
 
     private func timeText(_ record: Record) -> String {

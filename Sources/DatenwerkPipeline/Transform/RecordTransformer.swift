@@ -10,6 +10,8 @@ struct RecordTransformer {
     init(_ steps: [TransformStep]) { self.steps = steps }
 
     var isEmpty: Bool { steps.isEmpty }
+    /// Records dropped by `filter` steps so far (the run counts their values as skipped: `filtered`).
+    private(set) var filteredOut = 0
 
     mutating func apply(_ record: Record, into output: inout [Record]) {
         var records = [record]
@@ -34,7 +36,7 @@ struct RecordTransformer {
                     next.append(r)
                 case .filter(let field, let values, let keep):
                     let text = r[field]?.text ?? ""
-                    if values.contains(text) == keep { next.append(r) }
+                    if values.contains(text) == keep { next.append(r) } else { filteredOut += 1 }
                 case .melt(let idFields, let valueFields, let nameField, let valueField):
                     let plan: (ObjectIdentifier, FieldIndex, [Int], [(Int, String)])
                     if let cached = meltCache[index], cached.0 == ObjectIdentifier(r.fields) {
