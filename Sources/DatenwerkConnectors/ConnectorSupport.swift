@@ -10,21 +10,38 @@ protocol RecordMapping {
     mutating func map(_ record: Record, into items: inout [StagedItem]) -> [RecordError]
     /// The JSON around the records of the current document (e.g. a GeoJSON root `crs`), before they are mapped.
     mutating func envelope(_ envelope: JSONValue)
+    /// The mapping's books for the batch in progress (`ValueTally`): nil when it does not count values (the run
+    /// then cannot prove its balance). `DocumentRun` takes them after each batch.
+    var tally: ValueTally? { get set }
 }
 
 extension RecordMapping {
     mutating func envelope(_ envelope: JSONValue) {}
+    var tally: ValueTally? {
+        get { nil }
+        set {}
+    }
 
     /// Maps decoded records; a record with problems is quarantined with its raw text (first problem named).
     mutating func mapAll(_ decoded: [DecodedRecord], into items: inout [StagedItem]) {
         for entry in decoded {
             switch entry {
-            case .rejected(let bad): items.append(.quarantined(bad))
+            case .rejected(let bad):
+                tally?.read()   // an unreadable record offers one value as far as anyone can tell
+                items.append(.quarantined(bad))
             case .record(let record):
+                let before = tally
+                let firstItem = items.count
                 let problems = map(record, into: &items)
                 if var first = problems.first {
                     if problems.count > 1 { first.reason += " (and \(problems.count - 1) more in this record)" }
-                    items.append(.quarantined(QuarantinedRecord(error: first, raw: record.raw, fields: record.asJSON)))
+                    // With books kept: the record stands for the values it offered that found no other end.
+                    var values = 1
+                    if let before, var books = tally {
+                        values = books.unsettled(since: before, items: items, from: firstItem)
+                        tally = books
+                    }
+                    items.append(.quarantined(QuarantinedRecord(error: first, raw: record.raw, fields: record.asJSON, values: values)))
                 }
             }
         }
@@ -93,7 +110,9 @@ struct DocumentRun<Mapping: RecordMapping>: ConnectorRun {
             mapping.envelope(reader!.envelope)
             var items: [StagedItem] = []
             mapping.mapAll(decoded, into: &items)
-            return ConnectorBatch(items: items, recordsRead: decoded.count)
+            let books = mapping.tally
+            if books != nil { mapping.tally = ValueTally() }
+            return ConnectorBatch(items: items, recordsRead: decoded.count, valuesRead: books?.valuesRead, skipped: books?.skipped ?? SkipCounts())
         }
     }
 }
