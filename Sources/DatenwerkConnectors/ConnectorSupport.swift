@@ -13,6 +13,9 @@ protocol RecordMapping {
     /// The mapping's books for the batch in progress (`ValueTally`): nil when it does not count values (the run
     /// then cannot prove its balance). `DocumentRun` takes them after each batch.
     var tally: ValueTally? { get set }
+    /// Called when a document ends (before the next one starts): a mapping that holds a row back to read it with
+    /// the next one (a repeated DST hour) settles it here.
+    mutating func endOfDocument(into items: inout [StagedItem])
 }
 
 extension RecordMapping {
@@ -21,6 +24,7 @@ extension RecordMapping {
         get { nil }
         set {}
     }
+    mutating func endOfDocument(into items: inout [StagedItem]) {}
 
     /// Maps decoded records; a record with problems is quarantined with its raw text (first problem named).
     mutating func mapAll(_ decoded: [DecodedRecord], into items: inout [StagedItem]) {
@@ -96,6 +100,8 @@ struct DocumentRun<Mapping: RecordMapping>: ConnectorRun {
                 let page = reader!
                 finishedBytes += page.bytesRead
                 reader = nil
+                var held: [StagedItem] = []
+                mapping.endOfDocument(into: &held)
                 // 304: nothing new since the last successful run. A full page: there may be more.
                 if !page.notModified, paginator != nil {
                     if let next = paginator!.next(after: page.pageResult(records: recordsOnPage)) {
@@ -103,6 +109,11 @@ struct DocumentRun<Mapping: RecordMapping>: ConnectorRun {
                     } else {
                         paginator = nil
                     }
+                }
+                let books = mapping.tally
+                if !held.isEmpty || (books.map { $0.valuesRead > 0 } ?? false) {
+                    if books != nil { mapping.tally = ValueTally() }
+                    return ConnectorBatch(items: held, recordsRead: 0, valuesRead: books?.valuesRead, skipped: books?.skipped ?? SkipCounts())
                 }
                 continue
             }
@@ -112,7 +123,7 @@ struct DocumentRun<Mapping: RecordMapping>: ConnectorRun {
             mapping.mapAll(decoded, into: &items)
             let books = mapping.tally
             if books != nil { mapping.tally = ValueTally() }
-            return ConnectorBatch(items: items, recordsRead: decoded.count, valuesRead: books?.valuesRead, skipped: books?.skipped ?? SkipCounts())
+            return ConnectorBatch(items: items, recordsRead: decoded.count - (books?.notRecords ?? 0), valuesRead: books?.valuesRead, skipped: books?.skipped ?? SkipCounts())
         }
     }
 }

@@ -8,6 +8,9 @@ import DatenwerkPipeline
 struct ValueTally: Sendable {
     var valuesRead = 0
     var skipped = SkipCounts()
+    /// Rows the decoder handed over that are not records (a header row a mapping reads itself, with
+    /// `CSVOptions.header = false`): left out of "records read".
+    var notRecords = 0
 
     init() {}
 
