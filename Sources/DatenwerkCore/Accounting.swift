@@ -32,6 +32,12 @@ package struct SkipRule: RawRepresentable, Hashable, Sendable, Comparable, Custo
     /// Two different values for one natural key in one run under `on_bad_record: skip` (with `quarantine`, both
     /// records go to quarantine instead).
     package static let conflictingDuplicate = SkipRule("conflicting_duplicate")
+    /// Values of a series the run refused and quarantined once with its reason (a SensorThings Datastream whose
+    /// unit cannot be resolved, or without a Thing): its further values are counted here, not quarantined one by one.
+    package static let refusedSeries = SkipRule("refused_series")
+    /// A DATEX II value restricted to a vehicle class the vocabulary has no property for (e.g. cars only, or a
+    /// length class below the heavy-vehicle threshold): never loaded as `vehicle_count`, which would count it twice.
+    package static let vehicleClass = SkipRule("vehicle_class")
 }
 
 /// Counts per `SkipRule`, small and mergeable (batch → run).
