@@ -120,6 +120,7 @@ package struct PostgresObservationSink: ObservationSink {
                     RETURNING 1)
                 SELECT count(*)::bigint FROM upserted
                 """, logger: logger).decode(Int64.self) { stationRows = Int(count) }
+            let repeats = try await settleRepeats(runID: runID, pipeline: pipeline, on: connection)
             var inserted = 0, updated = 0
             let mergeStatement: PostgresQuery = """
                 WITH src AS (
@@ -180,8 +181,13 @@ package struct PostgresObservationSink: ObservationSink {
             if let replay = context.replay {
                 try await settle(replay, pipeline: pipeline.name, runID: runID, on: connection)
             }
-            let t = totals()
-            let result = LoadResult(inserted: inserted, updated: updated, unchanged: max(0, t.observations - inserted - updated), stations: stationRows)
+            var t = totals()
+            var result = repeats
+            result.inserted = inserted
+            result.updated = updated
+            result.stations = stationRows
+            t.settle(result)
+            result.unchanged = max(0, t.observations - inserted - updated)
             try await finishRun(runID, status: "succeeded", totals: t, load: result, failure: nil, context: context, on: connection)
             guard context.writesCheckpoint else { return result }
             let cursor = Self.checkpoint(t, context: context)
@@ -196,6 +202,83 @@ package struct PostgresObservationSink: ObservationSink {
             FailPoint.hit("before-commit", pipeline: pipeline.name)
             return result
         }
+    }
+
+    /// Observations of this run that share a natural key (station, property, start). Equal repeats load once and
+    /// are counted (`duplicate`); repeats with a different end, value or quality load NOT at all: each is
+    /// quarantined as `conflicting_duplicate` with its source record (or counted under `on_bad_record: skip`, or
+    /// fail the run under `fail`), because "last one wins" would silently pick one.
+    private func settleRepeats(runID: Int64, pipeline: PipelineSpec, on connection: GuardedConnection) async throws -> LoadResult {
+        let logger = database.logger
+        try await connection.query("""
+            CREATE TEMP TABLE datenwerk_repeats ON COMMIT DROP AS
+            SELECT station_key, property, t_start, count(*) AS n,
+                   (min(result) <> max(result) OR min(coalesce(t_end, -1)) <> max(coalesce(t_end, -1))
+                    OR min(quality) IS DISTINCT FROM max(quality) OR (count(quality) > 0 AND count(quality) < count(*))) AS conflicting
+            FROM datenwerk_staging WHERE kind = 'o'
+            GROUP BY station_key, property, t_start HAVING count(*) > 1
+            """, logger: logger)
+        var duplicates = 0, conflicting = 0
+        for try await (d, c) in try await connection.query("""
+            SELECT coalesce(sum(n - 1) FILTER (WHERE NOT conflicting), 0)::bigint, coalesce(sum(n) FILTER (WHERE conflicting), 0)::bigint
+            FROM datenwerk_repeats
+            """, logger: logger).decode((Int64, Int64).self) {
+            duplicates = Int(d)
+            conflicting = Int(c)
+        }
+        guard conflicting > 0 else { return LoadResult(duplicates: duplicates) }
+        // Set aside: kind 'c' rows take no part in the merge.
+        try await connection.query("""
+            UPDATE datenwerk_staging g SET kind = 'c' FROM datenwerk_repeats r
+            WHERE r.conflicting AND g.kind = 'o' AND g.station_key = r.station_key AND g.property = r.property AND g.t_start = r.t_start
+            """, logger: logger)
+        let described = """
+            SELECT g.seq, g.station_key, g.property, g.origin, g.line, g.record, g.path, g.raw, r.n,
+                   to_char(('epoch'::timestamptz + g.t_start * interval '1 microsecond') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at,
+                   string_agg(g.result::text || coalesce(' (' || g.origin || coalesce(':' || g.line, '') || ')', ''), ', ')
+                       OVER (PARTITION BY g.station_key, g.property, g.t_start ORDER BY g.seq
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS values_seen,
+                   json_build_object('station', g.station_key, 'property', g.property, 'phenomenon_start_us', g.t_start,
+                                     'phenomenon_end_us', g.t_end, 'result', g.result, 'quality', g.quality)::text AS described
+            FROM datenwerk_staging g JOIN datenwerk_repeats r
+              ON r.conflicting AND g.station_key = r.station_key AND g.property = r.property AND g.t_start = r.t_start
+            WHERE g.kind = 'c'
+            """
+        switch pipeline.onBadRecord {
+        case .fail:
+            var first = ""
+            for try await (key, property, at, values) in try await connection.query(PostgresQuery(unsafeSQL: """
+                SELECT station_key, property, at, values_seen FROM (\(described)) c ORDER BY seq LIMIT 1
+                """), logger: logger).decode((String, String, String, String).self) {
+                first = "station \(key), \(property) at \(at): \(values)"
+            }
+            throw PipelineError(step: .transform, code: .badRecord,
+                                message: "bad record (on_bad_record: fail): conflicting_duplicate: \(conflicting) observations share their station, property and time with a different value in this run; first: \(first)")
+        case .skip:
+            return LoadResult(duplicates: duplicates, conflictingSkipped: conflicting)
+        case .quarantine:
+            try await connection.query(PostgresQuery(unsafeSQL: """
+                INSERT INTO datenwerk.quarantine AS q (pipeline, run_id, origin, line, record, path, field, reason, raw, fingerprint)
+                SELECT DISTINCT ON (fp) $1, $2, origin, line, record, path, property, reason, raw, fp
+                FROM (SELECT seq, coalesce(origin, $1) AS origin, line, record, path, property,
+                             'conflicting_duplicate: station ' || station_key || ', ' || property || ' at ' || at || ' came '
+                                 || n || ' times in this run with different values (' || values_seen || '); none loaded' AS reason,
+                             coalesce(raw, described) AS raw,
+                             md5(concat_ws(chr(31), coalesce(origin, $1), line, record, path, property, coalesce(raw, described))) AS fp
+                      FROM (\(described)) c) bad
+                ORDER BY fp, seq DESC
+                ON CONFLICT (pipeline, fingerprint) DO UPDATE SET
+                    run_id = EXCLUDED.run_id, reason = EXCLUDED.reason, last_seen = now(), seen_count = q.seen_count + 1
+                """, binds: Self.binds(pipeline.name, runID)), logger: logger)
+            return LoadResult(duplicates: duplicates, conflicting: conflicting)
+        }
+    }
+
+    static func binds(_ name: String, _ runID: Int64) -> PostgresBindings {
+        var b = PostgresBindings()
+        b.append(name)
+        b.append(runID)
+        return b
     }
 
     /// A replay's outcome, in its run's transaction: records that load now (or that the transform now filters
@@ -274,6 +357,8 @@ package struct PostgresObservationSink: ObservationSink {
             UPDATE datenwerk.runs SET status = \(status), finished_at = clock_timestamp(),
                 records_read = \(t.recordsRead), loaded = \(t.observations), inserted = \(load.inserted), updated = \(load.updated),
                 quarantined = \(t.quarantined), skipped = \(t.skipped), bytes = \(t.bytes),
+                values_read = \(t.valuesRead), quarantined_values = \(t.quarantinedValues), skips = \(t.skips.json.serialized)::jsonb,
+                balanced = \(t.valuesUncounted ? nil : t.isBalanced),
                 error_step = \(failure?.step.rawValue), error = \(failure?.message),
                 retries = \(t.retries.count), events = \(JSONValue.array((t.retries + t.events).map { .string($0) }).serialized)::jsonb
             WHERE id = \(runID)
@@ -336,7 +421,19 @@ package struct PostgresObservationSink: ObservationSink {
             tab(&b)
             b.writeString(String(o.result)); tab(&b)
             optional(o.quality, &b)
-            b.writeStaticString("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n")
+            if let p = o.provenance {
+                // Where it came from (origin, line, record, path, raw): a conflicting duplicate is quarantined with it.
+                tab(&b)
+                text(p.location.origin, &b); tab(&b)
+                number(p.location.line.map(Double.init), &b); tab(&b)
+                number(p.location.record.map(Double.init), &b); tab(&b)
+                optional(p.location.path, &b)
+                b.writeStaticString("\t\\N\t\\N\t")
+                text(p.raw, &b)
+                b.writeStaticString("\t\\N\n")
+            } else {
+                b.writeStaticString("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n")
+            }
         case .quarantined(let q):
             let e = q.error
             b.writeStaticString("q\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t")

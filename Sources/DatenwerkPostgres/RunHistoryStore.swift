@@ -1,3 +1,5 @@
+import DatenwerkCore
+import DatenwerkFormats
 import PostgresNIO
 
 /// Reads what the runs (and the jobs around them) left in the database, for `datenwerk status`, `runs` and `demo`.
@@ -49,6 +51,12 @@ package struct RunHistoryStore: Sendable {
         package var bytes: Int64
         package var errorStep: String?
         package var error: String?
+        /// Values the source offered, and how many of them were left out on purpose, by rule.
+        package var valuesRead: Int64 = 0
+        package var skipped: Int64 = 0
+        package var skips = SkipCounts()
+        /// values read = loaded + quarantined values + skipped; nil when the source does not count values.
+        package var balanced: Bool?
     }
 
     /// The newest `limit` runs of `pipeline`, newest first.
@@ -56,13 +64,15 @@ package struct RunHistoryStore: Sendable {
         let rows = try await database.client.query("""
             SELECT id, status, trigger, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
                    coalesce(extract(epoch FROM finished_at - started_at), 0)::float8,
-                   records_read, loaded, inserted, quarantined, retries, bytes, error_step, error
+                   records_read, loaded, inserted, quarantined, retries, bytes, error_step, error,
+                   values_read, skipped, skips::text, balanced
             FROM datenwerk.runs WHERE pipeline = \(pipeline) ORDER BY id DESC LIMIT \(limit)
-            """, logger: database.logger).decode((Int64, String, String, String, Double, Int64, Int64, Int64, Int64, Int, Int64, String?, String?).self)
+            """, logger: database.logger).decode((Int64, String, String, String, Double, Int64, Int64, Int64, Int64, Int, Int64, String?, String?, Int64, Int64, String, Bool?).self)
         var runs: [Run] = []
         for try await r in rows {
             runs.append(Run(id: r.0, status: r.1, trigger: r.2, started: r.3, seconds: r.4, recordsRead: r.5, loaded: r.6, inserted: r.7,
-                            quarantined: r.8, retries: r.9, bytes: r.10, errorStep: r.11, error: r.12))
+                            quarantined: r.8, retries: r.9, bytes: r.10, errorStep: r.11, error: r.12,
+                            valuesRead: r.13, skipped: r.14, skips: SkipCounts(json: try? JSONParser.parse(Array(r.15.utf8))), balanced: r.16))
         }
         return runs
     }

@@ -4,6 +4,7 @@ import DatenwerkCore
 import DatenwerkHTTP
 import DatenwerkPipeline
 import DatenwerkPostgres
+import DatenwerkTransforms
 import Foundation
 import Logging
 
@@ -172,11 +173,17 @@ struct RunCommand: AsyncParsableCommand {
         let fetcher = HTTPFetcher()
         defer { Task { try? await fetcher.shutdown() } }
         if dryRun {
-            let sink = RecordingSink()
+            // Bounded like a real run: the first --show items are kept to print, the rest only counted.
+            let sink = DryRunSink(keep: show > 0 ? show : Int.max)
             let report = try await PipelineRunner(fetcher: fetcher, sink: sink, connectors: BuiltinConnectors.registry, logger: logger).run(spec, trigger: "dry-run")
-            let limit = show > 0 ? show : sink.items.count
-            for item in sink.items.prefix(limit) { print(describe(item)) }
-            if sink.items.count > limit { print("… \(sink.items.count - limit) more items") }
+            for item in sink.shown { print(describe(item)) }
+            if sink.total > sink.shown.count { print("… \(sink.total - sink.shown.count) more items") }
+            if sink.conflictingRepeats > 0 {
+                stderr("warning: \(report.pipeline): \(sink.conflictingRepeats) observations repeat an earlier one's station, property and time with a different value; a real run quarantines all of them as conflicting_duplicate")
+            }
+            if sink.keyCheckIncomplete {
+                stderr("note: \(report.pipeline): repeated keys were looked for among the first \(sink.maxKeys) observations only")
+            }
             try finish(report)
             return
         }
@@ -201,14 +208,25 @@ struct RunCommand: AsyncParsableCommand {
             throw Exit.runFailed
         }
         print("\(report.pipeline): run \(report.runID) ok — \(t.recordsRead) records read, \(t.observations) observations (\(report.load.inserted) new, \(report.load.updated) changed, \(report.load.unchanged) unchanged), \(t.quarantined) quarantined, \(t.skipped) skipped, \(String(format: "%.2f", report.seconds)) s")
+        print(accountingLine(t))
     }
+}
+
+/// `values: 120 read = 96 loaded + 2 quarantined + 22 skipped (missing_value 20, duplicate 2)`.
+func accountingLine(_ t: RunTotals) -> String {
+    let skips = t.skips.isEmpty ? "" : " (\(t.skips.summary))"
+    if t.valuesUncounted {
+        return "values: not counted by this source — \(t.observations) loaded, \(t.quarantinedValues) quarantined, \(t.skipped) skipped\(skips)"
+    }
+    let balance = t.isBalanced ? "=" : "≠"
+    return "values: \(t.valuesRead) read \(balance) \(t.observations) loaded + \(t.quarantinedValues) quarantined + \(t.skipped) skipped\(skips)"
 }
 
 func printWarnings(_ report: RunReport) {
     for problem in report.recordProblems {
         stderr("warning: \(report.pipeline): \(problem)")
     }
-    let bad = report.totals.quarantined + report.totals.skipped
+    let bad = report.totals.quarantined + report.totals.skips[.badRecord]
     if bad > report.recordProblems.count {
         stderr("warning: \(report.pipeline): … \(bad - report.recordProblems.count) more bad records (see datenwerk.quarantine)")
     }
@@ -223,17 +241,16 @@ func printWarnings(_ report: RunReport) {
 func describe(_ item: StagedItem) -> String {
     switch item {
     case .station(let s):
-        let at = s.location.map { String(format: " at %.6f,%.6f", $0.longitude, $0.latitude) } ?? ""
+        var at = s.location.map { " at lon \(String(format: "%.6f", $0.longitude)), lat \(String(format: "%.6f", $0.latitude))" + ($0.altitude.map { ", alt \(JSONValue.format($0)) m" } ?? "") } ?? " (no position)"
+        if let c = s.sourceCoordinates { at += " (from EPSG:\(c.epsg) \(JSONValue.format(c.x)) \(JSONValue.format(c.y)))" }
         return "station \(s.key) \(s.name ?? "")\(at)"
     case .observation(let o):
-        let unit = Vocabulary.property(o.property)?.unit ?? ""
-        return "observation \(o.stationKey) \(o.property) \(formatUTC(o.phenomenonStart)) \(JSONValue.format(o.result)) \(unit)"
+        let unit = Vocabulary.property(o.property)?.unit ?? "?"
+        // Start and end in UTC, so interval and time-zone mistakes show.
+        let time = TimestampParser.formatISO8601(o.phenomenonStart) + (o.phenomenonEnd.map { " → " + TimestampParser.formatISO8601($0) } ?? "")
+        return "observation \(o.stationKey) \(o.property) \(time) \(JSONValue.format(o.result)) \(unit)" + (o.quality.map { " quality \($0)" } ?? "")
     case .quarantined(let q):
         return "quarantined \(q.error)"
     }
 }
 
-func formatUTC(_ micros: Int64) -> String {
-    let date = Date(timeIntervalSince1970: Double(micros) / 1e6)
-    return date.formatted(.iso8601)
-}

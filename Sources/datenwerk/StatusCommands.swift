@@ -64,12 +64,18 @@ struct RunsCommand: AsyncParsableCommand {
         let runs = try await DatabaseEnvironment(logger: logger).with { opened in
             try await RunHistoryStore(opened.database).runs(pipeline: name, limit: limit)
         }
-        var table = [["run", "started (UTC)", "status", "trigger", "seconds", "read", "loaded", "new", "quarantined", "retries", "bytes"]]
+        var table = [["run", "started (UTC)", "status", "trigger", "seconds", "read", "values", "loaded", "new", "quarantined", "skipped", "retries", "bytes"]]
         for r in runs {
-            table.append([String(r.id), r.started, r.status, r.trigger, String(format: "%.2f", r.seconds), String(r.recordsRead), String(r.loaded),
-                          String(r.inserted), String(r.quarantined), String(r.retries), String(r.bytes)])
+            // values read, with "≠" when they do not add up to loaded + quarantined + skipped (a connector dropped some).
+            let values = r.balanced == false ? "\(r.valuesRead) ≠" : String(r.valuesRead)
+            table.append([String(r.id), r.started, r.status, r.trigger, String(format: "%.2f", r.seconds), String(r.recordsRead), values, String(r.loaded),
+                          String(r.inserted), String(r.quarantined), String(r.skipped), String(r.retries), String(r.bytes)])
         }
         print(formatTable(table))
+        // Zero silent drops: every skipped value is counted under the rule that left it out.
+        for r in runs where !r.skips.isEmpty {
+            print("run \(r.id) skipped: \(r.skips.summary)")
+        }
         for r in runs where r.status == "failed" {
             print("run \(r.id) failed at step '\(r.errorStep ?? "?")': \(r.error ?? "")")
         }

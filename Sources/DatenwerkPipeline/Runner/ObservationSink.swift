@@ -1,4 +1,5 @@
 import DatenwerkCore
+import DatenwerkTransforms
 import Synchronization
 
 /// Counts of one run, as the runner sees them.
@@ -197,6 +198,7 @@ package final class RecordingSink: ObservationSink, Sendable {
 
     package func load(runID: Int64, pipeline: PipelineSpec, context: RunContext, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
         var result = LoadResult()
+        var run: [StagedItem] = []
         while let batch = try await next() {
             for item in batch {
                 switch item {
@@ -205,8 +207,17 @@ package final class RecordingSink: ObservationSink, Sendable {
                 case .quarantined: break
                 }
             }
-            recorded.withLock { $0.items.append(contentsOf: batch) }
+            run.append(contentsOf: batch)
         }
+        // Repeated natural keys, as the database sink settles them: equal repeats kept once, conflicting ones
+        // replaced by their quarantine records.
+        let repeats = RepeatedKeys.settle(&run, pipeline: pipeline)
+        result.inserted -= repeats.duplicates + repeats.conflicting + repeats.conflictingSkipped
+        result.duplicates = repeats.duplicates
+        result.conflicting = repeats.conflicting
+        result.conflictingSkipped = repeats.conflictingSkipped
+        if let failure = repeats.failure { throw failure }
+        recorded.withLock { $0.items.append(contentsOf: run) }
         return result
     }
 
@@ -217,4 +228,154 @@ package final class RecordingSink: ObservationSink, Sendable {
     package var observations: [Observation] { items.compactMap { if case .observation(let o) = $0 { return o } else { return nil } } }
     package var stations: [Station] { items.compactMap { if case .station(let s) = $0 { return s } else { return nil } } }
     package var quarantined: [QuarantinedRecord] { items.compactMap { if case .quarantined(let q) = $0 { return q } else { return nil } } }
+}
+
+/// The in-memory form of the database sink's rule for observations of one run that share a natural key
+/// (station, property, start): equal repeats load once (`duplicate`); repeats that differ in end, value or
+/// quality load not at all — each becomes a `conflicting_duplicate` quarantine record with its source record
+/// (`on_bad_record: skip` counts them instead; `fail` fails the run).
+package enum RepeatedKeys {
+    package struct Outcome {
+        package var duplicates = 0
+        package var conflicting = 0
+        package var conflictingSkipped = 0
+        package var failure: PipelineError?
+    }
+
+    struct Key: Hashable {
+        var station: String
+        var property: String
+        var start: Int64
+    }
+
+    package static func settle(_ items: inout [StagedItem], pipeline: PipelineSpec) -> Outcome {
+        var groups: [Key: [Int]] = [:]
+        for (index, item) in items.enumerated() {
+            if case .observation(let o) = item {
+                groups[Key(station: o.stationKey, property: o.property, start: o.phenomenonStart), default: []].append(index)
+            }
+        }
+        var outcome = Outcome()
+        var drop = Set<Int>()
+        var replaced: [Int: StagedItem] = [:]
+        for (key, indexes) in groups where indexes.count > 1 {
+            let observations = indexes.map { i -> Observation in
+                if case .observation(let o) = items[i] { return o }
+                preconditionFailure("grouped only observations")
+            }
+            let first = observations[0]
+            let equal = observations.allSatisfy { $0.result == first.result && $0.phenomenonEnd == first.phenomenonEnd && $0.quality == first.quality }
+            if equal {
+                outcome.duplicates += indexes.count - 1
+                drop.formUnion(indexes.dropFirst())
+                continue
+            }
+            let seen = observations.map { o in
+                JSONValue.format(o.result) + (o.provenance.map { " (\(locationText($0.location)))" } ?? "")
+            }.joined(separator: ", ")
+            let reason = "conflicting_duplicate: station \(key.station), \(key.property) at \(TimestampParser.formatISO8601(key.start)) came \(indexes.count) times in this run with different values (\(seen)); none loaded"
+            switch pipeline.onBadRecord {
+            case .fail:
+                outcome.failure = outcome.failure ?? PipelineError(step: .transform, code: .badRecord, message: "bad record (on_bad_record: fail): \(reason)")
+                drop.formUnion(indexes)
+            case .skip:
+                outcome.conflictingSkipped += indexes.count
+                drop.formUnion(indexes)
+            case .quarantine:
+                outcome.conflicting += indexes.count
+                for (i, o) in zip(indexes, observations) {
+                    let location = o.provenance?.location ?? SourceLocation(origin: pipeline.name)
+                    let error = RecordError(location, field: o.property, reason)
+                    replaced[i] = .quarantined(QuarantinedRecord(error: error, raw: o.provenance?.raw ?? PipelineRunner.describe(o)))
+                }
+            }
+        }
+        guard !drop.isEmpty || !replaced.isEmpty else { return outcome }
+        var settled: [StagedItem] = []
+        settled.reserveCapacity(items.count - drop.count)
+        for (index, item) in items.enumerated() where !drop.contains(index) {
+            settled.append(replaced[index] ?? item)
+        }
+        items = settled
+        return outcome
+    }
+
+    /// `data.csv:17` (as the database sink writes it: origin and line).
+    static func locationText(_ l: SourceLocation) -> String {
+        if let line = l.line { return "\(l.origin):\(line)" }
+        return l.origin
+    }
+}
+
+/// The sink of `datenwerk run --dry-run`: keeps the first `keep` items to print and counts the rest, so a dry run of
+/// any size holds about as much memory as a real one. Repeated keys are found by 64-bit fingerprints of the first
+/// `maxKeys` observations (about 40 MB at the default); beyond that the check stops and says so.
+package final class DryRunSink: ObservationSink, Sendable {
+    private struct State {
+        var shown: [StagedItem] = []
+        var total = 0
+        var keys: [Int: Int] = [:]
+        var keysFull = false
+        var duplicates = 0
+        var conflicting = 0
+    }
+
+    private let state = Mutex(State())
+    package let keep: Int
+    package let maxKeys: Int
+
+    package init(keep: Int, maxKeys: Int = 1_000_000) {
+        self.keep = keep
+        self.maxKeys = maxKeys
+    }
+
+    package var shown: [StagedItem] { state.withLock { $0.shown } }
+    package var total: Int { state.withLock { $0.total } }
+    /// True when more observations came than `maxKeys`: repeats among the later ones were not looked for.
+    package var keyCheckIncomplete: Bool { state.withLock { $0.keysFull } }
+
+    package func beginRun(pipeline: PipelineSpec, context: RunContext) async throws -> Int64 { 0 }
+
+    package func load(runID: Int64, pipeline: PipelineSpec, context: RunContext, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
+        var result = LoadResult()
+        while let batch = try await next() {
+            state.withLock { s in
+                for item in batch {
+                    s.total += 1
+                    if s.shown.count < keep { s.shown.append(item) }
+                    switch item {
+                    case .station: result.stations += 1
+                    case .quarantined: break
+                    case .observation(let o):
+                        result.inserted += 1
+                        var k = Hasher()
+                        k.combine(o.stationKey); k.combine(o.property); k.combine(o.phenomenonStart)
+                        var v = Hasher()
+                        v.combine(o.result); v.combine(o.phenomenonEnd); v.combine(o.quality)
+                        let key = k.finalize(), value = v.finalize()
+                        if let seen = s.keys[key] {
+                            if seen == value { s.duplicates += 1 } else { s.conflicting += 1 }
+                        } else if s.keys.count < maxKeys {
+                            s.keys[key] = value
+                        } else {
+                            s.keysFull = true
+                        }
+                    }
+                }
+            }
+        }
+        // Counted, not settled: a dry run shows what a real run would find (the real run quarantines every
+        // observation of a conflicting key, the first one too).
+        state.withLock { s in
+            result.duplicates = s.duplicates
+            s.keys = [:]
+        }
+        result.inserted -= result.duplicates
+        return result
+    }
+
+    /// Observations that repeat a key with a different value (the real run quarantines them and the first one).
+    package var conflictingRepeats: Int { state.withLock { $0.conflicting } }
+
+    package func failRun(runID: Int64, pipeline: PipelineSpec, context: RunContext, failure: PipelineError, totals: RunTotals, quarantined: [QuarantinedRecord]) async throws {}
 }

@@ -14,7 +14,10 @@ import DatenwerkTesting
 ///   `datenwerk validate` prints them (`pipeline.yaml:4:3: error: …`, warnings too). With an error the case
 ///   stops there (no `expected.ndjson`); without the file the pipeline must read without any diagnostic;
 /// - `expected-report.txt` (optional) — run totals as `records_read: 19` lines (`observations`,
-///   `quarantined`, `succeeded: true` too; `#` starts a comment).
+///   `quarantined`, `values_read`, `quarantined_values`, `skipped`, `skipped.<rule>` (e.g. `skipped.missing_value: 3`),
+///   `succeeded: true` too; `#` starts a comment).
+///
+/// Every case that runs must balance its books: values read = loaded + quarantined + skipped (zero silent drops).
 ///
 /// `DATENWERK_UPDATE_GOLDEN=1` rewrites `expected.ndjson` (review the diff before committing).
 struct FixtureCase: CustomTestStringConvertible, Sendable {
@@ -88,6 +91,12 @@ struct FixtureCase: CustomTestStringConvertible, Sendable {
             break
         }
 
+        let t = report.totals
+        if report.succeeded {
+            #expect(!t.valuesUncounted, "\(fixture.testDescription): the source does not count the values it reads")
+            #expect(t.isBalanced, "\(fixture.testDescription): \(t.valuesRead) values read ≠ \(t.observations) loaded + \(t.quarantinedValues) quarantined + \(t.skipped) skipped (\(t.skips.summary))")
+        }
+
         for line in fixture.lines("expected-report.txt") ?? [] {
             let content = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0]
             guard !content.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
@@ -99,8 +108,12 @@ struct FixtureCase: CustomTestStringConvertible, Sendable {
             case "observations": actualValue = String(report.totals.observations)
             case "quarantined": actualValue = String(report.totals.quarantined)
             case "succeeded": actualValue = String(report.succeeded)
+            case "values_read": actualValue = String(t.valuesRead)
+            case "quarantined_values": actualValue = String(t.quarantinedValues)
+            case "skipped": actualValue = String(t.skipped)
+            case let name where name.hasPrefix("skipped."): actualValue = String(t.skips[SkipRule(String(name.dropFirst("skipped.".count)))])
             default:
-                Issue.record("\(fixture.testDescription)/expected-report.txt: unknown total '\(parts[0])' (records_read, observations, quarantined, succeeded)")
+                Issue.record("\(fixture.testDescription)/expected-report.txt: unknown total '\(parts[0])' (records_read, observations, quarantined, values_read, quarantined_values, skipped, skipped.<rule>, succeeded)")
                 continue
             }
             #expect(actualValue == parts[1], "\(fixture.testDescription): \(parts[0])")
