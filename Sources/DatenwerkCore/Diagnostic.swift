@@ -63,13 +63,33 @@ package struct RecordError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Suggests the closest known spelling for an unknown name ("did you mean …").
+///
+/// Deterministic whatever the order of `candidates` (a dictionary's keys, a set): the smallest edit distance wins,
+/// and among equally close candidates the alphabetically first (ignoring case, then by Unicode scalars).
 package func closestMatch(to name: String, in candidates: some Sequence<String>) -> String? {
-    var best: (String, Int)?
+    closestMatchWithDistance(to: name, in: candidates)?.candidate
+}
+
+/// `closestMatch` with the edit distance of the match, for callers that rank several candidate lists.
+package func closestMatchWithDistance(to name: String, in candidates: some Sequence<String>) -> (candidate: String, distance: Int)? {
+    let lowered = name.lowercased()
+    var best: (candidate: String, lowered: String, distance: Int)?
     for candidate in candidates {
-        let d = editDistance(name.lowercased(), candidate.lowercased())
-        if d <= max(2, candidate.count / 3), d < (best?.1 ?? .max) { best = (candidate, d) }
+        let candidateLowered = candidate.lowercased()
+        let d = editDistance(lowered, candidateLowered)
+        guard d <= max(2, candidate.count / 3) else { continue }
+        if let current = best {
+            if d > current.distance { continue }
+            if d == current.distance {
+                let precedes = candidateLowered == current.lowered
+                    ? candidate.unicodeScalars.lexicographicallyPrecedes(current.candidate.unicodeScalars)
+                    : candidateLowered.unicodeScalars.lexicographicallyPrecedes(current.lowered.unicodeScalars)
+                if !precedes { continue }
+            }
+        }
+        best = (candidate, candidateLowered, d)
     }
-    return best?.0
+    return best.map { ($0.candidate, $0.distance) }
 }
 
 /// Levenshtein distance over characters.

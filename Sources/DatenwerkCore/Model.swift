@@ -164,6 +164,30 @@ package enum Vocabulary {
         .init("electricity_consumption", unit: "MW.h", de: "Stromverbrauch", en: "Electricity consumption", range: 0...1e9, perInterval: true),
         .init("electric_power", unit: "kW", de: "Elektrische Leistung", en: "Electric power", range: -1e9...1e9),
         .init("battery_voltage", unit: "V", de: "Batteriespannung", en: "Battery voltage", range: 0...100),
+        // Issue 12: what German smart-city projects measure (documented in docs/vocabulary.md, one table).
+        // Noise: UCUM `dB`; the A-weighting (equivalent continuous level L_Aeq) is part of the property, since
+        // UCUM has no code for a frequency weighting. `dB(A)`, `dBA` are accepted spellings of it.
+        .init("noise_level", unit: "dB", de: "Schallpegel (A-bewertet, LAeq)", en: "Noise level (A-weighted, LAeq)", range: 0...160),
+        .init("co2_concentration", unit: "[ppm]", de: "Kohlendioxid (CO₂)", en: "CO₂ concentration", range: 0...40_000),
+        .init("dew_point_temperature", unit: "Cel", de: "Taupunkttemperatur", en: "Dew point temperature", range: -90...50),
+        .init("wind_gust_speed", unit: "m/s", de: "Windböe (Spitzengeschwindigkeit)", en: "Wind gust speed", range: 0...150),
+        .init("visibility", unit: "m", de: "Sichtweite", en: "Visibility", range: 0...500_000),
+        .init("cloud_cover", unit: "%", de: "Bedeckungsgrad", en: "Cloud cover", range: 0...100),
+        .init("snow_depth", unit: "cm", de: "Schneehöhe", en: "Snow depth", range: 0...2000),
+        .init("illuminance", unit: "lx", de: "Beleuchtungsstärke", en: "Illuminance", range: 0...200_000),
+        .init("uv_index", unit: "1", de: "UV-Index", en: "UV index", range: 0...25),
+        .init("water_level", unit: "cm", de: "Wasserstand (Pegel)", en: "Water level (gauge)", range: -1000...10_000),
+        .init("discharge", unit: "m3/s", de: "Abfluss", en: "Discharge", range: 0...100_000),
+        .init("water_temperature", unit: "Cel", de: "Wassertemperatur", en: "Water temperature", range: -5...60),
+        .init("soil_moisture", unit: "%", de: "Bodenfeuchte (volumetrisch)", en: "Soil moisture (volumetric)", range: 0...100),
+        .init("soil_temperature", unit: "Cel", de: "Bodentemperatur", en: "Soil temperature", range: -50...70),
+        .init("pedestrian_count", unit: "1", de: "Fußverkehr-Anzahl", en: "Pedestrian count", range: 0...1_000_000, perInterval: true),
+        .init("heavy_vehicle_count", unit: "1", de: "Schwerverkehr-Anzahl (Lkw, Längenklasse)", en: "Heavy vehicle count (length class)", range: 0...1_000_000, perInterval: true),
+        .init("occupancy", unit: "%", de: "Belegung (Fahrstreifen, Stellplätze)", en: "Occupancy (lane, parking)", range: 0...100),
+        .init("headway", unit: "s", de: "Zeitlücke (Folgezeit)", en: "Headway", range: 0...86_400),
+        .init("charging_points_available", unit: "1", de: "Freie Ladepunkte", en: "Available charging points", range: 0...10_000),
+        .init("charging_points_occupied", unit: "1", de: "Belegte Ladepunkte", en: "Occupied charging points", range: 0...10_000),
+        .init("energy_meter_reading", unit: "kW.h", de: "Zählerstand Energie (kumuliert)", en: "Energy meter reading (cumulative)", range: 0...1e12),
     ]
 
     private static let byKey: [String: ObservedProperty] = Dictionary(uniqueKeysWithValues: properties.map { ($0.key, $0) })
