@@ -131,6 +131,10 @@ struct CountersConnector: ConfiguredConnector {
         let makeDecoder: (String) -> AnyRecordDecoder = { .csv(CSVDecoder(options: options, origin: $0)) }
         switch config.layout {
         case .hourColumns:
+            var wide = options
+            wide.header = false
+            wide.columns = HourColumnsMapping.columns
+            let makeDecoder: (String) -> AnyRecordDecoder = { .csv(CSVDecoder(options: wide, origin: $0)) }
             let mapping = HourColumnsMapping(zone: zone, property: property, stationColumn: config.stationColumn, date: config.date)
             return DocumentRun(locations: locations, session: context.session, decoder: makeDecoder, mapping: mapping)
         case .hourlyRows:
@@ -216,6 +220,11 @@ extension CountersConnector {
         /// placeholder when the next row repeats its time) or an autumn 02:00 row (both hours unless
         /// the next row repeats it).
         var pending: Pending?
+        /// Set when the row just read was the first of two autumn 02:00 rows: the UTC start of the second.
+        var secondOf: Int64?
+        /// Set while the row after a dropped placeholder is mapped (it is the real hour, never a placeholder).
+        var heldPlaceholder = false
+        var tally: ValueTally? = ValueTally()
 
         struct Pending {
             var local: Int64
@@ -241,86 +250,139 @@ extension CountersConnector {
 
         static let footerWords = ["jahressumme", "summe", "gesamt", "total", "monatssumme", "mittelwert"]
 
+        /// Accounting: every column besides the time and station columns offers one value per row. The count and
+        /// direction columns are loaded; an empty cell is `missing_value`; other columns (temperature, wind,
+        /// weather text) are `unmapped_property` (`missing_value` when empty); a footer row counts all its
+        /// cells as `footer`; the spring placeholder row's zeros are `dst_placeholder`. A held-back row's
+        /// counts are read when their fate is known (the next row, or the end of the document).
         mutating func map(_ record: Record, into items: inout [StagedItem]) -> [RecordError] {
             let at = record.location
             let names = record.fields.names
-            // Footer: an all-empty row, then `Jahressumme,4105177,,…`.
-            if record.values.allSatisfy({ $0.isNull || $0.text.trimmingCharacters(in: .whitespaces).isEmpty }) { return [] }
             let timeName = timeColumn ?? names[0]
+            let totalName = countColumn ?? (names.count > 1 ? names[1] : names[0])
+            let mapped = Set([totalName] + directions.map(\.column))
+            let others = names.filter { $0 != timeName && $0 != stationColumn && !mapped.contains($0) }
+            let valueColumns = mapped.count + others.count
+            func isEmpty(_ name: String) -> Bool {
+                guard let cell = record[name], !cell.isNull else { return true }
+                return cell.text.trimmingCharacters(in: .whitespaces).isEmpty
+            }
+            // A row held back for this one is settled first (before anything here can return).
             let timeText = record[timeName]?.text.trimmingCharacters(in: .whitespaces) ?? ""
-            let lowered = timeText.lowercased()
-            if Self.footerWords.contains(where: { lowered.hasPrefix($0) }) { return [] }
+            let localAsUTC = try? parser.parse(timeText)
+            let rowID = stationColumn.map { record[$0]?.text.trimmingCharacters(in: .whitespaces) ?? "" } ?? (station ?? "")
+            if let held = pending {
+                pending = nil
+                tally?.read(held.values.count)
+                if held.local == localAsUTC, held.station == rowID {
+                    if held.placeholder {
+                        // The placeholder for the missing spring hour: this row is the real hour.
+                        tally?.skip(.dstPlaceholder, held.values.count)
+                        heldPlaceholder = true
+                    } else {
+                        // Both autumn 02:00 hours are listed: the held row is the first one only.
+                        emit(held.values, (held.interval.start, held.interval.start + CountersConnector.hour), into: &items)
+                        secondOf = held.interval.start + CountersConnector.hour
+                    }
+                } else {
+                    emit(held.values, held.interval, into: &items)
+                }
+            }
+            let repeatedHour = secondOf
+            secondOf = nil
+            defer { heldPlaceholder = false }
 
-            guard let localAsUTC = try? parser.parse(timeText) else {
+            // Footer: an all-empty row, then `Jahressumme,4105177,,…`.
+            if names.allSatisfy(isEmpty) {
+                tally?.readAndSkip(.missingValue, valueColumns)
+                return []
+            }
+            let lowered = timeText.lowercased()
+            if Self.footerWords.contains(where: { lowered.hasPrefix($0) }) {
+                tally?.readAndSkip(.footer, valueColumns)
+                return []
+            }
+            for name in others {
+                tally?.readAndSkip(isEmpty(name) ? .missingValue : .unmappedProperty)
+            }
+            let counted = mapped.count
+            guard let localAsUTC else {
+                tally?.read(counted)
                 return [RecordError(at, field: timeName, "'\(timeText)' is not a time like '\(parser.format)'")]
             }
-            let id: String
-            if let stationColumn {
-                id = record[stationColumn]?.text.trimmingCharacters(in: .whitespaces) ?? ""
-                guard !id.isEmpty else { return [RecordError(at, field: stationColumn, "missing counter id")] }
-            } else {
-                id = station ?? ""
+            if stationColumn != nil, rowID.isEmpty {
+                tally?.read(counted)
+                return [RecordError(at, field: stationColumn, "missing counter id")]
             }
-            let totalName = countColumn ?? (names.count > 1 ? names[1] : names[0])
+            let id = rowID
             guard record.fields.position(of: totalName) != nil else {
+                tally?.read(counted)
                 return [RecordError(at, field: totalName, "no column '\(totalName)' (columns: \(names.joined(separator: ", ")))")]
             }
 
-            // Counts per station key, and problems per column.
+            // Counts per station key, and problems per column. Counts read now: empty, bad; the others when
+            // their hour is known (now, or with the next row).
             var problems: [RecordError] = []
             var values: [(key: String, value: Double)] = []
             let base = "counters-csv:\(id)"
             let columns = [(column: totalName, suffix: "")] + directions
             for (column, suffix) in columns {
                 guard record.fields.position(of: column) != nil else {
+                    tally?.read()
                     problems.append(RecordError(at, field: column, "no column '\(column)'"))
                     continue
                 }
                 do {
-                    guard let value = try CountersConnector.count(record[column]?.text ?? "", column: column) else { continue }
+                    guard let value = try CountersConnector.count(record[column]?.text ?? "", column: column) else {
+                        tally?.readAndSkip(.missingValue)
+                        continue
+                    }
                     let key = suffix.isEmpty ? base : "\(base):\(suffix)"
                     emitStation(key, id: id, direction: suffix.isEmpty ? nil : (column, suffix), into: &items)
                     values.append((key, value))
                 } catch {
+                    tally?.read()
                     problems.append(RecordError(at, field: error.field, error.reason))
                 }
             }
 
             let local = CountersConnector.civil(localAsUTC)
-            if let held = pending {
-                pending = nil
-                if held.local == localAsUTC, held.station == id {
-                    if !held.placeholder {
-                        // Both autumn 02:00 hours are listed: the held row is the first one only.
-                        emit(held.values, (held.interval.start, held.interval.start + CountersConnector.hour), into: &items)
-                        if let later = try? zone.with(ambiguity: .second).utcMicroseconds(
-                            year: local.year, month: local.month, day: local.day, hour: local.hour)
-                        {
-                            emit(values, (later, later + CountersConnector.hour), into: &items)
-                            return problems
-                        }
-                    }
-                    // A placeholder: dropped; this row is the real hour.
-                } else {
-                    emit(held.values, held.interval, into: &items)
-                }
+            if let repeatedHour {
+                // The second of two autumn 02:00 rows: winter time.
+                tally?.read(values.count)
+                emit(values, (repeatedHour, repeatedHour + CountersConnector.hour), into: &items)
+                return problems
             }
-
             guard let interval = CountersConnector.interval(zone, local) else {
                 // The skipped spring hour itself (02:00): only an empty or zero placeholder is acceptable.
-                if values.allSatisfy({ $0.value == 0 }) { return problems }
+                tally?.read(values.count)
+                if values.allSatisfy({ $0.value == 0 }) {
+                    tally?.skip(.dstPlaceholder, values.count)
+                    return problems
+                }
                 return problems + [RecordError(at, field: timeName, "\(timeText) does not exist in \(zone.identifier) (clocks skip this hour)")]
             }
             if interval.end - interval.start > CountersConnector.hour {
                 pending = Pending(local: localAsUTC, station: id, interval: interval, placeholder: false, values: values)
                 return problems
             }
-            if values.allSatisfy({ $0.value == 0 }), CountersConnector.followsGap(zone, local) {
+            if !heldPlaceholder, !values.isEmpty, values.allSatisfy({ $0.value == 0 }), CountersConnector.followsGap(zone, local) {
                 pending = Pending(local: localAsUTC, station: id, interval: interval, placeholder: true, values: values)
                 return problems
             }
+            tally?.read(values.count)
             emit(values, interval, into: &items)
             return problems
+        }
+
+        /// A row still held back when its document ends is what it looked like: the autumn hour listed once,
+        /// or real zeros after the spring gap.
+        mutating func endOfDocument(into items: inout [StagedItem]) {
+            guard let held = pending else { return }
+            pending = nil
+            secondOf = nil
+            tally?.read(held.values.count)
+            emit(held.values, held.interval, into: &items)
         }
 
         private mutating func emitStation(_ key: String, id: String, direction: (column: String, suffix: String)?, into items: inout [StagedItem]) {
@@ -372,11 +434,16 @@ extension CountersConnector {
 
 extension CountersConnector {
     struct HourColumnsMapping: RecordMapping {
-        /// An hour column: its position, label and UTC interval (nil: the hour does not exist that day).
-        struct Column {
-            let index: Int
-            let label: String
-            let interval: (start: Int64, end: Int64)?
+        /// The header row of the document in progress: the hour columns start at `first`; the day and its
+        /// length in real hours (23 on the spring day, 25 on the autumn day), or why the file cannot be read.
+        struct Header {
+            let origin: String
+            let names: [String]
+            let first: Int
+            let stationIndex: Int
+            let day: (year: Int, month: Int, day: Int)
+            let midnight: Int64
+            let realHours: Int
         }
 
         let zone: LocalTimeResolver
@@ -384,9 +451,14 @@ extension CountersConnector {
         let kindName: String
         let stationColumn: String?
         let date: (year: Int, month: Int, day: Int)?
-        var plan: Result<[Column], FieldProblem>?
-        var planFields: FieldIndex?
+        var header: Result<Header, FieldProblem>?
         var stations = StationTracker()
+        var tally: ValueTally? = ValueTally()
+
+        /// The decoder reads the header row as a record (`header: false`) with this many columns, so that a row
+        /// with more fields than the header (the autumn day's 25 hours) reaches the mapping instead of being
+        /// refused by the decoder, and a short row (the spring day's 23) is told apart by its `.null` padding.
+        static let columns = (1...64).map { "column_\($0)" }
 
         init(zone: LocalTimeResolver, property: String, stationColumn: String?, date: (year: Int, month: Int, day: Int)?) {
             self.zone = zone
@@ -396,70 +468,108 @@ extension CountersConnector {
             self.date = date
         }
 
-        /// Maps the hour columns of one file to UTC intervals. When there are as many columns as the
-        /// day has hours (23 in spring, 25 in autumn), column k is the k-th real hour. With 24 columns
-        /// on a DST day the labels count: in spring `2:00` has no hour, in autumn `2:00` covers both.
-        private func makePlan(_ names: [String], origin: String) -> Result<[Column], FieldProblem> {
+        /// Reads the header row: where the hour columns start, the day (first cell, else the file name, else `date`).
+        private func readHeader(_ names: [String], origin: String) -> Result<Header, FieldProblem> {
             guard let day = date ?? CountersConnector.day(in: names.first ?? "") ?? CountersConnector.day(in: (origin as NSString).lastPathComponent) else {
                 return .failure(FieldProblem(field: names.first, "no date in the first header cell '\(names.first ?? "")' or the file name; set 'date'"))
             }
-            var hours: [(index: Int, label: String, hour: Int)] = []
-            for (index, name) in names.enumerated() {
-                let label = name.split(separator: "_").first.map(String.init) ?? name   // `2:00_2` for a repeated label
-                let parts = label.split(separator: ":")
-                guard parts.count == 2, let h = Int(parts[0]), (0...23).contains(h), Int(parts[1]) == 0 else { continue }
-                hours.append((index, name, h))
+            guard let first = names.firstIndex(where: { Self.hourLabel($0) != nil }) else {
+                return .failure(FieldProblem(field: nil, "no hour columns (0:00 … 23:00) in the header"))
             }
-            guard !hours.isEmpty else { return .failure(FieldProblem(field: nil, "no hour columns (0:00 … 23:00) in the header")) }
+            var stationIndex = 0
+            if let stationColumn {
+                guard let index = names.firstIndex(of: stationColumn) else {
+                    return .failure(FieldProblem(field: stationColumn, "no column '\(stationColumn)' in the header"))
+                }
+                stationIndex = index
+            }
             guard let midnight = try? zone.utcMicroseconds(year: day.year, month: day.month, day: day.day, hour: 0),
                   let nextMidnight = try? zone.utcMicroseconds(year: day.year, month: day.month, day: day.day, hour: 24)
             else {
                 return .failure(FieldProblem(field: nil, "\(day.year)-\(day.month)-\(day.day) is not a day in \(zone.identifier)"))
             }
-            let realHours = Int((nextMidnight - midnight) / CountersConnector.hour)
-            if hours.count == realHours {
-                return .success(hours.enumerated().map { k, column in
-                    let start = midnight + Int64(k) * CountersConnector.hour
-                    return Column(index: column.index, label: column.label, interval: (start, start + CountersConnector.hour))
-                })
-            }
-            guard hours.count == 24 else {
-                return .failure(FieldProblem(field: nil, "\(hours.count) hour columns for a day of \(realHours) hours in \(zone.identifier)"))
-            }
-            return .success(hours.map { column in
-                Column(index: column.index, label: column.label,
-                       interval: CountersConnector.interval(zone, (day.year, day.month, day.day, column.hour)))
-            })
+            return .success(Header(origin: origin, names: names, first: first, stationIndex: stationIndex, day: day, midnight: midnight,
+                                   realHours: Int((nextMidnight - midnight) / CountersConnector.hour)))
         }
 
+        /// `13:00` → 13; nil for anything else (a repeated label `2:00_2` reads as 2).
+        static func hourLabel(_ name: String) -> Int? {
+            let label = name.trimmingCharacters(in: .whitespaces).split(separator: "_").first.map(String.init) ?? name
+            let parts = label.split(separator: ":")
+            guard parts.count == 2, let h = Int(parts[0]), (0...23).contains(h), Int(parts[1]) == 0 else { return nil }
+            return h
+        }
+
+        /// Which hours a row holds is told by its number of values, not by the header: on the spring DST day
+        /// a row holds 23 (the k-th value is the k-th real hour: 0:00, 1:00, 3:00 …), on the autumn day 25
+        /// (0:00, 1:00, 2:00 CEST, 2:00 CET, 3:00 …), while the header still lists 24 labels. A row of 24 values
+        /// on a DST day follows the labels: the spring `2:00` has no hour (an empty or zero cell is the
+        /// publisher's placeholder, counted as `dst_placeholder`; any other count is quarantined), the autumn
+        /// `2:00` covers both hours. An empty last field is the trailing `;` when the rest is a valid count.
+        /// Any other number of values quarantines the row, naming its line and the count.
         mutating func map(_ record: Record, into items: inout [StagedItem]) -> [RecordError] {
-            let at = record.location
-            if plan == nil || planFields !== record.fields {
-                plan = makePlan(record.fields.names, origin: at.origin)
-                planFields = record.fields
+            var at = record.location
+            at.record = at.record.map { $0 - 1 }   // the header is row 1
+            let present = record.values.prefix { !$0.isNull }.map(\.text)
+            if record.location.record == 1 || header == nil {
+                tally?.notRecords += 1
+                header = readHeader(present.map { $0.trimmingCharacters(in: .whitespaces) }, origin: at.origin)
+                return []
             }
-            let columns: [Column]
-            switch plan! {
-            case .success(let c): columns = c
-            case .failure(let problem): return [RecordError(at, field: problem.field, problem.reason)]
+            let head: Header
+            switch header! {
+            case .success(let h): head = h
+            case .failure(let problem):
+                tally?.read(max(0, present.count - 1))
+                return [RecordError(at, field: problem.field, problem.reason)]
             }
-            let idName = stationColumn ?? record.fields.names[0]
-            let label = record[idName]?.text.trimmingCharacters(in: .whitespaces) ?? ""
+            let available = max(0, present.count - head.first)
+            func allowed(_ n: Int) -> Bool { n == 24 || n == head.realHours }
+            var count = available
+            if let last = present.last, last.trimmingCharacters(in: .whitespaces).isEmpty, available > 0, allowed(available - 1) {
+                count = available - 1
+            }
+            tally?.read(count)
+            let idName = head.stationIndex < head.names.count ? head.names[head.stationIndex] : "column \(head.stationIndex + 1)"
+            let label = head.stationIndex < present.count ? present[head.stationIndex].trimmingCharacters(in: .whitespaces) : ""
             guard !label.isEmpty else { return [RecordError(at, field: idName, "missing counter id")] }
+            guard allowed(count) else {
+                let expected = head.realHours == 24 ? "24" : "24 or \(head.realHours)"
+                return [RecordError(at, field: nil,
+                    "line \(at.line ?? 0) holds \(count) hour values (\(present.count) fields) for a day of \(head.realHours) hours in \(zone.identifier); expected \(expected)")]
+            }
             let (id, properties) = Self.parseLabel(label)
             let key = "counters-csv:\(id)"
             let kindName = kindName
             stations.emit(key, into: &items) {
                 Station(key: key, name: label, kind: kindName, properties: .object(properties))
             }
+            let byLabels = count == 24 && head.realHours != 24
             var problems: [RecordError] = []
-            for column in columns {
+            for k in 0..<count {
+                let index = head.first + k
+                let interval: (start: Int64, end: Int64)?
+                let column: String
+                if byLabels {
+                    column = index < head.names.count ? head.names[index] : "\(k):00"
+                    interval = CountersConnector.interval(zone, (head.day.year, head.day.month, head.day.day, k))
+                } else {
+                    let start = head.midnight + Int64(k) * CountersConnector.hour
+                    interval = (start, start + CountersConnector.hour)
+                    column = Self.localLabel(start, zone: zone, repeated: head.realHours == 25 && k == 3)
+                }
                 do {
-                    guard let value = try CountersConnector.count(record.values[column.index].text, column: column.label) else { continue }
-                    guard let interval = column.interval else {
-                        if value == 0 { continue }
-                        problems.append(RecordError(at, field: column.label,
-                            "count \(Int(value)) in hour \(column.label), which does not exist that day in \(zone.identifier) (clocks skip it); are the hour columns shifted?"))
+                    guard let value = try CountersConnector.count(present[index], column: column) else {
+                        tally?.skip(interval == nil ? .dstPlaceholder : .missingValue)
+                        continue
+                    }
+                    guard let interval else {
+                        if value == 0 {
+                            tally?.skip(.dstPlaceholder)
+                            continue
+                        }
+                        problems.append(RecordError(at, field: column,
+                            "count \(Int(value)) in hour \(column), which does not exist that day in \(zone.identifier) (clocks skip it); are the hour columns shifted?"))
                         continue
                     }
                     items.append(.observation(Observation(
@@ -469,6 +579,15 @@ extension CountersConnector {
                 }
             }
             return problems
+        }
+
+        /// The local wall-clock label of an hour starting at `start` (µs UTC), for messages: `3:00`, `2:00 (CET)`
+        /// for the autumn day's second 2:00.
+        static func localLabel(_ start: Int64, zone: LocalTimeResolver, repeated: Bool) -> String {
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = TimeZone(identifier: zone.identifier) ?? TimeZone(identifier: "UTC")!
+            let hour = calendar.component(.hour, from: Date(timeIntervalSince1970: Double(start / 1_000_000)))
+            return repeated ? "\(hour):00 (second)" : "\(hour):00"
         }
 
         /// `MQ_03290_FV12_GR (MQ0)` → id `MQ_03290_FV12_GR`, detector `MQ0`, junction `03290`,

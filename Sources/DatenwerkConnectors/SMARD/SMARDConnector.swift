@@ -246,6 +246,9 @@ struct SMARDRun: ConnectorRun {
             throw ExtractError("\(origin): expected {\"series\": [[epoch ms, value], …]}, found no 'series' list")
         }
         var items: [StagedItem] = []
+        // Accounting: each point of the series is one value; `null` (not yet published) is `missing_value`,
+        // a point up to `since` is `already_loaded`, a malformed point is quarantined.
+        var skipped = SkipCounts()
         if !stationSent {
             stationSent = true
             let name = SMARDConnector.filterNames[filter].map { "SMARD \($0), \(region)" } ?? "SMARD filter \(filter), \(region)"
@@ -269,14 +272,18 @@ struct SMARDRun: ConnectorRun {
             let start = Int64(ms) * 1000
             switch pair[1] {
             case .null:
-                continue   // not yet published
+                skipped.add(.missingValue)   // not yet published
+                continue
             case .number(let value):
-                if let since, start <= since { continue }
+                if let since, start <= since {
+                    skipped.add(.alreadyLoaded)
+                    continue
+                }
                 items.append(.observation(Observation(stationKey: stationKey, property: property, phenomenonStart: start, phenomenonEnd: end(of: start), result: value)))
             default:
                 reject("series[\(i)][1]", "\(pair[1].serialized) is not a number")
             }
         }
-        return ConnectorBatch(items: items, recordsRead: series.count)
+        return ConnectorBatch(items: items, recordsRead: series.count, valuesRead: series.count, skipped: skipped)
     }
 }

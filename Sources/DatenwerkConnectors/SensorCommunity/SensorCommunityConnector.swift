@@ -75,6 +75,10 @@ struct SensorCommunityConnector: ConfiguredConnector {
         let archiveTime: TimestampParser
         let conversions: [String: (String, Units.Conversion)]
         var stations = StationTracker()
+        var tally: ValueTally? = ValueTally()
+
+        /// Archive CSV columns that describe the measurement rather than hold a value.
+        static let archiveKeys: Set<String> = ["sensor_id", "sensor_type", "location", "lat", "lon", "timestamp"]
 
         init(archive: Bool, sensorTypes: Set<String>?) throws {
             self.archive = archive
@@ -88,15 +92,24 @@ struct SensorCommunityConnector: ConfiguredConnector {
             self.conversions = conversions
         }
 
+        /// Accounting: each entry of `sensordatavalues` (API) or each column after `timestamp` (archive) is one
+        /// value. Value types outside the vocabulary (`noise_LAeq`, `pressure_at_sealevel`, `durP1` …) are
+        /// `unmapped_property`, empty archive cells `missing_value`, sensors not in `sensor_types` `filtered`.
         mutating func map(_ record: Record, into items: inout [StagedItem]) -> [RecordError] {
             archive ? mapArchive(record, &items) : mapAPI(record, &items)
         }
 
         private mutating func mapAPI(_ r: Record, _ items: inout [StagedItem]) -> [RecordError] {
             let at = r.location
+            var offered = 0
+            if case .array(let entries) = r["sensordatavalues"] ?? .null { offered = entries.count }
+            tally?.read(offered)
             guard let sensor = r["sensor.id"]?.text, !sensor.isEmpty else { return [RecordError(at, field: "sensor.id", "missing sensor id")] }
             let type = r["sensor.sensor_type.name"]?.text ?? ""
-            if let sensorTypes, !sensorTypes.contains(type) { return [] }
+            if let sensorTypes, !sensorTypes.contains(type) {
+                tally?.skip(.filtered, offered)
+                return []
+            }
             let time: Int64
             do { time = try apiTime.parse(r["timestamp"]?.text ?? "") } catch { return [RecordError(at, field: "timestamp", "\(error)")] }
             let location = r["location"] ?? .null
@@ -119,7 +132,10 @@ struct SensorCommunityConnector: ConfiguredConnector {
             }
             for (index, entry) in values.enumerated() {
                 let valueType = entry["value_type"]?.text ?? ""
-                guard let (property, conversion) = conversions[valueType] else { continue }   // noise, pressure_at_sealevel …: not in the vocabulary
+                guard let (property, conversion) = conversions[valueType] else {
+                    tally?.skip(.unmappedProperty)   // noise, pressure_at_sealevel …: not in the vocabulary
+                    continue
+                }
                 guard let value = entry["value"]?.number else {
                     problems.append(RecordError(at, field: "sensordatavalues.\(index).value", "'\(entry["value"]?.text ?? "")' is not a number (\(valueType))"))
                     continue
@@ -131,9 +147,14 @@ struct SensorCommunityConnector: ConfiguredConnector {
 
         private mutating func mapArchive(_ r: Record, _ items: inout [StagedItem]) -> [RecordError] {
             let at = r.location
+            let valueColumns = r.fields.names.filter { !Self.archiveKeys.contains($0) }
+            tally?.read(valueColumns.count)
             guard let sensor = r["sensor_id"]?.text, !sensor.isEmpty else { return [RecordError(at, field: "sensor_id", "missing sensor id")] }
             let type = r["sensor_type"]?.text ?? ""
-            if let sensorTypes, !sensorTypes.contains(type) { return [] }
+            if let sensorTypes, !sensorTypes.contains(type) {
+                tally?.skip(.filtered, valueColumns.count)
+                return []
+            }
             let time: Int64
             do { time = try archiveTime.parse(r["timestamp"]?.text ?? "") } catch { return [RecordError(at, field: "timestamp", "\(error)")] }
             let key = "sensor-community:\(sensor)"
@@ -144,8 +165,15 @@ struct SensorCommunityConnector: ConfiguredConnector {
                 return station
             }
             var problems: [RecordError] = []
-            for (column, (property, conversion)) in conversions.sorted(by: { $0.key < $1.key }) {
-                guard let cell = r[column], !cell.isNull, !cell.text.isEmpty else { continue }
+            for column in valueColumns where conversions[column] == nil {
+                let cell = r[column]
+                tally?.skip(cell == nil || cell!.isNull || cell!.text.isEmpty ? .missingValue : .unmappedProperty)
+            }
+            for (column, (property, conversion)) in conversions.sorted(by: { $0.key < $1.key }) where r.fields.position(of: column) != nil {
+                guard let cell = r[column], !cell.isNull, !cell.text.isEmpty else {
+                    tally?.skip(.missingValue)
+                    continue
+                }
                 guard let value = cell.number else {
                     problems.append(RecordError(at, field: column, "'\(cell.text)' is not a number"))
                     continue

@@ -138,7 +138,10 @@ struct UBAAirConnector: ConfiguredConnector {
         let requestedID: String?
         let components: Set<String>?
         var columns: [Column]?
+        /// Every column from the third on offers one value per row (components and the air quality index).
+        var offered = 0
         var stations = StationTracker()
+        var tally: ValueTally? = ValueTally()
         /// The last interval start per station, to tell the two autumn `03:00` rows apart.
         var lastStart: [String: Int64] = [:]
 
@@ -178,22 +181,34 @@ struct UBAAirConnector: ConfiguredConnector {
             return columns
         }
 
+        /// Accounting: each row offers one value per column after the date. A component column's `-` (or empty
+        /// cell) is `missing_value`; the air quality index and components outside the vocabulary or not asked
+        /// for in `components` are `unmapped_property`; rows of another station than `station` are `filtered`.
         mutating func map(_ record: Record, into items: inout [StagedItem]) -> [RecordError] {
             let at = record.location
+            offered = max(0, record.fields.names.count - 2)
             if columns == nil {
                 do { columns = try plan(record.fields.names) } catch {
+                    tally?.read(offered)
                     return [RecordError(at, field: error.field, error.reason)]
                 }
             }
             let code = record.values.first?.text.trimmingCharacters(in: .whitespaces) ?? ""
-            guard !code.isEmpty else { return [RecordError(at, field: record.fields.names.first, "missing station code")] }
-            if let station, station != code { return [] }
+            guard !code.isEmpty else {
+                tally?.read(offered)
+                return [RecordError(at, field: record.fields.names.first, "missing station code")]
+            }
+            if let station, station != code {
+                tally?.readAndSkip(.filtered, offered)
+                return []
+            }
             let dateField = record.fields.names.count > 1 ? record.fields.names[1] : "Date"
             let dateText = record.values.count > 1 ? record.values[1].text : ""
             let end: Int64
             do {
                 end = try hourEnd(dateText, station: code)
             } catch {
+                tally?.read(offered)
                 return [RecordError(at, field: dateField, error.reason)]
             }
             let key = "uba-air:\(code)"
@@ -203,10 +218,17 @@ struct UBAAirConnector: ConfiguredConnector {
                 return Station(key: key, name: stationName ?? code, kind: "air_quality_station", properties: .object(properties))
             }
             var problems: [RecordError] = []
+            tally?.read(offered)
+            let mapped = Set((columns ?? []).map(\.index))
+            for index in 2..<(offered + 2) where !mapped.contains(index) {
+                tally?.skip(Self.isMissing(record, index) ? .missingValue : .unmappedProperty)
+            }
             for column in columns ?? [] {
-                guard column.index < record.values.count else { continue }
+                if Self.isMissing(record, column.index) {
+                    tally?.skip(.missingValue)
+                    continue
+                }
                 let cell = record.values[column.index].text.trimmingCharacters(in: .whitespaces)
-                if cell.isEmpty || cell == "-" { continue }
                 guard let value = Numbers.parse(cell, decimalComma: false) else {
                     problems.append(RecordError(at, field: column.label, "'\(cell)' is not a number (\(column.component.name))"))
                     continue
@@ -218,6 +240,13 @@ struct UBAAirConnector: ConfiguredConnector {
                     result: column.conversion.apply(value))))
             }
             return problems
+        }
+
+        /// An absent or empty cell, or UBA's missing marker `-`.
+        static func isMissing(_ record: Record, _ index: Int) -> Bool {
+            guard index < record.values.count, !record.values[index].isNull else { return true }
+            let cell = record.values[index].text.trimmingCharacters(in: .whitespaces)
+            return cell.isEmpty || cell == "-"
         }
 
         /// The UTC end of the hour a date cell names (`'2022-10-30 03:00'`, hour-ending, `24:00` allowed).
