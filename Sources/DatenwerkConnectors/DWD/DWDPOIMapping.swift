@@ -43,6 +43,8 @@ struct DWDPOIMapping {
     /// Known after the unit row (line 2).
     private var stationID: String?
     private var plans: [Plan] = []
+    /// Parameter columns no plan maps (`present_weather`, `past_weather_1`, daily extremes …): `unmapped_property`.
+    private var unmapped: [String] = []
     private var skipping = false
 
     init(filter: Set<String>?) throws {
@@ -50,7 +52,10 @@ struct DWDPOIMapping {
         time = try TimestampParser(format: "dd.MM.yy HH:mm", zone: .utc)
     }
 
-    mutating func map(_ r: Record, stations: inout StationTracker, into items: inout [StagedItem]) -> [RecordError] {
+    /// Accounting: every parameter column of a data row is one value (`tally`); `---` is `missing_value`,
+    /// parameters outside the table `unmapped_property`, a station not in `stations` `filtered`. The unit and
+    /// label rows offer none.
+    mutating func map(_ r: Record, stations: inout StationTracker, into items: inout [StagedItem], tally: inout ValueTally) -> [RecordError] {
         let at = r.location
         let first = r.values.first?.text ?? ""
         if stationID == nil {
@@ -62,7 +67,13 @@ struct DWDPOIMapping {
             skipping = filter.map { !$0.contains(first) } ?? false
             return setUp(r)
         }
-        if first == "Datum" || skipping { return [] }   // the German labels, or a station not asked for
+        if first == "Datum" { return [] }   // the German labels
+        let offered = plans.count + unmapped.count
+        tally.read(offered)
+        if skipping {   // a station not asked for
+            tally.skip(.filtered, offered)
+            return []
+        }
         let key = "dwd-cdc:poi-\(stationID!)"
         let end: Int64
         let timeText = r["Parameter description"]?.text ?? ""
@@ -74,10 +85,20 @@ struct DWDPOIMapping {
                     properties: .object([.init("poi_id", .string(stationID!))]))
         }
         var problems: [RecordError] = []
+        for name in unmapped {
+            let text = r[name].map { $0.isNull ? "" : $0.text } ?? ""
+            tally.skip(text.isEmpty || text == "---" ? .missingValue : .unmappedProperty)
+        }
         for plan in plans {
-            guard let cell = r[plan.name], !cell.isNull else { continue }
+            guard let cell = r[plan.name], !cell.isNull else {
+                tally.skip(.missingValue)
+                continue
+            }
             let text = cell.text
-            if text.isEmpty || text == "---" { continue }
+            if text.isEmpty || text == "---" {
+                tally.skip(.missingValue)
+                continue
+            }
             guard let raw = Numbers.parse(text, decimalComma: true) else {
                 problems.append(RecordError(at, field: plan.name, "'\(text)' is not a number"))
                 continue
@@ -96,8 +117,11 @@ struct DWDPOIMapping {
     /// Builds the conversions from the unit row; a unit that does not fit quarantines the row and drops its column.
     private mutating func setUp(_ r: Record) -> [RecordError] {
         var problems: [RecordError] = []
-        for name in r.fields.names {
-            guard let column = Self.columns[name], let property = Vocabulary.property(column.property) else { continue }
+        for (index, name) in r.fields.names.enumerated() where index >= 2 {
+            guard let column = Self.columns[name], let property = Vocabulary.property(column.property) else {
+                unmapped.append(name)
+                continue
+            }
             let unit = r[name]?.text ?? ""
             let convert: @Sendable (Double) -> Double
             if unit == "W/m2" && property.unit == "J/cm2" {
@@ -110,6 +134,7 @@ struct DWDPOIMapping {
                     convert = { conversion.apply($0) }
                 } catch {
                     problems.append(RecordError(r.location, field: name, "\(error)"))
+                    unmapped.append(name)   // its values cannot be converted: counted, not loaded
                     continue
                 }
             }

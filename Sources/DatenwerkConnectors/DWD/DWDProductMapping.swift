@@ -70,6 +70,8 @@ struct DWDProductMapping {
     let mezPeriods: [ClosedRange<Int>]?
 
     private var plans: [Plan]?
+    /// Value columns of this file that no plan maps (`RS_IND`, `WRTR`, `LS_10`, `V_TE002` …): `unmapped_property`.
+    private var unmapped: [Int] = []
     private var periodFromHeader: Int64?
     private let hourly: TimestampParser
     private let tenMinutes: TimestampParser
@@ -97,13 +99,17 @@ struct DWDProductMapping {
         var plans: [Plan] = []
         var quality: Int?
         var tenMinuteColumns = false
+        unmapped = []
         for (index, name) in fields.names.enumerated() {
             if name == "QN" || name.hasPrefix("QN_") {
                 quality = index
                 continue
             }
             if name.hasSuffix("_10") { tenMinuteColumns = true }
-            guard let column = Self.columns[name], let property = Vocabulary.property(column.property) else { continue }
+            guard let column = Self.columns[name], let property = Vocabulary.property(column.property) else {
+                if Self.isValueColumn(name) { unmapped.append(index) }
+                continue
+            }
             plans.append(Plan(name: name, index: index, property: column.property,
                               conversion: try Units.conversion(from: column.unit, to: property.unit),
                               range: property.range, span: column.span, quality: quality))
@@ -113,16 +119,33 @@ struct DWDProductMapping {
         return plans
     }
 
-    mutating func map(_ r: Record, stations: inout StationTracker, into items: inout [StagedItem]) -> [RecordError] {
+    /// Columns that do not hold a value: ids, times, quality levels, the `eor` marker.
+    static func isValueColumn(_ name: String) -> Bool {
+        !(name.isEmpty || name == "STATIONS_ID" || name.hasPrefix("MESS_DATUM") || name == "QN" || name.hasPrefix("QN_")
+            || name.lowercased() == "eor" || name.hasPrefix("column_"))
+    }
+
+    /// Accounting: every value column of a row is one value (`tally`); `-999` is `missing_value`, columns
+    /// outside the table `unmapped_property`, rows of stations not in `stations` `filtered`.
+    mutating func map(_ r: Record, stations: inout StationTracker, into items: inout [StagedItem], tally: inout ValueTally) -> [RecordError] {
         let at = r.location
+        let offered = r.fields.names.count { Self.isValueColumn($0) }
+        tally.read(offered)
         guard let id = r["STATIONS_ID"].flatMap({ DWDMetadata.stationID($0.text) }) else {
             return [RecordError(at, field: "STATIONS_ID", "'\(r["STATIONS_ID"]?.text ?? "")' is not a station id")]
         }
-        if let filter, !filter.contains(id) { return [] }
+        if let filter, !filter.contains(id) {
+            tally.skip(.filtered, offered)
+            return []
+        }
         let plans: [Plan]
         do { plans = try plan(for: r.fields) } catch { return [RecordError(at, "\(error)")] }
         let end: Int64
         do { end = try time(r["MESS_DATUM"]?.text ?? "") } catch { return [RecordError(at, field: "MESS_DATUM", "\(error)")] }
+        for index in unmapped {
+            let text = index < r.values.count ? r.values[index].text : ""
+            tally.skip(text.isEmpty || text == "-999" ? .missingValue : .unmappedProperty)
+        }
         let length = period ?? periodFromHeader ?? Self.hour
 
         let key = "dwd-cdc:\(id)"
@@ -131,12 +154,18 @@ struct DWDProductMapping {
         var problems: [RecordError] = []
         for plan in plans {
             let text = plan.index < r.values.count ? r.values[plan.index].text : ""
-            guard !text.isEmpty else { continue }
+            guard !text.isEmpty else {
+                tally.skip(.missingValue)
+                continue
+            }
             guard let raw = Double(text) else {
                 problems.append(RecordError(at, field: plan.name, "'\(text)' is not a number"))
                 continue
             }
-            if raw == -999 { continue }   // missing
+            if raw == -999 {
+                tally.skip(.missingValue)
+                continue
+            }
             let value = plan.conversion.apply(raw)
             if let range = plan.range, !range.contains(value) {
                 problems.append(RecordError(at, field: plan.name, "\(JSONValue.format(value)) is outside the plausible range \(JSONValue.format(range.lowerBound))…\(JSONValue.format(range.upperBound)) for \(plan.property)"))

@@ -94,7 +94,7 @@ struct DWDRun: ConnectorRun {
                 case .product: current = try await openProduct(location)
                 case .poi: current = try await openPOI(location)
                 }
-                if !items.isEmpty { return ConnectorBatch(items: items, recordsRead: 0) }
+                if !items.isEmpty { return ConnectorBatch(items: items, recordsRead: 0, valuesRead: 0) }
                 continue
             }
             let decoded: [DecodedRecord]
@@ -108,26 +108,36 @@ struct DWDRun: ConnectorRun {
             defer { if ended { close() } }
             guard !decoded.isEmpty else { continue }
             var items: [StagedItem] = []
+            // Accounting: the mappings count the values of each row; a quarantined row stands for those of its
+            // values that were neither loaded nor skipped (an unreadable line for one).
+            var tally = ValueTally()
             for entry in decoded {
                 switch entry {
-                case .rejected(let bad): items.append(.quarantined(bad))
+                case .rejected(let bad):
+                    tally.read()
+                    items.append(.quarantined(bad))
                 case .record(let record):
                     let problems: [RecordError]
+                    let firstItem = items.count
+                    var books = ValueTally()
                     switch current!.mapping {
                     case .product(var m):
-                        problems = m.map(record, stations: &stations, into: &items)
+                        problems = m.map(record, stations: &stations, into: &items, tally: &books)
                         current!.mapping = .product(m)
                     case .poi(var m):
-                        problems = m.map(record, stations: &stations, into: &items)
+                        problems = m.map(record, stations: &stations, into: &items, tally: &books)
                         current!.mapping = .poi(m)
                     }
                     if var first = problems.first {
                         if problems.count > 1 { first.reason += " (and \(problems.count - 1) more in this record)" }
-                        items.append(.quarantined(QuarantinedRecord(error: first, raw: record.raw)))
+                        let values = books.unsettled(since: ValueTally(), items: items, from: firstItem)
+                        items.append(.quarantined(QuarantinedRecord(error: first, raw: record.raw, values: values)))
                     }
+                    tally.read(books.valuesRead)
+                    tally.skipped.merge(books.skipped)
                 }
             }
-            return ConnectorBatch(items: items, recordsRead: decoded.count)
+            return ConnectorBatch(items: items, recordsRead: decoded.count, valuesRead: tally.valuesRead, skipped: tally.skipped)
         }
     }
 
