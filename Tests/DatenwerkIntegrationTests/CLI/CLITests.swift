@@ -95,7 +95,8 @@ extension CLITests {
             let line = try #require(runs.stdout.split(separator: "\n").dropFirst(2).first)
             let cells = line.split(separator: " ", omittingEmptySubsequences: true)
             #expect(cells[2] == "succeeded")
-            #expect(cells[5] == "72" && cells[6] == "143" && cells[7] == "143" && cells[8] == "1")
+            // read, values (72 records × 2 value fields), loaded, new, quarantined, skipped
+            #expect(cells[5] == "72" && cells[6] == "144" && cells[7] == "143" && cells[8] == "143" && cells[9] == "1" && cells[10] == "0", "\(line)")
             let list = try Self.datenwerk(["quarantine", "list", "musterstadt-energie"], environment: env)
             #expect(list.stdout.contains("SampleData/energie-api/page-2.json, $.items[3]: field 'energie_kwh': 'n/a' is not a number"))
             let id = String(list.stdout.dropFirst().prefix { $0.isNumber })
