@@ -13,5 +13,6 @@ package enum BuiltinConnectors {
         DATEX2Connector(),
         ParkingConnector(),
         TTNConnector(),
+        ChirpStackConnector(),
     ])
 }

@@ -122,7 +122,7 @@ actor PushIngest {
         let received = TimestampParser.formatISO8601(Int64(Date().timeIntervalSince1970 * 1e6))
         let origin = "POST /ingest/\(name) from \(context.remoteAddress?.ipAddress ?? "?") at \(received)"
         let outcome: Outcome
-        switch connector.admit(body, config: config) {
+        switch connector.admit(body, config: config, pipeline: name) {
         case .ignore(let reason):
             return .json(.object([.init("status", .string("ignored")), .init("reason", .string(reason))]))
         case .forbidden(let reason):

@@ -114,7 +114,8 @@ package enum PushAdmission: Sendable, Equatable {
 /// asks `admit` about each body, then runs the pipeline over the admitted bodies with `ConnectorContext.pushed`.
 package protocol PushConnector: Connector {
     func tokenVariable(_ config: ConnectorConfig) -> String
-    func admit(_ body: [UInt8], config: ConnectorConfig) -> PushAdmission
+    /// `pipeline`: the pipeline's name, as a run's `ConnectorContext.pipeline` (station keys may start with it).
+    func admit(_ body: [UInt8], config: ConnectorConfig, pipeline: String) -> PushAdmission
 }
 
 /// A documented configuration key of a connector: its name, type, typed default and help, declared once

@@ -151,7 +151,7 @@ import Testing
             #expect(report.succeeded, "\(String(describing: report.failure))")
             #expect(replay.loadedCount == 1 && replay.stillBadRecords.isEmpty && replay.notReplayableRecords.isEmpty)
             #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations") == 3)
-            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.stations WHERE key LIKE 'ttn:ht-sensor-project-br:%'") == 1)
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.stations WHERE key LIKE 'ttn-replay:ht-sensor-project-br:%'") == 1)
             #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.quarantine WHERE pipeline = 'ttn-replay'") == 0)
         }
     }

@@ -56,7 +56,7 @@ import Testing
             }
             let poison = try #require(results[7])
             #expect(poison.status == 400, "\(poison.text)")
-            let keyBytes = "ttn:ht-sensor-project-br:".utf8.count + long.utf8.count
+            let keyBytes = "ttn-emden:ht-sensor-project-br:".utf8.count + long.utf8.count
             #expect(poison.text.contains("end_device_ids.device_id: the station key is \(keyBytes) bytes long; at most 256 are accepted"))
             #expect(poison.text.contains("nothing of it was stored; the body is kept in quarantine (run "))
             #expect(try await counts(db) == Counts(observations: 57, stations: 19, quarantine: 1))
@@ -72,7 +72,7 @@ import Testing
     /// are then run one by one, so only the poison is rejected (and kept in quarantine), the rest are stored.
     @Test func aGroupThatTheDatabaseRefusesIsRetriedOneByOne() async throws {
         try await TestDatabase.with { db in
-            let sink = RefusingSink(inner: PostgresObservationSink(database: db), poison: "ttn:ht-sensor-project-br:eui-poison")
+            let sink = RefusingSink(inner: PostgresObservationSink(database: db), poison: "ttn-emden:ht-sensor-project-br:eui-poison")
             let runner = PipelineRunner(fetcher: testFetcher, sink: sink, connectors: BuiltinConnectors.registry)
             var logger = Logger(label: "test.server")
             logger.logLevel = .critical
@@ -198,7 +198,7 @@ import Testing
             let deflated = try await Self.post(server, deflate, headers: [("Content-Encoding", "deflate")])
             #expect(deflated.status == 200, "\(deflated.text)")
             let keys = try await db.client.query("SELECT key FROM datenwerk.stations ORDER BY key", logger: db.logger).decode(String.self).collect()
-            #expect(keys == ["ttn:ht-sensor-project-br:eui-deflate", "ttn:ht-sensor-project-br:eui-gzip"])
+            #expect(keys == ["ttn-emden:ht-sensor-project-br:eui-deflate", "ttn-emden:ht-sensor-project-br:eui-gzip"])
             #expect(try await counts(db) == Counts(observations: 6, stations: 2, quarantine: 0))
 
             let brotli = try await Self.post(server, try Self.uplink(device: "eui-br"), headers: [("Content-Encoding", "br")])

@@ -52,7 +52,7 @@ import Testing
                 SELECT s.key, o.property, o.phenomenon_start, o.result FROM datenwerk.observations o
                 JOIN datenwerk.stations s ON s.id = o.station_id ORDER BY o.property
                 """, logger: db.logger).decode((String, String, Date, Double).self).collect()
-            #expect(rows.map(\.0) == Array(repeating: "ttn:ht-sensor-project-br:eui-a840416051871229", count: 3))
+            #expect(rows.map(\.0) == Array(repeating: "ttn-emden:ht-sensor-project-br:eui-a840416051871229", count: 3))
             #expect(rows.map(\.1) == ["air_temperature", "battery_voltage", "relative_humidity"])
             #expect(rows.map(\.3) == [27.9, 3.695, 50.2])
             // uplink_message.received_at, 2024-06-26T13:24:35.116615676Z, to the microsecond.

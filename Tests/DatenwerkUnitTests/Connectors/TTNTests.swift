@@ -30,7 +30,7 @@ import DatenwerkTesting
     @Test func admissionRoutesByTheTopLevelKey() throws {
         let connector = try #require(BuiltinConnectors.registry.connector("ttn") as? any PushConnector)
         let config = ConnectorConfig(kind: "ttn", values: ["fields": .stringMap(["TempC_SHT": "air_temperature"]), "applications": .strings(["klima"])])
-        func admit(_ text: String) -> PushAdmission { connector.admit(Array(text.utf8), config: config) }
+        func admit(_ text: String) -> PushAdmission { connector.admit(Array(text.utf8), config: config, pipeline: "ttn") }
         let ids = #""end_device_ids":{"device_id":"d1","application_ids":{"application_id":"klima"}}"#
         let uplink = #""uplink_message":{"received_at":"2024-06-26T13:24:35Z","decoded_payload":{"TempC_SHT":21.5}}"#
         #expect(admit("{\(ids),\(uplink)}") == .accept)
@@ -84,5 +84,62 @@ import DatenwerkTesting
         let report = try await PipelineRunner(fetcher: testFetcher, sink: RecordingSink(), connectors: BuiltinConnectors.registry).run(spec)
         #expect(report.failure?.step == .configure)
         #expect(report.failure?.message.contains("POST /ingest/ttn-push") == true)
+    }
+}
+
+@Suite struct TTNAccountingTests {
+    static let ids = #""end_device_ids":{"device_id":"d1","application_ids":{"application_id":"klima"}}"#
+
+    /// Every decoded_payload key is a value read: configured ones load, the others are `unmapped_property`, nulls
+    /// `missing_value`; a quarantined message stands for the values it offered; the station key starts with the
+    /// pipeline's name (device ids are only unique per application and server).
+    @Test func pushedUplinksBalanceAndKeysStartWithThePipeline() async throws {
+        let spec = try PipelineSpec.parse(yaml: """
+            version: 1
+            name: ttn-books
+            tenant: "03402000"
+            source: { kind: ttn, fields: { TempC_SHT: air_temperature, Hum_SHT: relative_humidity } }
+            """, file: "/tmp/ttn-books.yaml", connectors: BuiltinConnectors.registry)
+        let bodies = [
+            #"{\#(Self.ids),"uplink_message":{"received_at":"2024-06-26T13:24:35Z","decoded_payload":{"TempC_SHT":21.5,"Hum_SHT":null,"BatV":3.1,"Work_mode":"IIC"}}}"#,
+            #"{\#(Self.ids),"uplink_message":{"received_at":"2024-06-26T13:34:35Z","decoded_payload":{"TempC_SHT":"x","Hum_SHT":40}}}"#,
+        ].map { PushedDocument(origin: "test", body: Array($0.utf8)) }
+        let sink = RecordingSink()
+        let report = try await PipelineRunner(fetcher: testFetcher, sink: sink, connectors: BuiltinConnectors.registry)
+            .run(spec, trigger: "push", pushed: bodies)
+        #expect(sink.stations.map(\.key) == ["ttn-books:klima:d1"])
+        #expect(report.totals.observations == 1)
+        #expect(report.totals.skips[.unmappedProperty] == 2)
+        #expect(report.totals.skips[.missingValue] == 1)
+        #expect(report.totals.quarantinedValues == 2)
+        #expect(report.totals.valuesRead == 6)
+        #expect(report.totals.isBalanced)
+    }
+
+    @Test func stationPrefixReplacesThePipelineName() async throws {
+        let dir = try Paths.temporaryDirectory()
+        try Data(#"{\#(Self.ids),"uplink_message":{"received_at":"2024-06-26T13:24:35Z","decoded_payload":{"TempC_SHT":21.5}}}"#.utf8)
+            .write(to: URL(fileURLWithPath: dir + "/up.json"))
+        let spec = try PipelineSpec.parse(yaml: """
+            version: 1
+            name: ttn-prefix
+            tenant: "03402000"
+            source: { kind: ttn, url: up.json, station_prefix: emden-tts, applications: [other], fields: { TempC_SHT: air_temperature } }
+            """, file: dir + "/p.yaml", connectors: BuiltinConnectors.registry)
+        let sink = RecordingSink()
+        let report = try await PipelineRunner(fetcher: testFetcher, sink: sink, connectors: BuiltinConnectors.registry).run(spec)
+        // Another application in a captured file: counted as filtered, not silently dropped.
+        #expect(sink.items.isEmpty)
+        #expect(report.totals.skips[.filtered] == 1)
+        #expect(report.totals.isBalanced)
+        let open = try PipelineSpec.parse(yaml: """
+            version: 1
+            name: ttn-prefix
+            tenant: "03402000"
+            source: { kind: ttn, url: up.json, station_prefix: emden-tts, fields: { TempC_SHT: air_temperature } }
+            """, file: dir + "/p.yaml", connectors: BuiltinConnectors.registry)
+        let sink2 = RecordingSink()
+        _ = try await PipelineRunner(fetcher: testFetcher, sink: sink2, connectors: BuiltinConnectors.registry).run(open)
+        #expect(sink2.stations.map(\.key) == ["emden-tts:klima:d1"])
     }
 }
