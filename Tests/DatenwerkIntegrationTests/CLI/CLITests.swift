@@ -109,3 +109,21 @@ extension CLITests {
         }
     }
 }
+
+extension CLITests {
+    /// Zero silent drops, as a user sees it: the run prints its books and `datenwerk runs` names every skip rule.
+    @Test func runsNameTheRuleOfEverySkippedValue() async throws {
+        try await TestDatabase.with { db in
+            let env = ["DATABASE_URL": db.location.url]
+            let run = try Self.datenwerk(["run", "musterstadt-klima"], environment: env)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stdout.contains("values: 1156 read = 1150 loaded + 5 quarantined + 1 skipped (missing_value 1)"), "\(run.stdout)")
+            let runs = try Self.datenwerk(["runs", "musterstadt-klima"], environment: env)
+            #expect(runs.status == 0, "\(runs.stderr)")
+            let lines = runs.stdout.split(separator: "\n").map(String.init)
+            #expect(lines.contains { $0.hasPrefix("run ") && $0.hasSuffix(" skipped: missing_value 1") }, "\(runs.stdout)")
+            let cells = try #require(lines.dropFirst(2).first).split(separator: " ", omittingEmptySubsequences: true)
+            #expect(cells[6] == "1156" && cells[7] == "1150" && cells[10] == "1", "\(lines)")
+        }
+    }
+}
