@@ -120,6 +120,11 @@ struct ReplayRun: ConnectorRun {
     }
 
     private mutating func replayOne(_ stored: StoredQuarantine, into items: inout [StagedItem]) async throws {
+        // Which of two values is right is not a mapping question: replaying one would load it by chance.
+        if stored.error.reason.hasPrefix("conflicting_duplicate:") {
+            replay.skip(stored.id, "it is one of several different values for one station, property and time in a run; correct the source (or remove the wrong record) and run the pipeline again, or backfill the window")
+            return
+        }
         switch mode {
         case .none(let reason):
             replay.skip(stored.id, reason)

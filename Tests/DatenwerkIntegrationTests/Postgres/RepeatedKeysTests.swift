@@ -75,6 +75,25 @@ import Testing
         }
     }
 
+    /// A replay would load whichever of the two records it maps alone: conflicting duplicates are not replayable.
+    @Test func conflictingDuplicatesAreNotReplayed() async throws {
+        try await TestDatabase.with { db in
+            let runner = PipelineRunner(fetcher: testFetcher, sink: PostgresObservationSink(database: db))
+            let spec = try Self.pipeline(onBadRecord: "quarantine")
+            #expect(try await runner.run(spec, trigger: "test").totals.quarantined == 2)
+            let replay = QuarantineStore(db).replay(pipeline: spec.name, ids: [])
+            let report = try await runner.run(spec, context: RunContext(trigger: "replay", replay: replay))
+            #expect(report.succeeded)
+            #expect(replay.resolvedIDs.isEmpty)
+            #expect(replay.notReplayableRecords.count == 2)
+            #expect(replay.notReplayableRecords.allSatisfy { $0.reason.contains("correct the source") })
+            let left = try await db.client.query("SELECT count(*)::bigint FROM datenwerk.quarantine", logger: db.logger).decode(Int64.self).collect()
+            #expect(left == [2])
+            let stored = try await db.client.query("SELECT count(*)::bigint FROM datenwerk.observations", logger: db.logger).decode(Int64.self).collect()
+            #expect(stored == [2])
+        }
+    }
+
     @Test func underFailAConflictFailsTheRunAndUnderSkipItIsCounted() async throws {
         try await TestDatabase.with { db in
             let runner = PipelineRunner(fetcher: testFetcher, sink: PostgresObservationSink(database: db))
