@@ -26,8 +26,8 @@ package struct SkipRule: RawRepresentable, Hashable, Sendable, Comparable, Custo
     package static let alreadyLoaded = SkipRule("already_loaded")
     /// The placeholder row a publisher writes for the hour that does not exist on the spring DST day.
     package static let dstPlaceholder = SkipRule("dst_placeholder")
-    /// A row after the data that is not data: a publisher's total or note (`Jahressumme,4105177,,…`), and the
-    /// empty separator row before it.
+    /// A row after the data that is not data: a publisher's total or note (`Jahressumme,4105177,,…`). (An
+    /// all-empty row holds empty cells: `missing_value`.)
     package static let footer = SkipRule("footer")
     /// Two different values for one natural key in one run under `on_bad_record: skip` (with `quarantine`, both
     /// records go to quarantine instead).
