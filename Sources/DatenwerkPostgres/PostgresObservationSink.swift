@@ -235,7 +235,7 @@ package struct PostgresObservationSink: ObservationSink {
         let described = """
             SELECT g.seq, g.station_key, g.property, g.origin, g.line, g.record, g.path, g.raw, r.n,
                    to_char(('epoch'::timestamptz + g.t_start * interval '1 microsecond') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at,
-                   string_agg(g.result::text || coalesce(' (' || g.origin || coalesce(':' || g.line, '') || ')', ''), ', ')
+                   string_agg(g.result::text || coalesce(' (' || regexp_replace(g.origin, '^.*/', '') || coalesce(':' || g.line, '') || ')', ''), ', ')
                        OVER (PARTITION BY g.station_key, g.property, g.t_start ORDER BY g.seq
                              ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS values_seen,
                    json_build_object('station', g.station_key, 'property', g.property, 'phenomenon_start_us', g.t_start,

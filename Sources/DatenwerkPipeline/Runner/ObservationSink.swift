@@ -300,10 +300,12 @@ package enum RepeatedKeys {
         return outcome
     }
 
-    /// `data.csv:17` (as the database sink writes it: origin and line).
+    /// `data.csv:17`: the origin's last path part and the line, as the database sink writes it (the quarantine
+    /// row has the whole origin).
     static func locationText(_ l: SourceLocation) -> String {
-        if let line = l.line { return "\(l.origin):\(line)" }
-        return l.origin
+        let name = l.origin.split(separator: "/").last.map(String.init) ?? l.origin
+        if let line = l.line { return "\(name):\(line)" }
+        return name
     }
 }
 
