@@ -14,7 +14,16 @@ import Foundation
 /// model's default. Pages by `limit`/`offset` until a page comes back short or the count is reached.
 ///
 /// Station: the entity's `refDevice` / `refPointOfInterest` when it has one (observation entities often carry
-/// the time in their id), else the entity id: `ngsi-ld:<id>`.
+/// the time in their id), else the entity id, as `<station_prefix>:<id>`. The prefix defaults to the PIPELINE
+/// name: entity ids are unique only within one broker (two cities' brokers both hold `urn:ngsi-ld:Device:1`).
+///
+/// Attributes: those in `defaults` (Smart Data Models names → vocabulary, e.g. `LAeq` → `noise_level`, `co2` →
+/// `co2_concentration`, `occupancy` (a fraction) → `occupancy` %, `averageHeadwayTime` → `headway`) and in
+/// `properties` are read as values. Zero silent drops: every mapped attribute and every other attribute holding
+/// a number (outside the entity's structure: id, type, location, address, dates, references, `laneId` …) is a
+/// value read; a mapped one loads or is quarantined (or counted as `missing_value` when null), an unmapped
+/// number is counted as `unmapped_property`. Text, boolean and object attributes that are not mapped describe the
+/// entity and are not values.
 struct NGSIConnector: ConfiguredConnector {
     let kind = "ngsi-ld"
     let summary = "FIWARE NGSI-LD or NGSI v2 context broker entities (AirQualityObserved, WeatherObserved, TrafficFlowObserved …), normalized or keyValues"
@@ -33,7 +42,8 @@ struct NGSIConnector: ConfiguredConnector {
         static let service = Setting<String>("service", "tenant header: NGSILD-Tenant (ngsi-ld) or Fiware-Service (ngsi-v2)")
         static let properties = Setting<[String: String]>("properties", "extra or different attribute → vocabulary key, e.g. {pm25: pm2_5_concentration}")
         static let timezone = DefaultedSetting.timezone(default: "UTC", "zone of dates written without an offset")
-        static let keys = [url.key, flavor.key, type.key, keyValues.key, pageSize.key, service.key, properties.key, timezone.key]
+        static let stationPrefix = Setting<String>("station_prefix", "station keys are <station_prefix>:<entity id>; default: the pipeline name (entity ids are unique only per broker)")
+        static let keys = [url.key, flavor.key, type.key, keyValues.key, pageSize.key, service.key, properties.key, timezone.key, stationPrefix.key]
 
         var url: String
         var flavor: Flavor
@@ -43,6 +53,7 @@ struct NGSIConnector: ConfiguredConnector {
         var service: String?
         var properties: [String: String]
         var timezone: String
+        var stationPrefix: String?
 
         init(_ config: ConnectorConfig) throws {
             url = try config.required(Self.url)
@@ -53,6 +64,7 @@ struct NGSIConnector: ConfiguredConnector {
             service = config[Self.service]
             properties = config[Self.properties] ?? [:]
             timezone = config[Self.timezone]
+            stationPrefix = config[Self.stationPrefix]
         }
     }
     let sampleYAML = """
@@ -87,6 +99,28 @@ struct NGSIConnector: ConfiguredConnector {
         "pm1": ("pm1_concentration", "ug/m3"),
         "intensity": ("vehicle_count", "1"),
         "averageVehicleSpeed": ("average_speed", "km/h"),
+        // Issue 12: attributes that were skipped for lack of vocabulary.
+        "co": ("co_concentration", "ug/m3"),
+        "so2": ("so2_concentration", "ug/m3"),
+        "co2": ("co2_concentration", "ppm"),
+        "LAeq": ("noise_level", "dB"),
+        "dewPoint": ("dew_point_temperature", "Cel"),
+        "gustSpeed": ("wind_gust_speed", "m/s"),
+        "illuminance": ("illuminance", "lx"),
+        "snowHeight": ("snow_depth", "cm"),
+        "streamGauge": ("water_level", "cm"),
+        "occupancy": ("occupancy", "fraction"),
+        "averageHeadwayTime": ("headway", "s"),
+        "availableSpotNumber": ("parking_free_spaces", "1"),
+        "totalSpotNumber": ("parking_capacity", "1"),
+        "availableCapacity": ("charging_points_available", "1"),
+    ]
+
+    /// Attributes that place, name, date or link an entity: never values, even when they hold a number.
+    static let structural: Set<String> = [
+        "id", "type", "@context", "location", "address", "name", "description", "alternateName", "dateObserved", "dateObservedFrom",
+        "dateObservedTo", "observationDateTime", "dateCreated", "dateModified", "refDevice", "refPointOfInterest", "lat", "lon", "source",
+        "dataProvider", "areaServed", "seeAlso", "owner", "laneId",
     ]
 
     func check(_ config: ConnectorConfig) -> [ConfigProblem] {
@@ -102,6 +136,9 @@ struct NGSIConnector: ConfiguredConnector {
         if config.has(C.timezone), (try? LocalTimeResolver(zone: config[C.timezone])) == nil {
             problems.append(ConfigProblem(key: C.timezone.name, "unknown time zone '\(config[C.timezone])' (e.g. Europe/Berlin)"))
         }
+        if let prefix = config[C.stationPrefix], !SensorThingsConnector.isValidPrefix(prefix) {
+            problems.append(ConfigProblem(key: C.stationPrefix.name, "'\(prefix)' is not a station prefix: use lowercase letters, digits, - and _"))
+        }
         if let url = config[C.url], SensorThingsConnector.isHTTP(url), !config.has(C.type) {
             problems.append(ConfigProblem(key: C.type.name, "a broker needs an entity type to list, e.g. type: AirQualityObserved"))
         }
@@ -114,7 +151,7 @@ struct NGSIConnector: ConfiguredConnector {
         var properties: [String: (String, String?)] = [:]
         for (attribute, (property, unit)) in Self.defaults { properties[attribute] = (property, unit) }
         for (attribute, property) in config.properties { properties[attribute] = (property, nil) }
-        let mapping = try Mapping(properties: properties, zone: LocalTimeResolver(zone: config.timezone))
+        let mapping = try Mapping(properties: properties, zone: LocalTimeResolver(zone: config.timezone), stationPrefix: config.stationPrefix ?? context.pipeline)
         var headers: [(String, String)] = [("Accept", v2 ? "application/json" : "application/ld+json")]
         if let service = config.service { headers.append((v2 ? "Fiware-Service" : "NGSILD-Tenant", service)) }
         guard SensorThingsConnector.isHTTP(url) else {
@@ -156,13 +193,16 @@ struct NGSIConnector: ConfiguredConnector {
         let properties: [String: (String, String?)]
         let zone: LocalTimeResolver
         let time: TimestampParser
+        let stationPrefix: String
         var stations = StationTracker()
+        var tally = ValueTally()
         /// Unit spelling → conversion into the property's canonical unit (resolved once).
         var conversions: [String: Units.Conversion] = [:]
 
-        init(properties: [String: (String, String?)], zone: LocalTimeResolver) throws {
+        init(properties: [String: (String, String?)], zone: LocalTimeResolver, stationPrefix: String) throws {
             self.properties = properties
             self.zone = zone
+            self.stationPrefix = stationPrefix
             time = try TimestampParser(format: "iso8601", zone: zone)
         }
 
@@ -206,8 +246,22 @@ struct NGSIConnector: ConfiguredConnector {
             return (try time.parse(first), try parts.count == 2 ? time.parse(parts[1]) : nil)
         }
 
+        /// Whether attribute `name` is a value this mapping reads (nil: not a value), counting the unmapped ones as
+        /// skipped: a mapped attribute is a value; an unmapped one only when it holds a number.
+        mutating func offer(_ name: String, _ raw: JSONValue) -> Bool? {
+            guard !NGSIConnector.structural.contains(name) else { return nil }
+            if let (property, _) = properties[name], Vocabulary.property(property) != nil { return true }
+            guard Self.attribute(raw).value.numberValue != nil else { return nil }
+            tally.readAndSkip(.unmappedProperty)
+            return false
+        }
+
         mutating func map(_ record: Record, context: Paging?, into items: inout [StagedItem], follow: inout [PageRequest<Paging?>]) -> [RecordError] {
             let at = record.location
+            // The values this entity offers, counted before anything can fail (a failed entity stands for its mapped ones).
+            var mapped: [Int] = []
+            for (index, name) in record.fields.names.enumerated() where offer(name, record.values[index]) == true { mapped.append(index) }
+            tally.read(mapped.count)
             guard let id = record["id"]?.stringValue, !id.isEmpty else { return [RecordError(at, field: "id", "entity without an id")] }
             let type = record["type"]?.stringValue ?? ""
             // Observation time: dateObservedFrom/To when given (the normalized TrafficFlowObserved keeps only the start in dateObserved).
@@ -229,7 +283,7 @@ struct NGSIConnector: ConfiguredConnector {
             }
 
             let reference = ["refDevice", "refPointOfInterest"].lazy.compactMap { record[$0].map(Self.attribute)?.value.stringValue }.first
-            let key = "ngsi-ld:\(reference ?? id)"
+            let key = "\(stationPrefix):\(reference ?? id)"
             stations.emit(key, into: &items) {
                 var station = Station(key: key, name: nil, kind: type.isEmpty ? nil : type)
                 var extra: [JSONValue.Member] = [.init("entity_type", .string(type))]
@@ -253,10 +307,14 @@ struct NGSIConnector: ConfiguredConnector {
                 return station
             }
 
-            for (index, name) in record.fields.names.enumerated() {
+            for index in mapped {
+                let name = record.fields.names[index]
                 guard let (property, defaultUnit) = properties[name], let canonical = Vocabulary.property(property) else { continue }
                 let attribute = Self.attribute(record.values[index])
-                if attribute.value.isNull { continue }
+                if attribute.value.isNull {
+                    tally.skip(.missingValue)
+                    continue
+                }
                 guard let number = attribute.value.numberValue else {
                     problems.append(RecordError(at, field: name, "\(attribute.value.serialized) is not a number"))
                     continue

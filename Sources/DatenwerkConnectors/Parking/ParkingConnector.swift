@@ -20,6 +20,15 @@ import Foundation
 /// Each feed's field names are defaults that keys such as `free_field` override. A site whose `state_field`
 /// value is not in `reliable_states` (Freiburg `obs_state` ≠ 1, a `Stoerung`, DATEX `unknown`) still gets its
 /// values, with quality `unreliable`.
+///
+/// Stations are `<station_prefix>:<site id>`; the prefix defaults to the PIPELINE name, because a city feed's site
+/// ids (`P1`, `PH03`, a name) are unique only within that feed.
+///
+/// Zero silent drops: each count field a record holds (free, capacity, occupied; a capacity from the DATEX II
+/// static table too) is a value read. Free spaces and capacity load; occupied spaces are turned into free spaces
+/// with the capacity, or — when the record gives free spaces too, or no capacity — counted as
+/// `unmapped_property`; an empty or null count is counted as `missing_value`; a record that fails (no id, no
+/// time, a count that is not a number) is quarantined and stands for the values it held.
 struct ParkingConnector: ConfiguredConnector {
     let kind = "parking"
     let summary = "Parking occupancy feeds (WFS GeoJSON, GeoJSON, DATEX II, FIWARE NGSI v2, CSV, XML): free spaces and capacity per site"
@@ -57,9 +66,10 @@ struct ParkingConnector: ConfiguredConnector {
         static let recordElement = DefaultedSetting("record_element", default: "Parkhaus", "xml: the element of one site")
         static let encoding = DefaultedSetting("encoding", default: Encoding.utf8, "csv: character encoding")
         static let delimiter = DefaultedSetting("delimiter", default: ";", "csv: field separator")
+        static let stationPrefix = Setting<String>("station_prefix", "station keys are <station_prefix>:<site id>; default: the pipeline name (site ids are unique only per feed)")
         static let keys = [url.key, format.key, staticURL.key, idField.key, nameField.key, freeField.key, capacityField.key, occupiedField.key,
                            timeField.key, timeFormat.key, timezone.key, stateField.key, reliableStates.key, geometryField.key, crs.key,
-                           pageSize.key, recordElement.key] + XMLLimitKeys.keys("xml, datex2: ") + [encoding.key, delimiter.key]
+                           pageSize.key, recordElement.key] + XMLLimitKeys.keys("xml, datex2: ") + [encoding.key, delimiter.key, stationPrefix.key]
 
         var url: String
         var format: Format
@@ -73,6 +83,7 @@ struct ParkingConnector: ConfiguredConnector {
         var recordElement: String
         var limits: XMLDecoderOptions
         var csv: CSVOptions
+        var stationPrefix: String?
 
         init(_ config: ConnectorConfig) throws {
             url = try config.required(Self.url)
@@ -98,6 +109,7 @@ struct ParkingConnector: ConfiguredConnector {
             csv.delimiter = config[Self.delimiter].utf8.first ?? UInt8(ascii: ";")
             csv.encoding = TextEncoding(label: config[Self.encoding].rawValue) ?? .utf8
             csv.trimFields = true
+            stationPrefix = config[Self.stationPrefix]
         }
     }
 
@@ -180,6 +192,9 @@ struct ParkingConnector: ConfiguredConnector {
         if config.has(C.crs), case let crs = config[C.crs], !CoordinateTransform.supportedEPSG.contains(crs) {
             problems.append(ConfigProblem(key: C.crs.name, "EPSG:\(crs) is not supported (supported: \(CoordinateTransform.supportedEPSG.map(String.init).joined(separator: ", ")))"))
         }
+        if let prefix = config[C.stationPrefix], !SensorThingsConnector.isValidPrefix(prefix) {
+            problems.append(ConfigProblem(key: C.stationPrefix.name, "'\(prefix)' is not a station prefix: use lowercase letters, digits, - and _"))
+        }
         if let pattern = config[C.timeFormat], (try? TimestampParser(format: pattern, zone: .utc)) == nil {
             problems.append(ConfigProblem(key: C.timeFormat.name, "'\(pattern)' is not a timestamp pattern (e.g. dd.MM.yyyy HH:mm:ss, iso8601, epoch_ms)"))
         }
@@ -189,7 +204,7 @@ struct ParkingConnector: ConfiguredConnector {
     func start(_ config: Configuration, context: ConnectorContext) throws -> any ConnectorRun {
         let fields = config.fields
         let time = try TimestampParser(format: fields.timeFormat, zone: try LocalTimeResolver(zone: config.timezone))
-        let common = Common(fields: fields, time: time)
+        let common = Common(fields: fields, time: time, prefix: config.stationPrefix ?? context.pipeline)
         let locations = try expandLocation(config.url)
         switch config.format {
         case .datex2:
@@ -221,11 +236,24 @@ struct ParkingConnector: ConfiguredConnector {
 struct Common {
     let fields: ParkingConnector.Fields
     let time: TimestampParser
+    /// Station keys are `<prefix>:<site id>`.
+    let prefix: String
     var stations = StationTracker()
+    /// The books of the batch in progress.
+    var tally = ValueTally()
 
-    /// Parses a count: a JSON number or a numeric string; nil when absent or empty.
-    static func count(_ value: JSONValue?, field: String, at: SourceLocation) -> Result<Double?, RecordError> {
-        guard let value, !value.isNull, !value.text.trimmingCharacters(in: .whitespaces).isEmpty else { return .success(nil) }
+    /// The station key of a site.
+    func key(_ id: String) -> String { "\(prefix):\(id)" }
+
+    /// Parses a count: a JSON number or a numeric string; nil when absent or empty. A field the record holds is a
+    /// value read; an empty or null one is counted as `missing_value`.
+    mutating func count(_ value: JSONValue?, field: String, at: SourceLocation) -> Result<Double?, RecordError> {
+        guard let value else { return .success(nil) }
+        guard !value.isNull, !value.text.trimmingCharacters(in: .whitespaces).isEmpty else {
+            tally.readAndSkip(.missingValue)
+            return .success(nil)
+        }
+        tally.read()
         guard let number = value.number, number.isFinite else { return .failure(RecordError(at, field: field, "'\(value.text)' is not a number")) }
         guard number >= 0 else { return .failure(RecordError(at, field: field, "\(JSONValue.format(number)) is negative")) }
         return .success(number)
@@ -235,11 +263,16 @@ struct Common {
     mutating func emit(key: String, station: () -> Station, free: Double?, capacity: Double?, occupied: Double?, time text: String?, timeField: String,
                        state: String?, at: SourceLocation, into items: inout [StagedItem]) -> [RecordError] {
         var free = free
-        if free == nil, let occupied, let capacity {
-            guard occupied <= capacity else {
-                return [RecordError(at, field: fields.occupied, "\(JSONValue.format(occupied)) occupied is more than the capacity \(JSONValue.format(capacity))")]
+        if let occupied {
+            if free == nil, let capacity {
+                guard occupied <= capacity else {
+                    return [RecordError(at, field: fields.occupied, "\(JSONValue.format(occupied)) occupied is more than the capacity \(JSONValue.format(capacity))")]
+                }
+                free = capacity - occupied
+            } else {
+                // Free spaces given too, or no capacity to subtract from: occupied spaces have no property.
+                tally.skip(.unmappedProperty)
             }
-            free = capacity - occupied
         }
         stations.emit(key, into: &items, station)
         guard free != nil || capacity != nil else { return [] }
@@ -264,6 +297,10 @@ struct RecordParkingMapping: RecordMapping {
 
     var common: Common
     let shape: Shape
+    var tally: ValueTally? {
+        get { common.tally }
+        set { common.tally = newValue ?? ValueTally() }
+    }
     /// The document around the records (GeoJSON root `crs`).
     var envelope: JSONValue = .null
 
@@ -313,12 +350,12 @@ struct RecordParkingMapping: RecordMapping {
         var numbers: [Double?] = []
         for name in [f.free, f.capacity, f.occupied] {
             guard let name else { numbers.append(nil); continue }
-            switch Common.count(field(r, name), field: name, at: at) {
+            switch common.count(field(r, name), field: name, at: at) {
             case .success(let n): numbers.append(n)
             case .failure(let e): return [e]
             }
         }
-        let key = "parking:\(id.text)"
+        let key = common.key(id.text)
         let name = f.name.flatMap { field(r, $0) }.map(\.text)
         let state = f.state.flatMap { field(r, $0) }.map(\.text)
         let shape = self.shape
@@ -374,6 +411,10 @@ struct RecordParkingMapping: RecordMapping {
 /// Kaiserslautern-style XML: one element per site with child elements as fields; the time in the record or once per document.
 struct FlatXMLParkingMapping: XMLRecordMapping {
     var common: Common
+    var tally: ValueTally {
+        get { common.tally }
+        set { common.tally = newValue }
+    }
     let element: String
     var recordElements: Set<String> { [element] }
     var documentTime: String?
@@ -390,12 +431,12 @@ struct FlatXMLParkingMapping: XMLRecordMapping {
         var numbers: [Double?] = []
         for name in [f.free, f.capacity, f.occupied] {
             guard let name else { numbers.append(nil); continue }
-            switch Common.count(node.text(name).map(JSONValue.string), field: name, at: at) {
+            switch common.count(node.at(name).map { JSONValue.string($0.text.trimmingCharacters(in: .whitespacesAndNewlines)) }, field: name, at: at) {
             case .success(let n): numbers.append(n)
             case .failure(let e): return [e]
             }
         }
-        let key = "parking:\(id)"
+        let key = common.key(id)
         let name = f.name.flatMap { node.text($0) }
         return common.emit(key: key, station: { Station(key: key, name: name, kind: "parking_site") },
                            free: numbers[0], capacity: numbers[1], occupied: numbers[2], time: f.time.flatMap { node.text($0) } ?? documentTime,
@@ -406,6 +447,10 @@ struct FlatXMLParkingMapping: XMLRecordMapping {
 /// DATEX II 2.x parking (MDM): `parkingRecordStatus` elements joined with the static `parkingRecord`s.
 struct DATEX2ParkingMapping: XMLRecordMapping {
     var common: Common
+    var tally: ValueTally {
+        get { common.tally }
+        set { common.tally = newValue }
+    }
     let recordElements: Set<String> = ["parkingRecordStatus", "parkingRecord"]
     let referenceElements: Set<String> = ["parkingRecord"]
     var sites: [String: (name: String?, capacity: Double?, location: GeoPoint?, type: String?)] = [:]
@@ -437,7 +482,7 @@ struct DATEX2ParkingMapping: XMLRecordMapping {
             guard let id = node.attributes["id"] else { return [RecordError(at, field: "parkingRecord.id", "missing id")] }
             let site = Self.site(node)
             sites[id] = site
-            let key = "parking:\(id)"
+            let key = common.key(id)
             common.stations.emit(key, into: &items) { Self.station(key, site) }
             return []
         }
@@ -447,14 +492,20 @@ struct DATEX2ParkingMapping: XMLRecordMapping {
         let occupancy = node.child("parkingOccupancy")
         var numbers: [String: Double] = [:]
         for name in ["parkingNumberOfSpacesOverride", "parkingNumberOfVacantSpaces", "parkingNumberOfOccupiedSpaces"] {
-            switch Common.count(occupancy?.text(name).map(JSONValue.string), field: "parkingOccupancy.\(name)", at: at) {
+            switch common.count(occupancy?.at(name).map { JSONValue.string($0.text.trimmingCharacters(in: .whitespacesAndNewlines)) },
+                                field: "parkingOccupancy.\(name)", at: at) {
             case .success(let n): numbers[name] = n
             case .failure(let e): return [e]
             }
         }
         let site = sites[id]
-        let key = "parking:\(id)"
-        let capacity = numbers["parkingNumberOfSpacesOverride"] ?? site?.capacity
+        let key = common.key(id)
+        var capacity = numbers["parkingNumberOfSpacesOverride"]
+        if capacity == nil, let fromTable = site?.capacity {
+            // The static table's capacity is a value of this status record.
+            common.tally.read()
+            capacity = fromTable
+        }
         let timeText = node.text("parkingStatusOriginTime") ?? publicationTime
         return common.emit(key: key, station: { Self.station(key, site ?? (nil, nil, nil, nil)) },
                            free: numbers["parkingNumberOfVacantSpaces"], capacity: capacity, occupied: numbers["parkingNumberOfOccupiedSpaces"],

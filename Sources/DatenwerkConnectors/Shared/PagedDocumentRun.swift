@@ -20,6 +20,9 @@ protocol PagedMapping {
     mutating func map(_ record: Record, context: Context, into items: inout [StagedItem], follow: inout [PageRequest<Context>]) -> [RecordError]
     /// After a document: the next page, if there is one.
     mutating func nextPage(after request: PageRequest<Context>, envelope: JSONValue, records: Int, headers: [(String, String)]) throws -> PageRequest<Context>?
+    /// The books of the batch in progress: values offered and skipped by rule (zero silent drops). The run takes
+    /// them after each batch; a failed record stands for the values it offered that found no other end.
+    var tally: ValueTally { get set }
 }
 
 /// Reads JSON documents one after another through the run's `DocumentReader` (resume after a cut body, no record
@@ -85,12 +88,17 @@ struct PagedDocumentRun<Mapping: PagedMapping>: ConnectorRun {
             var items: [StagedItem] = []
             for entry in decoded ?? [] {
                 switch entry {
-                case .rejected(let bad): items.append(.quarantined(bad))
+                case .rejected(let bad):
+                    mapping.tally.read()   // an unreadable record offers one value as far as anyone can tell
+                    items.append(.quarantined(bad))
                 case .record(let record):
+                    let before = mapping.tally
+                    let firstItem = items.count
                     let problems = mapping.map(record, context: current!.context, into: &items, follow: &follow)
                     if var first = problems.first {
                         if problems.count > 1 { first.reason += " (and \(problems.count - 1) more in this record)" }
-                        items.append(.quarantined(QuarantinedRecord(error: first, raw: record.raw)))
+                        let values = mapping.tally.unsettled(since: before, items: items, from: firstItem)
+                        items.append(.quarantined(QuarantinedRecord(error: first, raw: record.raw, values: values)))
                     }
                 }
             }
@@ -106,7 +114,8 @@ struct PagedDocumentRun<Mapping: PagedMapping>: ConnectorRun {
                 if let next { pending.insert(next, at: followed) }
                 continue
             }
-            return ConnectorBatch(items: items, recordsRead: decoded.count)
+            let books = mapping.tally.take()
+            return ConnectorBatch(items: items, recordsRead: decoded.count, valuesRead: books.valuesRead, skipped: books.skipped)
         }
     }
 }

@@ -295,6 +295,9 @@ protocol XMLRecordMapping {
     mutating func begin(_ document: XMLDocument)
     /// Appends items for `record`; returns problems (the record is then quarantined with its XML).
     mutating func map(_ record: XMLRecord, into items: inout [StagedItem]) -> [RecordError]
+    /// The books of the batch in progress: values offered and skipped by rule (zero silent drops). The run takes
+    /// them after each batch; a failed record stands for the values it offered that found no other end.
+    var tally: ValueTally { get set }
 }
 
 extension XMLRecordMapping {
@@ -365,13 +368,17 @@ struct XMLDocumentRun<Mapping: XMLRecordMapping>: ConnectorRun {
             }
             var items: [StagedItem] = []
             for record in records {
+                let before = mapping.tally
+                let firstItem = items.count
                 let problems = mapping.map(record, into: &items)
                 if var first = problems.first {
                     if problems.count > 1 { first.reason += " (and \(problems.count - 1) more in this record)" }
-                    items.append(.quarantined(QuarantinedRecord(error: first, raw: record.node.xml)))
+                    let values = mapping.tally.unsettled(since: before, items: items, from: firstItem)
+                    items.append(.quarantined(QuarantinedRecord(error: first, raw: record.node.xml, values: values)))
                 }
             }
-            return ConnectorBatch(items: items, recordsRead: records.count)
+            let books = mapping.tally.take()
+            return ConnectorBatch(items: items, recordsRead: records.count, valuesRead: books.valuesRead, skipped: books.skipped)
         }
     }
 }

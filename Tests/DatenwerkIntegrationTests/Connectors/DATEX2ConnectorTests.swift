@@ -14,7 +14,7 @@ import Testing
             version: 1
             name: datex2-http
             tenant: "00000000"
-            source: { kind: datex2, url: "\(server.baseURL)/NTIS_MIDAS_Loop_Traffic_Data_3793828281116175.trimmed.xml", period_seconds: 60 }
+            source: { kind: datex2, url: "\(server.baseURL)/NTIS_MIDAS_Loop_Traffic_Data_3793828281116175.trimmed.xml", period_seconds: 60, station_prefix: datex2-midas }
             """, file: "/tmp/datex2.yaml", connectors: BuiltinConnectors.registry)
         let sink = RecordingSink()
         let report = try await PipelineRunner(fetcher: testFetcher, sink: sink, connectors: BuiltinConnectors.registry).run(spec)
@@ -41,7 +41,7 @@ import Testing
             version: 1
             name: datex2-gz
             tenant: "00000000"
-            source: { kind: datex2, url: "\(server.baseURL)/trafficflow-prefixed.xml", sites: "\(server.baseURL)/measurement.xml.gz", languages: [nl, en] }
+            source: { kind: datex2, url: "\(server.baseURL)/trafficflow-prefixed.xml", sites: "\(server.baseURL)/measurement.xml.gz", languages: [nl, en], station_prefix: datex2-ndw }
             """, file: "/tmp/datex2.yaml", connectors: BuiltinConnectors.registry)
         let sink = RecordingSink()
         let report = try await PipelineRunner(fetcher: testFetcher, sink: sink, connectors: BuiltinConnectors.registry).run(spec)

@@ -28,7 +28,7 @@ import Testing
             version: 1
             name: ngsi-http
             tenant: "11000000"
-            source: { kind: ngsi-ld, url: "\(server.baseURL)", type: "AirQualityObserved,WeatherObserved,TrafficFlowObserved", page_size: 2, service: stadt }
+            source: { kind: ngsi-ld, url: "\(server.baseURL)", type: "AirQualityObserved,WeatherObserved,TrafficFlowObserved", page_size: 2, service: stadt, station_prefix: ngsi-ld-normalized }
             """, file: "/tmp/ngsi.yaml", connectors: BuiltinConnectors.registry)
         let sink = RecordingSink()
         let report = try await PipelineRunner(fetcher: testFetcher, sink: sink, connectors: BuiltinConnectors.registry).run(spec)
@@ -84,7 +84,8 @@ import Testing
         #expect(server.requests.map(\.uri) == ["/ngsi-ld/v1/entities?type=TrafficFlowObserved&limit=100&offset=0&count=true&options=keyValues"])
         let observations = sink.items.compactMap { item -> Observation? in if case .observation(let o) = item { return o } else { return nil } }
         // 11:10/11:15 without an offset, read in Europe/Madrid (CET in December): 10:10Z to 10:15Z.
-        #expect(observations.count == 2)
+        // intensity, averageVehicleSpeed, averageHeadwayTime, occupancy.
+        #expect(observations.count == 4)
         #expect(observations.allSatisfy { $0.phenomenonStart == utc("2016-12-07T10:10:00Z") && $0.phenomenonEnd == utc("2016-12-07T10:15:00Z") })
     }
 

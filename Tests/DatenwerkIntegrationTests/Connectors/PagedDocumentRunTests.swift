@@ -9,6 +9,7 @@ import Testing
 @Suite struct PagedDocumentRunTests {
     /// Counts records; the next page is whatever `next` in the envelope says.
     struct EndlessMapping: PagedMapping {
+        var tally = ValueTally()
         mutating func map(_ record: Record, context: Int, into items: inout [StagedItem], follow: inout [PageRequest<Int>]) -> [RecordError] { [] }
         mutating func nextPage(after request: PageRequest<Int>, envelope: JSONValue, records: Int, headers: [(String, String)]) throws -> PageRequest<Int>? {
             guard case .string(let next) = envelope["next"] ?? .null else { return nil }

@@ -32,12 +32,12 @@ import Testing
         let server = try await LoopbackHTTPServer.start { _ in .file(file, contentType: "application/geo+json") }
         defer { Task { try await server.stop() } }
         let sink = try await run("""
-            source: { kind: parking, format: wfs-geojson, url: "\(server.baseURL)/wfs?request=getfeature&typename=pls" }
+            source: { kind: parking, format: wfs-geojson, url: "\(server.baseURL)/wfs?request=getfeature&typename=pls", station_prefix: parking-freiburg }
             """)
         let expected = try String(contentsOfFile: Golden.fixtures + "/parking/freiburg-wfs/expected.ndjson", encoding: .utf8)
         #expect(Golden.lines(sink.items).joined(separator: "\n") + "\n" == expected)
         // The UTM coordinates are kept as given (easting, northing; not swapped) for PostGIS.
-        let p5 = sink.items.compactMap { item -> Station? in if case .station(let s) = item, s.key == "parking:P5" { return s } else { return nil } }.first
+        let p5 = sink.items.compactMap { item -> Station? in if case .station(let s) = item, s.key == "parking-freiburg:P5" { return s } else { return nil } }.first
         #expect(p5?.sourceCoordinates == SourceCoordinates(x: 413824.91185447818134, y: 5317088.866013216786087, epsg: 25832))
     }
 
@@ -53,7 +53,7 @@ import Testing
         }
         defer { Task { try await server.stop() } }
         let sink = try await run("""
-            source: { kind: parking, format: ngsi-v2, page_size: 2, url: "\(server.baseURL)/v2/entities?type=OffStreetParking" }
+            source: { kind: parking, format: ngsi-v2, page_size: 2, url: "\(server.baseURL)/v2/entities?type=OffStreetParking", station_prefix: parking-heidelberg }
             """)
         #expect(server.requests.map { $0.query["offset"] } == ["0", "2"])
         #expect(server.requests.allSatisfy { $0.query["type"] == "OffStreetParking" && $0.query["limit"] == "2" })
@@ -79,7 +79,7 @@ import Testing
         #expect(lines.contains { $0.contains(#""quarantined":"'n/a' is not a number""#) && $0.contains(#""field":"obs_free""#) })
         #expect(lines.contains { $0.contains(#""field":"obs_ts""#) })
         // C in winter: 08:00 CET = 07:00Z.
-        #expect(lines.contains(#"{"station":"parking:C","property":"parking_free_spaces","unit":"1","start":"2024-01-10T07:00:00Z","value":3}"#))
+        #expect(lines.contains(#"{"station":"parking-http:C","property":"parking_free_spaces","unit":"1","start":"2024-01-10T07:00:00Z","value":3}"#))
     }
 
     @Test func rejectsKeysThatDoNotFitTheFormat() throws {
