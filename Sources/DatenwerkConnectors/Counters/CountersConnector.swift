@@ -11,13 +11,17 @@ extension TextEncoding: ConfigChoice {}
 /// - `hourly-rows`: one row per local hour (`1/1/2016 0:00,137,49,88,…`), a total column and
 ///   optional direction columns (each direction becomes its own station `<station>:<suffix>`);
 /// - `hour-columns`: one file per day, one row per counter, one column per local hour
-///   (`MQ_03290_FV12_GR (MQ0);80;166;…`), the date only in the first header cell.
+///   (`MQ_03290_FV12_GR (MQ0);80;166;…`), the date only in the first header cell. On DST days the header
+///   still lists 24 hours, but a row holds 23 values (spring) or 25 (autumn): the number of values a row
+///   has, not the header, says which hours it holds (see `HourColumnsMapping.map`).
 ///
 /// Counts cover the local wall-clock hour they are labelled with, mapped to UTC: usually one hour;
 /// the autumn hour 02:00 that a file lists once covers both real hours (two hours long); the spring
 /// hour 02:00 does not exist. The placeholder row for it that some exports insert (zeros, repeated
-/// timestamp of 03:00) is dropped. Text in a count cell (`technische Störung`) quarantines the row
-/// naming the column; the other columns of the row are kept. Footers (`Jahressumme`) are skipped.
+/// timestamp of 03:00) is counted as `dst_placeholder`, not loaded. Text in a count cell
+/// (`technische Störung`) quarantines that cell naming the column; the other columns of the row are kept.
+/// Footers (`Jahressumme`) are counted as `footer`. Every value is accounted for: see the rules at each
+/// mapping's `map`.
 struct CountersConnector: ConfiguredConnector {
     let kind = "counters-csv"
     let summary = "Municipal bicycle / vehicle counter CSV (hourly rows or one column per hour), local time with DST"
@@ -452,6 +456,10 @@ extension CountersConnector {
         let stationColumn: String?
         let date: (year: Int, month: Int, day: Int)?
         var header: Result<Header, FieldProblem>?
+        /// Whether the rows of this file end with a `;` after the last hour (as the Münster exports do): assumed
+        /// until a row ends with a non-empty field. With it, an empty last field is that delimiter, not the
+        /// 23:00 value.
+        var trailingDelimiter = true
         var stations = StationTracker()
         var tally: ValueTally? = ValueTally()
 
@@ -505,8 +513,8 @@ extension CountersConnector {
         /// (0:00, 1:00, 2:00 CEST, 2:00 CET, 3:00 …), while the header still lists 24 labels. A row of 24 values
         /// on a DST day follows the labels: the spring `2:00` has no hour (an empty or zero cell is the
         /// publisher's placeholder, counted as `dst_placeholder`; any other count is quarantined), the autumn
-        /// `2:00` covers both hours. An empty last field is the trailing `;` when the rest is a valid count.
-        /// Any other number of values quarantines the row, naming its line and the count.
+        /// `2:00` covers both hours. An empty last field is the trailing `;` (until a row of the file ends with a
+        /// non-empty field: then the file has none). Any other number of values quarantines the row, naming its line and the count.
         mutating func map(_ record: Record, into items: inout [StagedItem]) -> [RecordError] {
             var at = record.location
             at.record = at.record.map { $0 - 1 }   // the header is row 1
@@ -514,6 +522,7 @@ extension CountersConnector {
             if record.location.record == 1 || header == nil {
                 tally?.notRecords += 1
                 header = readHeader(present.map { $0.trimmingCharacters(in: .whitespaces) }, origin: at.origin)
+                trailingDelimiter = true
                 return []
             }
             let head: Header
@@ -526,8 +535,12 @@ extension CountersConnector {
             let available = max(0, present.count - head.first)
             func allowed(_ n: Int) -> Bool { n == 24 || n == head.realHours }
             var count = available
-            if let last = present.last, last.trimmingCharacters(in: .whitespaces).isEmpty, available > 0, allowed(available - 1) {
-                count = available - 1
+            if let last = present.last, available > 0 {
+                if !last.trimmingCharacters(in: .whitespaces).isEmpty {
+                    trailingDelimiter = false   // this file does not end its rows with `;`
+                } else if trailingDelimiter {
+                    count = available - 1
+                }
             }
             tally?.read(count)
             let idName = head.stationIndex < head.names.count ? head.names[head.stationIndex] : "column \(head.stationIndex + 1)"

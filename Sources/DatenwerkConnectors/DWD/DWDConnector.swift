@@ -8,9 +8,15 @@ import DatenwerkPipeline
 /// Stations are `dwd-cdc:<5-digit CDC id>` (`dwd-cdc:00020`); POI stations, whose ids are a different
 /// (WMO/SYNOP) numbering, are `dwd-cdc:poi-<id>` so the two never collide. Coordinates and heights come
 /// from the archive's `Metadaten_Geographie_*` member, or from the station list given as `station_list`.
+///
+/// Columns are mapped by name (`DWDProductMapping.columns`, `DWDPOIMapping.columns`); every other value column
+/// is counted as `unmapped_property`, `-999` / `---` as `missing_value`, rows of stations not in `stations` as
+/// `filtered`. Cloud cover comes in eighths (okta) and is stored in %; DWD's −1 ("not determinable") is outside
+/// 0…100 % and quarantined. Hourly and 10-minute products of one property in one pipeline share the natural key
+/// (station, property, start) at full hours: load them in separate pipelines.
 struct DWDConnector: ConfiguredConnector {
     let kind = "dwd-cdc"
-    let summary = "Deutscher Wetterdienst: CDC station zips/produkt files (hourly and 10-minute temperature, humidity, precipitation, pressure, sunshine, radiation, wind) and POI current observations"
+    let summary = "Deutscher Wetterdienst: CDC station zips/produkt files (hourly and 10-minute temperature, humidity, dew point, precipitation, pressure, sunshine, radiation, wind, gusts, visibility, cloud cover) and POI current observations"
 
     struct Configuration: ConnectorConfiguration {
         static let url = Setting<String>("url", .location, required: true,

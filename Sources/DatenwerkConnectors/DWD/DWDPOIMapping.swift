@@ -24,6 +24,14 @@ struct DWDPOIMapping {
         "global_radiation_last_hour": Column(property: "global_radiation", covers: 3_600_000_000),
         "diffuse_solar_radiation_last_hour": Column(property: "diffuse_radiation", covers: 3_600_000_000),
         "total_time_of_sunshine_during_last_hour": Column(property: "sunshine_duration", covers: 3_600_000_000),
+        "dew_point_temperature_at_2_meter_above_ground": Column(property: "dew_point_temperature", covers: 0),
+        "horizontal_visibility": Column(property: "visibility", covers: 0),
+        "cloud_cover_total": Column(property: "cloud_cover", covers: 0),
+        // "Windboen (letzte Stunde)": the strongest gust of the last hour. The 6-hour and previous-day gusts and
+        // the maximum 10-minute mean are left unmapped (counted), so one series has one interval length.
+        "maximum_wind_speed_last_hour": Column(property: "wind_gust_speed", covers: 3_600_000_000),
+        "total_snow_depth": Column(property: "snow_depth", covers: 0),
+        "sea/water_temperature": Column(property: "water_temperature", covers: 0),
     ]
 
     /// The ASCII unit spellings of the feed → UCUM.

@@ -46,6 +46,17 @@ struct DWDProductMapping {
         "RWS_10": Column(property: "precipitation", unit: "mm", span: .period),
         "FF_10": Column(property: "wind_speed", unit: "m/s", span: .period),
         "DD_10": Column(property: "wind_direction", unit: "deg", span: .period),
+        // Dew point (hourly `dew_point` TD, hourly `moisture` TD_STD), gusts (hourly `extreme_wind` FX_911: the
+        // strongest gust of the hour; 10-minute `extreme_wind` FX_10), visibility (hourly `visibility` V_VV, in m),
+        // total cloud cover (hourly `cloudiness` V_N, in eighths of the sky: okta). The other columns of those
+        // products (TT and TT_STD, which repeat the air_temperature product's TT_TU; V_N_I and V_VV_I, how the
+        // value was observed; FNX_10, FMX_10, DX_10; ABSF_STD, VP_STD, TF_STD …) are counted as unmapped_property.
+        "TD": Column(property: "dew_point_temperature", unit: "Cel", span: .instant),
+        "TD_STD": Column(property: "dew_point_temperature", unit: "Cel", span: .instant),
+        "FX_911": Column(property: "wind_gust_speed", unit: "m/s", span: .period),
+        "FX_10": Column(property: "wind_gust_speed", unit: "m/s", span: .period),
+        "V_VV": Column(property: "visibility", unit: "m", span: .instant),
+        "V_N": Column(property: "cloud_cover", unit: "okta", span: .instant),
     ]
 
     /// One mapped column of this file.
