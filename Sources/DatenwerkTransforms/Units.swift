@@ -371,6 +371,7 @@ package enum Units {
     /// then alphabetically (deterministic: never the order of a dictionary).
     static func suggestion(for text: String) -> String {
         guard text.count >= 3 else { return "" }
+        let text = normalize(text)      // `µg/Nm³` is compared as `ug/Nm3`
         let code = closestMatchWithDistance(to: text, in: units.keys)
         let spelling = closestMatchWithDistance(to: text, in: aliases.keys)
         let match: String?

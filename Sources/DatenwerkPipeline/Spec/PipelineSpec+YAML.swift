@@ -358,7 +358,7 @@ extension PipelineSpec {
             if items.isEmpty { m.error("values", "values must list at least one observed value") }
             for (index, item) in items.enumerated() {
                 let path = "observations.values[\(index)]"
-                guard let v = r.mapping(item, path, allowed: ["field", "property", "unit", "property_field", "properties", "range", "scale"], required: ["field"]) else { continue }
+                guard let v = r.mapping(item, path, allowed: ["field", "property", "unit", "unit_field", "property_field", "properties", "range", "scale"], required: ["field"]) else { continue }
                 if v.has("property") == v.has("property_field") { r.error(item, path, "a value needs exactly one of 'property' or 'property_field' (with 'properties')") }
                 var lookup: [String: (property: String, unit: String?)] = [:]
                 if let node = v["properties"], case .mapping(let map) = node {
@@ -382,9 +382,18 @@ extension PipelineSpec {
                     let numbers = bounds.enumerated().compactMap { r.double($1, "\(v.path("range"))[\($0)]") }
                     if numbers.count == 2, numbers[0] <= numbers[1] { range = numbers[0]...numbers[1] } else if numbers.count == bounds.count { v.error("range", "range must be [min, max]") }
                 }
+                // `unit_field:` names the field holding each record's unit; `unit:` is then the fallback for an empty cell.
+                let unitField = v.string("unit_field")
+                if let unitField {
+                    if unitField.trimmingCharacters(in: .whitespaces).isEmpty {
+                        v.error("unit_field", "unit_field must name the field that holds each record's unit")
+                    } else if unitField == v.string("field") {
+                        v.error("unit_field", "unit_field '\(unitField)' is the value's own field; name the field that holds the unit")
+                    }
+                }
                 if let field = v.string("field") {
-                    values.append(.init(field: field, property: v.string("property"), unit: v.string("unit"), propertyField: v.string("property_field"),
-                                        lookup: lookup, range: range, scale: v.double("scale")))
+                    values.append(.init(field: field, property: v.string("property"), unit: v.string("unit"), unitField: unitField,
+                                        propertyField: v.string("property_field"), lookup: lookup, range: range, scale: v.double("scale")))
                 }
             }
         }

@@ -130,7 +130,8 @@ package struct ObservationMapping: Sendable {
         case second
         /// Quarantine the record.
         case reject
-        /// In file order per station: the first occurrence is summer time, a repeat is winter time.
+        /// In file order per series (station + property): the first occurrence of the repeated local time is
+        /// summer time, a repeat is winter time. Other properties of the same station do not count (docs/time.md).
         case sequence
     }
 
@@ -138,7 +139,10 @@ package struct ObservationMapping: Sendable {
         package var field: String
         /// Fixed property, or looked up from `propertyField`'s value in `lookup`.
         package var property: String?
+        /// The source unit (any spelling of `Units`); with `unitField` the fallback for an empty cell.
         package var unit: String?
+        /// `unit_field:`: the field that holds each record's unit (long-format exports with an `Einheit` column).
+        package var unitField: String? = nil
         package var propertyField: String?
         package var lookup: [String: (property: String, unit: String?)]
         package var range: ClosedRange<Double>?

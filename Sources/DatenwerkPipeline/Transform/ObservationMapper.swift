@@ -23,13 +23,27 @@ struct ObservationMapper {
         var fixed: Conversion?
         var propertyField: String?
         var lookup: [String: Conversion]
+        /// `unit_field:`: the source unit comes per record from this field; the conversion's own unit (from `unit:`)
+        /// is then only the fallback for an empty cell.
+        var unitField: String?
+        /// `unit:` was given (for the fixed property, or per series): the fallback of an empty `unit_field` cell.
+        var hasFallbackUnit: Bool
+        var seriesFallbackUnits: Set<String>
     }
 
     private let mapping: ObservationMapping
     private let parser: TimestampParser
     /// For `ambiguous: sequence`: the parser for repeats (winter time), and the local times seen per station.
     private let sequenceParsers: (first: TimestampParser, second: TimestampParser)?
+    /// For `ambiguous: sequence`: the repeated local times seen per series (station + property).
     private var seenAmbiguous: Set<String> = []
+    /// `unit_field:` conversions, resolved once per spelling and property.
+    private var rowUnits: [RowUnitKey: Result<Units.Conversion, UnitError>] = [:]
+
+    private struct RowUnitKey: Hashable {
+        var spelling: String
+        var property: String
+    }
     private let values: [ValuePlan]
     private var seenStations: Set<String> = []
     /// Text lengths, WGS84 bounds, times from 1700 (historic series) to a day ahead: see `Plausibility`.
@@ -76,11 +90,14 @@ struct ObservationMapper {
             : nil
         self.values = try mapping.values.map { v in
             var lookup: [String: Conversion] = [:]
+            var seriesFallbackUnits: Set<String> = []
             for (series, entry) in v.lookup {
                 lookup[series] = try Self.conversion(property: entry.property, unit: entry.unit ?? v.unit, range: v.range, scale: v.scale)
+                if entry.unit ?? v.unit != nil { seriesFallbackUnits.insert(series) }
             }
             let fixed = try v.property.map { try Self.conversion(property: $0, unit: v.unit, range: v.range, scale: v.scale) }
-            return ValuePlan(field: v.field, fixed: fixed, propertyField: v.propertyField, lookup: lookup)
+            return ValuePlan(field: v.field, fixed: fixed, propertyField: v.propertyField, lookup: lookup,
+                             unitField: v.unitField, hasFallbackUnit: v.unit != nil, seriesFallbackUnits: seriesFallbackUnits)
         }
     }
 
@@ -154,30 +171,27 @@ struct ObservationMapper {
             items.append(.station(station))
         }
         // Time
-        let start: Int64
-        var end: Int64?
+        let timeField = mapping.time.fields.joined(separator: "+")
+        let text = timeText(record)
+        /// The phenomenon time; with `ambiguous: sequence` and a repeated local time also the winter-time reading,
+        /// chosen per series below.
+        let summer: (start: Int64, end: Int64?)
+        var winter: (start: Int64, end: Int64?)?
         do {
-            let text = timeText(record)
-            guard !text.isEmpty else { return .whole(RecordError(location, field: mapping.time.fields.joined(separator: "+"), "time is empty or missing"), values: all) }
-            let t: Int64
+            guard !text.isEmpty else { return .whole(RecordError(location, field: timeField, "time is empty or missing"), values: all) }
             do {
-                t = try parser.parse(Substring(text))
+                summer = try phenomenonTime(parser.parse(Substring(text)))
             } catch where error.kind == .ambiguous && sequenceParsers != nil {
-                // First time this station shows this local time: summer time; a repeat: winter time.
-                let first = seenAmbiguous.insert(stationKey + "\u{1F}" + text).inserted
-                t = try (first ? sequenceParsers!.first : sequenceParsers!.second).parse(Substring(text))
+                summer = try phenomenonTime(sequenceParsers!.first.parse(Substring(text)))
+                winter = try phenomenonTime(sequenceParsers!.second.parse(Substring(text)))
             }
-            if let interval = mapping.time.intervalSeconds {
-                let length = Int64(interval) * 1_000_000
-                if mapping.time.stampAtEnd { start = t - length; end = t } else { start = t; end = t + length }
-            } else {
-                start = t
-            }
-            if let problem = plausibility.check(time: start) {
-                return .whole(RecordError(location, field: mapping.time.fields.joined(separator: "+"), problem.reason), values: all)
+            for instant in [summer.start, winter?.start].compactMap({ $0 }) {
+                if let problem = plausibility.check(time: instant) {
+                    return .whole(RecordError(location, field: timeField, problem.reason), values: all)
+                }
             }
         } catch {
-            return .whole(RecordError(location, field: mapping.time.fields.joined(separator: "+"), "\(error)"), values: all)
+            return .whole(RecordError(location, field: timeField, "\(error)"), values: all)
         }
         let quality = mapping.qualityField.flatMap { record[$0]?.text }
         if let quality, let problem = Plausibility.text(quality, .quality, limit: Plausibility.maxQualityBytes) {
@@ -186,26 +200,45 @@ struct ObservationMapper {
         // Values
         var provenance: Provenance?
         for plan in values {
+            // The series of this value: its station and property (the lookup's series text when it names none).
+            let series = plan.fixed == nil ? plan.propertyField.flatMap { record[$0]?.text } ?? "" : ""
+            let found = plan.fixed ?? plan.lookup[series]
+            // `ambiguous: sequence` per series: the first time *this series* shows the repeated local time it is
+            // summer time, a repeat is winter time — whatever other properties of the station did before. A row
+            // counts as shown even when its value is missing: it still holds the summer-time place in the file.
+            var start = summer.start, end = summer.end
+            if let winter {
+                let seriesKey = stationKey + "\u{1F}" + (found.map { "p:" + $0.property } ?? "s:" + series) + "\u{1F}" + text
+                if !seenAmbiguous.insert(seriesKey).inserted { (start, end) = winter }
+            }
             guard let raw = record[plan.field] else {
                 skips.add(.missingValue)
                 continue
             }
-            let text = raw.text
-            if raw.isNull || mapping.missing.contains(text) || mapping.missing.contains(text.trimmingCharacters(in: .whitespaces)) {
+            let valueText = raw.text
+            if raw.isNull || mapping.missing.contains(valueText) || mapping.missing.contains(valueText.trimmingCharacters(in: .whitespaces)) {
                 skips.add(.missingValue)
                 continue
             }
-            let conversion: Conversion
-            if let fixed = plan.fixed {
-                conversion = fixed
-            } else {
-                let series = plan.propertyField.flatMap { record[$0]?.text } ?? ""
-                guard let found = plan.lookup[series] else {
-                    errors.append(RecordError(location, field: plan.propertyField, "series '\(series)' is not mapped to an observed property"))
+            guard var conversion = found else {
+                errors.append(RecordError(location, field: plan.propertyField, "series '\(series)' is not mapped to an observed property"))
+                continue
+            }
+            if let unitField = plan.unitField {
+                let cell = record[unitField].flatMap { $0.isNull ? nil : $0.text.trimmingCharacters(in: .whitespaces) } ?? ""
+                if !cell.isEmpty {
+                    switch rowUnit(cell, property: conversion.property) {
+                    case .success(let unit): conversion.unit = unit
+                    case .failure(let error):
+                        errors.append(RecordError(location, field: unitField, error.reason))
+                        continue
+                    }
+                } else if !(plan.fixed != nil ? plan.hasFallbackUnit : plan.seriesFallbackUnits.contains(series)) {
+                    errors.append(RecordError(location, field: unitField, "the unit is empty and the value mapping has no 'unit:' to fall back on"))
                     continue
                 }
-                conversion = found
             }
+            let text = valueText
             guard let value = number(raw) else {
                 errors.append(RecordError(location, field: plan.field, "'\(text)' is not a number"))
                 continue
@@ -223,6 +256,35 @@ struct ObservationMapper {
             items.append(.observation(Observation(stationKey: stationKey, property: conversion.property, phenomenonStart: start, phenomenonEnd: end, result: result, quality: quality, provenance: provenance)))
         }
         return Problems(errors: errors, values: errors.count)
+    }
+
+    /// Start and end of the phenomenon for a parsed time stamp (`interval`, `stamp`).
+    private func phenomenonTime(_ t: Int64) -> (start: Int64, end: Int64?) {
+        guard let interval = mapping.time.intervalSeconds else { return (t, nil) }
+        let length = Int64(interval) * 1_000_000
+        return mapping.time.stampAtEnd ? (t - length, t) : (t, t + length)
+    }
+
+    /// The conversion from a `unit_field` cell's spelling to the property's canonical unit, resolved once per
+    /// spelling and property. The error names the spelling (with a deterministic "did you mean") or the dimensions.
+    private mutating func rowUnit(_ spelling: String, property: String) -> Result<Units.Conversion, UnitError> {
+        let key = RowUnitKey(spelling: spelling, property: property)
+        if let cached = rowUnits[key] { return cached }
+        let result: Result<Units.Conversion, UnitError>
+        if let canonical = Vocabulary.property(property)?.unit {
+            do throws(UnitError) {
+                result = .success(try Units.conversion(from: spelling, to: canonical))
+            } catch {
+                let reason = Units.canonicalSymbol(spelling) == nil
+                    ? error.reason
+                    : "unit '\(spelling)' cannot be converted to \(property)'s canonical unit '\(canonical)': \(error.reason)"
+                result = .failure(UnitError(from: spelling, to: canonical, reason: reason))
+            }
+        } else {
+            result = .failure(UnitError(from: spelling, to: "?", reason: "unknown observed property '\(property)'"))
+        }
+        if rowUnits.count < 10_000 { rowUnits[key] = result }
+        return result
     }
 
     private func timeText(_ record: Record) -> String {
