@@ -106,6 +106,34 @@ import Testing
         #expect(report.totals.isBalanced)
     }
 
+    /// A wide file whose rows do not end with `;`: once a row ends with a value, an empty last field is the
+    /// 23:00 hour, not a delimiter.
+    @Test func hourColumnsWithoutTrailingDelimiter() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("counted-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let labels = (0..<24).map { "\($0):00" }.joined(separator: ";")
+        let full = (1...23).map(String.init).joined(separator: ";")
+        let lastEmpty = (1...22).map(String.init).joined(separator: ";") + ";"
+        try Data("Name  /  Date: 2016_03_27;\(labels)\nMQ_1 (MQ1);\(full)\nMQ_2 (MQ2);\(lastEmpty)\n".utf8)
+            .write(to: directory.appendingPathComponent("2016_03_27_24mq.csv"))
+        let spec = try PipelineSpec.parse(yaml: """
+            version: 1
+            name: counters-no-trailing
+            tenant: "05515000"
+            source: { kind: counters-csv, url: "\(directory.path)/*.csv", layout: hour-columns, property: vehicle_count }
+            """, file: "/tmp/no-trailing.yaml", connectors: BuiltinConnectors.registry)
+        let sink = RecordingSink()
+        let report = try await PipelineRunner(fetcher: testFetcher, sink: sink, connectors: BuiltinConnectors.registry).run(spec)
+        #expect(Self.observations(sink.items, station: "counters-csv:MQ_1").count == 23)
+        let second = Self.observations(sink.items, station: "counters-csv:MQ_2")
+        #expect(second.count == 22)
+        #expect(second.last.map { Self.iso($0.phenomenonStart) } == "2016-03-27T20:00:00Z")   // 22:00 CEST
+        #expect(report.totals.skips[.missingValue] == 1)   // 23:00
+        #expect(report.totals.quarantined == 0)
+        #expect(report.totals.isBalanced)
+    }
+
     /// UBA, hour-ending legal time, 2023: '24:00' ends the day; spring '02:00' (CET) then '04:00' (CEST) are
     /// adjacent UTC hours; the two autumn '03:00' rows are 00:00Z–01:00Z (CEST) and 01:00Z–02:00Z (CET).
     @Test func ubaBothChanges() async throws {
