@@ -14,5 +14,6 @@ package enum BuiltinConnectors {
         ParkingConnector(),
         TTNConnector(),
         ChirpStackConnector(),
+        CKANConnector(),
     ])
 }

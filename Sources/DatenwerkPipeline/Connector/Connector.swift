@@ -35,6 +35,16 @@ package protocol ConnectorRun {
     mutating func next() async throws -> ConnectorBatch?
     var bytesRead: Int { get }
     var origins: [String] { get }
+    /// What the run history should show besides counts (e.g. "unchanged since …"), read after the last batch.
+    var events: [String] { get }
+    /// What the next run should know (e.g. the version of a document read), merged into the checkpoint; the next
+    /// run finds it in `ConnectorContext.checkpoint`. Read after the last batch.
+    var sourceState: [JSONValue.Member] { get }
+}
+
+extension ConnectorRun {
+    package var events: [String] { [] }
+    package var sourceState: [JSONValue.Member] { [] }
 }
 
 package struct ConnectorBatch: Sendable {
@@ -69,6 +79,11 @@ package struct ConnectorContext: Sendable {
     package var logger: Logger
     /// Documents handed over by the server for a push connector; nil when the connector should read its source.
     package var pushed: [PushedDocument]?
+    /// The checkpoint of the last successful run (nil: none, a backfill chunk or a replay), with what its
+    /// connector run left in `sourceState`.
+    package var checkpoint: JSONValue?
+    /// For a `RecordSourceConnector`: the pipeline's `source.format`, `transform` and `observations` blocks.
+    package var records: PipelineRecords?
 
     package init(pipeline: String, tenant: String, fetcher: HTTPFetcher, session: FetchSession? = nil, logger: Logger, pushed: [PushedDocument]? = nil) {
         self.pipeline = pipeline
@@ -108,6 +123,12 @@ package enum PushAdmission: Sendable, Equatable {
     /// Well-formed but not for this pipeline: answered 403, not stored.
     case forbidden(String)
 }
+
+/// A connector that finds and fetches documents (e.g. a CKAN dataset's resource) but leaves their records to the
+/// pipeline's own `source.format`, `transform` and `observations` blocks, read and applied exactly as for a generic
+/// http source (`ConnectorContext.records`): the pipeline reader then takes `format` beside the connector's keys
+/// (`ConnectorConfig.format`) and requires `observations`.
+package protocol RecordSourceConnector: Connector {}
 
 /// A connector that receives its records over HTTP (webhooks) instead of fetching them.
 /// The server authenticates the sender with a token from the environment variable `tokenVariable(config)`,
@@ -335,6 +356,8 @@ package enum ConfigValue: Sendable, Hashable {
 package struct ConnectorConfig: Sendable {
     package var kind: String
     package var values: [String: ConfigValue]
+    /// The `format:` block of a `RecordSourceConnector` (nil for other connectors).
+    package var format: FormatSpec?
 
     package init(kind: String, values: [String: ConfigValue]) {
         self.kind = kind

@@ -68,7 +68,7 @@ package struct PipelineRunner: Sendable {
         let resolved = spec.substituting(placeholders)
         let conditional = ConditionalRequests(known: context.window == nil ? Self.validators(cursor) : [:])
         let session = FetchSession(fetcher: fetcher, retries: retries, conditional: conditional)
-        return try await run(resolved, context: context, pushed: pushed, progress: progress, session: session)
+        return try await run(resolved, context: context, pushed: pushed, progress: progress, session: session, checkpoint: cursor)
     }
 
     /// `{since}`: the high-water mark of the last successful run (the epoch before the first);
@@ -94,7 +94,8 @@ package struct PipelineRunner: Sendable {
         return known
     }
 
-    private func run(_ spec: PipelineSpec, context: RunContext, pushed: [PushedDocument]?, progress: (@Sendable (RunProgress) -> Void)?, session: FetchSession) async throws -> RunReport {
+    private func run(_ spec: PipelineSpec, context: RunContext, pushed: [PushedDocument]?, progress: (@Sendable (RunProgress) -> Void)?, session: FetchSession,
+                     checkpoint: JSONValue?) async throws -> RunReport {
         let clock = ContinuousClock.now
         let runID = try await sink.beginRun(pipeline: spec, context: context)
         FailPoint.hit("run-started", pipeline: spec.name)
@@ -102,7 +103,7 @@ package struct PipelineRunner: Sendable {
         var load = LoadResult()
         var failure: PipelineError?
         do {
-            var extract = try context.replay.map { try makeReplay(spec, $0) } ?? makeExtractor(spec, pushed: pushed, session: session)
+            var extract = try context.replay.map { try makeReplay(spec, $0) } ?? makeExtractor(spec, pushed: pushed, session: session, checkpoint: checkpoint)
             let checkRanges = spec.connector != nil
             // Push connectors (webhooks) carry live data: nothing before 1900; pulled sources keep historic series.
             let isPush = spec.connector.flatMap { connectors.connector($0.kind) } is any PushConnector
@@ -128,6 +129,9 @@ package struct PipelineRunner: Sendable {
                             }
                             state.totals.events = conditional.notModifiedURLs.map { "GET \(HTTPFetcher.redacted($0)): 304 not modified, nothing new" }
                         }
+                        // What the connector itself wants shown and remembered (e.g. a CKAN resource's version).
+                        state.totals.events += extract.events
+                        state.totals.sourceState += extract.sourceState
                         if let replay = context.replay {
                             state.totals.quarantined = replay.stillBadRecords.count
                             state.totals.events.append(replay.summary)
@@ -242,6 +246,14 @@ package struct PipelineRunner: Sendable {
             guard let connector = connectors.connector(config.kind) else {
                 throw PipelineError(step: .configure, code: .connectorMissing, message: "no connector of kind '\(config.kind)' in this build")
             }
+            if connector is any RecordSourceConnector, let format = config.format, let mapping = spec.observations {
+                // Its records went through the pipeline's own mapping: replayed exactly like a generic source's.
+                do {
+                    return ReplayRun(replay: replay, mode: .mapped(RecordTransformer(spec.transform), try ObservationMapper(mapping), jsonRecords: format.readsJSONRecords))
+                } catch {
+                    throw PipelineError.wrapping(error, step: .configure, code: .configuration)
+                }
+            }
             guard let push = connector as? any PushConnector else {
                 return ReplayRun(replay: replay, mode: .none("""
                     the \(config.kind) connector quarantines parts of its documents, which a replay cannot rebuild; \
@@ -266,7 +278,7 @@ package struct PipelineRunner: Sendable {
     }
 
     /// A connector run, or a generic source + transform + mapper behind the same interface.
-    func makeExtractor(_ spec: PipelineSpec, pushed: [PushedDocument]? = nil, session: FetchSession? = nil) throws -> any ConnectorRun {
+    func makeExtractor(_ spec: PipelineSpec, pushed: [PushedDocument]? = nil, session: FetchSession? = nil, checkpoint: JSONValue? = nil) throws -> any ConnectorRun {
         var session = session ?? FetchSession(fetcher: fetcher)
         do {
             session = try session.with(spec.request)
@@ -278,7 +290,12 @@ package struct PipelineRunner: Sendable {
                 throw PipelineError(step: .configure, code: .connectorMissing, message: "no connector of kind '\(config.kind)' in this build")
             }
             do {
-                return try connector.start(config, context: ConnectorContext(pipeline: spec.name, tenant: spec.tenant, fetcher: fetcher, session: session, logger: logger, pushed: pushed))
+                var context = ConnectorContext(pipeline: spec.name, tenant: spec.tenant, fetcher: fetcher, session: session, logger: logger, pushed: pushed)
+                context.checkpoint = checkpoint
+                if connector is any RecordSourceConnector, let format = config.format, let observations = spec.observations {
+                    context.records = PipelineRecords(format: format, transform: spec.transform, observations: observations)
+                }
+                return try connector.start(config, context: context)
             } catch {
                 throw PipelineError.wrapping(error, step: .configure, code: .configuration)
             }
@@ -302,6 +319,35 @@ package struct PipelineRunner: Sendable {
     }
 }
 
+/// The pipeline's own record blocks, handed to a `RecordSourceConnector` (`ConnectorContext.records`): how the
+/// documents it fetches are decoded and how their records become observations, as for a generic source.
+package struct PipelineRecords: Sendable {
+    package var format: FormatSpec
+    package var transform: [TransformStep]
+    package var observations: ObservationMapping
+
+    package init(format: FormatSpec, transform: [TransformStep], observations: ObservationMapping) {
+        self.format = format
+        self.transform = transform
+        self.observations = observations
+    }
+
+    /// `source`'s records through the transform steps and the observation mapping (what a generic source's run does).
+    package func run(_ source: any RecordSource) throws -> any ConnectorRun {
+        MappedSource(source: source, transformer: RecordTransformer(transform), mapper: try ObservationMapper(observations))
+    }
+}
+
+extension FormatSpec {
+    /// Whether its records are JSON objects (not CSV rows), as a quarantine replay needs to know.
+    package var readsJSONRecords: Bool {
+        switch self {
+        case .csv: false
+        case .json, .ndjson: true
+        }
+    }
+}
+
 /// A generic source whose records go through the transform steps and the observation mapping.
 struct MappedSource: ConnectorRun {
     var source: any RecordSource
@@ -309,6 +355,8 @@ struct MappedSource: ConnectorRun {
     var mapper: ObservationMapper
     var bytesRead: Int { source.bytesRead }
     var origins: [String] { source.origins }
+    var events: [String] { source.events }
+    var sourceState: [JSONValue.Member] { source.sourceState }
 
     mutating func next() async throws -> ConnectorBatch? {
         guard let decoded = try await source.next() else { return nil }

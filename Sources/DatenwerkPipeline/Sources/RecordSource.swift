@@ -12,6 +12,15 @@ package protocol RecordSource {
     var bytesRead: Int { get }
     /// Where the data came from, for the checkpoint (files and URLs read).
     var origins: [String] { get }
+    /// See `ConnectorRun.events` (a source a connector opens, e.g. "unchanged since …").
+    var events: [String] { get }
+    /// See `ConnectorRun.sourceState`.
+    var sourceState: [JSONValue.Member] { get }
+}
+
+extension RecordSource {
+    package var events: [String] { [] }
+    package var sourceState: [JSONValue.Member] { [] }
 }
 
 /// A problem reading the source itself (not one record): the run fails at step `extract`.
@@ -151,6 +160,13 @@ package struct HTTPRecordSource: RecordSource {
             if page.notModified { continue }
             nextURL = paginator.next(after: page.pageResult(records: recordsOnPage, envelope: page.envelope))
         }
+    }
+}
+
+extension SourceSpec {
+    /// One http(s) document read with `format`, without paging (a document a connector found, e.g. a CKAN resource).
+    package static func document(_ url: String, format: FormatSpec, timeoutSeconds: Int = 60) -> SourceSpec {
+        SourceSpec(kind: .http, path: nil, url: url, headers: [], query: [], paging: nil, timeoutSeconds: timeoutSeconds, format: format)
     }
 }
 

@@ -76,10 +76,19 @@ extension PipelineSpec {
         let transform = top["transform"].map { decodeTransform($0, r) } ?? []
         if let sourceKind, let found = connectors.connector(sourceKind) {
             connector = top["source"].flatMap { decodeConnector($0, found, base: baseDirectory, r) }
-            if let node = top["observations"] {
-                r.error(node, "observations", "source kind '\(sourceKind)' maps its records to observations itself; remove 'observations'")
+            if found is any RecordSourceConnector {
+                // It only fetches: its records are mapped by the pipeline's own blocks, as for a generic source.
+                if top.has("observations") {
+                    mapping = top["observations"].flatMap { decodeMapping($0, pipelineName: name ?? "pipeline", r) }
+                } else {
+                    r.error(node, "", "missing required key 'observations' in the pipeline (source kind '\(sourceKind)' needs a mapping)")
+                }
+            } else {
+                if let node = top["observations"] {
+                    r.error(node, "observations", "source kind '\(sourceKind)' maps its records to observations itself; remove 'observations'")
+                }
+                if let node = top["transform"] { r.error(node, "transform", "source kind '\(sourceKind)' does not take transform steps") }
             }
-            if let node = top["transform"] { r.error(node, "transform", "source kind '\(sourceKind)' does not take transform steps") }
         } else {
             if let sourceKind, SourceSpec.Kind(rawValue: sourceKind) == nil, let node = top["source"]?["kind"] {
                 let known = SourceSpec.Kind.allCases.map(\.rawValue) + connectors.kinds
@@ -123,8 +132,10 @@ extension PipelineSpec {
 
     private static func decodeConnector(_ node: Node, _ connector: any Connector, base: String, _ r: YAMLReader) -> ConnectorConfig? {
         let keys = connector.keys
-        guard let m = r.mapping(node, "source", allowed: ["kind", "request"] + keys.map(\.name), deprecated: keys.flatMap(\.deprecatedNames),
-                                required: ["kind"] + keys.filter(\.required).map(\.name), context: "kind: \(connector.kind)") else { return nil }
+        // A connector that leaves its records to the pipeline's mapping takes the generic `format:` block too.
+        let format = connector is any RecordSourceConnector ? ["format"] : []
+        guard let m = r.mapping(node, "source", allowed: ["kind", "request"] + format + keys.map(\.name), deprecated: keys.flatMap(\.deprecatedNames),
+                                required: ["kind"] + format + keys.filter(\.required).map(\.name), context: "kind: \(connector.kind)") else { return nil }
         var values: [String: ConfigValue] = [:]
         // The spelling each key has in this file (an old one is read under the key's name, with a warning).
         var spelled: [String: String] = [:]
@@ -158,7 +169,8 @@ extension PipelineSpec {
                 }
             }
         }
-        let config = ConnectorConfig(kind: connector.kind, values: values)
+        var config = ConnectorConfig(kind: connector.kind, values: values)
+        if !format.isEmpty { config.format = m["format"].flatMap { decodeFormat($0, path: m.path("format"), r) } }
         for problem in connector.check(config) {
             let name = spelled[problem.key] ?? problem.key
             r.error(m[name] ?? node, m.path(name), problem.message)
