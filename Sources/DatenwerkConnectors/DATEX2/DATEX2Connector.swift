@@ -92,8 +92,8 @@ struct DATEX2Connector: ConfiguredConnector {
         if let period = config[Configuration.periodSeconds], period <= 0 {
             problems.append(ConfigProblem(key: Configuration.periodSeconds.name, "must be a positive number of seconds, got \(period)"))
         }
-        if let prefix = config[Configuration.stationPrefix], !SensorThingsConnector.isValidPrefix(prefix) {
-            problems.append(ConfigProblem(key: Configuration.stationPrefix.name, "'\(prefix)' is not a station prefix: use lowercase letters, digits, - and _"))
+        if let prefix = config[Configuration.stationPrefix], !StationPrefix.isValid(prefix) {
+            problems.append(ConfigProblem(key: Configuration.stationPrefix.name, StationPrefix.problem(prefix)))
         }
         return problems
     }

@@ -136,8 +136,8 @@ struct NGSIConnector: ConfiguredConnector {
         if config.has(C.timezone), (try? LocalTimeResolver(zone: config[C.timezone])) == nil {
             problems.append(ConfigProblem(key: C.timezone.name, "unknown time zone '\(config[C.timezone])' (e.g. Europe/Berlin)"))
         }
-        if let prefix = config[C.stationPrefix], !SensorThingsConnector.isValidPrefix(prefix) {
-            problems.append(ConfigProblem(key: C.stationPrefix.name, "'\(prefix)' is not a station prefix: use lowercase letters, digits, - and _"))
+        if let prefix = config[C.stationPrefix], !StationPrefix.isValid(prefix) {
+            problems.append(ConfigProblem(key: C.stationPrefix.name, StationPrefix.problem(prefix)))
         }
         if let url = config[C.url], SensorThingsConnector.isHTTP(url), !config.has(C.type) {
             problems.append(ConfigProblem(key: C.type.name, "a broker needs an entity type to list, e.g. type: AirQualityObserved"))

@@ -192,8 +192,8 @@ struct ParkingConnector: ConfiguredConnector {
         if config.has(C.crs), case let crs = config[C.crs], !CoordinateTransform.supportedEPSG.contains(crs) {
             problems.append(ConfigProblem(key: C.crs.name, "EPSG:\(crs) is not supported (supported: \(CoordinateTransform.supportedEPSG.map(String.init).joined(separator: ", ")))"))
         }
-        if let prefix = config[C.stationPrefix], !SensorThingsConnector.isValidPrefix(prefix) {
-            problems.append(ConfigProblem(key: C.stationPrefix.name, "'\(prefix)' is not a station prefix: use lowercase letters, digits, - and _"))
+        if let prefix = config[C.stationPrefix], !StationPrefix.isValid(prefix) {
+            problems.append(ConfigProblem(key: C.stationPrefix.name, StationPrefix.problem(prefix)))
         }
         if let pattern = config[C.timeFormat], (try? TimestampParser(format: pattern, zone: .utc)) == nil {
             problems.append(ConfigProblem(key: C.timeFormat.name, "'\(pattern)' is not a timestamp pattern (e.g. dd.MM.yyyy HH:mm:ss, iso8601, epoch_ms)"))

@@ -105,8 +105,8 @@ struct SensorThingsConnector: ConfiguredConnector {
         for (name, unit) in (config[C.units] ?? [:]).sorted(by: { $0.key < $1.key }) where Units.canonicalSymbol(unit) == nil {
             problems.append(ConfigProblem(key: C.units.name, "'\(name)' has unit '\(unit)': \(Self.unknownUnit(unit))"))
         }
-        if let prefix = config[C.stationPrefix], !Self.isValidPrefix(prefix) {
-            problems.append(ConfigProblem(key: C.stationPrefix.name, "'\(prefix)' is not a station prefix: use lowercase letters, digits, - and _"))
+        if let prefix = config[C.stationPrefix], !StationPrefix.isValid(prefix) {
+            problems.append(ConfigProblem(key: C.stationPrefix.name, StationPrefix.problem(prefix)))
         }
         if config.has(C.pageSize), config[C.pageSize] < 1 {
             problems.append(ConfigProblem(key: C.pageSize.name, "must be at least 1, not \(config[C.pageSize])"))
@@ -132,10 +132,6 @@ struct SensorThingsConnector: ConfiguredConnector {
         }
     }
 
-    /// A station prefix: what a pipeline name may be (lowercase letters, digits, `-`, `_`).
-    static func isValidPrefix(_ prefix: String) -> Bool {
-        !prefix.isEmpty && prefix.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" }
-    }
 
     static func isHTTP(_ location: String) -> Bool { location.hasPrefix("http://") || location.hasPrefix("https://") }
 

@@ -76,7 +76,7 @@ import Testing
                 """, file: "p.yaml", connectors: BuiltinConnectors.registry)
         }
         let messages = error.diagnostics.map(\.message)
-        #expect(messages.contains { $0.contains("'Stadt A' is not a station prefix") })
+        #expect(messages.contains { $0.contains("'Stadt A' must be letters, digits, '.', '_' or '-'") })
         #expect(messages.contains { $0.contains("'T' has unit 'Kfx': unknown unit 'Kfx'") })
     }
 }
