@@ -50,8 +50,9 @@ import Testing
         ])
     }
 
-    /// Wide files on DST days: 23 or 25 hour columns are the real hours in order; with 24 columns
-    /// the labels count (spring `2:00` has no hour, autumn `2:00` covers both).
+    /// Wide files on DST days: a row of 23 or 25 values holds the real hours in order (here the header lists
+    /// 23 or 25 labels too; `CountedConnectorsTests` has the usual 24-label header); a row of 24 values follows
+    /// the labels (spring `2:00` has no hour, autumn `2:00` covers both).
     @Test func hourColumnsOnDSTDays() async throws {
         let hours23 = (0..<24).filter { $0 != 2 }.map { "\($0):00" }
         let spring23 = try temporaryFile("2015_03_29_24mq.csv",
