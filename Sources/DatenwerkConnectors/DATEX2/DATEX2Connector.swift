@@ -85,6 +85,8 @@ struct DATEX2Connector: ConfiguredConnector {
           url: https://opendata.ndw.nu/trafficspeed.xml.gz
           sites: https://opendata.ndw.nu/measurement.xml.gz
           languages: [nl, en]
+          # Is measurementTimeDefault the start or the end of the measurement period? The schema does not say: ask the publisher.
+          time_reference: end
         """
 
     func check(_ config: ConnectorConfig) -> [ConfigProblem] {

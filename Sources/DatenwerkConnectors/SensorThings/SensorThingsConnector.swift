@@ -90,6 +90,9 @@ struct SensorThingsConnector: ConfiguredConnector {
             Lufttemperatur: air_temperature
             "http://www.opengis.net/def/property/OGC/0/AirTemperature": air_temperature
             NO2: no2_concentration
+          # Only where a Datastream's unitOfMeasurement is wrong or empty (by Datastream @iot.id or name):
+          units:
+            "12346": ug/m3
           page_size: 1000
           since: 2025-01-01T00:00:00Z
         """
