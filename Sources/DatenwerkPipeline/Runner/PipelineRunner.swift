@@ -104,7 +104,8 @@ package struct PipelineRunner: Sendable {
         var failure: PipelineError?
         do {
             var extract = try context.replay.map { try makeReplay(spec, $0) } ?? makeExtractor(spec, pushed: pushed, session: session, checkpoint: checkpoint)
-            let checkRanges = spec.connector != nil
+            // (A connector whose records the pipeline's own observations block maps is checked there, with its `range:`.)
+            let checkRanges = spec.connector != nil && spec.observations == nil
             // Push connectors (webhooks) carry live data: nothing before 1900; pulled sources keep historic series.
             let isPush = spec.connector.flatMap { connectors.connector($0.kind) } is any PushConnector
             var lastProgress = ContinuousClock.now

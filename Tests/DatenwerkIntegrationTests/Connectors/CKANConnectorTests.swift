@@ -170,4 +170,28 @@ import Testing
         #expect(files.requests.count == 1)
         #expect(files.requests.first?.header("Authorization") == nil)
     }
+
+    /// The records are mapped by the pipeline's own observations block, with its own `range:` (as for an http source):
+    /// the runner's net for connectors does not apply the vocabulary's range a second time.
+    @Test func thePipelinesOwnRangeHolds() async throws {
+        let dir = try Paths.temporaryDirectory()
+        try Data(#"{"success":true,"result":{"name":"sauna","resources":[{"id":"r1","name":"Sauna","format":"CSV","url":"sauna.csv"}]}}"#.utf8)
+            .write(to: URL(fileURLWithPath: dir + "/sauna.json"))
+        try Data("raum,zeit,temp\nsauna-1,2025-02-01T10:00:00Z,75\n".utf8).write(to: URL(fileURLWithPath: dir + "/sauna.csv"))
+        let spec = try PipelineSpec.parse(yaml: """
+            version: 1
+            name: ckan-sauna
+            tenant: "05515000"
+            source: { kind: ckan, portal: ., package: sauna, format: { kind: csv } }
+            observations:
+              station: { id: raum }
+              time: { field: zeit, format: iso8601 }
+              values: [{ field: temp, property: air_temperature, range: [-80, 110] }]
+            """, file: dir + "/p.yaml", connectors: BuiltinConnectors.registry)
+        let sink = RecordingSink()
+        let report = try await PipelineRunner(fetcher: testFetcher, sink: sink, connectors: BuiltinConnectors.registry).run(spec, trigger: "test")
+        #expect(report.succeeded, "\(String(describing: report.failure))")
+        #expect(sink.observations.map(\.result) == [75])
+        #expect(sink.quarantined.isEmpty)
+    }
 }
