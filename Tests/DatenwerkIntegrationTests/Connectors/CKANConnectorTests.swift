@@ -194,4 +194,36 @@ import Testing
         #expect(sink.observations.map(\.result) == [75])
         #expect(sink.quarantined.isEmpty)
     }
+
+    /// Its quarantined records replay like a generic source's: fix the observations block, replay, they load.
+    @Test func quarantinedRecordsReplayAfterFixingTheMapping() async throws {
+        let dir = try Paths.temporaryDirectory()
+        try Data(#"{"success":true,"result":{"name":"pegel","resources":[{"id":"p1","name":"Pegel","format":"CSV","url":"pegel.csv"}]}}"#.utf8)
+            .write(to: URL(fileURLWithPath: dir + "/pegel.json"))
+        try Data("pegel,zeit,stand\nP1,2025-02-01T10:00:00Z,1.31\nP1,2025-02-01T11:00:00Z,1.29\n".utf8).write(to: URL(fileURLWithPath: dir + "/pegel.csv"))
+        @Sendable func spec(_ unit: String) throws -> PipelineSpec {
+            try PipelineSpec.parse(yaml: """
+                version: 1
+                name: ckan-replay
+                tenant: "05515000"
+                source: { kind: ckan, portal: ., package: pegel, format: { kind: csv } }
+                observations:
+                  station: { id: pegel }
+                  time: { field: zeit, format: iso8601 }
+                  values: [{ field: stand, property: water_level, unit: \(unit), range: [100, 200] }]
+                """, file: dir + "/p.yaml", connectors: BuiltinConnectors.registry)
+        }
+        try await TestDatabase.with { db in
+            let runner = PipelineRunner(fetcher: testFetcher, sink: PostgresObservationSink(database: db), connectors: BuiltinConnectors.registry)
+            // Metres read as centimetres: 1.31 cm is outside the range, both rows go to quarantine.
+            let wrong = try await runner.run(try spec("cm"), trigger: "test")
+            #expect(wrong.succeeded && wrong.totals.quarantined == 2, "\(String(describing: wrong.failure))")
+            let replay = QuarantineStore(db).replay(pipeline: "ckan-replay")
+            let report = try await runner.run(try spec("m"), context: RunContext(trigger: "replay", replay: replay))
+            #expect(report.succeeded, "\(String(describing: report.failure))")
+            #expect(replay.loadedCount == 2 && replay.stillBadRecords.isEmpty && replay.notReplayableRecords.isEmpty)
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations") == 2)
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.quarantine WHERE pipeline = 'ckan-replay'") == 0)
+        }
+    }
 }
