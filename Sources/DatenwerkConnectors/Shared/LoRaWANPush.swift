@@ -18,7 +18,7 @@ enum LoRaWANKeys {
     /// `station_prefix` holds letters, digits, `.`, `_` and `-` (it is the first part of a `prefix:id` key).
     static func check(stationPrefix: String?) -> [ConfigProblem] {
         guard let stationPrefix else { return [] }
-        if stationPrefix.isEmpty || stationPrefix.range(of: #"^[A-Za-z0-9._-]+$"#, options: .regularExpression) == nil {
+        if !StationPrefix.isValid(stationPrefix) {
             return [ConfigProblem(key: "station_prefix",
                                   "'\(stationPrefix)' must be letters, digits, '.', '_' or '-' (it starts every station key: '<prefix>:<device>')")]
         }
