@@ -10,7 +10,7 @@ import DatenwerkTransforms
 /// `P1` is PM10 and `P2` is PM2.5; pressures come in Pa; all values are strings; times are UTC.
 struct SensorCommunityConnector: ConfiguredConnector {
     let kind = "sensor-community"
-    let summary = "Sensor.Community (luftdaten.info) live JSON API or daily archive CSV: PM10, PM2.5, PM1, temperature, humidity, pressure"
+    let summary = "Sensor.Community (luftdaten.info) live JSON API or daily archive CSV: PM10, PM2.5, PM1, temperature, humidity, pressure, noise (LAeq)"
 
     struct Configuration: ConnectorConfiguration {
         enum Format: String, ConfigChoice { case apiJSON = "api-json", archiveCSV = "archive-csv" }
@@ -53,6 +53,9 @@ struct SensorCommunityConnector: ConfiguredConnector {
         "temperature": ("air_temperature", "Cel"),
         "humidity": ("relative_humidity", "%"),
         "pressure": ("air_pressure", "Pa"),
+        // DNMS noise sensors: the A-weighted equivalent level of the interval (dB(A)); `noise_LA_min` and
+        // `noise_LA_max` are counted as unmapped_property.
+        "noise_LAeq": ("noise_level", "dB"),
     ]
 
     func start(_ config: Configuration, context: ConnectorContext) throws -> any ConnectorRun {

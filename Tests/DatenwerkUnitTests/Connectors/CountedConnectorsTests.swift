@@ -134,6 +134,32 @@ import Testing
         #expect(report.totals.isBalanced)
     }
 
+    /// sensor.community DNMS noise sensors: `noise_LAeq` is the noise level in dB(A); min and max are counted.
+    @Test func sensorCommunityNoise() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("counted-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try Data("""
+            [{"id": 1, "timestamp": "2024-05-02 10:15:00", "location": {"id": 77, "latitude": "51.96", "longitude": "7.62", "country": "DE"},
+              "sensor": {"id": 4242, "sensor_type": {"id": 29, "name": "DNMS (Laerm)", "manufacturer": "Luftdaten.info"}},
+              "sensordatavalues": [{"value": "58.43", "value_type": "noise_LAeq"}, {"value": "49.10", "value_type": "noise_LA_min"},
+                                   {"value": "71.92", "value_type": "noise_LA_max"}]}]
+            """.utf8).write(to: directory.appendingPathComponent("data.json"))
+        let spec = try PipelineSpec.parse(yaml: """
+            version: 1
+            name: sc-noise
+            tenant: "05515000"
+            source: { kind: sensor-community, url: "\(directory.path)/data.json" }
+            """, file: "/tmp/sc-noise.yaml", connectors: BuiltinConnectors.registry)
+        let sink = RecordingSink()
+        let report = try await PipelineRunner(fetcher: testFetcher, sink: sink, connectors: BuiltinConnectors.registry).run(spec)
+        let noise = Self.observations(sink.items, station: "sensor-community:4242")
+        #expect(noise.map(\.property) == ["noise_level"])
+        #expect(noise.map(\.result) == [58.43])
+        #expect(report.totals.skips[.unmappedProperty] == 2)
+        #expect(report.totals.isBalanced)
+    }
+
     /// UBA, hour-ending legal time, 2023: '24:00' ends the day; spring '02:00' (CET) then '04:00' (CEST) are
     /// adjacent UTC hours; the two autumn '03:00' rows are 00:00Z–01:00Z (CEST) and 01:00Z–02:00Z (CET).
     @Test func ubaBothChanges() async throws {
