@@ -96,7 +96,7 @@ struct SensorCommunityConnector: ConfiguredConnector {
         }
 
         /// Accounting: each entry of `sensordatavalues` (API) or each column after `timestamp` (archive) is one
-        /// value. Value types outside the vocabulary (`noise_LAeq`, `pressure_at_sealevel`, `durP1` …) are
+        /// value. Value types outside the vocabulary (`noise_LA_max`, `pressure_at_sealevel`, `durP1` …) are
         /// `unmapped_property`, empty archive cells `missing_value`, sensors not in `sensor_types` `filtered`.
         mutating func map(_ record: Record, into items: inout [StagedItem]) -> [RecordError] {
             archive ? mapArchive(record, &items) : mapAPI(record, &items)
