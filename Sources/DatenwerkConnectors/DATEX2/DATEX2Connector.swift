@@ -19,10 +19,11 @@ import DatenwerkTransforms
 ///   table, `measurementOrCalculationPeriod`, or `period_seconds`). Other types are counted as `unmapped_property`.
 /// - **Vehicle classes.** A value the site table restricts to a vehicle class (`specificVehicleCharacteristics`:
 ///   `lengthCharacteristic`, `vehicleType`) is never `vehicle_count` (a per-site sum would count those vehicles
-///   twice): a heavy class — `vehicleType` lorry, articulatedVehicle, bus, tanker, or a length class open upwards
-///   from at least 7.5 m (NDW `> 12.2 m`, TLS lorries `> 7.5 m`) — gives a flow as `heavy_vehicle_count`; any
-///   other class (cars `< 5.6 m`, a bounded middle class, a heavy-class speed) is skipped and counted as
-///   `vehicle_class`. `anyVehicle` is no restriction.
+///   twice): a heavy class — `vehicleType` lorry, articulatedVehicle, bus, tanker, a length class open upwards
+///   from at least 7.5 m (NDW `> 12.2 m`, TLS lorries `> 7.5 m`), a gross weight class open upwards from at
+///   least 3.5 t — gives a flow as `heavy_vehicle_count`; any other class (cars `< 5.6 m`, a bounded middle
+///   class, height, axles, fuel …, a heavy-class speed) is skipped and counted as `vehicle_class`. `anyVehicle`
+///   is no restriction.
 /// - **Time.** `measurementTimeDefault` (or a value's own `measurementOrCalculationTime`; any offset, normalised
 ///   to UTC) is the END of the measurement period unless `time_reference: start` says it is the start. The v2
 ///   schema leaves this open ("the time associated with the set of measurements") and publishers differ. `end` is
@@ -141,21 +142,33 @@ struct DATEX2Connector: ConfiguredConnector {
         /// A length class open upwards from at least this many metres is heavy traffic (TLS: lorries > 7.5 m).
         static let heavyLength = 7.5
 
+        /// A weight class open upwards from at least this many tonnes is heavy traffic (German "Schwerverkehr": > 3.5 t).
+        static let heavyWeight = 3.5
+
         static func of(_ vehicle: XMLNode) -> VehicleClass {
             let types = vehicle.children("vehicleType").map { $0.text.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { $0 != "anyVehicle" }
-            var lower: Double?, upper: Double?
-            for length in vehicle.children("lengthCharacteristic") {
-                guard let metres = length.text("vehicleLength").flatMap(Double.init) else { return .other }
-                switch length.text("comparisonOperator") ?? "" {
-                case "greaterThan", "greaterThanOrEqualTo": lower = max(lower ?? metres, metres)
-                case "lessThan", "lessThanOrEqualTo": upper = min(upper ?? metres, metres)
-                default: return .other
+            // Any other restriction (height, axles, fuel, usage …) is a class without a property.
+            if vehicle.children.contains(where: { !["vehicleType", "lengthCharacteristic", "grossWeightCharacteristic"].contains($0.name) }) { return .other }
+            /// The open-upward lower bound of `characteristic`/`element` comparisons, or `.other` for a bounded or unreadable class.
+            func bounds(_ characteristic: String, _ element: String) -> (lower: Double?, upper: Double?)? {
+                var lower: Double?, upper: Double?
+                for c in vehicle.children(characteristic) {
+                    guard let limit = c.text(element).flatMap(Double.init) else { return nil }
+                    switch c.text("comparisonOperator") ?? "" {
+                    case "greaterThan", "greaterThanOrEqualTo": lower = max(lower ?? limit, limit)
+                    case "lessThan", "lessThanOrEqualTo": upper = min(upper ?? limit, limit)
+                    default: return nil
+                    }
                 }
+                return (lower, upper)
             }
-            let lengthRestricted = lower != nil || upper != nil
-            if types.isEmpty && !lengthRestricted { return .all }
+            guard let length = bounds("lengthCharacteristic", "vehicleLength"), let weight = bounds("grossWeightCharacteristic", "grossVehicleWeight") else { return .other }
+            let lengthRestricted = length.lower != nil || length.upper != nil
+            let weightRestricted = weight.lower != nil || weight.upper != nil
+            if types.isEmpty && !lengthRestricted && !weightRestricted { return .all }
             if !types.isEmpty, !types.allSatisfy(heavyTypes.contains) { return .other }
-            if lengthRestricted { return upper == nil && (lower ?? 0) >= heavyLength ? .heavy : .other }
+            if lengthRestricted, !(length.upper == nil && (length.lower ?? 0) >= heavyLength) { return .other }
+            if weightRestricted, !(weight.upper == nil && (weight.lower ?? 0) >= heavyWeight) { return .other }
             return .heavy
         }
     }
