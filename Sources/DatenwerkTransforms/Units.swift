@@ -134,6 +134,8 @@ package enum Units {
         "P1": "%", "C62": "1", "count": "1", "Anzahl": "1", "Stück": "1", "Stk": "1",
         "ppm": "[ppm]", "PPM": "[ppm]", "ppb": "[ppb]", "PPB": "[ppb]",
         "‰": "[ppth]", "ppth": "[ppth]",
+        // UN/CEFACT Rec. 20 codes in NGSI `unitCode`: 59 part per million, 61 part per billion, 2N decibel.
+        "59": "[ppm]", "61": "[ppb]", "2N": "dB",
         "Okta": "okta", "oktas": "okta", "octa": "okta", "1/8": "okta", "/8": "okta",
         // Angle, radiation, voltage
         "°": "deg", "DD": "deg", "degree": "deg", "degrees": "deg",

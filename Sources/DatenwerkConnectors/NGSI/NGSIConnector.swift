@@ -116,6 +116,17 @@ struct NGSIConnector: ConfiguredConnector {
         "availableCapacity": ("charging_points_available", "1"),
     ]
 
+    /// Where an entity type gives a default attribute another meaning (Smart Data Models): the water quality and water
+    /// models' `temperature` is the water's, a soil model's the soil's — never the air temperature. A pipeline's own
+    /// `properties:` entry for the attribute still wins.
+    static let byEntityType: [String: [String: String]] = [
+        "WaterQualityObserved": ["temperature": "water_temperature"],
+        "WaterObserved": ["temperature": "water_temperature"],
+        "WaterQualityMeasurement": ["temperature": "water_temperature"],
+        "SoilMeasurement": ["temperature": "soil_temperature"],
+        "SoilObserved": ["temperature": "soil_temperature"],
+    ]
+
     /// Attributes that place, name, date or link an entity: never values, even when they hold a number.
     static let structural: Set<String> = [
         "id", "type", "@context", "location", "address", "name", "description", "alternateName", "dateObserved", "dateObservedFrom",
@@ -151,7 +162,8 @@ struct NGSIConnector: ConfiguredConnector {
         var properties: [String: (String, String?)] = [:]
         for (attribute, (property, unit)) in Self.defaults { properties[attribute] = (property, unit) }
         for (attribute, property) in config.properties { properties[attribute] = (property, nil) }
-        let mapping = try Mapping(properties: properties, zone: LocalTimeResolver(zone: config.timezone), stationPrefix: config.stationPrefix ?? context.pipeline)
+        var mapping = try Mapping(properties: properties, zone: LocalTimeResolver(zone: config.timezone), stationPrefix: config.stationPrefix ?? context.pipeline)
+        mapping.configured = Set(config.properties.keys)
         var headers: [(String, String)] = [("Accept", v2 ? "application/json" : "application/ld+json")]
         if let service = config.service { headers.append((v2 ? "Fiware-Service" : "NGSILD-Tenant", service)) }
         guard SensorThingsConnector.isHTTP(url) else {
@@ -198,6 +210,9 @@ struct NGSIConnector: ConfiguredConnector {
         var tally = ValueTally()
         /// Unit spelling → conversion into the property's canonical unit (resolved once).
         var conversions: [String: Units.Conversion] = [:]
+
+        /// Attributes the pipeline's `properties:` names (they win over `byEntityType`).
+        var configured: Set<String> = []
 
         init(properties: [String: (String, String?)], zone: LocalTimeResolver, stationPrefix: String) throws {
             self.properties = properties
@@ -309,7 +324,9 @@ struct NGSIConnector: ConfiguredConnector {
 
             for index in mapped {
                 let name = record.fields.names[index]
-                guard let (property, defaultUnit) = properties[name], let canonical = Vocabulary.property(property) else { continue }
+                guard var (property, defaultUnit) = properties[name] else { continue }
+                if !configured.contains(name), let typed = NGSIConnector.byEntityType[type]?[name] { property = typed }
+                guard let canonical = Vocabulary.property(property) else { continue }
                 let attribute = Self.attribute(record.values[index])
                 if attribute.value.isNull {
                     tally.skip(.missingValue)

@@ -17,6 +17,8 @@ import Testing
         ("m³/s", "m3/s"), ("m3/s", "m3/s"), ("l/s", "L/s"), ("L/s", "L/s"), ("m³/h", "m3/h"),
         ("cm", "cm"), ("km", "km"), ("m", "m"), ("lx", "lx"), ("Lux", "lx"), ("klx", "klx"),
         ("okta", "okta"), ("Achtel", "okta"), ("1/8", "okta"),
+        // UN/CEFACT codes as NGSI unitCode gives them
+        ("59", "[ppm]"), ("61", "[ppb]"), ("2N", "dB"),
     ])
     func spellings(spelling: String, code: String) {
         #expect(Units.canonicalSymbol(spelling) == code)
