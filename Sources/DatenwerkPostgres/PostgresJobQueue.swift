@@ -69,7 +69,18 @@ package struct PostgresJobQueue: JobQueue, ScheduleStore {
             SELECT EXISTS (SELECT 1 FROM beat)
                 OR EXISTS (SELECT 1 FROM datenwerk.jobs WHERE id = \(job) AND status <> 'running')
             """, logger: database.logger)
-        for try await held in rows.decode(Bool.self) { return held }
+        for try await held in rows.decode(Bool.self) {
+            if held { return true }
+            // The beat's UPDATE may have waited for the run's own transaction, which ended the job in its commit
+            // (status 'succeeded', or 'queued' for a retry): the UPDATE then skips the row, but the statement's
+            // snapshot predates that commit, so its second test still saw 'running' and said "lost" for a run that
+            // had just landed. Look again with a fresh snapshot before giving the verdict.
+            let again = try await database.client.query("""
+                SELECT EXISTS (SELECT 1 FROM datenwerk.jobs WHERE id = \(job) AND (status <> 'running' OR lease_owner = \(owner)))
+                """, logger: database.logger)
+            for try await ours in again.decode(Bool.self) { return ours }
+            throw NoHeartbeatAnswer(job: job)
+        }
         // No answer row (the connection ended the stream early) is no verdict: not "lost", which would stop a
         // healthy run. The caller treats an error as "store unreachable" and beats again.
         throw NoHeartbeatAnswer(job: job)
