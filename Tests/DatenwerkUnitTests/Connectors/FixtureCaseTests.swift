@@ -19,7 +19,8 @@ import DatenwerkTesting
 ///
 /// Every case that runs must balance its books: values read = loaded + quarantined + skipped (zero silent drops).
 ///
-/// `DATENWERK_UPDATE_GOLDEN=1` rewrites `expected.ndjson` (review the diff before committing).
+/// `DATENWERK_UPDATE_GOLDEN=kind/case[,kind/case…]` rewrites those cases' `expected.ndjson`; `=1` rewrites every case
+/// (review the diff before committing; with others working in the same tree, name your cases).
 struct FixtureCase: CustomTestStringConvertible, Sendable {
     var kind: String
     var name: String
@@ -81,7 +82,8 @@ struct FixtureCase: CustomTestStringConvertible, Sendable {
         let report = try await PipelineRunner(fetcher: testFetcher, sink: sink, connectors: registry).run(spec, trigger: "test")
         let actual = Golden.lines(sink.items)
         let expectedPath = fixture.directory + "/expected.ndjson"
-        if ProcessInfo.processInfo.environment["DATENWERK_UPDATE_GOLDEN"] == "1" {
+        if let update = ProcessInfo.processInfo.environment["DATENWERK_UPDATE_GOLDEN"],
+           update == "1" || update.split(separator: ",").contains(where: { $0 == fixture.testDescription }) {
             try Data((actual.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: expectedPath))
         }
         let expected = try #require(fixture.lines("expected.ndjson"), "\(fixture.testDescription) has no expected.ndjson")
