@@ -127,3 +127,18 @@ extension CLITests {
         }
     }
 }
+
+extension CLITests {
+    /// `--dry-run --show` shows what makes interval and time-zone mistakes visible: start → end in UTC, the canonical
+    /// unit, and each station's position with the coordinates it came from.
+    @Test func dryRunShowsIntervalsUnitsAndCoordinates() throws {
+        let energie = try Self.datenwerk(["run", "--dry-run", "--show", "3", "musterstadt-energie"])
+        #expect(energie.status == 0, "\(energie.stderr)")
+        let lines = energie.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.contains("observation musterstadt-energie:UW-NORD electricity_consumption 2024-10-26T22:00:00Z → 2024-10-26T22:15:00Z 0.657659 MW.h"), "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("station musterstadt-energie:UW-NORD Umspannwerk Nord at lon 7.625200, lat 51.989300") })
+        #expect(lines.contains("… 144 more items"))
+        let klima = try Self.datenwerk(["run", "--dry-run", "--show", "1", "musterstadt-klima"])
+        #expect(klima.stdout.contains("(from EPSG:25832 405328.42 5757524.87)"), "\(klima.stdout)")
+    }
+}
