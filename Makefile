@@ -24,7 +24,7 @@ release: deps
 	$(SWIFT) build -c release
 
 bench: deps
-	sh scripts/bench.sh
+	bash scripts/bench.sh
 
 # Streams ≥ 1M observations from `datenwerk serve` (plain and gzip) and prints bytes, seconds and max server RSS.
 bench-download: deps

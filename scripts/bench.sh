@@ -2,7 +2,7 @@
 # Load benchmark: `datenwerk run` on a large German-style CSV, side by side with `psql \copy` of the
 # same observations (already normalised) into a plain table, and `\copy` + the same merge SQL.
 # Prints figures; asserts nothing. Uses its own embedded cluster under $BENCH_DIR.
-#   ROWS=200000 STATIONS=50 sh scripts/bench.sh
+#   ROWS=200000 STATIONS=50 bash scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-200000}
