@@ -73,9 +73,13 @@ package func closestMatch(to name: String, in candidates: some Sequence<String>)
 /// `closestMatch` with the edit distance of the match, for callers that rank several candidate lists.
 package func closestMatchWithDistance(to name: String, in candidates: some Sequence<String>) -> (candidate: String, distance: Int)? {
     let lowered = name.lowercased()
+    let length = lowered.count
     var best: (candidate: String, lowered: String, distance: Int)?
     for candidate in candidates {
+        // The length difference is a lower bound of the edit distance: a candidate it already rules out costs no
+        // O(n·m) comparison (a hostile cell of a megabyte is checked in linear time, not for minutes per row).
         let candidateLowered = candidate.lowercased()
+        if abs(length - candidateLowered.count) > max(2, candidate.count / 3) { continue }
         let d = editDistance(lowered, candidateLowered)
         guard d <= max(2, candidate.count / 3) else { continue }
         if let current = best {

@@ -17,6 +17,18 @@ import Testing
         #expect(closestMatch(to: "zzzzzz", in: ["a", "b"]) == nil)
     }
 
+    /// A unit cell of a megabyte (hostile or broken input, one per row under `unit_field:`) is answered without an
+    /// O(n·m) edit distance against every spelling: the old loop needed minutes per cell, past the time limit.
+    @Test(.timeLimit(.minutes(1))) func hugeSpellingsAreRuledOutByLength() throws {
+        let huge = String(repeating: "µg/m³", count: 200_000)
+        for _ in 0..<20 {
+            #expect(closestMatch(to: huge, in: Array(Units.units.keys) + Array(Units.aliases.keys)) == nil)
+            #expect(throws: UnitError.self) { try Units.conversion(from: huge, to: "ug/m3") }
+        }
+        // Close spellings still find their match.
+        #expect(closestMatch(to: "ug/m33", in: Array(Units.units.keys)) == "ug/m3")
+    }
+
     @Test func unitSuggestionsAreTheSameOnEveryRunAndOrder() {
         let candidates = Array(Units.units.keys) + Array(Units.aliases.keys) + Array(Units.wordAliases.keys)
         for name in ["Kfz", "Kfx", "kPz", "dB(C)", "ug/m4", "Grad Celsus", "kmhh"] {
