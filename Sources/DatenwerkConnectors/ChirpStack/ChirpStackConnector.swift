@@ -108,16 +108,7 @@ struct ChirpStackConnector: PushConnector, ConfiguredConnector {
     }
 
     func start(_ config: Configuration, context: ConnectorContext) throws -> any ConnectorRun {
-        let mapping = try ChirpStackMapping(config, pipeline: context.pipeline)
-        if let pushed = context.pushed {
-            return PushedDocumentsRun(documents: pushed, mapping: mapping)
-        }
-        guard let url = config.url else {
-            throw ExtractError("a chirpstack pipeline receives its uplinks through `datenwerk serve` (POST /ingest/\(context.pipeline)); set `url` to read captured events instead")
-        }
-        return DocumentRun(locations: try expandLocation(url), session: context.session, decoder: { origin in
-            .json(StreamingJSONDecoder(options: JSONDecoderOptions(), origin: origin))
-        }, mapping: mapping)
+        try ChirpStackMapping(config, pipeline: context.pipeline).run(context: context, url: config.url, kind: kind, messages: "events")
     }
 }
 

@@ -245,6 +245,22 @@ enum PushedBody {
 
 /// The bodies handed over by the server (push ingest) or a quarantine replay: each is one message, mapped whole
 /// (`PushMessageMapping.mapBody`); a rejected one is kept in quarantine with the whole body as its raw payload.
+extension PushMessageMapping {
+    /// The run of a LoRaWAN push connector: the bodies `datenwerk serve` received, or captured messages read from
+    /// `url` (files or HTTP) as one JSON document each.
+    func run(context: ConnectorContext, url: String?, kind: String, messages: String) throws -> any ConnectorRun {
+        if let pushed = context.pushed {
+            return PushedDocumentsRun(documents: pushed, mapping: self)
+        }
+        guard let url else {
+            throw ExtractError("a \(kind) pipeline receives its uplinks through `datenwerk serve` (POST /ingest/\(context.pipeline)); set `url` to read captured \(messages) instead")
+        }
+        return DocumentRun(locations: try expandLocation(url), session: context.session, decoder: { origin in
+            .json(StreamingJSONDecoder(options: JSONDecoderOptions(), origin: origin))
+        }, mapping: self)
+    }
+}
+
 struct PushedDocumentsRun<Mapping: PushMessageMapping>: ConnectorRun {
     var documents: [PushedDocument]
     var mapping: Mapping

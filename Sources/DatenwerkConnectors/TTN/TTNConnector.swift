@@ -102,16 +102,7 @@ struct TTNConnector: PushConnector, ConfiguredConnector {
     }
 
     func start(_ config: Configuration, context: ConnectorContext) throws -> any ConnectorRun {
-        let mapping = try TTNMapping(config, pipeline: context.pipeline)
-        if let pushed = context.pushed {
-            return PushedDocumentsRun(documents: pushed, mapping: mapping)
-        }
-        guard let url = config.url else {
-            throw ExtractError("a ttn pipeline receives its uplinks through `datenwerk serve` (POST /ingest/\(context.pipeline)); set `url` to read captured messages instead")
-        }
-        return DocumentRun(locations: try expandLocation(url), session: context.session, decoder: { origin in
-            .json(StreamingJSONDecoder(options: JSONDecoderOptions(), origin: origin))
-        }, mapping: mapping)
+        try TTNMapping(config, pipeline: context.pipeline).run(context: context, url: config.url, kind: kind, messages: "messages")
     }
 }
 
