@@ -27,11 +27,6 @@ package struct PostgresObservationSink: ObservationSink {
         self.onStuckLoad = onStuckLoad
     }
 
-    static let stagingColumns = [
-        "kind", "station_key", "name", "station_kind", "lon", "lat", "alt", "src_x", "src_y", "srid", "props", "property", "t_start", "t_end",
-        "result", "quality", "origin", "line", "record", "path", "field", "reason", "raw", "fields",
-    ]
-
     package func beginRun(pipeline: PipelineSpec, context: RunContext) async throws -> Int64 {
         let host = ProcessInfo.processInfo.hostName
         let rows = try await database.client.query("""
@@ -69,125 +64,90 @@ package struct PostgresObservationSink: ObservationSink {
                     }
                 }
             }
-            try await connection.query("""
-                CREATE TEMP TABLE datenwerk_staging (
-                    seq bigint GENERATED ALWAYS AS IDENTITY, kind "char" NOT NULL, station_key text, name text, station_kind text,
-                    lon float8, lat float8, alt float8, src_x float8, src_y float8, srid integer, props jsonb, property text, t_start bigint, t_end bigint, result float8,
-                    quality text, origin text, line integer, record integer, path text, field text, reason text, raw text, fields jsonb
-                ) ON COMMIT DROP
-                """, logger: logger)
-            var months = Set<Int64>()
-            var buffer = ByteBufferAllocator().buffer(capacity: copyChunkBytes + 64 * 1024)
-            try await connection.copyFrom(table: "datenwerk_staging", columns: Self.stagingColumns, logger: logger) { writer in
-                while let batch = try await next() {
-                    for item in batch {
-                        Self.encode(item, into: &buffer)
-                        if case .observation(let o) = item {
-                            months.insert(Self.monthKey(o.phenomenonStart))
-                        }
-                        if buffer.readableBytes >= copyChunkBytes {
-                            try await writer.write(buffer)
-                            buffer.clear()
-                        }
-                    }
+            // COPY names its table as one identifier: `observations` is found through the search path.
+            try await connection.query("SET LOCAL search_path TO datenwerk, public", logger: logger)
+            // Sorting and hashing the run's rows in memory.
+            try await connection.query("SET LOCAL work_mem = '256MB'", logger: logger)
+            let tenant = pipeline.tenant
+            let load = try await ObservationLoad.prepare(runID: runID, tenant: tenant, database: database, on: connection)
+            var feed = ItemFeed(pending: try await next())
+
+            // The first-load fast path: when none of the first batch's stored series has a row in the batch's time
+            // span, the rows are copied straight into `observations` (its primary key still refuses any repeat).
+            // If a row is there after all (a later batch overlaps stored data, or the run repeats a key), the fast
+            // path gives way: back to the savepoint, and the rows sent so far, kept in a spool, go to staging.
+            var fast = try await looksNew(feed.pending, load: load, on: connection)
+            if fast {
+                try await connection.query("SAVEPOINT datenwerk_fast", logger: logger)
+                load.rowSpool = try LoadSpool("rows")
+                do {
+                    try await copy(load, fast: true, feed: &feed, next: next, on: connection)
+                    try await connection.query("RELEASE SAVEPOINT datenwerk_fast", logger: logger)
+                    load.rowSpool = nil
+                } catch let error as PSQLError where ["23505", "23514"].contains(error.serverInfo?[.sqlState]) {
+                    logger.info("\(pipeline.name): first-load fast path gave way after \(load.observations) observations (\(describeDatabaseError(error))); merging instead")
+                    try await connection.query("ROLLBACK TO SAVEPOINT datenwerk_fast", logger: logger)
+                    fast = false
                 }
-                if buffer.readableBytes > 0 { try await writer.write(buffer) }
+            }
+            if !fast {
+                try await connection.query("""
+                    CREATE TEMP TABLE datenwerk_staging (
+                        seq bigint GENERATED ALWAYS AS IDENTITY, station_id bigint NOT NULL, property text COLLATE "C" NOT NULL,
+                        phenomenon_start timestamptz NOT NULL, phenomenon_end timestamptz, result float8 NOT NULL, quality text,
+                        run_id bigint, conflicting boolean NOT NULL DEFAULT false
+                    ) ON COMMIT DROP
+                    """, logger: logger)
+                try await copy(load, fast: false, feed: &feed, next: next, on: connection)
             }
             FailPoint.hit("after-copy", pipeline: pipeline.name)
-            // Sorting and hashing the run's rows in memory, with statistics of what was staged.
-            try await connection.query("SET LOCAL work_mem = '256MB'", logger: logger)
-            try await connection.query("ANALYZE datenwerk_staging", logger: logger)
-            // Partitions are created on a second connection in their own short transactions, so the long
-            // load transaction never holds a lock on the parent table that would block readers.
-            try await ensurePartitions(months)
-            let tenant = pipeline.tenant
+
             var stationRows = 0
-            for try await count in try await connection.query("""
-                WITH upserted AS (
-                    INSERT INTO datenwerk.stations AS s (tenant, key, name, kind, geom, altitude, properties)
-                    SELECT DISTINCT ON (station_key) \(tenant), station_key, name, station_kind,
-                           CASE WHEN srid IS NOT NULL THEN ST_Transform(ST_SetSRID(ST_MakePoint(src_x, src_y), srid), 4326)
-                                WHEN lon IS NULL OR lat IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(lon, lat), 4326) END,
-                           alt, coalesce(props, '{}'::jsonb)
-                    FROM datenwerk_staging WHERE kind = 's' ORDER BY station_key, seq DESC
-                    ON CONFLICT (tenant, key) DO UPDATE SET
-                        name = coalesce(EXCLUDED.name, s.name), kind = coalesce(EXCLUDED.kind, s.kind),
-                        geom = coalesce(EXCLUDED.geom, s.geom), altitude = coalesce(EXCLUDED.altitude, s.altitude),
-                        properties = s.properties || EXCLUDED.properties, updated_at = now()
-                    WHERE (s.name, s.kind, s.altitude, s.properties) IS DISTINCT FROM
-                          (coalesce(EXCLUDED.name, s.name), coalesce(EXCLUDED.kind, s.kind), coalesce(EXCLUDED.altitude, s.altitude), s.properties || EXCLUDED.properties)
-                       OR NOT (s.geom IS NOT DISTINCT FROM coalesce(EXCLUDED.geom, s.geom))
-                    RETURNING 1)
-                SELECT count(*)::bigint FROM upserted
-                """, logger: logger).decode(Int64.self) { stationRows = Int(count) }
-            let repeats = try await settleRepeats(runID: runID, pipeline: pipeline, on: connection)
-            var inserted = 0, updated = 0
-            let mergeStatement: PostgresQuery = """
-                WITH src AS (
-                    SELECT DISTINCT ON (st.id, g.property, g.t_start)
-                           st.id AS station_id, g.property,
-                           'epoch'::timestamptz + g.t_start * interval '1 microsecond' AS phenomenon_start,
-                           'epoch'::timestamptz + g.t_end * interval '1 microsecond' AS phenomenon_end,
-                           g.result, g.quality
-                    FROM datenwerk_staging g
-                    JOIN datenwerk.stations st ON st.tenant = \(tenant) AND st.key = g.station_key
-                    WHERE g.kind = 'o'
-                    ORDER BY st.id, g.property, g.t_start, g.seq DESC
-                ), diff AS (
-                    -- Only new and changed rows go to the insert; unchanged ones stop here
-                    -- (the statement's snapshot is taken before the insert).
-                    SELECT src.*, (o.station_id IS NULL) AS is_new
-                    FROM src LEFT JOIN datenwerk.observations o
-                      ON o.station_id = src.station_id AND o.property = src.property AND o.phenomenon_start = src.phenomenon_start
-                    WHERE o.station_id IS NULL
-                       OR (o.phenomenon_end, o.result, o.quality) IS DISTINCT FROM (src.phenomenon_end, src.result, src.quality)
-                ), merged AS (
-                    INSERT INTO datenwerk.observations AS o (station_id, property, phenomenon_start, phenomenon_end, result, quality, run_id)
-                    SELECT station_id, property, phenomenon_start, phenomenon_end, result, quality, \(runID) FROM diff
-                    ON CONFLICT (station_id, property, phenomenon_start) DO UPDATE SET
-                        phenomenon_end = EXCLUDED.phenomenon_end, result = EXCLUDED.result, quality = EXCLUDED.quality, run_id = EXCLUDED.run_id
-                    WHERE (o.phenomenon_end, o.result, o.quality) IS DISTINCT FROM (EXCLUDED.phenomenon_end, EXCLUDED.result, EXCLUDED.quality)
-                    RETURNING 1
-                )
-                SELECT count(*) FILTER (WHERE is_new)::bigint, count(*) FILTER (WHERE NOT is_new)::bigint FROM diff
-                """
-            // Once seen under concurrent loads into a fresh database: the merge found no partition for a month
-            // that ensurePartitions had just created (SQLSTATE 23514). The merge is retried once behind a
-            // savepoint after creating the partitions again, instead of failing the run.
-            try await connection.query("SAVEPOINT datenwerk_merge", logger: logger)
-            for attempt in 1...2 {
-                do {
-                    for try await (i, u) in try await connection.query(mergeStatement, logger: logger).decode((Int64, Int64).self) {
-                        inserted = Int(i)
-                        updated = Int(u)
-                    }
-                    break
-                } catch let error as PSQLError where attempt == 1 && error.serverInfo?[.sqlState] == "23514" {
-                    logger.notice("\(pipeline.name): \(describeDatabaseError(error)); partitions created again, merge retried")
-                    try await connection.query("ROLLBACK TO SAVEPOINT datenwerk_merge", logger: logger)
-                    try await ensurePartitions(months)
-                }
+            if load.hasStationRows {
+                stationRows = try await upsertStations(load, fast: fast, on: connection)
             }
-            try await connection.query("RELEASE SAVEPOINT datenwerk_merge", logger: logger)
+            var result = LoadResult()
+            if fast {
+                result.inserted = load.observations
+            } else if load.observations > 0 {
+                try await connection.query("ANALYZE datenwerk_staging", logger: logger)
+                // Partitions are created on a second connection in their own short transactions (ATTACH takes no
+                // lock that would block readers or other loads).
+                try await ensurePartitions(load.months.subtracting(load.partitions))
+                if load.mayRepeat {
+                    result = try await settleRepeats(runID: runID, pipeline: pipeline, load: load, on: connection)
+                }
+                let (inserted, updated) = try await mergeStaged(load, pipeline: pipeline, on: connection)
+                result.inserted = inserted
+                result.updated = updated
+            }
             FailPoint.hit("after-merge", pipeline: pipeline.name)
-            try await connection.query("""
-                INSERT INTO datenwerk.quarantine AS q (pipeline, run_id, origin, line, record, path, field, reason, raw, fields, fingerprint)
-                SELECT DISTINCT ON (fp) \(pipeline.name), \(runID), origin, line, record, path, field, reason, raw, fields, fp
-                FROM (SELECT *, md5(concat_ws(chr(31), origin, line, record, path, field, raw)) AS fp FROM datenwerk_staging WHERE kind = 'q') bad
-                ORDER BY fp, seq DESC
-                ON CONFLICT (pipeline, fingerprint) DO UPDATE SET
-                    run_id = EXCLUDED.run_id, reason = EXCLUDED.reason, last_seen = now(), seen_count = q.seen_count + 1
-                """, logger: logger)
+            if !load.quarantineSpool.isEmpty {
+                try await connection.query("""
+                    CREATE TEMP TABLE datenwerk_quarantine_staging (
+                        seq bigint GENERATED ALWAYS AS IDENTITY, origin text, line integer, record integer, path text, field text,
+                        reason text, raw text, fields jsonb
+                    ) ON COMMIT DROP
+                    """, logger: logger)
+                try await connection.copyFrom(table: "datenwerk_quarantine_staging", columns: Self.quarantineColumns, logger: logger) { writer in
+                    try await load.quarantineSpool.read { try await writer.write($0) }
+                }
+                try await connection.query("""
+                    INSERT INTO datenwerk.quarantine AS q (pipeline, run_id, origin, line, record, path, field, reason, raw, fields, fingerprint)
+                    SELECT DISTINCT ON (fp) \(pipeline.name), \(runID), origin, line, record, path, field, reason, raw, fields, fp
+                    FROM (SELECT *, md5(concat_ws(chr(31), origin, line, record, path, field, raw)) AS fp FROM datenwerk_quarantine_staging) bad
+                    ORDER BY fp, seq DESC
+                    ON CONFLICT (pipeline, fingerprint) DO UPDATE SET
+                        run_id = EXCLUDED.run_id, reason = EXCLUDED.reason, last_seen = now(), seen_count = q.seen_count + 1
+                    """, logger: logger)
+            }
             if let replay = context.replay {
                 try await settle(replay, pipeline: pipeline.name, runID: runID, on: connection)
             }
             var t = totals()
-            var result = repeats
-            result.inserted = inserted
-            result.updated = updated
             result.stations = stationRows
             t.settle(result)
-            result.unchanged = max(0, t.observations - inserted - updated)
+            result.unchanged = max(0, t.observations - result.inserted - result.updated)
             try await finishRun(runID, status: "succeeded", totals: t, load: result, failure: nil, context: context, on: connection)
             guard context.writesCheckpoint else { return result }
             let cursor = Self.checkpoint(t, context: context)
@@ -204,19 +164,204 @@ package struct PostgresObservationSink: ObservationSink {
         }
     }
 
+    static let quarantineColumns = ["origin", "line", "record", "path", "field", "reason", "raw", "fields"]
+    static let stationColumns = ["id", "station_key", "name", "station_kind", "lon", "lat", "alt", "src_x", "src_y", "srid", "props"]
+
+    /// The batch pulled but not yet taken (`pending` from `index` on).
+    struct ItemFeed {
+        var pending: [StagedItem]?
+        var index = 0
+    }
+
+    /// Whether the run looks like a first load: no stored series of the first batch has a row in its span there.
+    private func looksNew(_ batch: [StagedItem]?, load: ObservationLoad, on connection: GuardedConnection) async throws -> Bool {
+        guard let batch else { return false }
+        let spans = load.storedSeriesSpans(batch)
+        guard !spans.ids.isEmpty else { return true }
+        for try await exists in try await connection.query("""
+            SELECT EXISTS (
+                SELECT 1 FROM unnest(\(spans.ids)::int8[], \(spans.properties)::text[], \(spans.from)::int8[], \(spans.to)::int8[]) AS s(id, property, lo, hi)
+                JOIN datenwerk.observations o ON o.station_id = s.id AND o.property = s.property
+                 AND o.phenomenon_start BETWEEN 'epoch'::timestamptz + s.lo * interval '1 microsecond' AND 'epoch'::timestamptz + s.hi * interval '1 microsecond')
+            """, logger: database.logger).decode(Bool.self) {
+            return !exists
+        }
+        return false
+    }
+
+    /// Streams the run's items: observations as COPY rows into `observations` (fast) or the staging table,
+    /// the rest into the load's spools. The fast path ends its COPY before a row of a month that has no
+    /// partition yet, creates it, and goes on with a new COPY.
+    private func copy(_ load: ObservationLoad, fast: Bool, feed: inout ItemFeed, next: () async throws -> [StagedItem]?, on connection: GuardedConnection) async throws {
+        let logger = database.logger
+        let chunkBytes = copyChunkBytes
+        while true {
+            var blocked: Int64?
+            var current = feed
+            // Whatever happens, what was taken stays taken (a fast path that gives way goes on from here).
+            defer { feed = current }
+            try await connection.copyFrom(table: fast ? "observations" : "datenwerk_staging", columns: ObservationLoad.columns, logger: logger) { writer in
+                if !fast, let replay = load.rowSpool {
+                    // The rows the fast path had sent, again, into staging (their order is the staging seq).
+                    try await replay.read { try await writer.write($0) }
+                    load.rowSpool = nil
+                }
+                var rows = ByteBufferAllocator().buffer(capacity: chunkBytes + 64 * 1024)
+                func send() async throws {
+                    guard rows.readableBytes > 0 else { return }
+                    // Spooled before it is sent: if the server refuses it, the spool has every row taken so far.
+                    try load.rowSpool?.append(rows)
+                    try await writer.write(rows)
+                    rows.clear()
+                }
+                feeding: while let batch = current.pending {
+                    while current.index < batch.count {
+                        let item = batch[current.index]
+                        if fast, case .observation(let o) = item, load.needsPartition(o.phenomenonStart) {
+                            blocked = PostgresObservationSink.monthKey(o.phenomenonStart)
+                            break feeding
+                        }
+                        try await load.take(item, into: &rows)
+                        current.index += 1
+                    }
+                    if rows.readableBytes >= chunkBytes { try await send() }
+                    current = ItemFeed(pending: try await next())
+                }
+                try await send()
+            }
+            guard let month = blocked else { return }
+            try await ensurePartitions([month])
+            load.partitions.insert(month)
+        }
+    }
+
+    /// Upserts the run's stations (explicit ids: stored ones, or those reserved for new keys). If another run
+    /// created one of the new keys first, this run's rows move to that station's id.
+    private func upsertStations(_ load: ObservationLoad, fast: Bool, on connection: GuardedConnection) async throws -> Int {
+        let logger = database.logger
+        try await connection.query("""
+            CREATE TEMP TABLE datenwerk_station_staging (
+                id bigint NOT NULL, station_key text NOT NULL, name text, station_kind text, lon float8, lat float8, alt float8,
+                src_x float8, src_y float8, srid integer, props jsonb
+            ) ON COMMIT DROP
+            """, logger: logger)
+        try await connection.copyFrom(table: "datenwerk_station_staging", columns: Self.stationColumns, logger: logger) { writer in
+            var b = ByteBufferAllocator().buffer(capacity: 64 * 1024)
+            load.stationRows(into: &b)
+            try await writer.write(b)
+        }
+        var count = 0
+        for try await n in try await connection.query("""
+            WITH upserted AS (
+                INSERT INTO datenwerk.stations AS s (id, tenant, key, name, kind, geom, altitude, properties)
+                SELECT id, \(load.tenant), station_key, name, station_kind,
+                       CASE WHEN srid IS NOT NULL THEN ST_Transform(ST_SetSRID(ST_MakePoint(src_x, src_y), srid), 4326)
+                            WHEN lon IS NULL OR lat IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(lon, lat), 4326) END,
+                       alt, coalesce(props, '{}'::jsonb)
+                FROM datenwerk_station_staging ORDER BY station_key
+                ON CONFLICT (tenant, key) DO UPDATE SET
+                    name = coalesce(EXCLUDED.name, s.name), kind = coalesce(EXCLUDED.kind, s.kind),
+                    geom = coalesce(EXCLUDED.geom, s.geom), altitude = coalesce(EXCLUDED.altitude, s.altitude),
+                    properties = s.properties || EXCLUDED.properties, updated_at = now()
+                WHERE (s.name, s.kind, s.altitude, s.properties) IS DISTINCT FROM
+                      (coalesce(EXCLUDED.name, s.name), coalesce(EXCLUDED.kind, s.kind), coalesce(EXCLUDED.altitude, s.altitude), s.properties || EXCLUDED.properties)
+                   OR NOT (s.geom IS NOT DISTINCT FROM coalesce(EXCLUDED.geom, s.geom))
+                RETURNING 1)
+            SELECT count(*)::bigint FROM upserted
+            """, logger: logger).decode(Int64.self) { count = Int(n) }
+        // A key another run stored between this run's start and now: its id wins.
+        var moved: [(Int64, Int64)] = []
+        for try await pair in try await connection.query("""
+            SELECT g.id, st.id FROM datenwerk_station_staging g
+            JOIN datenwerk.stations st ON st.tenant = \(load.tenant) AND st.key = g.station_key WHERE st.id <> g.id
+            """, logger: logger).decode((Int64, Int64).self) {
+            moved.append(pair)
+        }
+        for (reserved, stored) in moved {
+            if fast {
+                try await connection.query("""
+                    UPDATE datenwerk.observations SET station_id = \(stored) WHERE station_id = \(reserved) AND run_id = \(load.runID)
+                    """, logger: logger)
+            } else {
+                try await connection.query("UPDATE datenwerk_staging SET station_id = \(stored) WHERE station_id = \(reserved)", logger: logger)
+            }
+        }
+        return count
+    }
+
+    /// Staged rows into `observations`: only new and changed rows are written (unchanged ones stop at the join,
+    /// which reads only the run's time span); repeats of a key in the run were settled before, the last one loads.
+    private func mergeStaged(_ load: ObservationLoad, pipeline: PipelineSpec, on connection: GuardedConnection) async throws -> (Int, Int) {
+        let logger = database.logger
+        let source = load.mayRepeat
+            ? """
+              SELECT DISTINCT ON (station_id, property, phenomenon_start) station_id, property, phenomenon_start, phenomenon_end, result, quality
+              FROM datenwerk_staging WHERE NOT conflicting ORDER BY station_id, property, phenomenon_start, seq DESC
+              """
+            : "SELECT station_id, property, phenomenon_start, phenomenon_end, result, quality FROM datenwerk_staging"
+        var from = ByteBufferAllocator().buffer(capacity: 40), to = ByteBufferAllocator().buffer(capacity: 40)
+        CopyText.timestamp(load.minStart, &from)
+        CopyText.timestamp(load.maxStart, &to)
+        let statement = PostgresQuery(unsafeSQL: """
+            WITH src AS (\(source)), diff AS (
+                SELECT src.*, (o.station_id IS NULL) AS is_new
+                FROM src LEFT JOIN datenwerk.observations o
+                  ON o.station_id = src.station_id AND o.property = src.property AND o.phenomenon_start = src.phenomenon_start
+                 AND o.phenomenon_start BETWEEN $2::timestamptz AND $3::timestamptz
+                WHERE o.station_id IS NULL
+                   OR (o.phenomenon_end, o.result, o.quality) IS DISTINCT FROM (src.phenomenon_end, src.result, src.quality)
+            ), merged AS (
+                INSERT INTO datenwerk.observations AS o (station_id, property, phenomenon_start, phenomenon_end, result, quality, run_id)
+                SELECT station_id, property, phenomenon_start, phenomenon_end, result, quality, $1 FROM diff
+                ON CONFLICT (station_id, property, phenomenon_start) DO UPDATE SET
+                    phenomenon_end = EXCLUDED.phenomenon_end, result = EXCLUDED.result, quality = EXCLUDED.quality, run_id = EXCLUDED.run_id
+                WHERE (o.phenomenon_end, o.result, o.quality) IS DISTINCT FROM (EXCLUDED.phenomenon_end, EXCLUDED.result, EXCLUDED.quality)
+                RETURNING 1
+            )
+            SELECT count(*) FILTER (WHERE is_new)::bigint, count(*) FILTER (WHERE NOT is_new)::bigint FROM diff
+            """, binds: {
+                var b = PostgresBindings()
+                b.append(load.runID)
+                b.append(String(buffer: from))
+                b.append(String(buffer: to))
+                return b
+            }())
+        // Once seen under concurrent loads into a fresh database: the merge found no partition for a month
+        // that ensurePartitions had just created (SQLSTATE 23514). The merge is retried once behind a
+        // savepoint after creating the partitions again, instead of failing the run.
+        var counts = (0, 0)
+        try await connection.query("SAVEPOINT datenwerk_merge", logger: logger)
+        for attempt in 1...2 {
+            do {
+                for try await (i, u) in try await connection.query(statement, logger: logger).decode((Int64, Int64).self) {
+                    counts = (Int(i), Int(u))
+                }
+                break
+            } catch let error as PSQLError where attempt == 1 && error.serverInfo?[.sqlState] == "23514" {
+                logger.notice("\(pipeline.name): \(describeDatabaseError(error)); partitions created again, merge retried")
+                try await connection.query("ROLLBACK TO SAVEPOINT datenwerk_merge", logger: logger)
+                try await ensurePartitions(load.months)
+            }
+        }
+        try await connection.query("RELEASE SAVEPOINT datenwerk_merge", logger: logger)
+        return counts
+    }
+
     /// Observations of this run that share a natural key (station, property, start). Equal repeats load once and
     /// are counted (`duplicate`); repeats with a different end, value or quality load NOT at all: each is
     /// quarantined as `conflicting_duplicate` with its source record (or counted under `on_bad_record: skip`, or
-    /// fail the run under `fail`), because "last one wins" would silently pick one.
-    private func settleRepeats(runID: Int64, pipeline: PipelineSpec, on connection: GuardedConnection) async throws -> LoadResult {
+    /// fail the run under `fail`), because "last one wins" would silently pick one. Only run when some series
+    /// of the run went back in time (`ObservationLoad.mayRepeat`); the source records come from the load's
+    /// provenance spool, read into the database only when there is a conflict to describe.
+    private func settleRepeats(runID: Int64, pipeline: PipelineSpec, load: ObservationLoad, on connection: GuardedConnection) async throws -> LoadResult {
         let logger = database.logger
         try await connection.query("""
             CREATE TEMP TABLE datenwerk_repeats ON COMMIT DROP AS
-            SELECT station_key, property, t_start, count(*) AS n,
-                   (min(result) <> max(result) OR min(coalesce(t_end, -1)) <> max(coalesce(t_end, -1))
+            SELECT station_id, property, phenomenon_start, count(*) AS n,
+                   (min(result) <> max(result) OR min(coalesce(phenomenon_end, '-infinity')) <> max(coalesce(phenomenon_end, '-infinity'))
                     OR min(quality) IS DISTINCT FROM max(quality) OR (count(quality) > 0 AND count(quality) < count(*))) AS conflicting
-            FROM datenwerk_staging WHERE kind = 'o'
-            GROUP BY station_key, property, t_start HAVING count(*) > 1
+            FROM datenwerk_staging
+            GROUP BY station_id, property, phenomenon_start HAVING count(*) > 1
             """, logger: logger)
         var duplicates = 0, conflicting = 0
         for try await (d, c) in try await connection.query("""
@@ -227,22 +372,33 @@ package struct PostgresObservationSink: ObservationSink {
             conflicting = Int(c)
         }
         guard conflicting > 0 else { return LoadResult(duplicates: duplicates) }
-        // Set aside: kind 'c' rows take no part in the merge.
+        // Set aside: conflicting rows take no part in the merge.
         try await connection.query("""
-            UPDATE datenwerk_staging g SET kind = 'c' FROM datenwerk_repeats r
-            WHERE r.conflicting AND g.kind = 'o' AND g.station_key = r.station_key AND g.property = r.property AND g.t_start = r.t_start
+            UPDATE datenwerk_staging g SET conflicting = true FROM datenwerk_repeats r
+            WHERE r.conflicting AND g.station_id = r.station_id AND g.property = r.property AND g.phenomenon_start = r.phenomenon_start
             """, logger: logger)
+        try await connection.query("""
+            CREATE TEMP TABLE datenwerk_provenance (first_seq bigint PRIMARY KEY, origin text, line integer, record integer, path text, raw text) ON COMMIT DROP
+            """, logger: logger)
+        try await connection.copyFrom(table: "datenwerk_provenance", columns: ["first_seq", "origin", "line", "record", "path", "raw"], logger: logger) { writer in
+            try await load.provenanceSpool.read { try await writer.write($0) }
+        }
         let described = """
-            SELECT g.seq, g.station_key, g.property, g.origin, g.line, g.record, g.path, g.raw, r.n,
-                   to_char(('epoch'::timestamptz + g.t_start * interval '1 microsecond') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at,
-                   string_agg(g.result::text || coalesce(' (' || regexp_replace(g.origin, '^.*/', '') || coalesce(':' || g.line, '') || ')', ''), ', ')
-                       OVER (PARTITION BY g.station_key, g.property, g.t_start ORDER BY g.seq
+            SELECT g.seq, st.key AS station_key, g.property, p.origin, p.line, p.record, p.path, p.raw, r.n,
+                   to_char(g.phenomenon_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at,
+                   string_agg(g.result::text || coalesce(' (' || regexp_replace(p.origin, '^.*/', '') || coalesce(':' || p.line, '') || ')', ''), ', ')
+                       OVER (PARTITION BY g.station_id, g.property, g.phenomenon_start ORDER BY g.seq
                              ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS values_seen,
-                   json_build_object('station', g.station_key, 'property', g.property, 'phenomenon_start_us', g.t_start,
-                                     'phenomenon_end_us', g.t_end, 'result', g.result, 'quality', g.quality)::text AS described
-            FROM datenwerk_staging g JOIN datenwerk_repeats r
-              ON r.conflicting AND g.station_key = r.station_key AND g.property = r.property AND g.t_start = r.t_start
-            WHERE g.kind = 'c'
+                   json_build_object('station', st.key, 'property', g.property,
+                                     'phenomenon_start_us', (extract(epoch FROM g.phenomenon_start) * 1000000)::bigint,
+                                     'phenomenon_end_us', (extract(epoch FROM g.phenomenon_end) * 1000000)::bigint,
+                                     'result', g.result, 'quality', g.quality)::text AS described
+            FROM datenwerk_staging g
+            JOIN datenwerk_repeats r
+              ON r.conflicting AND g.station_id = r.station_id AND g.property = r.property AND g.phenomenon_start = r.phenomenon_start
+            JOIN datenwerk.stations st ON st.id = g.station_id
+            LEFT JOIN LATERAL (SELECT * FROM datenwerk_provenance p WHERE p.first_seq <= g.seq ORDER BY p.first_seq DESC LIMIT 1) p ON true
+            WHERE g.conflicting
             """
         switch pipeline.onBadRecord {
         case .fail:
@@ -396,91 +552,38 @@ package struct PostgresObservationSink: ObservationSink {
 
     // MARK: - COPY text encoding
 
-    static func encode(_ item: StagedItem, into b: inout ByteBuffer) {
-        switch item {
-        case .station(let s):
-            b.writeStaticString("s\t")
-            text(s.key, &b); tab(&b)
-            optional(s.name, &b); tab(&b)
-            optional(s.kind, &b); tab(&b)
-            number(s.location?.longitude, &b); tab(&b)
-            number(s.location?.latitude, &b); tab(&b)
-            number(s.location?.altitude, &b); tab(&b)
-            number(s.sourceCoordinates?.x, &b); tab(&b)
-            number(s.sourceCoordinates?.y, &b); tab(&b)
-            number(s.sourceCoordinates.map { Double($0.epsg) }, &b); tab(&b)
-            text(s.properties.serialized, &b)
-            b.writeStaticString("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n")
-        case .observation(let o):
-            b.writeStaticString("o\t")
-            text(o.stationKey, &b)
-            b.writeStaticString("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t")
-            text(o.property, &b); tab(&b)
-            b.writeString(String(o.phenomenonStart)); tab(&b)
-            if let end = o.phenomenonEnd { b.writeString(String(end)) } else { b.writeStaticString("\\N") }
-            tab(&b)
-            b.writeString(String(o.result)); tab(&b)
-            optional(o.quality, &b)
-            if let p = o.provenance {
-                // Where it came from (origin, line, record, path, raw): a conflicting duplicate is quarantined with it.
-                tab(&b)
-                text(p.location.origin, &b); tab(&b)
-                number(p.location.line.map(Double.init), &b); tab(&b)
-                number(p.location.record.map(Double.init), &b); tab(&b)
-                optional(p.location.path, &b)
-                b.writeStaticString("\t\\N\t\\N\t")
-                text(p.raw, &b)
-                b.writeStaticString("\t\\N\n")
-            } else {
-                b.writeStaticString("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n")
-            }
-        case .quarantined(let q):
-            let e = q.error
-            b.writeStaticString("q\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t")
-            text(e.location.origin, &b); tab(&b)
-            number(e.location.line.map(Double.init), &b); tab(&b)
-            number(e.location.record.map(Double.init), &b); tab(&b)
-            optional(e.location.path, &b); tab(&b)
-            optional(e.field, &b); tab(&b)
-            text(e.reason, &b); tab(&b)
-            text(q.raw, &b); tab(&b)
-            optional(q.fields?.serialized, &b)
-            b.writeStaticString("\n")
-        }
+    /// A station row of `datenwerk_station_staging` after its id: key, name, kind, lon, lat, alt, source x/y/srid, properties.
+    static func encodeStation(_ s: Station, into b: inout ByteBuffer) {
+        CopyText.text(s.key, &b); CopyText.tab(&b)
+        CopyText.optional(s.name, &b); CopyText.tab(&b)
+        CopyText.optional(s.kind, &b); CopyText.tab(&b)
+        number(s.location?.longitude, &b); CopyText.tab(&b)
+        number(s.location?.latitude, &b); CopyText.tab(&b)
+        number(s.location?.altitude, &b); CopyText.tab(&b)
+        number(s.sourceCoordinates?.x, &b); CopyText.tab(&b)
+        number(s.sourceCoordinates?.y, &b); CopyText.tab(&b)
+        number(s.sourceCoordinates.map { Double($0.epsg) }, &b); CopyText.tab(&b)
+        CopyText.text(s.properties.serialized, &b)
+        b.writeInteger(UInt8(ascii: "\n"))
     }
 
-    @inline(__always) static func tab(_ b: inout ByteBuffer) { b.writeInteger(UInt8(ascii: "\t")) }
-
-    static func optional(_ s: String?, _ b: inout ByteBuffer) {
-        if let s { text(s, &b) } else { b.writeStaticString("\\N") }
+    /// A row of `datenwerk_quarantine_staging`: origin, line, record, path, field, reason, raw, fields.
+    static func encodeQuarantined(_ q: QuarantinedRecord, into b: inout ByteBuffer) {
+        let e = q.error
+        CopyText.text(e.location.origin, &b); CopyText.tab(&b)
+        CopyText.optionalInteger(e.location.line, &b); CopyText.tab(&b)
+        CopyText.optionalInteger(e.location.record, &b); CopyText.tab(&b)
+        CopyText.optional(e.location.path, &b); CopyText.tab(&b)
+        CopyText.optional(e.field, &b); CopyText.tab(&b)
+        CopyText.text(e.reason, &b); CopyText.tab(&b)
+        CopyText.text(q.raw, &b); CopyText.tab(&b)
+        CopyText.optional(q.fields?.serialized, &b)
+        b.writeInteger(UInt8(ascii: "\n"))
     }
 
     static func number(_ d: Double?, _ b: inout ByteBuffer) {
         guard let d, d.isFinite else { b.writeStaticString("\\N"); return }
-        if d.rounded() == d, abs(d) < 1e15 { b.writeString(String(Int64(d))) } else { b.writeString(String(d)) }
-    }
-
-    /// COPY text format: backslash, tab, newline and carriage return are escaped; NUL is dropped.
-    static func text(_ s: String, _ b: inout ByteBuffer) {
-        var s = s
-        s.withUTF8 { bytes in
-            var start = 0
-            for (i, byte) in bytes.enumerated() {
-                let escaped: StaticString
-                switch byte {
-                case UInt8(ascii: "\\"): escaped = "\\\\"
-                case UInt8(ascii: "\t"): escaped = "\\t"
-                case UInt8(ascii: "\n"): escaped = "\\n"
-                case UInt8(ascii: "\r"): escaped = "\\r"
-                case 0: escaped = ""
-                default: continue
-                }
-                b.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start..<i]))
-                b.writeStaticString(escaped)
-                start = i + 1
-            }
-            b.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start..<bytes.count]))
-        }
+        CopyText.double(d, &b)
     }
 }
 

@@ -109,9 +109,16 @@ import Testing
         let worker = try ChildProcess(["worker", "--pipelines", dir, "--lease", "3", "--poll", "0.2"], environment: env)
         defer { worker.kill9() }
         var hits = 0
-        for (trial, moment) in ["COPY%", "WITH src AS%", "random"].enumerated() {
+        // A first load copies straight into `observations`; a run over stored rows stages them and merges. Before
+        // the merge trial every stored value is changed, so the merge rewrites all of them.
+        let trials: [(moment: String, prepare: String, storedOnFailure: Int, counted: String)] = [
+            ("COPY \"observations\"%", "TRUNCATE datenwerk.observations", 0, "inserted"),
+            ("WITH src AS%", "UPDATE datenwerk.observations SET result = result + 1", 90_000, "updated"),
+            ("random", "TRUNCATE datenwerk.observations", 0, "inserted"),
+        ]
+        for (trial, (moment, prepare, storedOnFailure, counted)) in trials.enumerated() {
             let job: Int64 = try await Database.with(location, logger: logger) { db in
-                try await db.client.query("TRUNCATE datenwerk.observations", logger: db.logger)
+                try await db.client.query(PostgresQuery(unsafeSQL: prepare), logger: db.logger)
                 try await db.client.query("""
                     INSERT INTO datenwerk.checkpoints (pipeline, cursor) VALUES (\(spec.name), '{"max_phenomenon_start_us": 42}'::jsonb)
                     ON CONFLICT (pipeline) DO UPDATE SET cursor = EXCLUDED.cursor
@@ -150,7 +157,7 @@ import Testing
                         """, logger: db.logger).decode(String.self).collect()
                     #expect(failed.count == 1, "trial \(trial): \(failed)")
                     #expect(failed.first?.hasPrefix("load: ") == true, "trial \(trial): \(failed)")
-                    #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations") == 0)
+                    #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations") == storedOnFailure, "trial \(trial)")
                     let cursor = try await db.client.query("SELECT cursor::text FROM datenwerk.checkpoints WHERE pipeline = \(spec.name)", logger: db.logger).decode(String.self).collect()
                     #expect(cursor == [#"{"max_phenomenon_start_us": 42}"#], "trial \(trial)")
                     // Skip the retry backoff: the same worker takes the job again and completes it.
@@ -164,7 +171,7 @@ import Testing
                 let after = try await observationChecksum(db)
                 #expect(after.count == reference.count, "trial \(trial)")
                 #expect(after.checksum == reference.checksum, "trial \(trial)")
-                #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.runs WHERE job_id = \(job) AND status = 'succeeded' AND inserted = 90000") == 1)
+                #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.runs WHERE job_id = \(job) AND status = 'succeeded' AND \(counted) = 90000") == 1, "trial \(trial)")
                 return hit
             }
             if hit { hits += 1 }

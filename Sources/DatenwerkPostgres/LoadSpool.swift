@@ -1,0 +1,88 @@
+import Foundation
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An anonymous temporary file a load writes as it goes and may read back once: the rows a first-load fast
+/// path sent (replayed into the staging table if the fast path has to give way), the run's quarantined
+/// records, and where each observation came from. Sequential writes through a 1 MiB buffer, so a run of any
+/// size holds the same memory; the file is unlinked as soon as it is open (nothing is left behind by a crash)
+/// and closed by `close()` or when the spool is released.
+final class LoadSpool {
+    private let fd: Int32
+    private var buffer: ByteBuffer
+    private(set) var bytes = 0
+    private static let flushBytes = 1 << 20
+
+    init(_ purpose: String) throws {
+        let directory = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array("\(directory)/datenwerk-\(purpose)-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else {
+            throw LoadSpoolError(message: "cannot create a spool file in \(directory) (\(String(cString: strerror(errno)))); set TMPDIR to a writable directory")
+        }
+        _ = template.withUnsafeBufferPointer { unlink($0.baseAddress!) }
+        self.fd = fd
+        self.buffer = ByteBufferAllocator().buffer(capacity: Self.flushBytes + 64 * 1024)
+    }
+
+    deinit { Glibc.close(fd) }
+
+    var isEmpty: Bool { bytes == 0 }
+
+    /// Appends the readable bytes of `b` (not consumed).
+    func append(_ b: ByteBuffer) throws {
+        buffer.writeImmutableBuffer(b)
+        bytes += b.readableBytes
+        if buffer.readableBytes >= Self.flushBytes { try flush() }
+    }
+
+    /// Lets the caller encode straight into the spool's buffer.
+    func write(_ body: (inout ByteBuffer) -> Void) throws {
+        let before = buffer.readableBytes
+        body(&buffer)
+        bytes += buffer.readableBytes - before
+        if buffer.readableBytes >= Self.flushBytes { try flush() }
+    }
+
+    private func flush() throws {
+        try buffer.withUnsafeReadableBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw LoadSpoolError(message: "cannot write a spool file (\(String(cString: strerror(errno)))); is the temporary directory full? (TMPDIR)")
+                }
+                offset += n
+            }
+        }
+        buffer.clear()
+    }
+
+    /// Everything written, in chunks of about `chunkBytes`, from the start.
+    func read(chunkBytes: Int = 512 * 1024, _ body: (ByteBuffer) async throws -> Void) async throws {
+        try flush()
+        var offset: off_t = 0
+        var chunk = ByteBufferAllocator().buffer(capacity: chunkBytes)
+        while true {
+            chunk.clear()
+            let n = try chunk.writeWithUnsafeMutableBytes(minimumWritableBytes: chunkBytes) { raw in
+                while true {
+                    let n = pread(fd, raw.baseAddress!, chunkBytes, offset)
+                    if n >= 0 { return n }
+                    if errno != EINTR { throw LoadSpoolError(message: "cannot read back a spool file (\(String(cString: strerror(errno))))") }
+                }
+            }
+            if n == 0 { break }
+            offset += off_t(n)
+            try await body(chunk)
+        }
+    }
+}
+
+struct LoadSpoolError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}

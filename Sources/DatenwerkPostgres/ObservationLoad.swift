@@ -1,0 +1,377 @@
+import DatenwerkCore
+import DatenwerkPipeline
+import DatenwerkTransforms
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// The client side of one run's load, so the server does only what COPY does: station ids and properties are
+/// resolved here from a per-run cache (nothing is joined in SQL per row), each observation is encoded once as a
+/// row of `datenwerk.observations`, and what the merge would otherwise sort for is watched as the rows pass:
+/// the run's months (partitions), its time span, and whether any series (station, property) went back in time
+/// (only then can the run repeat a key, so only then are repeats looked for).
+///
+/// Stations and quarantined records do not ride in the observation COPY: the latest item per station key is
+/// kept (one per station, not per row), quarantined records and the observations' provenance go to spool
+/// files (`LoadSpool`) and reach the database after the observations, in the same transaction.
+final class ObservationLoad {
+    static let columns = ["station_id", "property", "phenomenon_start", "phenomenon_end", "result", "quality", "run_id"]
+
+    let runID: Int64
+    let tenant: String
+    let database: Database
+    private let runIDText: String
+
+    /// The tenant's stations already stored (key → id), read at the start of the load.
+    private var storedStations: [String: Int64]
+    /// Keys first seen in this run, with the id reserved for them from `stations_id_seq`.
+    private(set) var reservedStations: [String: Int64] = [:]
+    private var reserve: [Int64] = []
+    /// The latest station item per key, in the order the keys first came.
+    private(set) var stations: [String: Station] = [:]
+    private(set) var stationOrder: [String] = []
+    private var lastKey = ""
+    private var lastID: Int64 = -1
+
+    private let knownProperties: Set<String>
+    private var checkedProperties: [String] = []
+
+    /// Months (first µs of the UTC month) that have a partition, and the months of this run.
+    var partitions: Set<Int64>
+    private(set) var months: Set<Int64> = []
+    private var monthStart: Int64 = 1
+    private var monthEnd: Int64 = 0
+
+    /// Observations taken so far (the staging table's `seq` of the last one).
+    private(set) var observations = 0
+    private(set) var minStart = Int64.max
+    private(set) var maxStart = Int64.min
+
+    private struct SeriesKey: Hashable {
+        var station: Int64
+        var property: String
+    }
+    /// The last start per series while every series moves forward in time; emptied (and `mayRepeat` set)
+    /// when one goes back or there are more than `maxSeries` series.
+    private var series: [SeriesKey: Int64] = [:]
+    static let maxSeries = 1_000_000
+    private(set) var mayRepeat = false
+
+    /// The rows of the fast path (replayed into staging if it gives way), quarantined records, provenance.
+    var rowSpool: LoadSpool?
+    let quarantineSpool: LoadSpool
+    let provenanceSpool: LoadSpool
+    private var lastProvenance: ObjectIdentifier?
+    private var provenanceEntries = 0
+
+    private init(runID: Int64, tenant: String, database: Database, stored: [String: Int64], properties: Set<String>, partitions: Set<Int64>) throws {
+        self.runID = runID
+        self.tenant = tenant
+        self.database = database
+        self.runIDText = String(runID)
+        self.storedStations = stored
+        self.knownProperties = properties
+        self.partitions = partitions
+        self.quarantineSpool = try LoadSpool("quarantine")
+        self.provenanceSpool = try LoadSpool("provenance")
+    }
+
+    /// Reads the tenant's station ids, the observed properties and the existing partitions.
+    static func prepare(runID: Int64, tenant: String, database: Database, on connection: GuardedConnection) async throws -> ObservationLoad {
+        let logger = database.logger
+        var stored: [String: Int64] = [:]
+        for try await (key, id) in try await connection.query("SELECT key, id FROM datenwerk.stations WHERE tenant = \(tenant)", logger: logger)
+            .decode((String, Int64).self) {
+            stored[key] = id
+        }
+        var properties = Set<String>()
+        for try await key in try await connection.query("SELECT key FROM datenwerk.observed_properties", logger: logger).decode(String.self) {
+            properties.insert(key)
+        }
+        var partitions = Set<Int64>()
+        for try await name in try await connection.query("""
+            SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = 'datenwerk.observations'::regclass
+            """, logger: logger).decode(String.self) {
+            if let month = partitionMonth(name) { partitions.insert(month) }
+        }
+        return try ObservationLoad(runID: runID, tenant: tenant, database: database, stored: stored, properties: properties, partitions: partitions)
+    }
+
+    /// `observations_y2024m03` → the first µs of March 2024 (UTC); nil for any other name.
+    static func partitionMonth(_ name: String) -> Int64? {
+        let bytes = Array(name.utf8)
+        let prefix = Array("observations_y".utf8)
+        guard bytes.count == prefix.count + 7, bytes.starts(with: prefix), bytes[prefix.count + 4] == UInt8(ascii: "m") else { return nil }
+        func number(_ r: Range<Int>) -> Int? { Int(String(decoding: bytes[r], as: UTF8.self)) }
+        guard let year = number(prefix.count..<prefix.count + 4), let month = number(prefix.count + 5..<prefix.count + 7), (1...12).contains(month) else { return nil }
+        return CivilTime.days(year: year, month: month, day: 1) * 86_400_000_000
+    }
+
+    // MARK: - Taking the items
+
+    /// True when `start` falls in a month without a partition (a COPY straight into `observations` must stop
+    /// before that row; a partition created during a statement is not seen by it).
+    func needsPartition(_ start: Int64) -> Bool {
+        !partitions.contains(month(start))
+    }
+
+    private func month(_ start: Int64) -> Int64 {
+        if start >= monthStart && start < monthEnd { return monthStart }
+        let key = PostgresObservationSink.monthKey(start)
+        let (y, m, _) = CivilTime.date(days: CivilTime.floorDiv(key, 86_400_000_000))
+        monthStart = key
+        monthEnd = m == 12 ? CivilTime.days(year: y + 1, month: 1, day: 1) * 86_400_000_000 : CivilTime.days(year: y, month: m + 1, day: 1) * 86_400_000_000
+        return key
+    }
+
+    /// One item of the run: an observation is encoded into `rows`; a station is remembered; a quarantined
+    /// record goes to its spool.
+    func take(_ item: StagedItem, into rows: inout ByteBuffer) async throws {
+        switch item {
+        case .observation(let o):
+            let station = try await stationID(o.stationKey)
+            try checkProperty(o.property)
+            observations += 1
+            if o.phenomenonStart < minStart { minStart = o.phenomenonStart }
+            if o.phenomenonStart > maxStart { maxStart = o.phenomenonStart }
+            let m = month(o.phenomenonStart)
+            if !months.contains(m) { months.insert(m) }
+            if !mayRepeat { watch(SeriesKey(station: station, property: o.property), o.phenomenonStart) }
+            try note(o.provenance)
+            CopyText.integer(station, &rows); CopyText.tab(&rows)
+            CopyText.text(o.property, &rows); CopyText.tab(&rows)
+            CopyText.timestamp(o.phenomenonStart, &rows); CopyText.tab(&rows)
+            if let end = o.phenomenonEnd { CopyText.timestamp(end, &rows) } else { rows.writeStaticString("\\N") }
+            CopyText.tab(&rows)
+            CopyText.double(o.result, &rows); CopyText.tab(&rows)
+            CopyText.optional(o.quality, &rows); CopyText.tab(&rows)
+            rows.writeString(runIDText)
+            rows.writeInteger(UInt8(ascii: "\n"))
+        case .station(let s):
+            if stations.updateValue(s, forKey: s.key) == nil { stationOrder.append(s.key) }
+            _ = try await stationID(s.key)
+        case .quarantined(let q):
+            try quarantineSpool.write { PostgresObservationSink.encodeQuarantined(q, into: &$0) }
+        }
+    }
+
+    private func watch(_ key: SeriesKey, _ start: Int64) {
+        if let i = series.index(forKey: key) {
+            if series.values[i] >= start {
+                mayRepeat = true
+                series = [:]
+            } else {
+                series.values[i] = start
+            }
+        } else if series.count < Self.maxSeries {
+            series[key] = start
+        } else {
+            mayRepeat = true
+            series = [:]
+        }
+    }
+
+    /// A provenance entry (first observation seq, origin, line, record, path, raw) whenever the record behind
+    /// the observations changes: the observations of one record share one.
+    private func note(_ provenance: Provenance?) throws {
+        let identity = provenance.map(ObjectIdentifier.init)
+        guard identity != lastProvenance else { return }
+        lastProvenance = identity
+        provenanceEntries += 1
+        let seq = observations
+        try provenanceSpool.write { b in
+            CopyText.integer(Int64(seq), &b); CopyText.tab(&b)
+            if let p = provenance {
+                CopyText.text(p.location.origin, &b); CopyText.tab(&b)
+                CopyText.optionalInteger(p.location.line, &b); CopyText.tab(&b)
+                CopyText.optionalInteger(p.location.record, &b); CopyText.tab(&b)
+                CopyText.optional(p.location.path, &b); CopyText.tab(&b)
+                CopyText.text(p.raw, &b)
+            } else {
+                b.writeStaticString("\\N\t\\N\t\\N\t\\N\t\\N")
+            }
+            b.writeInteger(UInt8(ascii: "\n"))
+        }
+    }
+
+    private func checkProperty(_ property: String) throws {
+        for known in checkedProperties where known == property { return }
+        guard knownProperties.contains(property) else {
+            throw PipelineError(step: .load, code: .database,
+                                message: "observed property '\(property)' is not in the vocabulary (datenwerk.observed_properties); run `datenwerk migrate` after adding it, or map the value to a known property")
+        }
+        if checkedProperties.count < 64 { checkedProperties.append(property) }
+    }
+
+    /// The station's id: stored, or reserved for this run from the stations' sequence (on a second connection:
+    /// sequences are outside transactions anyway, and the load's own connection is busy with the COPY).
+    private func stationID(_ key: String) async throws -> Int64 {
+        if key == lastKey { return lastID }
+        let id: Int64
+        if let known = storedStations[key] ?? reservedStations[key] {
+            id = known
+        } else {
+            if reserve.isEmpty { reserve = try await reserveIDs(min(1024, max(16, reservedStations.count))) }
+            id = reserve.removeLast()
+            reservedStations[key] = id
+        }
+        lastKey = key
+        lastID = id
+        return id
+    }
+
+    private func reserveIDs(_ n: Int) async throws -> [Int64] {
+        try await database.withConnection { connection in
+            var ids: [Int64] = []
+            for try await id in try await connection.query("SELECT nextval('datenwerk.stations_id_seq') FROM generate_series(1, \(n))", logger: database.logger)
+                .decode(Int64.self) {
+                ids.append(id)
+            }
+            return ids.reversed()
+        }
+    }
+
+    /// Stations to upsert: every station item of the run, and keys that only observations named (a bare row,
+    /// so no observation points nowhere).
+    func stationRows(into b: inout ByteBuffer) {
+        for key in stationOrder {
+            guard let s = stations[key], let id = storedStations[key] ?? reservedStations[key] else { continue }
+            CopyText.integer(id, &b); CopyText.tab(&b)
+            PostgresObservationSink.encodeStation(s, into: &b)
+        }
+        for (key, id) in reservedStations where stations[key] == nil {
+            CopyText.integer(id, &b); CopyText.tab(&b)
+            CopyText.text(key, &b)
+            b.writeStaticString("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n")
+        }
+    }
+
+    var hasStationRows: Bool { !stationOrder.isEmpty || !reservedStations.isEmpty }
+
+    /// The series of `batch` whose stations are stored already, with the span of their starts in the batch:
+    /// if none of them has a row in its span, the run is taken for a first load.
+    func storedSeriesSpans(_ batch: [StagedItem]) -> (ids: [Int64], properties: [String], from: [Int64], to: [Int64]) {
+        var spans: [SeriesKey: (Int64, Int64)] = [:]
+        for item in batch {
+            guard case .observation(let o) = item, let id = storedStations[o.stationKey] else { continue }
+            let key = SeriesKey(station: id, property: o.property)
+            if let (lo, hi) = spans[key] {
+                spans[key] = (min(lo, o.phenomenonStart), max(hi, o.phenomenonStart))
+            } else {
+                spans[key] = (o.phenomenonStart, o.phenomenonStart)
+            }
+        }
+        var result: ([Int64], [String], [Int64], [Int64]) = ([], [], [], [])
+        for (key, span) in spans {
+            result.0.append(key.station)
+            result.1.append(key.property)
+            result.2.append(span.0)
+            result.3.append(span.1)
+        }
+        return result
+    }
+}
+
+/// PostgreSQL's COPY text format, written byte by byte.
+enum CopyText {
+    @inline(__always) static func tab(_ b: inout ByteBuffer) { b.writeInteger(UInt8(ascii: "\t")) }
+
+    static func optional(_ s: String?, _ b: inout ByteBuffer) {
+        if let s { text(s, &b) } else { b.writeStaticString("\\N") }
+    }
+
+    static func optionalInteger(_ v: Int?, _ b: inout ByteBuffer) {
+        if let v { integer(Int64(v), &b) } else { b.writeStaticString("\\N") }
+    }
+
+    /// Decimal digits without a `String`.
+    static func integer(_ value: Int64, _ b: inout ByteBuffer) {
+        if value == .min { b.writeString(String(value)); return }
+        var v = value < 0 ? -value : value
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var i = 20
+            repeat {
+                i -= 1
+                digits[i] = UInt8(ascii: "0") &+ UInt8(v % 10)
+                v /= 10
+            } while v > 0
+            if value < 0 { b.writeInteger(UInt8(ascii: "-")) }
+            b.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(digits)[i..<20]))
+        }
+    }
+
+    /// Shortest text that reads back as the same double (integral values without a fraction).
+    static func double(_ d: Double, _ b: inout ByteBuffer) {
+        if d.isFinite, d.rounded(.towardZero) == d, abs(d) < 1e15 {
+            integer(Int64(d), &b)
+        } else {
+            b.writeString(d.description)
+        }
+    }
+
+    @inline(__always) private static func two(_ v: Int, _ b: inout ByteBuffer) {
+        b.writeInteger(UInt8(ascii: "0") &+ UInt8(v / 10))
+        b.writeInteger(UInt8(ascii: "0") &+ UInt8(v % 10))
+    }
+
+    /// µs since the epoch as `YYYY-MM-DD HH:MM:SS[.ffffff]+00` (years before 1 AD as `… BC`).
+    static func timestamp(_ micros: Int64, _ b: inout ByteBuffer) {
+        let days = CivilTime.floorDiv(micros, 86_400_000_000)
+        let (y, m, d) = CivilTime.date(days: days)
+        var rest = micros - days * 86_400_000_000
+        let hour = Int(rest / 3_600_000_000)
+        rest -= Int64(hour) * 3_600_000_000
+        let minute = Int(rest / 60_000_000)
+        rest -= Int64(minute) * 60_000_000
+        let second = Int(rest / 1_000_000)
+        let fraction = Int(rest - Int64(second) * 1_000_000)
+        let year = y > 0 ? y : 1 - y
+        if year < 10000 {
+            two(year / 100, &b)
+            two(year % 100, &b)
+        } else {
+            integer(Int64(year), &b)
+        }
+        b.writeInteger(UInt8(ascii: "-")); two(m, &b)
+        b.writeInteger(UInt8(ascii: "-")); two(d, &b)
+        b.writeInteger(UInt8(ascii: " ")); two(hour, &b)
+        b.writeInteger(UInt8(ascii: ":")); two(minute, &b)
+        b.writeInteger(UInt8(ascii: ":")); two(second, &b)
+        if fraction != 0 {
+            b.writeInteger(UInt8(ascii: "."))
+            var f = fraction
+            var divisor = 100_000
+            while divisor > 0 {
+                b.writeInteger(UInt8(ascii: "0") &+ UInt8(f / divisor))
+                f %= divisor
+                divisor /= 10
+            }
+        }
+        b.writeStaticString("+00")
+        if y <= 0 { b.writeStaticString(" BC") }
+    }
+
+    /// COPY text format: backslash, tab, newline and carriage return are escaped; NUL is dropped.
+    static func text(_ s: String, _ b: inout ByteBuffer) {
+        var s = s
+        s.withUTF8 { bytes in
+            var start = 0
+            for (i, byte) in bytes.enumerated() {
+                let escaped: StaticString
+                switch byte {
+                case UInt8(ascii: "\\"): escaped = "\\\\"
+                case UInt8(ascii: "\t"): escaped = "\\t"
+                case UInt8(ascii: "\n"): escaped = "\\n"
+                case UInt8(ascii: "\r"): escaped = "\\r"
+                case 0: escaped = ""
+                default: continue
+                }
+                b.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start..<i]))
+                b.writeStaticString(escaped)
+                start = i + 1
+            }
+            b.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start..<bytes.count]))
+        }
+    }
+}
