@@ -23,8 +23,12 @@ test: deps
 release: deps
 	$(SWIFT) build -c release
 
+# Loads and downloads of a generated German CSV next to psql \copy and ogr2ogr (docs/bench.md); a release build.
+#   make bench BENCH_ARGS="--rows 10000000 --runs 3"
+BENCH_ARGS ?=
 bench: deps
-	bash scripts/bench.sh
+	$(SWIFT) build -c release --scratch-path .build-release
+	.build-release/release/datenwerk bench $(BENCH_ARGS)
 
 # Streams ≥ 1M observations from `datenwerk serve` (plain and gzip) and prints bytes, seconds and max server RSS.
 bench-download: deps

@@ -177,6 +177,10 @@ package struct BenchDataset: Sendable {
 
     package struct LocalTime: Equatable, Sendable {
         package var year, month, day, hour, minute: Int
+
+        package init(year: Int, month: Int, day: Int, hour: Int, minute: Int) {
+            (self.year, self.month, self.day, self.hour, self.minute) = (year, month, day, hour, minute)
+        }
     }
 
     /// Local time in Europe/Berlin (EU rule since 1996: CEST from the last Sunday of March 01:00Z to the last
