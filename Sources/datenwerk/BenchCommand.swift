@@ -342,7 +342,7 @@ final class Bench {
                 port = Int(match.1)
                 break
             }
-            if kill(server.pid, 0) != 0 { break }
+            if !ProcessMemory.isAlive(server.pid) { break }
             usleep(100_000)
         }
         guard let port else {
@@ -355,7 +355,8 @@ final class Bench {
             do {
                 try download(step, format: format, port: port, server: server, run: run, cpu: cpu)
             } catch {
-                let died = kill(server.pid, 0) != 0 || (try? String(contentsOfFile: serveLog, encoding: .utf8))?.contains("Fatal error") == true
+                usleep(500_000)
+                let died = !ProcessMemory.isAlive(server.pid)
                 problems.append("run \(run) (d) GET observations.\(format): \(error)\(died ? " — datenwerk serve crashed, see \(serveLog)" : "")")
                 if died { break }
             }
@@ -381,7 +382,7 @@ final class Bench {
         server.signal(SIGTERM)
         let end = server.wait()
         stopped = true
-        if end.status != 0 {
+        if end.status != 0, !problems.contains(where: { $0.contains("datenwerk serve crashed") }) {
             notes.append("run \(run): datenwerk serve exited with \(end.status) on SIGTERM (see \(serveLog))")
         }
     }

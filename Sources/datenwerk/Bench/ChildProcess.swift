@@ -144,6 +144,12 @@ enum ProcessMemory {
         }
     }
 
+    /// True while the process runs (not ended, not a zombie waiting to be reaped).
+    static func isAlive(_ pid: pid_t) -> Bool {
+        guard let fields = ClusterCPU.stat(pid), let state = fields.first else { return false }
+        return state != "Z" && state != "X"
+    }
+
     static func cpuSeconds(_ pid: pid_t) -> Double {
         guard let fields = ClusterCPU.stat(pid), fields.count > 12 else { return 0 }
         return ((Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)) / Double(sysconf(Int32(_SC_CLK_TCK)))
