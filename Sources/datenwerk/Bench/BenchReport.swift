@@ -116,7 +116,7 @@ extension BenchOutput {
         if build != "release" {
             out.append("!!! DEBUG BUILD: these figures are meaningless. Run `make bench` (a release build). !!!")
         }
-        out.append("datenwerk bench — \(rows) observation rows (\(rows / 4) CSV lines × 4 values, \(stations) stations, \(stepMinutes)-minute steps, CSV \(String(format: "%.1f", Double(csvBytes) / 1e6)) MB), \(runs) run\(runs == 1 ? "" : "s"), \(build) build")
+        out.append("datenwerk bench — \(rows) observation rows (\(rows / 4) CSV lines × 4 values, \(stations) station\(stations == 1 ? "" : "s"), \(stepMinutes)-minute steps, CSV \(String(format: "%.1f", Double(csvBytes) / 1e6)) MB), \(runs) run\(runs == 1 ? "" : "s"), \(build) build")
         out.append("median over the runs (min–max); speed vs (a)/(e) = that step's time ÷ this step's time (1.0 = as fast)")
         out.append("")
         let header = [Self.pad("step", 54), Self.pad("seconds", 8, right: true), Self.pad("(min–max)", 15), Self.pad("rows/s", 10, right: true),
