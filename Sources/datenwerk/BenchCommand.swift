@@ -236,8 +236,10 @@ final class Bench {
     /// Times `body`, which returns the client process's result, with the cluster's CPU around it.
     @discardableResult
     func timed(_ step: BenchStep, cpu: ClusterCPU, bytes: Int = 0, _ body: () throws -> ChildProcess.Result) rethrows -> ChildProcess.Result {
+        let backends = Set(cpu.children().map(\.pid))
         let before = cpu.seconds()
         let result = try body()
+        cpu.settle(after: backends)
         let postgres = cpu.seconds() - before
         samples[step, default: []].append(BenchSample(wallSeconds: result.wallSeconds, clientCPU: result.cpuSeconds, postgresCPU: postgres, peakRSS: result.maxRSS, bytes: bytes))
         return result

@@ -115,6 +115,33 @@ struct ClusterCPU {
         return text[text.index(after: close)...].split(separator: " ")
     }
 
+    /// The postmaster's children now, with their state (`Z`: ended, not yet reaped).
+    func children() -> [(pid: pid_t, state: Substring)] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry in
+            guard let pid = pid_t(entry), pid != postmaster, let fields = Self.stat(pid), fields.count > 1,
+                  pid_t(fields[1]) == postmaster else { return nil }
+            return (pid, fields[0])
+        }
+    }
+
+    /// Waits (up to `timeout` seconds) until the client backends that were not there `before` have ended and been
+    /// reaped: a backend ends a moment after its client, and an ended backend that the postmaster has not reaped
+    /// yet shows no CPU at all, so reading earlier would miss its work.
+    func settle(after before: Set<pid_t>, timeout: Double = 5) {
+        let deadline = ChildProcess.now() + timeout
+        while ChildProcess.now() < deadline {
+            let pending = children().filter { child in
+                if child.state == "Z" { return true }
+                guard !before.contains(child.pid),
+                      let command = try? String(contentsOfFile: "/proc/\(child.pid)/cmdline", encoding: .utf8) else { return false }
+                return command.contains("[local]") || command.contains("127.0.0.1")
+            }
+            if pending.isEmpty { return }
+            usleep(10_000)
+        }
+    }
+
     /// Seconds of CPU so far.
     func seconds() -> Double {
         var total = 0.0
