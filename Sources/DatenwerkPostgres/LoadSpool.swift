@@ -9,13 +9,13 @@ import Glibc
 /// records, and where each observation came from. Sequential writes through a 1 MiB buffer, so a run of any
 /// size holds the same memory; the file is unlinked as soon as it is open (nothing is left behind by a crash)
 /// and closed by `close()` or when the spool is released.
-final class LoadSpool {
+package final class LoadSpool {
     private let fd: Int32
     private var buffer: ByteBuffer
-    private(set) var bytes = 0
+    package private(set) var bytes = 0
     private static let flushBytes = 1 << 20
 
-    init(_ purpose: String) throws {
+    package init(_ purpose: String) throws {
         let directory = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         var template = Array("\(directory)/datenwerk-\(purpose)-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
@@ -29,17 +29,17 @@ final class LoadSpool {
 
     deinit { Glibc.close(fd) }
 
-    var isEmpty: Bool { bytes == 0 }
+    package var isEmpty: Bool { bytes == 0 }
 
     /// Appends the readable bytes of `b` (not consumed).
-    func append(_ b: ByteBuffer) throws {
+    package func append(_ b: ByteBuffer) throws {
         buffer.writeImmutableBuffer(b)
         bytes += b.readableBytes
         if buffer.readableBytes >= Self.flushBytes { try flush() }
     }
 
     /// Lets the caller encode straight into the spool's buffer.
-    func write(_ body: (inout ByteBuffer) -> Void) throws {
+    package func write(_ body: (inout ByteBuffer) -> Void) throws {
         let before = buffer.readableBytes
         body(&buffer)
         bytes += buffer.readableBytes - before
@@ -62,7 +62,7 @@ final class LoadSpool {
     }
 
     /// Everything written, in chunks of about `chunkBytes`, from the start.
-    func read(chunkBytes: Int = 512 * 1024, _ body: (ByteBuffer) async throws -> Void) async throws {
+    package func read(chunkBytes: Int = 512 * 1024, _ body: (ByteBuffer) async throws -> Void) async throws {
         try flush()
         var offset: off_t = 0
         var chunk = ByteBufferAllocator().buffer(capacity: chunkBytes)

@@ -34,6 +34,7 @@ final class ObservationLoad {
     private var lastID: Int64 = -1
 
     private let knownProperties: Set<String>
+    /// The properties met so far (all known); a row's property is found here by equality, its index is its number.
     private var checkedProperties: [String] = []
 
     /// Months (first µs of the UTC month) that have a partition, and the months of this run.
@@ -49,7 +50,7 @@ final class ObservationLoad {
 
     private struct SeriesKey: Hashable {
         var station: Int64
-        var property: String
+        var property: Int
     }
     /// The last start per series while every series moves forward in time; emptied (and `mayRepeat` set)
     /// when one goes back or there are more than `maxSeries` series.
@@ -127,33 +128,42 @@ final class ObservationLoad {
 
     /// One item of the run: an observation is encoded into `rows`; a station is remembered; a quarantined
     /// record goes to its spool.
-    func take(_ item: StagedItem, into rows: inout ByteBuffer) async throws {
+    /// Takes `item` unless it names a station key without an id yet: then nothing is taken and the key is
+    /// returned (`reserveID(for:)` it, then take the item again).
+    func takeIfReady(_ item: StagedItem, into rows: inout ByteBuffer) throws -> String? {
         switch item {
         case .observation(let o):
-            let station = try await stationID(o.stationKey)
-            try checkProperty(o.property)
+            guard let station = knownID(o.stationKey) else { return o.stationKey }
+            let property = try propertyIndex(o.property)
             observations += 1
-            if o.phenomenonStart < minStart { minStart = o.phenomenonStart }
-            if o.phenomenonStart > maxStart { maxStart = o.phenomenonStart }
-            let m = month(o.phenomenonStart)
-            if !months.contains(m) { months.insert(m) }
-            if !mayRepeat { watch(SeriesKey(station: station, property: o.property), o.phenomenonStart) }
+            let start = o.phenomenonStart
+            if start < minStart { minStart = start }
+            if start > maxStart { maxStart = start }
+            if start < monthStart || start >= monthEnd { months.insert(month(start)) }
+            if !mayRepeat { watch(SeriesKey(station: station, property: property), start) }
             try note(o.provenance)
-            CopyText.integer(station, &rows); CopyText.tab(&rows)
-            CopyText.text(o.property, &rows); CopyText.tab(&rows)
-            CopyText.timestamp(o.phenomenonStart, &rows); CopyText.tab(&rows)
-            if let end = o.phenomenonEnd { CopyText.timestamp(end, &rows) } else { rows.writeStaticString("\\N") }
-            CopyText.tab(&rows)
-            CopyText.double(o.result, &rows); CopyText.tab(&rows)
-            CopyText.optional(o.quality, &rows); CopyText.tab(&rows)
-            rows.writeString(runIDText)
-            rows.writeInteger(UInt8(ascii: "\n"))
+            let variable = o.property.utf8.count + (o.quality?.utf8.count ?? 0)
+            let runID = self.runID
+            rows.writeWithUnsafeMutableBytes(minimumWritableBytes: 160 + 2 * variable) { raw in
+                var w = RawWriter(base: raw.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                w.integer(station); w.byte(9)
+                w.text(o.property); w.byte(9)
+                w.timestamp(start); w.byte(9)
+                if let end = o.phenomenonEnd { w.timestamp(end) } else { w.byte(92); w.byte(78) }
+                w.byte(9)
+                w.double(o.result); w.byte(9)
+                if let q = o.quality { w.text(q) } else { w.byte(92); w.byte(78) }
+                w.byte(9)
+                w.integer(runID); w.byte(10)
+                return w.count
+            }
         case .station(let s):
             if stations.updateValue(s, forKey: s.key) == nil { stationOrder.append(s.key) }
-            _ = try await stationID(s.key)
+            if knownID(s.key) == nil { return s.key }
         case .quarantined(let q):
             try quarantineSpool.write { PostgresObservationSink.encodeQuarantined(q, into: &$0) }
         }
+        return nil
     }
 
     private func watch(_ key: SeriesKey, _ start: Int64) {
@@ -175,7 +185,7 @@ final class ObservationLoad {
     /// A provenance entry (first observation seq, origin, line, record, path, raw) whenever the record behind
     /// the observations changes: the observations of one record share one.
     private func note(_ provenance: Provenance?) throws {
-        let identity = provenance.map(ObjectIdentifier.init)
+        let identity = provenance.map { ObjectIdentifier($0) }
         guard identity != lastProvenance else { return }
         lastProvenance = identity
         provenanceEntries += 1
@@ -195,30 +205,31 @@ final class ObservationLoad {
         }
     }
 
-    private func checkProperty(_ property: String) throws {
-        for known in checkedProperties where known == property { return }
+    /// The property's small number in this run (its index among the properties seen), checked against the vocabulary.
+    private func propertyIndex(_ property: String) throws -> Int {
+        for (i, known) in checkedProperties.enumerated() where known == property { return i }
         guard knownProperties.contains(property) else {
             throw PipelineError(step: .load, code: .database,
                                 message: "observed property '\(property)' is not in the vocabulary (datenwerk.observed_properties); run `datenwerk migrate` after adding it, or map the value to a known property")
         }
-        if checkedProperties.count < 64 { checkedProperties.append(property) }
+        checkedProperties.append(property)
+        return checkedProperties.count - 1
     }
 
-    /// The station's id: stored, or reserved for this run from the stations' sequence (on a second connection:
-    /// sequences are outside transactions anyway, and the load's own connection is busy with the COPY).
-    private func stationID(_ key: String) async throws -> Int64 {
+    /// The station's id if it is stored or reserved already.
+    @inline(__always) private func knownID(_ key: String) -> Int64? {
         if key == lastKey { return lastID }
-        let id: Int64
-        if let known = storedStations[key] ?? reservedStations[key] {
-            id = known
-        } else {
-            if reserve.isEmpty { reserve = try await reserveIDs(min(1024, max(16, reservedStations.count))) }
-            id = reserve.removeLast()
-            reservedStations[key] = id
-        }
+        guard let id = storedStations[key] ?? reservedStations[key] else { return nil }
         lastKey = key
         lastID = id
         return id
+    }
+
+    /// Reserves an id for a new key from the stations' sequence (on a second connection: sequences are outside
+    /// transactions anyway, and the load's own connection is busy with the COPY), in blocks.
+    func reserveID(for key: String) async throws {
+        if reserve.isEmpty { reserve = try await reserveIDs(min(1024, max(16, reservedStations.count))) }
+        reservedStations[key] = reserve.removeLast()
     }
 
     private func reserveIDs(_ n: Int) async throws -> [Int64] {
@@ -252,10 +263,14 @@ final class ObservationLoad {
     /// The series of `batch` whose stations are stored already, with the span of their starts in the batch:
     /// if none of them has a row in its span, the run is taken for a first load.
     func storedSeriesSpans(_ batch: [StagedItem]) -> (ids: [Int64], properties: [String], from: [Int64], to: [Int64]) {
-        var spans: [SeriesKey: (Int64, Int64)] = [:]
+        struct Series: Hashable {
+            var station: Int64
+            var property: String
+        }
+        var spans: [Series: (Int64, Int64)] = [:]
         for item in batch {
             guard case .observation(let o) = item, let id = storedStations[o.stationKey] else { continue }
-            let key = SeriesKey(station: id, property: o.property)
+            let key = Series(station: id, property: o.property)
             if let (lo, hi) = spans[key] {
                 spans[key] = (min(lo, o.phenomenonStart), max(hi, o.phenomenonStart))
             } else {
@@ -274,19 +289,19 @@ final class ObservationLoad {
 }
 
 /// PostgreSQL's COPY text format, written byte by byte.
-enum CopyText {
-    @inline(__always) static func tab(_ b: inout ByteBuffer) { b.writeInteger(UInt8(ascii: "\t")) }
+package enum CopyText {
+    @inline(__always) package static func tab(_ b: inout ByteBuffer) { b.writeInteger(UInt8(ascii: "\t")) }
 
-    static func optional(_ s: String?, _ b: inout ByteBuffer) {
+    package static func optional(_ s: String?, _ b: inout ByteBuffer) {
         if let s { text(s, &b) } else { b.writeStaticString("\\N") }
     }
 
-    static func optionalInteger(_ v: Int?, _ b: inout ByteBuffer) {
+    package static func optionalInteger(_ v: Int?, _ b: inout ByteBuffer) {
         if let v { integer(Int64(v), &b) } else { b.writeStaticString("\\N") }
     }
 
     /// Decimal digits without a `String`.
-    static func integer(_ value: Int64, _ b: inout ByteBuffer) {
+    package static func integer(_ value: Int64, _ b: inout ByteBuffer) {
         if value == .min { b.writeString(String(value)); return }
         var v = value < 0 ? -value : value
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
@@ -302,7 +317,7 @@ enum CopyText {
     }
 
     /// Shortest text that reads back as the same double (integral values without a fraction).
-    static func double(_ d: Double, _ b: inout ByteBuffer) {
+    package static func double(_ d: Double, _ b: inout ByteBuffer) {
         if d.isFinite, d.rounded(.towardZero) == d, abs(d) < 1e15 {
             integer(Int64(d), &b)
         } else {
@@ -310,50 +325,17 @@ enum CopyText {
         }
     }
 
-    @inline(__always) private static func two(_ v: Int, _ b: inout ByteBuffer) {
-        b.writeInteger(UInt8(ascii: "0") &+ UInt8(v / 10))
-        b.writeInteger(UInt8(ascii: "0") &+ UInt8(v % 10))
-    }
-
     /// µs since the epoch as `YYYY-MM-DD HH:MM:SS[.ffffff]+00` (years before 1 AD as `… BC`).
-    static func timestamp(_ micros: Int64, _ b: inout ByteBuffer) {
-        let days = CivilTime.floorDiv(micros, 86_400_000_000)
-        let (y, m, d) = CivilTime.date(days: days)
-        var rest = micros - days * 86_400_000_000
-        let hour = Int(rest / 3_600_000_000)
-        rest -= Int64(hour) * 3_600_000_000
-        let minute = Int(rest / 60_000_000)
-        rest -= Int64(minute) * 60_000_000
-        let second = Int(rest / 1_000_000)
-        let fraction = Int(rest - Int64(second) * 1_000_000)
-        let year = y > 0 ? y : 1 - y
-        if year < 10000 {
-            two(year / 100, &b)
-            two(year % 100, &b)
-        } else {
-            integer(Int64(year), &b)
+    package static func timestamp(_ micros: Int64, _ b: inout ByteBuffer) {
+        b.writeWithUnsafeMutableBytes(minimumWritableBytes: 40) { raw in
+            var w = RawWriter(base: raw.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            w.timestamp(micros)
+            return w.count
         }
-        b.writeInteger(UInt8(ascii: "-")); two(m, &b)
-        b.writeInteger(UInt8(ascii: "-")); two(d, &b)
-        b.writeInteger(UInt8(ascii: " ")); two(hour, &b)
-        b.writeInteger(UInt8(ascii: ":")); two(minute, &b)
-        b.writeInteger(UInt8(ascii: ":")); two(second, &b)
-        if fraction != 0 {
-            b.writeInteger(UInt8(ascii: "."))
-            var f = fraction
-            var divisor = 100_000
-            while divisor > 0 {
-                b.writeInteger(UInt8(ascii: "0") &+ UInt8(f / divisor))
-                f %= divisor
-                divisor /= 10
-            }
-        }
-        b.writeStaticString("+00")
-        if y <= 0 { b.writeStaticString(" BC") }
     }
 
     /// COPY text format: backslash, tab, newline and carriage return are escaped; NUL is dropped.
-    static func text(_ s: String, _ b: inout ByteBuffer) {
+    package static func text(_ s: String, _ b: inout ByteBuffer) {
         var s = s
         s.withUTF8 { bytes in
             var start = 0
@@ -373,5 +355,93 @@ enum CopyText {
             }
             b.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start..<bytes.count]))
         }
+    }
+}
+
+/// Writes a COPY text row into memory reserved for it (no capacity check or exclusivity check per byte).
+struct RawWriter {
+    let base: UnsafeMutablePointer<UInt8>
+    var count = 0
+
+    @inline(__always) mutating func byte(_ b: UInt8) {
+        base[count] = b
+        count += 1
+    }
+
+    @inline(__always) mutating func two(_ v: Int) {
+        base[count] = UInt8(truncatingIfNeeded: 48 + v / 10)
+        base[count + 1] = UInt8(truncatingIfNeeded: 48 + v % 10)
+        count += 2
+    }
+
+    mutating func integer(_ value: Int64) {
+        guard value != .min else { for b in String(value).utf8 { byte(b) }; return }
+        if value < 0 { byte(45) }
+        var v = value < 0 ? -value : value
+        var digits = 1
+        var probe = v
+        while probe >= 10 { probe /= 10; digits += 1 }
+        var i = count + digits
+        count = i
+        repeat {
+            i -= 1
+            base[i] = UInt8(truncatingIfNeeded: 48 + v % 10)
+            v /= 10
+        } while v > 0
+    }
+
+    mutating func double(_ d: Double) {
+        if d.isFinite, d.rounded(.towardZero) == d, abs(d) < 1e15 {
+            integer(Int64(d))
+        } else {
+            var s = d.description
+            s.withUTF8 { for b in $0 { byte(b) } }
+        }
+    }
+
+    /// Escaped as COPY text wants it (see `CopyText.text`); needs up to twice the UTF-8 length.
+    mutating func text(_ s: String) {
+        var s = s
+        s.withUTF8 { bytes in
+            for b in bytes {
+                switch b {
+                case 92: byte(92); byte(92)
+                case 9: byte(92); byte(116)
+                case 10: byte(92); byte(110)
+                case 13: byte(92); byte(114)
+                case 0: continue
+                default: byte(b)
+                }
+            }
+        }
+    }
+
+    /// See `CopyText.timestamp`; at most 36 bytes.
+    mutating func timestamp(_ micros: Int64) {
+        let days = CivilTime.floorDiv(micros, 86_400_000_000)
+        let (y, m, d) = CivilTime.date(days: days)
+        var rest = micros - days * 86_400_000_000
+        let hour = Int(rest / 3_600_000_000)
+        rest -= Int64(hour) * 3_600_000_000
+        let minute = Int(rest / 60_000_000)
+        rest -= Int64(minute) * 60_000_000
+        let second = Int(rest / 1_000_000)
+        let fraction = Int(rest - Int64(second) * 1_000_000)
+        let year = y > 0 ? y : 1 - y
+        if year < 10000 { two(year / 100); two(year % 100) } else { integer(Int64(year)) }
+        byte(45); two(m); byte(45); two(d); byte(32)
+        two(hour); byte(58); two(minute); byte(58); two(second)
+        if fraction != 0 {
+            byte(46)
+            var f = fraction
+            var divisor = 100_000
+            while divisor > 0 {
+                byte(UInt8(truncatingIfNeeded: 48 + f / divisor))
+                f %= divisor
+                divisor /= 10
+            }
+        }
+        byte(43); byte(48); byte(48)
+        if y <= 0 { byte(32); byte(66); byte(67) }
     }
 }

@@ -221,7 +221,11 @@ package struct PostgresObservationSink: ObservationSink {
                             blocked = PostgresObservationSink.monthKey(o.phenomenonStart)
                             break feeding
                         }
-                        try await load.take(item, into: &rows)
+                        if let key = try load.takeIfReady(item, into: &rows) {
+                            // A station key met for the first time: its id is reserved, then the item is taken.
+                            try await load.reserveID(for: key)
+                            continue
+                        }
                         current.index += 1
                     }
                     if rows.readableBytes >= chunkBytes { try await send() }

@@ -47,3 +47,13 @@ BEGIN
     END IF;
     RETURN name;
 END $$;
+
+-- 4. The time index becomes a BRIN index. Measured (backend CPU for COPY of 1M rows into the monthly partitions,
+--    station by station as municipal files come): primary key alone 3.2 s, + BRIN on the start 3.7 s, + the
+--    btree on the start 5.9 s (200 series share every timestamp: its deduplicated posting lists are rewritten
+--    on nearly every insert), + a btree on (start, station, property) 6.1 s; a plain table 1.5 s. Time filters
+--    prune monthly partitions first; within a month BRIN finds the block ranges of the wanted span (tight for
+--    data loaded in time order, the live feeds; loose for files loaded station by station, whose series the
+--    primary key serves instead).
+DROP INDEX datenwerk.observations_time_idx;
+CREATE INDEX observations_time_brin ON datenwerk.observations USING brin (phenomenon_start);

@@ -1,0 +1,80 @@
+import DatenwerkPostgres
+import DatenwerkTesting
+import Foundation
+import NIOCore
+import PostgresNIO
+import Testing
+
+/// The loader writes timestamps, numbers and text for COPY itself, byte by byte: PostgreSQL must read back
+/// exactly what was meant.
+@Suite struct CopyTextTests {
+    static func text(_ write: (inout ByteBuffer) -> Void) -> String {
+        var b = ByteBufferAllocator().buffer(capacity: 64)
+        write(&b)
+        return String(buffer: b)
+    }
+
+    @Test func timestampsReadBackAsTheSameMicrosecondInPostgreSQL() async throws {
+        let day: Int64 = 86_400_000_000
+        let micros: [Int64] = [
+            0, 1, -1, 999_999, -999_999, 1_704_067_200_000_000, 1_711_846_800_123_456,
+            -2_208_988_800_000_000, // 1900-01-01
+            253_402_300_799_999_999, // 9999-12-31T23:59:59.999999
+            253_402_300_800_000_000, // 10000-01-01
+            -62_135_596_800_000_000, // 0001-01-01
+            -62_135_596_800_000_000 - day, // 0001-12-31 BC
+            -62_198_755_200_000_000, // 0001-01-01 BC
+        ]
+        #expect(Self.text { CopyText.timestamp(1_711_846_800_123_456, &$0) } == "2024-03-31 01:00:00.123456+00")
+        #expect(Self.text { CopyText.timestamp(-1, &$0) } == "1969-12-31 23:59:59.999999+00")
+        #expect(Self.text { CopyText.timestamp(-62_135_596_800_000_000 - day, &$0) } == "0001-12-31 00:00:00+00 BC")
+        try await TestDatabase.with { db in
+            for m in micros {
+                let text = Self.text { CopyText.timestamp(m, &$0) }
+                let back = try await db.client.query("SELECT (extract(epoch FROM \(text)::timestamptz) * 1000000)::int8", logger: db.logger)
+                    .decode(Int64.self).collect()
+                #expect(back == [m], "\(m) written as \(text)")
+            }
+        }
+    }
+
+    @Test func numbersAndTextReadBackUnchanged() async throws {
+        #expect(Self.text { CopyText.integer(0, &$0) } == "0")
+        #expect(Self.text { CopyText.integer(-42, &$0) } == "-42")
+        #expect(Self.text { CopyText.integer(.max, &$0) } == String(Int64.max))
+        #expect(Self.text { CopyText.integer(.min, &$0) } == String(Int64.min))
+        #expect(Self.text { CopyText.double(21.5, &$0) } == "21.5")
+        #expect(Self.text { CopyText.double(-3, &$0) } == "-3")
+        #expect(Self.text { CopyText.text("a\tb\nc\\d\re\u{0}f", &$0) } == "a\\tb\\nc\\\\d\\re" + "f")
+        let doubles: [Double] = [0.1, 1e-300, 1.7976931348623157e308, -0.000123456789, 123456789012345678, 0.30000000000000004, 5e-324]
+        try await TestDatabase.with { db in
+            for d in doubles {
+                let text = Self.text { CopyText.double(d, &$0) }
+                let back = try await db.client.query("SELECT \(text)::float8", logger: db.logger).decode(Double.self).collect()
+                #expect(back == [d], "\(d) written as \(text)")
+            }
+        }
+    }
+
+    @Test func aSpoolGivesBackEveryByteInOrderAcrossItsBuffer() async throws {
+        let spool = try LoadSpool("test")
+        #expect(spool.isEmpty)
+        var expected: [UInt8] = []
+        for i in 0..<40_000 {
+            let line = "\(i)\tZeile \(i) ä\n"
+            expected += Array(line.utf8)
+            if i % 2 == 0 {
+                try spool.write { $0.writeString(line) }
+            } else {
+                try spool.append(ByteBuffer(string: line))
+            }
+        }
+        #expect(spool.bytes == expected.count)
+        var back: [UInt8] = []
+        try await spool.read(chunkBytes: 4096) { chunk in
+            #expect(chunk.readableBytes <= 4096)
+            back += chunk.readableBytesView
+        }
+        #expect(back == expected)
+    }
+}
