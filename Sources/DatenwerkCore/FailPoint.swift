@@ -16,7 +16,7 @@ import Synchronization
 /// |---|---|
 /// | `run-started` | the run row exists, nothing read yet |
 /// | `extract` (alias `crash-in-connector`, default signal SIGILL) | before each batch is read from the source/connector |
-/// | `after-copy` | every batch is in the staging table (COPY done), nothing merged |
+/// | `after-copy` | every batch is copied (into `observations` on a first load, else into staging), stations and quarantine not yet written, nothing committed |
 /// | `after-merge` | observations merged in the load transaction, not committed |
 /// | `before-commit` | run row and checkpoint written, the transaction not yet committed |
 ///
