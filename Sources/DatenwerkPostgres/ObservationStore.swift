@@ -175,19 +175,25 @@ package final class ObservationStore: Sendable {
 
     /// Streams the observations of `dataset` that pass `filter` (up to and including `through`, the page
     /// end) through `encoder` — header, rows, footer with `next` — handing `write` chunks of about
-    /// `chunkBytes`. Rows come from PostgreSQL through a cursor in pages of `pageRows` (the next page is
-    /// fetched when the client has taken the previous one), so memory stays constant whatever the size. Only the observation columns travel per row; station
-    /// names, positions and units come from `snapshot` (a station or property newer than it is looked up
-    /// once). Returns the number of rows written.
+    /// `chunkBytes`. Rows come from PostgreSQL through a cursor in pages of `pageRows`; the next page is
+    /// fetched while this one is encoded (at most two pages in memory, and the client's pace still sets how
+    /// far the cursor runs ahead), so memory stays constant whatever the size. Only the observation columns
+    /// travel per row, read straight from their binary form (`DownloadRowReader`); a station's and a
+    /// property's parts of a row are encoded once (from `snapshot`; a station or property newer than it is
+    /// looked up once). Returns the number of rows written.
     @discardableResult
     package func writeObservations(
         _ dataset: DatasetMetadata, snapshot: DatasetSnapshot, filter: ObservationFilter, through: ObservationCursor? = nil,
         encoder: ObservationEncoder, next: String? = nil, chunkBytes: Int = 64 * 1024, opened: OpenCursor? = nil,
         write: (ByteBuffer) async throws -> Void
     ) async throws -> Int {
-        var stations = Dictionary(snapshot.stations.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        var units = Dictionary(snapshot.facts.properties.map { ($0.key, $0.unit) }, uniquingKeysWith: { first, _ in first })
+        let known = Dictionary(snapshot.stations.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let units = Dictionary(snapshot.facts.properties.map { ($0.key, $0.unit) }, uniquingKeysWith: { first, _ in first })
         var encoder = encoder
+        var reader = DownloadRowReader()
+        var stations: [Int64: ObservationEncoder.Station] = [:]
+        var lastStationID = Int64.min   // rows of one time come station by station: look up only when it changes
+        var lastStation = encoder.station(key: "", name: nil, longitude: nil, latitude: nil)
         var bytes: [UInt8] = []
         bytes.reserveCapacity(chunkBytes + 4096)
         encoder.writeHeader(into: &bytes)
@@ -195,31 +201,51 @@ package final class ObservationStore: Sendable {
         if let opened { cursor = opened } else { cursor = try await open(pipeline: dataset.pipeline, filter: filter, through: through) }
         let connection = cursor.lease.connection
         let logger = connections.logger
+        let pageRows = self.pageRows
+        let fetch = PostgresQuery(unsafeSQL: "FETCH \(pageRows) FROM datenwerk_download")
+        @Sendable func fetchPage() -> Task<[PostgresRow], any Error> {
+            Task { try await connection.collect(fetch, logger: logger) }
+        }
+        var pending: Task<[PostgresRow], any Error>? = fetchPage()
         var count = 0
         do {
-            let fetch = PostgresQuery(unsafeSQL: "FETCH \(pageRows) FROM datenwerk_download")
-            while true {
-                let rows = try await connection.collect(fetch, logger: logger)
+            while let page = pending {
+                let rows = try await page.value
+                pending = rows.count < pageRows ? nil : fetchPage()
                 for row in rows {
-                    let (stationID, property, start, end, value, quality) = try row.decode((Int64, String, UTCMicros, UTCMicros?, Double, String?).self)
-                    if stations[stationID] == nil { stations[stationID] = try await station(stationID, on: connection) }
-                    if units[property] == nil { units[property] = try await unit(property, on: connection) }
-                    let place = stations[stationID]!
-                    encoder.write(ObservationRow(stationKey: place.key, stationName: place.name, property: property, unit: units[property]!,
-                                                 startMicros: start.value, endMicros: end?.value, value: value, quality: quality,
-                                                 longitude: place.longitude, latitude: place.latitude), into: &bytes)
+                    var cells = try reader.read(row)
+                    if cells.stationID != lastStationID {
+                        if let parts = stations[cells.stationID] {
+                            lastStation = parts
+                        } else {
+                            let place: DatasetStation
+                            if let found = known[cells.stationID] { place = found } else { place = try await station(cells.stationID, on: connection) }
+                            lastStation = encoder.station(key: place.key, name: place.name, longitude: place.longitude, latitude: place.latitude)
+                            stations[cells.stationID] = lastStation
+                        }
+                        lastStationID = cells.stationID
+                    }
+                    if cells.property < 0 {
+                        let key = reader.newPropertyKey
+                        let unit: String
+                        if let found = units[key] { unit = found } else { unit = try await self.unit(key, on: connection) }
+                        cells.property = reader.addProperty(encoder.property(key: key, unit: unit))
+                    }
+                    encoder.write(station: lastStation, property: reader.property(cells),
+                                  startMicros: cells.startMicros, endMicros: cells.endMicros, value: cells.value, quality: cells.quality,
+                                  into: &bytes)
                     count += 1
                     if bytes.count >= chunkBytes {
                         try await write(ByteBuffer(bytes: bytes))
                         bytes.removeAll(keepingCapacity: true)
                     }
                 }
-                if rows.count < pageRows { break }
             }
             _ = try await connection.collect("COMMIT", logger: logger)
             cursor.lease.release(reusable: true)
         } catch {
             // The transaction is left with its connection, which is closed (a client that went away mid-body).
+            pending?.cancel()
             cursor.lease.release(reusable: false)
             throw error
         }
@@ -295,7 +321,7 @@ package final class ObservationStore: Sendable {
         if keysOnly {
             sql = "SELECT o.phenomenon_start, o.station_id, o.property FROM datenwerk.observations o"
         } else {
-            sql = "SELECT o.station_id, o.property, o.phenomenon_start, o.phenomenon_end, o.result, o.quality FROM datenwerk.observations o"
+            sql = "SELECT \(DownloadRowReader.rowSQL) FROM datenwerk.observations o"
         }
         if joinStations { sql += " JOIN datenwerk.stations s ON s.id = o.station_id" }
         sql += " WHERE o.run_id IN (SELECT id FROM datenwerk.runs WHERE pipeline = \(bind(pipeline)))"
@@ -339,4 +365,134 @@ struct UTCMicros: PostgresDecodable {
         }
         value = micros + Self.epoch2000
     }
+}
+
+/// Reads the rows of a download's cursor straight from their binary form, without postgres-nio's generic
+/// per-cell decoding. The cursor sends each row as one `record` cell, `ROW(station_id int8, property text,
+/// phenomenon_start timestamptz, phenomenon_end timestamptz, result float8, quality text)`: one cell per row
+/// instead of six (postgres-nio makes a `PostgresCell` per cell, with its column's name and a slice of the
+/// row), read here as PostgreSQL's binary record — a field count, then per field its type oid, its length
+/// (-1: NULL) and its bytes. A row of any other shape is an error. Properties are matched by their bytes
+/// against the ones seen before (a download has few), so no `String` is made per row.
+struct DownloadRowReader {
+    struct Cells {
+        var stationID: Int64
+        /// Index of the property among those seen (`property(_:)`), or -1 for a new one (`newPropertyKey`).
+        var property: Int
+        var startMicros: Int64
+        var endMicros: Int64?
+        var value: Double
+        var quality: String?
+    }
+
+    /// The row expression of the cursor's statement, in the order `read` expects.
+    static let rowSQL = "ROW(o.station_id, o.property, o.phenomenon_start, o.phenomenon_end, o.result, o.quality)"
+    /// The fields' type oids: int8, text, timestamptz, timestamptz, float8, text.
+    static let oids: (Int32, Int32, Int32, Int32, Int32, Int32) = (20, 25, 1184, 1184, 701, 25)
+
+    private var propertyKeys: [[UInt8]] = []
+    private var properties: [ObservationEncoder.Property] = []
+    private var last = 0
+    /// The key of the property a row reported as new (`Cells.property == -1`).
+    private(set) var newPropertyKey = ""
+
+    /// The encoded parts of the row's property.
+    func property(_ cells: Cells) -> ObservationEncoder.Property { properties[cells.property] }
+
+    /// Adds the parts of `newPropertyKey` and returns their index; the next row with those bytes finds them.
+    @discardableResult
+    mutating func addProperty(_ parts: ObservationEncoder.Property) -> Int {
+        propertyKeys.append(Array(newPropertyKey.utf8))
+        properties.append(parts)
+        last = properties.count - 1
+        return last
+    }
+
+    mutating func read(_ row: PostgresRow) throws -> Cells {
+        guard row.count == 1, let cell = row.first, cell.dataType == .record, cell.format == .binary, let bytes = cell.bytes else {
+            throw DownloadRowShape(column: 0)
+        }
+        return try bytes.withUnsafeReadableBytes { raw in try read(record: raw) }
+    }
+
+    @inline(__always)
+    private static func int32(_ raw: UnsafeRawBufferPointer, _ offset: Int) -> Int32 {
+        Int32(bigEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int32.self))
+    }
+
+    @inline(__always)
+    private static func int64(_ raw: UnsafeRawBufferPointer, _ offset: Int) -> Int64 {
+        Int64(bigEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int64.self))
+    }
+
+    /// The header of field `column` at `offset` (moved past it): its length, -1 for NULL. Checks the type
+    /// oid, that the bytes are there, and 8 bytes for the fixed-width types.
+    @inline(__always)
+    private static func field(_ raw: UnsafeRawBufferPointer, _ offset: inout Int, oid: Int32, column: Int) throws -> Int {
+        guard offset + 8 <= raw.count, int32(raw, offset) == oid else { throw DownloadRowShape(column: column) }
+        let length = Int(int32(raw, offset + 4))
+        offset += 8
+        guard length >= -1, offset + max(length, 0) <= raw.count, oid == oids.1 || length == -1 || length == 8 else {
+            throw DownloadRowShape(column: column)
+        }
+        return length
+    }
+
+    private mutating func read(record raw: UnsafeRawBufferPointer) throws -> Cells {
+        guard raw.count >= 4 else { throw DownloadRowShape(column: 0) }
+        let count = Int(Self.int32(raw, 0))
+        guard count == 6 else { throw DownloadRowShape(column: min(max(count, 0), 6)) }
+        var offset = 4
+        guard try Self.field(raw, &offset, oid: Self.oids.0, column: 0) == 8 else { throw DownloadRowShape(column: 0) }
+        let stationID = Self.int64(raw, offset)
+        offset += 8
+        let propertyLength = try Self.field(raw, &offset, oid: Self.oids.1, column: 1)
+        guard propertyLength >= 0 else { throw DownloadRowShape(column: 1) }
+        let property = UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + propertyLength)])
+        offset += propertyLength
+        guard try Self.field(raw, &offset, oid: Self.oids.2, column: 2) == 8, let startMicros = Self.micros(Self.int64(raw, offset)) else {
+            throw DownloadRowShape(column: 2)
+        }
+        offset += 8
+        var endMicros: Int64?
+        if try Self.field(raw, &offset, oid: Self.oids.3, column: 3) == 8 {
+            guard let micros = Self.micros(Self.int64(raw, offset)) else { throw DownloadRowShape(column: 3) }
+            endMicros = micros
+            offset += 8
+        }
+        guard try Self.field(raw, &offset, oid: Self.oids.4, column: 4) == 8 else { throw DownloadRowShape(column: 4) }
+        let value = Double(bitPattern: UInt64(bitPattern: Self.int64(raw, offset)))
+        offset += 8
+        let qualityLength = try Self.field(raw, &offset, oid: Self.oids.5, column: 5)
+        let quality = qualityLength < 0 ? nil : String(decoding: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + qualityLength)]), as: UTF8.self)
+        let propertyIndex = find(property)
+        if propertyIndex < 0 { newPropertyKey = String(decoding: property, as: UTF8.self) }
+        return Cells(stationID: stationID, property: propertyIndex, startMicros: startMicros, endMicros: endMicros, value: value, quality: quality)
+    }
+
+    /// A binary `timestamptz` (µs since 2000-01-01 UTC) as µs since 1970.
+    @inline(__always)
+    static func micros(_ since2000: Int64) -> Int64? {
+        // ±infinity (Int64.max / .min) is no time to write; the loader never stores it.
+        guard since2000 != .max, since2000 != .min else { return nil }
+        return since2000 + UTCMicros.epoch2000
+    }
+
+    private mutating func find(_ raw: UnsafeRawBufferPointer) -> Int {
+        func matches(_ key: [UInt8]) -> Bool {
+            key.withUnsafeBytes { key in key.count == raw.count && (raw.count == 0 || memcmp(key.baseAddress!, raw.baseAddress!, raw.count) == 0) }
+        }
+        if last < propertyKeys.count, matches(propertyKeys[last]) { return last }
+        for i in propertyKeys.indices where matches(propertyKeys[i]) {
+            last = i
+            return i
+        }
+        return -1
+    }
+}
+
+/// A download's cursor gave a row of another shape than `DownloadRowReader` reads (a schema change).
+struct DownloadRowShape: Error, Equatable, CustomStringConvertible {
+    var column: Int
+    var description: String { "a download row has an unexpected type or format in column \(column + 1)" }
 }

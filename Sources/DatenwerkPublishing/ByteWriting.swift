@@ -53,10 +53,46 @@ package enum ByteWriting {
     package static func append(_ value: Double, to out: inout [UInt8]) {
         if value.rounded(.towardZero) == value, value.magnitude < 1e16 {
             append(Int64(value), to: &out)
-        } else {
+        } else if !appendShortDecimal(value, to: &out) {
             append(value.description, to: &out)
         }
     }
+
+    /// The same text as `value.description` for a value of at most 15 significant digits with
+    /// 10⁻⁴ ≤ |value| < 10¹⁵ (its decimal form, which `description` uses there), without a `String`;
+    /// false (nothing written) for every other value.
+    ///
+    /// It tries k = 1, 2, … decimals: m = round(|value|·10^k) and accepts the first k where m / 10^k (both exact,
+    /// so the division is correctly rounded, as reading the text "m·10^-k" is) gives `value` back. While
+    /// m < 10¹⁵ the k-decimal numbers lie more than four ulps apart, so at most one of them reads back as `value`
+    /// and the rounded product finds it; the smallest such k is the shortest round-trip text, which is what
+    /// `description` prints (no trailing zeros: a zero last digit would have passed at k − 1).
+    @inline(__always)
+    static func appendShortDecimal(_ value: Double, to out: inout [UInt8]) -> Bool {
+        let magnitude = value.magnitude
+        guard magnitude >= 1e-4, magnitude < 1e15 else { return false }
+        var scale = 1.0
+        var k = 0
+        while k < 19 {
+            scale *= 10
+            k += 1
+            let scaled = magnitude * scale
+            guard scaled < 1e15 else { return false }
+            let m = scaled.rounded()
+            if m / scale == magnitude {
+                if value < 0 { out.append(UInt8(ascii: "-")) }
+                let digits = UInt64(m)
+                let unit = powersOfTen[k]
+                appendDigits(digits / unit, to: &out)
+                out.append(UInt8(ascii: "."))
+                appendDigits(digits % unit, minimumWidth: k, to: &out)
+                return true
+            }
+        }
+        return false
+    }
+
+    static let powersOfTen: [UInt64] = (0...19).map { k in (0..<k).reduce(UInt64(1)) { p, _ in p * 10 } }
 
     /// `append(_:to:)` as a `String` (tests, HTML, RDF literals).
     package static func format(_ value: Double) -> String {

@@ -71,6 +71,11 @@ package enum ObservationFormat: String, Sendable, CaseIterable {
 /// for batch in batches { encoder.write(batch, into: &buffer); flush(&buffer) }
 /// encoder.writeFooter(into: &buffer)
 /// ```
+///
+/// A download writes millions of rows of few stations and properties: `station(…)` and `property(…)`
+/// encode a station's and a property's parts of a row once (escaped, in this format), and
+/// `write(station:property:…)` puts a row together from them, its times and its value. Writing an
+/// `ObservationRow` goes the same way, so both give the same bytes.
 package struct ObservationEncoder: Sendable {
     /// The fields of a row, in CSV column order (GeoJSON puts longitude/latitude in the geometry).
     package static let columns = [
@@ -82,10 +87,104 @@ package struct ObservationEncoder: Sendable {
     /// GeoJSON only: the collection's `bbox` member (must enclose every feature written).
     package var bbox: BoundingBox?
     package private(set) var rowsWritten = 0
+    /// The last start and end written, as text (consecutive rows of a download mostly share their times).
+    private var lastStart = TimestampText()
+    private var lastEnd = TimestampText()
 
     package init(format: ObservationFormat, bbox: BoundingBox? = nil) {
         self.format = format
         self.bbox = bbox
+    }
+
+    /// A station's parts of a row in one format: `lead` before the property, `middle` (GeoJSON) between the
+    /// feature id and the property member, `tail` after the quality.
+    package struct Station: Sendable {
+        var lead: [UInt8]
+        var middle: [UInt8]
+        var tail: [UInt8]
+    }
+
+    /// A property's parts of a row in one format: `id` (GeoJSON's feature id; CSV's `property,unit,`) and
+    /// `members` (JSON: `"property":…` through the opening quote of the start time).
+    package struct Property: Sendable {
+        var id: [UInt8]
+        var members: [UInt8]
+    }
+
+    /// The parts of a row that come from its station, for this encoder's format.
+    package func station(key: String, name: String?, longitude: Double?, latitude: Double?) -> Station {
+        var lead: [UInt8] = []
+        var middle: [UInt8] = []
+        var tail: [UInt8] = []
+        switch format {
+        case .csv:
+            ByteWriting.appendCSVField(key, to: &lead)
+            lead.append(UInt8(ascii: ","))
+            if let name { ByteWriting.appendCSVField(name, to: &lead) }
+            lead.append(UInt8(ascii: ","))
+            if let lon = longitude, let lat = latitude, lon.isFinite, lat.isFinite {
+                ByteWriting.append(lon, to: &tail)
+                tail.append(UInt8(ascii: ","))
+                ByteWriting.append(lat, to: &tail)
+            } else {
+                tail.append(UInt8(ascii: ","))
+            }
+            tail.append(UInt8(ascii: "\n"))
+        case .geojson:
+            ByteWriting.append("{\"type\":\"Feature\",\"id\":\"", to: &lead)
+            ByteWriting.appendJSONStringContents(key, to: &lead)
+            lead.append(UInt8(ascii: "/"))
+            ByteWriting.append("\",\"geometry\":", to: &middle)
+            if let lon = longitude, let lat = latitude, lon.isFinite, lat.isFinite {
+                ByteWriting.append("{\"type\":\"Point\",\"coordinates\":[", to: &middle)
+                ByteWriting.append(lon, to: &middle)
+                middle.append(UInt8(ascii: ","))
+                ByteWriting.append(lat, to: &middle)
+                ByteWriting.append("]}", to: &middle)
+            } else {
+                ByteWriting.append("null", to: &middle)
+            }
+            ByteWriting.append(",\"properties\":{", to: &middle)
+            Self.appendStationMembers(key: key, name: name, to: &middle)
+            ByteWriting.append("}}", to: &tail)
+        case .ndjson:
+            lead.append(UInt8(ascii: "{"))
+            Self.appendStationMembers(key: key, name: name, to: &lead)
+            ByteWriting.append(",\"longitude\":", to: &tail)
+            if let lon = longitude, let lat = latitude {
+                ByteWriting.appendJSONNumber(lon, to: &tail)
+                ByteWriting.append(",\"latitude\":", to: &tail)
+                ByteWriting.appendJSONNumber(lat, to: &tail)
+            } else {
+                ByteWriting.append("null,\"latitude\":null", to: &tail)
+            }
+            ByteWriting.append("}\n", to: &tail)
+        }
+        return Station(lead: lead, middle: middle, tail: tail)
+    }
+
+    /// The parts of a row that come from its property and unit, for this encoder's format.
+    package func property(key: String, unit: String) -> Property {
+        var id: [UInt8] = []
+        var members: [UInt8] = []
+        switch format {
+        case .csv:
+            ByteWriting.appendCSVField(key, to: &id)
+            id.append(UInt8(ascii: ","))
+            ByteWriting.appendCSVField(unit, to: &id)
+            id.append(UInt8(ascii: ","))
+        case .geojson, .ndjson:
+            if format == .geojson {
+                ByteWriting.appendJSONStringContents(key, to: &id)
+                id.append(UInt8(ascii: "/"))
+            }
+            ByteWriting.append(",\"property\":", to: &members)
+            ByteWriting.appendJSONString(key, to: &members)
+            ByteWriting.append(",\"unit\":", to: &members)
+            ByteWriting.appendJSONString(unit, to: &members)
+            ByteWriting.append(",\"phenomenon_time_start\":\"", to: &members)
+        }
+        return Property(id: id, members: members)
     }
 
     /// The CSV header line or the GeoJSON opening; nothing for NDJSON.
@@ -98,16 +197,52 @@ package struct ObservationEncoder: Sendable {
     }
 
     package mutating func write(_ row: ObservationRow, into out: inout [UInt8]) {
-        switch format {
-        case .csv: Self.appendCSV(row, to: &out)
-        case .geojson: Self.appendGeoJSONFeature(row, first: rowsWritten == 0, to: &out)
-        case .ndjson: Self.appendNDJSON(row, to: &out)
-        }
-        rowsWritten += 1
+        write(station: station(key: row.stationKey, name: row.stationName, longitude: row.longitude, latitude: row.latitude),
+              property: property(key: row.property, unit: row.unit),
+              startMicros: row.startMicros, endMicros: row.endMicros, value: row.value, quality: row.quality, into: &out)
     }
 
     package mutating func write(_ rows: some Sequence<ObservationRow>, into out: inout [UInt8]) {
         for row in rows { write(row, into: &out) }
+    }
+
+    /// One row from its station's and property's parts (made by this encoder's `station` and `property`).
+    package mutating func write(
+        station: Station, property: Property, startMicros: Int64, endMicros: Int64?, value: Double, quality: String?,
+        into out: inout [UInt8]
+    ) {
+        switch format {
+        case .csv:
+            let comma = UInt8(ascii: ",")
+            out.append(contentsOf: station.lead)
+            out.append(contentsOf: property.id)
+            lastStart.append(startMicros, to: &out)
+            out.append(comma)
+            if let endMicros { lastEnd.append(endMicros, to: &out) }
+            out.append(comma)
+            if value.isFinite { ByteWriting.append(value, to: &out) }
+            out.append(comma)
+            if let quality { ByteWriting.appendCSVField(quality, to: &out) }
+            out.append(comma)
+            out.append(contentsOf: station.tail)
+        case .geojson:
+            if rowsWritten != 0 { ByteWriting.append(",\n", to: &out) }
+            out.append(contentsOf: station.lead)
+            out.append(contentsOf: property.id)
+            lastStart.append(startMicros, to: &out)
+            out.append(contentsOf: station.middle)
+            out.append(contentsOf: property.members)
+            lastStart.append(startMicros, to: &out)
+            appendRowMembers(endMicros: endMicros, value: value, quality: quality, to: &out)
+            out.append(contentsOf: station.tail)
+        case .ndjson:
+            out.append(contentsOf: station.lead)
+            out.append(contentsOf: property.members)
+            lastStart.append(startMicros, to: &out)
+            appendRowMembers(endMicros: endMicros, value: value, quality: quality, to: &out)
+            out.append(contentsOf: station.tail)
+        }
+        rowsWritten += 1
     }
 
     /// The GeoJSON closing, with an optional `links` member (`rel: next`) for cursor paging; nothing for CSV and NDJSON.
@@ -124,31 +259,8 @@ package struct ObservationEncoder: Sendable {
 
     /// One CSV line; a missing value is an empty cell.
     package static func appendCSV(_ row: ObservationRow, to out: inout [UInt8]) {
-        let comma = UInt8(ascii: ",")
-        ByteWriting.appendCSVField(row.stationKey, to: &out)
-        out.append(comma)
-        if let name = row.stationName { ByteWriting.appendCSVField(name, to: &out) }
-        out.append(comma)
-        ByteWriting.appendCSVField(row.property, to: &out)
-        out.append(comma)
-        ByteWriting.appendCSVField(row.unit, to: &out)
-        out.append(comma)
-        ByteWriting.appendTimestamp(micros: row.startMicros, to: &out)
-        out.append(comma)
-        if let end = row.endMicros { ByteWriting.appendTimestamp(micros: end, to: &out) }
-        out.append(comma)
-        if row.value.isFinite { ByteWriting.append(row.value, to: &out) }
-        out.append(comma)
-        if let quality = row.quality { ByteWriting.appendCSVField(quality, to: &out) }
-        out.append(comma)
-        if let lon = row.longitude, let lat = row.latitude, lon.isFinite, lat.isFinite {
-            ByteWriting.append(lon, to: &out)
-            out.append(comma)
-            ByteWriting.append(lat, to: &out)
-        } else {
-            out.append(comma)
-        }
-        out.append(UInt8(ascii: "\n"))
+        var encoder = ObservationEncoder(format: .csv)
+        encoder.write(row, into: &out)
     }
 
     // MARK: GeoJSON
@@ -172,26 +284,9 @@ package struct ObservationEncoder: Sendable {
     /// One feature, preceded by `,` unless it is the first. Its id is `<station>/<property>/<start>`,
     /// unique like the observation's natural key; a station without position has `"geometry":null`.
     package static func appendGeoJSONFeature(_ row: ObservationRow, first: Bool, to out: inout [UInt8]) {
-        if !first { ByteWriting.append(",\n", to: &out) }
-        ByteWriting.append("{\"type\":\"Feature\",\"id\":\"", to: &out)
-        ByteWriting.appendJSONStringContents(row.stationKey, to: &out)
-        out.append(UInt8(ascii: "/"))
-        ByteWriting.appendJSONStringContents(row.property, to: &out)
-        out.append(UInt8(ascii: "/"))
-        ByteWriting.appendTimestamp(micros: row.startMicros, to: &out)
-        ByteWriting.append("\",\"geometry\":", to: &out)
-        if let lon = row.longitude, let lat = row.latitude, lon.isFinite, lat.isFinite {
-            ByteWriting.append("{\"type\":\"Point\",\"coordinates\":[", to: &out)
-            ByteWriting.append(lon, to: &out)
-            out.append(UInt8(ascii: ","))
-            ByteWriting.append(lat, to: &out)
-            ByteWriting.append("]}", to: &out)
-        } else {
-            ByteWriting.append("null", to: &out)
-        }
-        ByteWriting.append(",\"properties\":{", to: &out)
-        appendCommonMembers(row, to: &out)
-        ByteWriting.append("}}", to: &out)
+        var encoder = ObservationEncoder(format: .geojson)
+        encoder.rowsWritten = first ? 0 : 1
+        encoder.write(row, into: &out)
     }
 
     package static func appendGeoJSONSuffix(next: String? = nil, to out: inout [UInt8]) {
@@ -208,42 +303,48 @@ package struct ObservationEncoder: Sendable {
 
     /// One JSON object and `\n`.
     package static func appendNDJSON(_ row: ObservationRow, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "{"))
-        appendCommonMembers(row, to: &out)
-        ByteWriting.append(",\"longitude\":", to: &out)
-        if let lon = row.longitude, let lat = row.latitude {
-            ByteWriting.appendJSONNumber(lon, to: &out)
-            ByteWriting.append(",\"latitude\":", to: &out)
-            ByteWriting.appendJSONNumber(lat, to: &out)
-        } else {
-            ByteWriting.append("null,\"latitude\":null", to: &out)
-        }
-        ByteWriting.append("}\n", to: &out)
+        var encoder = ObservationEncoder(format: .ndjson)
+        encoder.write(row, into: &out)
     }
 
-    /// `"station_id":…` through `"quality":…` (no braces).
-    static func appendCommonMembers(_ row: ObservationRow, to out: inout [UInt8]) {
+    // MARK: JSON members
+
+    /// `"station_id":…,"station_name":…` (no braces).
+    static func appendStationMembers(key: String, name: String?, to out: inout [UInt8]) {
         ByteWriting.append("\"station_id\":", to: &out)
-        ByteWriting.appendJSONString(row.stationKey, to: &out)
+        ByteWriting.appendJSONString(key, to: &out)
         ByteWriting.append(",\"station_name\":", to: &out)
-        if let name = row.stationName { ByteWriting.appendJSONString(name, to: &out) } else { ByteWriting.append("null", to: &out) }
-        ByteWriting.append(",\"property\":", to: &out)
-        ByteWriting.appendJSONString(row.property, to: &out)
-        ByteWriting.append(",\"unit\":", to: &out)
-        ByteWriting.appendJSONString(row.unit, to: &out)
-        ByteWriting.append(",\"phenomenon_time_start\":\"", to: &out)
-        ByteWriting.appendTimestamp(micros: row.startMicros, to: &out)
+        if let name { ByteWriting.appendJSONString(name, to: &out) } else { ByteWriting.append("null", to: &out) }
+    }
+
+    /// From the start time's closing quote through `"quality":…`.
+    private mutating func appendRowMembers(endMicros: Int64?, value: Double, quality: String?, to out: inout [UInt8]) {
         ByteWriting.append("\",\"phenomenon_time_end\":", to: &out)
-        if let end = row.endMicros {
+        if let endMicros {
             out.append(UInt8(ascii: "\""))
-            ByteWriting.appendTimestamp(micros: end, to: &out)
+            lastEnd.append(endMicros, to: &out)
             out.append(UInt8(ascii: "\""))
         } else {
             ByteWriting.append("null", to: &out)
         }
         ByteWriting.append(",\"value\":", to: &out)
-        ByteWriting.appendJSONNumber(row.value, to: &out)
+        ByteWriting.appendJSONNumber(value, to: &out)
         ByteWriting.append(",\"quality\":", to: &out)
-        if let quality = row.quality { ByteWriting.appendJSONString(quality, to: &out) } else { ByteWriting.append("null", to: &out) }
+        if let quality { ByteWriting.appendJSONString(quality, to: &out) } else { ByteWriting.append("null", to: &out) }
+    }
+}
+
+/// A timestamp's text, kept for the next row with the same time.
+struct TimestampText: Sendable {
+    private var micros: Int64 = .min
+    private var text: [UInt8] = []
+
+    mutating func append(_ value: Int64, to out: inout [UInt8]) {
+        if value != micros || text.isEmpty {
+            micros = value
+            text.removeAll(keepingCapacity: true)
+            ByteWriting.appendTimestamp(micros: value, to: &text)
+        }
+        out.append(contentsOf: text)
     }
 }
