@@ -116,15 +116,26 @@ package struct LocalTimeResolver: Sendable {
     @inline(__always)
     func utcSeconds(local: Int64) throws(LocalTimeError) -> Int64 {
         if storage.isUTC { return local }
-        let hour = CivilTime.floorDiv(local, 3600)
-        if let offset = storage.cache.offset(forLocalHour: hour), offset != OffsetCache.transition {
+        let day = CivilTime.floorDiv(local, CivilTime.secondsPerDay)
+        if let offset = storage.cache.offset(forLocalDay: day), offset != OffsetCache.transition {
             return local - offset
         }
-        return try utcSecondsFromDatabase(local: local, hour: hour)
+        return try utcSecondsFromDatabase(local: local, day: day)
     }
 
-    private func utcSecondsFromDatabase(local: Int64, hour: Int64) throws(LocalTimeError) -> Int64 {
+    private func utcSecondsFromDatabase(local: Int64, day: Int64) throws(LocalTimeError) -> Int64 {
         guard let zone = storage.zone else { return local }
+        // Most days have one offset throughout: one entry covers them (the hour table then only holds the days
+        // in which the offset changes, so it does not run over on long series).
+        let dayOffset: Int64
+        if let cached = storage.cache.offset(forLocalDay: day) {
+            dayOffset = cached
+        } else {
+            dayOffset = Self.dayEntry(zone: zone, localDay: day)
+            storage.cache.store(dayOffset, forLocalDay: day)
+        }
+        if dayOffset != OffsetCache.transition { return local - dayOffset }
+        let hour = CivilTime.floorDiv(local, 3600)
         let offset: Int64
         if let cached = storage.cache.offset(forLocalHour: hour) {
             offset = cached
@@ -168,6 +179,19 @@ package struct LocalTimeResolver: Sendable {
         case (false, true): return .unique(after)
         case (false, false): return .gap(before: before, after: after)
         }
+    }
+
+    /// The offset of a whole local day, or `OffsetCache.transition` when it changes inside it (sampled every six
+    /// hours and at the day's last second, on top of `resolve`'s rule of at most one change within two days).
+    private static func dayEntry(zone: TimeZone, localDay: Int64) -> Int64 {
+        let start = localDay * CivilTime.secondsPerDay
+        guard case .unique(let offset) = resolve(local: start, zone: zone) else { return OffsetCache.transition }
+        for sample: Int64 in [6 * 3600, 12 * 3600, 18 * 3600, CivilTime.secondsPerDay - 1] {
+            guard case .unique(let other) = resolve(local: start + sample, zone: zone), other == offset else {
+                return OffsetCache.transition
+            }
+        }
+        return offset
     }
 
     /// The offset of a whole local hour, or `OffsetCache.transition` when it changes inside it.
@@ -219,18 +243,20 @@ package struct LocalTimeResolver: Sendable {
     }
 }
 
-/// UTC offsets per local hour, shared by copies of one resolver: a small direct-mapped
-/// table (hour → offset), so a hit costs one uncontended lock and no hashing.
+/// UTC offsets per local day, and per local hour for the days in which the offset changes, shared by copies of
+/// one resolver: small direct-mapped tables (day or hour → offset), so a hit costs one uncontended lock and no hashing.
 final class OffsetCache: Sendable {
-    /// Marks an hour in which the offset changes; such hours are resolved per call.
+    /// Marks a day or hour in which the offset changes; such hours are resolved per call.
     static let transition = Int64.min
 
-    private static let slots = 4096             // power of two; about half a year of distinct hours
+    private static let slots = 4096             // power of two; about half a year of distinct hours, 11 years of days
     private static let empty = Int64.min
 
     private struct State {
         var hours = [Int64](repeating: OffsetCache.empty, count: OffsetCache.slots)
         var offsets = [Int64](repeating: 0, count: OffsetCache.slots)
+        var days = [Int64](repeating: OffsetCache.empty, count: OffsetCache.slots)
+        var dayOffsets = [Int64](repeating: 0, count: OffsetCache.slots)
     }
 
     private let state = Mutex(State())
@@ -251,6 +277,22 @@ final class OffsetCache: Sendable {
         state.withLock { state in
             state.hours[slot] = hour
             state.offsets[slot] = offset
+        }
+    }
+
+    @inline(__always)
+    func offset(forLocalDay day: Int64) -> Int64? {
+        let slot = Self.slot(day)
+        return state.withLock { state in
+            state.days[slot] == day ? state.dayOffsets[slot] : nil
+        }
+    }
+
+    func store(_ offset: Int64, forLocalDay day: Int64) {
+        let slot = Self.slot(day)
+        state.withLock { state in
+            state.days[slot] = day
+            state.dayOffsets[slot] = offset
         }
     }
 }

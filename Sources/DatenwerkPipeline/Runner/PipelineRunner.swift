@@ -149,6 +149,8 @@ package struct PipelineRunner: Sendable {
                     // all connectors): nothing implausible reaches the sink, so it can neither fail the load
                     // nor create a partition.
                     let plausibility = isPush ? Plausibility.live() : Plausibility.historic()
+                    /// Where a rejected observation came from (built only for one).
+                    func origin() -> SourceLocation { SourceLocation(origin: extract.origins.last ?? spec.name) }
                     for item in batch.items {
                         switch item {
                         case .quarantined(let bad):
@@ -158,9 +160,8 @@ package struct PipelineRunner: Sendable {
                                 state.totals.skips.add(.outsideWindow)
                                 continue
                             }
-                            let origin = SourceLocation(origin: extract.origins.last ?? spec.name)
-                            if let rejected = state.rejectedStations[o.stationKey] {
-                                let error = RecordError(origin, field: "station", "its station was rejected: \(rejected)")
+                            if !state.rejectedStations.isEmpty, let rejected = state.rejectedStations[o.stationKey] {
+                                let error = RecordError(origin(), field: "station", "its station was rejected: \(rejected)")
                                 try state.reject(QuarantinedRecord(error: error, raw: Self.describe(o)), into: &items)
                                 continue
                             }
@@ -169,7 +170,7 @@ package struct PipelineRunner: Sendable {
                             let range = checkRanges ? Vocabulary.property(o.property)?.range : nil
                             if let problem = plausibility.check(o, range: range) {
                                 let field = problem.part == .result ? o.property : problem.part.rawValue
-                                let error = RecordError(origin, field: field, "\(problem.reason) (station \(o.stationKey))")
+                                let error = RecordError(origin(), field: field, "\(problem.reason) (station \(o.stationKey))")
                                 try state.reject(QuarantinedRecord(error: error, raw: Self.describe(o)), into: &items)
                                 continue
                             }
@@ -386,20 +387,23 @@ struct MappedSource: ConnectorRun {
     /// of values the problems cost; nil when it mapped completely.
     static func map(_ record: Record, transformer: inout RecordTransformer, mapper: inout ObservationMapper,
                     scratch records: inout [Record], into items: inout [StagedItem]) -> (RecordError, Int)? {
-        records.removeAll(keepingCapacity: true)
+        var bad: [RecordError] = []
+        var values = 0
         if transformer.isEmpty {
-            records.append(record)
+            // No transform steps: the record itself (no copy into the scratch list).
+            let problems = mapper.map(record, into: &items)
+            bad = problems.errors
+            values = problems.values
         } else {
+            records.removeAll(keepingCapacity: true)
             let filtered = transformer.filteredOut
             transformer.apply(record, into: &records)
             mapper.countFiltered(records: transformer.filteredOut - filtered)
-        }
-        var bad: [RecordError] = []
-        var values = 0
-        for r in records {
-            let problems = mapper.map(r, into: &items)
-            bad += problems.errors
-            values += problems.values
+            for r in records {
+                let problems = mapper.map(r, into: &items)
+                bad += problems.errors
+                values += problems.values
+            }
         }
         guard var error = bad.first else { return nil }
         if bad.count > 1 { error.reason += " (and \(bad.count - 1) more problem\(bad.count > 2 ? "s" : "") in this record)" }

@@ -136,6 +136,31 @@ import DatenwerkTesting
         #expect(mismatches == 0)
     }
 
+    /// Seventy years read back, in steps that land on every hour of the day over time: the day table (11 years)
+    /// wraps several times, and zones that change at midnight (São Paulo), skip a whole day (Apia, 2011-12-30) or move
+    /// by half an hour (Lord Howe) still agree with the time zone database.
+    @Test(arguments: ["Europe/Berlin", "America/Sao_Paulo", "Pacific/Apia", "Australia/Lord_Howe"])
+    func agreesWithTheTimeZoneDatabaseOverDecades(identifier: String) throws {
+        let zone = try #require(TimeZone(identifier: identifier))
+        let first = try LocalTimeResolver(zone: identifier, ambiguity: .first)
+        let second = first.with(ambiguity: .second)
+        var instant: Int64 = 0                 // 1970-01-01T00:00:00Z
+        var mismatches: [Int64] = []
+        while instant < 2_208_988_800 {        // 2040
+            let local = instant + Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(instant))))
+            let days = CivilTime.floorDiv(local, 86_400)
+            let date = CivilTime.date(days: days)
+            let secondOfDay = Int(local - days * 86_400)
+            let fields = (date.year, date.month, date.day, secondOfDay / 3600, secondOfDay / 60 % 60)
+            let a = try first.utcMicroseconds(year: fields.0, month: fields.1, day: fields.2, hour: fields.3, minute: fields.4)
+            let b = try second.utcMicroseconds(year: fields.0, month: fields.1, day: fields.2, hour: fields.3, minute: fields.4)
+            let expected = instant * 1_000_000
+            if a != expected && b != expected || (a != b && a > b) { mismatches.append(instant) }
+            instant += 5 * 3600 + 17 * 60
+        }
+        #expect(mismatches.isEmpty)
+    }
+
     @Test func sharedByConcurrentTasks() async throws {
         let resolver = berlin
         func work(_ task: Int) -> Int64 {
