@@ -143,32 +143,39 @@ curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/catalog.ttl"
 [ -z "$BASE_SERVER" ] || curl -s -o /dev/null "http://127.0.0.1:$BASE_HTTP_PORT/catalog.ttl"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU of the cluster's processes (the serve connection's backend stays, so its share of a download is counted).
+POSTMASTER=$(head -1 "$BENCH_DIR/pg/data/postmaster.pid")
+pg_ticks() {
+  local total=0 pid
+  for pid in $(ps -o pid= --ppid "$POSTMASTER"); do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0))); done
+  echo "$total"
+}
 # Samples a process's RSS (KiB) every 0.2 s into $2 until $3 exists.
 sample() {
   while [ ! -e "$3" ]; do ps -o rss= -p "$1" >>"$2" 2>/dev/null || break; sleep 0.2; done
 }
 RESULTS="$BENCH_DIR/results.tsv"; : >"$RESULTS"
 # One timed download: name, server pid, port, format, extra curl args… → a line in $RESULTS:
-# name seconds bytes cpu_seconds max_rss_kib
+# name seconds bytes serve_cpu_ticks max_rss_kib postgres_cpu_ticks
 download() {
   local name=$1 pid=$2 port=$3 format=$4; shift 4
   local tag="$name-$format"
   rm -f "$BENCH_DIR/done"; : >"$BENCH_DIR/rss"
   sample "$pid" "$BENCH_DIR/rss" "$BENCH_DIR/done" &
-  local sampler=$! before after
-  before=$(cpu_ticks "$pid")
+  local sampler=$! before after pg_before pg_after
+  before=$(cpu_ticks "$pid"); pg_before=$(pg_ticks)
   curl -s -S --fail -o "$BENCH_DIR/body-$tag" -w '%{size_download} %{time_total}\n' "$@" \
     "http://127.0.0.1:$port/datasets/bench/observations.$format" >"$BENCH_DIR/curl"
-  after=$(cpu_ticks "$pid")
+  after=$(cpu_ticks "$pid"); pg_after=$(pg_ticks)
   touch "$BENCH_DIR/done"; wait "$sampler"
   read -r size seconds <"$BENCH_DIR/curl"
-  echo -e "$tag\t$seconds\t$size\t$(( (after - before) ))\t$(sort -n "$BENCH_DIR/rss" | tail -1)" >>"$RESULTS"
+  echo -e "$tag\t$seconds\t$size\t$((after - before))\t$(sort -n "$BENCH_DIR/rss" | tail -1)\t$((pg_after - pg_before))" >>"$RESULTS"
 }
 timed() {  # name, command… → a line in $RESULTS
   local name=$1; shift
   local t0 t1
   t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N)
-  echo -e "$name\t$(awk "BEGIN { print $t1 - $t0 }")\t-\t-\t-" >>"$RESULTS"
+  echo -e "$name\t$(awk "BEGIN { print $t1 - $t0 }")\t-\t-\t-\t-" >>"$RESULTS"
 }
 
 for round in $(seq 1 "$REPEAT"); do
@@ -216,7 +223,7 @@ def med(name, col=1):
 def count(name): return sum(1 for r in rows if r[0] == name)
 print(f"\n{obs} observations loaded in {load_s:.1f} s; download-order index: $ORDERED; server RSS idle $IDLE MB")
 print(f"medians of {$REPEAT} interleaved runs (gzip: one run)\n")
-print(f"{'reader':34} {'seconds':>8} {'rows/s':>9} {'MB/s':>7} {'serve CPU s':>11} {'max RSS MB':>10}  ratio")
+print(f"{'reader':34} {'seconds':>8} {'rows/s':>9} {'MB/s':>7} {'serve CPU s':>11} {'PG CPU s':>8} {'max RSS MB':>10}  ratio")
 names = ["datenwerk-csv", "base-csv", "copy-cursor-sql", "copy-content-sql", "datenwerk-geojson", "base-geojson", "ogr2ogr",
          "datenwerk-gzip-csv", "datenwerk-gzip-geojson", "datenwerk-ndjson", "base-ndjson"]
 labels = {"copy-cursor-sql": "psql \\\\copy (cursor SQL) to CSV", "copy-content-sql": "psql \\\\copy (joined content) to CSV",
@@ -225,10 +232,11 @@ copy, ogr = med("copy-cursor-sql"), med("ogr2ogr")
 for name in names:
     s = med(name)
     if s is None: continue
-    size, cpu, rss = med(name, 2), med(name, 3), med(name, 4)
+    size, cpu, rss, pg = med(name, 2), med(name, 3), med(name, 4), med(name, 5)
     ratio = ""
     if name.endswith("-csv") and copy: ratio = f"{copy / s:5.2f}× \\\\copy (target ≥ 0.80)"
     if name.endswith("-geojson") and ogr: ratio = f"{ogr / s:5.2f}× ogr2ogr (target ≥ 5)"
     print(f"{labels.get(name, name):34} {s:8.2f} {obs / s:9.0f} {(size / s / 1e6 if size else 0):7.1f} "
-          f"{(cpu / 100 if cpu is not None else float('nan')):11.2f} {(rss / 1024 if rss else float('nan')):10.1f}  {ratio}")
+          f"{(cpu / 100 if cpu is not None else float('nan')):11.2f} {(pg / 100 if pg is not None else float('nan')):8.2f} "
+          f"{(rss / 1024 if rss else float('nan')):10.1f}  {ratio}")
 PY
