@@ -317,7 +317,8 @@ package struct PipelineRunner: Sendable {
         } catch {
             throw PipelineError.wrapping(error, step: .extract, code: .source)
         }
-        return MappedSource(source: source, transformer: RecordTransformer(spec.transform), mapper: mapper)
+        // Decoding and mapping run one batch ahead of the sink, on the other core.
+        return ReadAheadRun(MappedSource(source: source, transformer: RecordTransformer(spec.transform), mapper: mapper))
     }
 }
 
