@@ -94,12 +94,16 @@ package enum BenchSQL {
         return query.sql.replacingOccurrences(of: "$1", with: "'" + pipeline.replacingOccurrences(of: "'", with: "''") + "'")
     }
 
-    /// The download statement with each row's station key, name and geometry, for `ogr2ogr -sql`.
+    /// The download statement (its FROM, WHERE and ORDER BY) with each row's observation columns, station key,
+    /// name and geometry, for `ogr2ogr -sql`.
     package static func downloadWithGeometry(pipeline: String) -> String {
-        """
-        SELECT q.*, s.key AS station_key, s.name AS station_name, s.geom
-        FROM (\(download(pipeline: pipeline))) q JOIN datenwerk.stations s ON s.id = q.station_id
-        """
+        let sql = download(pipeline: pipeline)
+        let from = " FROM datenwerk.observations o"
+        guard let range = sql.range(of: from) else {
+            return "SELECT q.*, s.geom FROM (\(sql)) q JOIN datenwerk.stations s ON true LIMIT 0"
+        }
+        return "SELECT o.*, s.key AS station_key, s.name AS station_name, s.geom" + from
+            + " JOIN datenwerk.stations s ON s.id = o.station_id" + sql[range.upperBound...]
     }
 
     /// Rows of a table (for the bench's own counts).

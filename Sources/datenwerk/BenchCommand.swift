@@ -362,23 +362,10 @@ final class Bench {
                 problems.append("run \(run) (d) GET observations.\(format): \(error)\(died ? " — datenwerk serve crashed, see \(serveLog)" : "")")
                 if died { break }
             }
-            if step == .csvDownload {
-                let sql = Self.oneLine(BenchSQL.download(pipeline: dataset.pipeline))
-                try timed(.copyTo, cpu: cpu) {
-                    try psql(["-c", "\\copy (\(sql)) TO '/dev/null' WITH (FORMAT csv, HEADER)"], log: log("d-copy-to", run))
-                }
-            } else if let ogr2ogr = Self.which("ogr2ogr") {
-                let connection = "PG:host=\(socketDirectory) port=\(pgPort) user=datenwerk dbname=datenwerk"
-                try timed(.ogr2ogr, cpu: cpu) {
-                    let result = try ChildProcess.run(
-                        ["/bin/sh", "-c", "exec \"$0\" -f GeoJSON /vsistdout/ \"$1\" -sql \"$2\" >/dev/null", ogr2ogr, connection,
-                         Self.oneLine(BenchSQL.downloadWithGeometry(pipeline: dataset.pipeline))],
-                        outputPath: log("d-ogr2ogr", run))
-                    guard result.status == 0 else { throw ChildProcess.Failure(description: "ogr2ogr failed (exit \(result.status)):\n\(result.output)") }
-                    return result
-                }
-            } else if !notes.contains(where: { $0.hasPrefix("ogr2ogr") }) {
-                notes.append("ogr2ogr not found (Debian: apt-get install gdal-bin); the GeoJSON target is not measured")
+            do {
+                try compare(step, run: run, cpu: cpu)
+            } catch {
+                notes.append("FAILED: run \(run) \(step == .csvDownload ? BenchStep.copyTo.title : BenchStep.ogr2ogr.title): \(error)")
             }
         }
         server.signal(SIGTERM)
@@ -386,6 +373,28 @@ final class Bench {
         stopped = true
         if end.status != 0, !problems.contains(where: { $0.contains("datenwerk serve crashed") }) {
             notes.append("run \(run): datenwerk serve exited with \(end.status) on SIGTERM (see \(serveLog))")
+        }
+    }
+
+    /// The tool the download is compared with: `\\copy (…) TO` after the CSV, `ogr2ogr` after the GeoJSON.
+    func compare(_ step: BenchStep, run: Int, cpu: ClusterCPU) throws {
+        if step == .csvDownload {
+            let sql = Self.oneLine(BenchSQL.download(pipeline: dataset.pipeline))
+            try timed(.copyTo, cpu: cpu) {
+                try psql(["-c", "\\copy (\(sql)) TO '/dev/null' WITH (FORMAT csv, HEADER)"], log: log("d-copy-to", run))
+            }
+        } else if let ogr2ogr = Self.which("ogr2ogr") {
+            let connection = "PG:host=\(socketDirectory) port=\(pgPort) user=datenwerk dbname=datenwerk"
+            try timed(.ogr2ogr, cpu: cpu) {
+                let result = try ChildProcess.run(
+                    ["/bin/sh", "-c", "exec \"$0\" -f GeoJSON /vsistdout/ \"$1\" -sql \"$2\" >/dev/null", ogr2ogr, connection,
+                     Self.oneLine(BenchSQL.downloadWithGeometry(pipeline: dataset.pipeline))],
+                    outputPath: log("d-ogr2ogr", run))
+                guard result.status == 0 else { throw ChildProcess.Failure(description: "ogr2ogr failed (exit \(result.status)):\n\(result.output)") }
+                return result
+            }
+        } else if !notes.contains(where: { $0.hasPrefix("ogr2ogr") }) {
+            notes.append("ogr2ogr not found (Debian: apt-get install gdal-bin); the GeoJSON target is not measured")
         }
     }
 
