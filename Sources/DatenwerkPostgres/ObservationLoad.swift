@@ -300,62 +300,26 @@ package enum CopyText {
         if let v { integer(Int64(v), &b) } else { b.writeStaticString("\\N") }
     }
 
-    /// Decimal digits without a `String`.
-    package static func integer(_ value: Int64, _ b: inout ByteBuffer) {
-        if value == .min { b.writeString(String(value)); return }
-        var v = value < 0 ? -value : value
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var i = 20
-            repeat {
-                i -= 1
-                digits[i] = UInt8(ascii: "0") &+ UInt8(v % 10)
-                v /= 10
-            } while v > 0
-            if value < 0 { b.writeInteger(UInt8(ascii: "-")) }
-            b.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(digits)[i..<20]))
-        }
-    }
-
-    /// Shortest text that reads back as the same double (integral values without a fraction).
-    package static func double(_ d: Double, _ b: inout ByteBuffer) {
-        if d.isFinite, d.rounded(.towardZero) == d, abs(d) < 1e15 {
-            integer(Int64(d), &b)
-        } else {
-            b.writeString(d.description)
-        }
-    }
-
-    /// µs since the epoch as `YYYY-MM-DD HH:MM:SS[.ffffff]+00` (years before 1 AD as `… BC`).
-    package static func timestamp(_ micros: Int64, _ b: inout ByteBuffer) {
-        b.writeWithUnsafeMutableBytes(minimumWritableBytes: 40) { raw in
+    /// One value written by `RawWriter` (the same code the observation rows use) into at most `maxBytes`.
+    @inline(__always) private static func raw(_ b: inout ByteBuffer, maxBytes: Int, _ body: (inout RawWriter) -> Void) {
+        b.writeWithUnsafeMutableBytes(minimumWritableBytes: maxBytes) { raw in
             var w = RawWriter(base: raw.baseAddress!.assumingMemoryBound(to: UInt8.self))
-            w.timestamp(micros)
+            body(&w)
             return w.count
         }
     }
 
+    /// Decimal digits without a `String`.
+    package static func integer(_ value: Int64, _ b: inout ByteBuffer) { raw(&b, maxBytes: 20) { $0.integer(value) } }
+
+    /// Shortest text that reads back as the same double (integral values without a fraction).
+    package static func double(_ d: Double, _ b: inout ByteBuffer) { raw(&b, maxBytes: 40) { $0.double(d) } }
+
+    /// µs since the epoch as `YYYY-MM-DD HH:MM:SS[.ffffff]+00` (years before 1 AD as `… BC`).
+    package static func timestamp(_ micros: Int64, _ b: inout ByteBuffer) { raw(&b, maxBytes: 40) { $0.timestamp(micros) } }
+
     /// COPY text format: backslash, tab, newline and carriage return are escaped; NUL is dropped.
-    package static func text(_ s: String, _ b: inout ByteBuffer) {
-        var s = s
-        s.withUTF8 { bytes in
-            var start = 0
-            for (i, byte) in bytes.enumerated() {
-                let escaped: StaticString
-                switch byte {
-                case UInt8(ascii: "\\"): escaped = "\\\\"
-                case UInt8(ascii: "\t"): escaped = "\\t"
-                case UInt8(ascii: "\n"): escaped = "\\n"
-                case UInt8(ascii: "\r"): escaped = "\\r"
-                case 0: escaped = ""
-                default: continue
-                }
-                b.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start..<i]))
-                b.writeStaticString(escaped)
-                start = i + 1
-            }
-            b.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start..<bytes.count]))
-        }
-    }
+    package static func text(_ s: String, _ b: inout ByteBuffer) { raw(&b, maxBytes: 2 * s.utf8.count) { $0.text(s) } }
 }
 
 /// Writes a COPY text row into memory reserved for it (no capacity check or exclusivity check per byte).
