@@ -27,6 +27,10 @@ final class ObservationLoad {
     /// Keys first seen in this run, with the id reserved for them from `stations_id_seq`.
     private(set) var reservedStations: [String: Int64] = [:]
     private var reserve: [Int64] = []
+    /// At most this many station keys new to the database, and station items, in one run: they are held in
+    /// memory until the upsert (a station is one per key, not per row; a hostile file with a new id on every
+    /// line would otherwise grow the load without bound). Past it the load fails saying so.
+    var maxStations = 500_000
     /// The latest station item per key, in the order the keys first came.
     private(set) var stations: [String: Station] = [:]
     private(set) var stationOrder: [String] = []
@@ -158,7 +162,10 @@ final class ObservationLoad {
                 return w.count
             }
         case .station(let s):
-            if stations.updateValue(s, forKey: s.key) == nil { stationOrder.append(s.key) }
+            if stations.updateValue(s, forKey: s.key) == nil {
+                stationOrder.append(s.key)
+                if stationOrder.count > maxStations { throw tooManyStations() }
+            }
             if knownID(s.key) == nil { return s.key }
         case .quarantined(let q):
             try quarantineSpool.write { PostgresObservationSink.encodeQuarantined(q, into: &$0) }
@@ -228,8 +235,14 @@ final class ObservationLoad {
     /// Reserves an id for a new key from the stations' sequence (on a second connection: sequences are outside
     /// transactions anyway, and the load's own connection is busy with the COPY), in blocks.
     func reserveID(for key: String) async throws {
+        if reservedStations.count >= maxStations { throw tooManyStations() }
         if reserve.isEmpty { reserve = try await reserveIDs(min(1024, max(16, reservedStations.count))) }
         reservedStations[key] = reserve.removeLast()
+    }
+
+    private func tooManyStations() -> PipelineError {
+        PipelineError(step: .load, code: .badRecord,
+                      message: "more than \(maxStations) stations in one run (each distinct station id is a station): is the station id mapped to the right field? Split the input if it really has that many")
     }
 
     private func reserveIDs(_ n: Int) async throws -> [Int64] {

@@ -15,6 +15,8 @@ package struct PostgresObservationSink: ObservationSink {
     package let database: Database
     /// Staged rows are sent to the server in COPY chunks of about this many bytes.
     package var copyChunkBytes = 512 * 1024
+    /// Station keys (new ones, and station items) one run may hold in memory: `ObservationLoad.maxStations`.
+    package var maxStationsPerRun = 500_000
 
     /// Called when the load's connection closed (server restart, network) and the load has not ended
     /// 60 s later. `GuardedConnection` ends every statement of the load 1 s after a close, so this is only a
@@ -70,6 +72,7 @@ package struct PostgresObservationSink: ObservationSink {
             try await connection.query("SET LOCAL work_mem = '256MB'", logger: logger)
             let tenant = pipeline.tenant
             let load = try await ObservationLoad.prepare(runID: runID, tenant: tenant, database: database, on: connection)
+            load.maxStations = maxStationsPerRun
             var feed = ItemFeed(pending: try await next())
 
             // The first-load fast path: when none of the first batch's stored series has a row in the batch's time

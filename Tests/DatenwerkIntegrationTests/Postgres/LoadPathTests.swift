@@ -30,8 +30,10 @@ import Testing
     }
 
     /// One run of the sink over `batches`; `beforeBatch(i)` runs before batch i is handed over (during the COPY).
-    static func load(_ db: Database, _ batches: [[StagedItem]], beforeBatch: @escaping @Sendable (Int) async throws -> Void = { _ in }) async throws -> LoadResult {
-        let sink = PostgresObservationSink(database: db)
+    static func load(_ db: Database, _ batches: [[StagedItem]], maxStations: Int = 500_000,
+                     beforeBatch: @escaping @Sendable (Int) async throws -> Void = { _ in }) async throws -> LoadResult {
+        var sink = PostgresObservationSink(database: db)
+        sink.maxStationsPerRun = maxStations
         let runID = try await sink.beginRun(pipeline: spec, context: RunContext(trigger: "test"))
         let feed = Feed(batches)
         var totals = RunTotals()
@@ -116,6 +118,25 @@ import Testing
             #expect(error?.message.contains("'flux_capacitance'") == true)
             let stored = try await scalar(db, "SELECT count(*) FROM datenwerk.observations")
             #expect(stored == 0)
+        }
+    }
+
+    /// A new station id on every row (a mapping to the wrong field, or a hostile file) stops at the limit with a
+    /// clear error instead of growing the load's memory; nothing is stored.
+    @Test(arguments: [false, true]) func moreStationsThanTheLimitFailTheLoadAndStoreNothing(withItems: Bool) async throws {
+        try await TestDatabase.with { db in
+            let items: [StagedItem] = (0..<6).flatMap { i -> [StagedItem] in
+                let o = Self.observation("paths:many-\(i)", 0, 1)
+                return withItems ? [.station(Station(key: "paths:many-\(i)")), o] : [o]
+            }
+            let error = await #expect(throws: PipelineError.self) {
+                _ = try await Self.load(db, [items], maxStations: 5)
+            }
+            #expect(error?.message.hasPrefix("more than 5 stations in one run") == true)
+            let stored = try await scalar(db, "SELECT count(*) FROM datenwerk.observations") + scalar(db, "SELECT count(*) FROM datenwerk.stations")
+            #expect(stored == 0)
+            // At the limit itself the run loads.
+            #expect(try await Self.load(db, [Array(items.prefix(withItems ? 10 : 5))], maxStations: 5).inserted == 5)
         }
     }
 
