@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import DatenwerkCore
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -171,15 +172,20 @@ package final class HTTPFetcher: Sendable {
             if let modified = known.lastModified { http.headers.replaceOrAdd(name: "If-Modified-Since", value: modified) }
         }
         let shown = request.masked(Self.redacted(request.url))
+        let host = request.masked(Self.metricsHost(request.url))
+        let started = ContinuousClock.now
         let response: HTTPClientResponse
         do {
             response = try await client.execute(http, timeout: .init(request.timeout))
         } catch let error as HTTPClientError {
+            Self.record(host: host, status: "error", since: started)
             throw Failure(url: shown, status: nil, message: request.masked(Self.explain(error, timeout: request.timeout)))
         } catch {
+            Self.record(host: host, status: "error", since: started)
             throw Failure(url: shown, status: nil, message: request.masked(String(describing: error)))
         }
         let status = Int(response.status.code)
+        Self.record(host: host, status: String(status), since: started)
         let headers = response.headers.map { ($0.name, $0.value) }
         if status == 304, conditional != nil {
             // Not modified since the validators we sent: nothing new, and no body to read.
@@ -198,6 +204,21 @@ package final class HTTPFetcher: Sendable {
                           retryAfter: response.headers.first(name: "Retry-After").flatMap(Self.parseRetryAfter))
         }
         return Response(url: request.url, status: status, headers: headers, body: response.body, shownURL: shown)
+    }
+
+    /// Every attempt, in whichever process runs the pipeline (exported by `datenwerk serve` at `/metrics`; see
+    /// docs/metrics.md): a counter by host and status (`error`: no answer — connect error, timeout), and the time
+    /// to the answer's head by host. Created per request, so they bind to the backend bootstrapped by then.
+    static func record(host: String, status: String, since started: ContinuousClock.Instant) {
+        Counter(label: "datenwerk_source_http_requests_total", dimensions: [("host", host), ("status", status)]).increment()
+        Metrics.Timer(label: "datenwerk_source_http_request_duration_seconds", dimensions: [("host", host)])
+            .record(duration: ContinuousClock.now - started)
+    }
+
+    /// The `host` label of a request: the URL's host, with `:port` when the URL names one (never user info or path).
+    package static func metricsHost(_ url: String) -> String {
+        guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else { return "unknown" }
+        return components.port.map { "\(host):\($0)" } ?? host
     }
 
     /// `Retry-After: 120` or `Retry-After: Wed, 21 Oct 2026 07:28:00 GMT`.

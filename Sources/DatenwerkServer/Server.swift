@@ -76,9 +76,14 @@ package struct DatenwerkServer: Sendable {
     ) -> some ApplicationProtocol {
         let connections = ServerConnections(database: database, acquireTimeout: configuration.databaseTimeout)
         let router = Router(context: ServerRequestContext.self)
+        // Outermost: counts every answer (ProblemMiddleware's 404/405/5xx too) by route pattern, never the raw path.
+        ServerMetrics.install()
+        router.add(middleware: MetricsMiddleware())
         router.add(middleware: ProblemMiddleware(logger: logger, routes: Self.routes(publishing: catalog != nil)))
         let health = HealthCheck(connections: connections)
         router.read("/health") { _, _ in try await health.respond() }
+        let metrics = MetricsEndpoint(queries: MetricsQueries(connections), pipelines: pipelines, logger: logger)
+        router.read("/metrics") { _, _ in await metrics.respond() }
         let ingest = PushIngest(pipelines: pipelines, runner: runner, environment: environment,
                                 maxBytes: configuration.maxPushBytes, logger: logger, databaseIsAway: { connections.isFailing })
         router.post("/ingest/:pipeline") { request, context in
@@ -102,7 +107,7 @@ package struct DatenwerkServer: Sendable {
 
     /// The routes this server answers, by method (for 405 `Allow` and HEAD).
     static func routes(publishing: Bool) -> [RoutePattern] {
-        var routes = [RoutePattern("/health", [.get]), RoutePattern("/ingest/*", [.post])]
+        var routes = [RoutePattern("/health", [.get]), RoutePattern("/metrics", [.get]), RoutePattern("/ingest/*", [.post])]
         if publishing {
             routes += ["/", "/catalog", "/catalog.ttl", "/catalog.rdf", "/catalog.jsonld", "/datasets/*", "/datasets/*/*"].map { RoutePattern($0, [.get]) }
         }

@@ -41,11 +41,26 @@ var logLevelFromEnvironment: Logger.Level? {
     ProcessInfo.processInfo.environment["DATENWERK_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
 }
 
+/// The log handlers of every command: human-readable on standard error (swift-log's format), or JSON lines with
+/// `DATENWERK_LOG_FORMAT=json` (pipeline, run, job and step fields: `LogContext`); secrets masked either way
+/// (the `DATABASE_URL` password, tokens from the environment, URL passwords, secret metadata keys).
 func makeLogger(verbose: Bool) -> Logger {
+    let environment = ProcessInfo.processInfo.environment
+    let secrets = LogSecrets.from(environment: environment)
+    let format = LogFormat.from(environment: environment) ?? .human
+    let process = LogContext.fromArguments(CommandLine.arguments)
+    let level = logLevelFromEnvironment ?? (verbose ? .debug : .warning)
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = logLevelFromEnvironment ?? (verbose ? .debug : .warning)
-        return handler
+        switch format {
+        case .json:
+            var handler = JSONLogHandler(label: label, secrets: secrets, process: process)
+            handler.logLevel = level
+            return handler
+        case .human:
+            var handler = MaskingLogHandler(StreamLogHandler.standardError(label: label), secrets: secrets)
+            handler.logLevel = level
+            return handler
+        }
     }
     return Logger(label: "datenwerk")
 }
