@@ -16,6 +16,9 @@ missing=""
 command -v ogrinfo >/dev/null 2>&1 || missing="$missing gdal-bin"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$missing python3-venv"
+# /metrics and Deploy/prometheus/alerts.yaml: promtool (Debian prometheus) and the Prometheus text parser.
+command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
+/usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || missing="$missing python3-prometheus-client"
 
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = "0" ]; then
@@ -23,6 +26,10 @@ if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    # Only promtool is wanted: the package's server must not run (it is enabled for systemd; stop and disable it).
+    case "$missing" in *" prometheus"*)
+      if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi ;;
+    esac
   else
     echo "The validators need:$missing"
     echo "Install with: sudo apt-get install -y$missing"
