@@ -64,6 +64,8 @@ final class ObservationLoad {
 
     /// The rows of the fast path (replayed into staging if it gives way), quarantined records, provenance.
     var rowSpool: LoadSpool?
+    /// The dashboard aggregates' deltas of the fast path (nil on the staged path, which recomputes).
+    var aggregates: SeriesAggregates?
     let quarantineSpool: LoadSpool
     let provenanceSpool: LoadSpool
     private var lastProvenance: ObjectIdentifier?
@@ -145,6 +147,10 @@ final class ObservationLoad {
             if start > maxStart { maxStart = start }
             if start < monthStart || start >= monthEnd { months.insert(month(start)) }
             if !mayRepeat { watch(SeriesKey(station: station, property: property), start) }
+            if let aggregates {
+                try aggregates.add(station: station, property: property, name: o.property, start: start, end: o.phenomenonEnd,
+                                   result: o.result, quality: o.quality)
+            }
             try note(o.provenance)
             let variable = o.property.utf8.count + (o.quality?.utf8.count ?? 0)
             let runID = self.runID

@@ -81,16 +81,19 @@ package struct PostgresObservationSink: ObservationSink {
             // path gives way: back to the savepoint, and the rows sent so far, kept in a spool, go to staging.
             var fast = try await looksNew(feed.pending, load: load, on: connection)
             if fast {
+                load.aggregates = try SeriesAggregates(storedFine: try await SeriesAggregates.storedFineSeries(tenant: tenant, on: connection, logger: logger))
                 try await connection.query("SAVEPOINT datenwerk_fast", logger: logger)
                 load.rowSpool = try LoadSpool("rows")
                 do {
                     try await copy(load, fast: true, feed: &feed, next: next, on: connection)
                     try await connection.query("RELEASE SAVEPOINT datenwerk_fast", logger: logger)
                     load.rowSpool = nil
+                    try load.aggregates?.finish()
                 } catch let error as PSQLError where ["23505", "23514"].contains(error.serverInfo?[.sqlState]) {
                     logger.info("\(pipeline.name): first-load fast path gave way after \(load.observations) observations (\(describeDatabaseError(error))); merging instead")
                     try await connection.query("ROLLBACK TO SAVEPOINT datenwerk_fast", logger: logger)
                     fast = false
+                    load.aggregates = nil
                 }
             }
             if !fast {
@@ -106,8 +109,9 @@ package struct PostgresObservationSink: ObservationSink {
             FailPoint.hit("after-copy", pipeline: pipeline.name)
 
             var stationRows = 0
+            var moved: [(Int64, Int64)] = []
             if load.hasStationRows {
-                stationRows = try await upsertStations(load, fast: fast, on: connection)
+                (stationRows, moved) = try await upsertStations(load, fast: fast, on: connection)
             }
             var result = LoadResult()
             if fast {
@@ -123,6 +127,15 @@ package struct PostgresObservationSink: ObservationSink {
                 let (inserted, updated) = try await mergeStaged(load, pipeline: pipeline, on: connection)
                 result.inserted = inserted
                 result.updated = updated
+            }
+            // The dashboard aggregates (`series`, hourly, daily) for what this run wrote.
+            if let aggregates = load.aggregates, !aggregates.overflow {
+                if load.observations > 0 { try await aggregates.applyDeltas(moved: moved, on: connection, logger: logger) }
+            } else if result.inserted + result.updated > 0 {
+                var from = ByteBufferAllocator().buffer(capacity: 40), to = ByteBufferAllocator().buffer(capacity: 40)
+                CopyText.timestamp(load.minStart, &from)
+                CopyText.timestamp(load.maxStart, &to)
+                try await SeriesAggregates.recompute(runID: runID, from: String(buffer: from), to: String(buffer: to), on: connection, logger: logger)
             }
             FailPoint.hit("after-merge", pipeline: pipeline.name)
             if !load.quarantineSpool.isEmpty {
@@ -244,7 +257,7 @@ package struct PostgresObservationSink: ObservationSink {
 
     /// Upserts the run's stations (explicit ids: stored ones, or those reserved for new keys). If another run
     /// created one of the new keys first, this run's rows move to that station's id.
-    private func upsertStations(_ load: ObservationLoad, fast: Bool, on connection: GuardedConnection) async throws -> Int {
+    private func upsertStations(_ load: ObservationLoad, fast: Bool, on connection: GuardedConnection) async throws -> (Int, [(Int64, Int64)]) {
         let logger = database.logger
         try await connection.query("""
             CREATE TEMP TABLE datenwerk_station_staging (
@@ -293,7 +306,7 @@ package struct PostgresObservationSink: ObservationSink {
                 try await connection.query("UPDATE datenwerk_staging SET station_id = \(stored) WHERE station_id = \(reserved)", logger: logger)
             }
         }
-        return count
+        return (count, moved)
     }
 
     /// Staged rows into `observations`: only new and changed rows are written (unchanged ones stop at the join,

@@ -5,8 +5,8 @@ import Foundation
 struct DatabaseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "db",
-        abstract: "Manage the embedded PostgreSQL cluster (not used when DATABASE_URL is set).",
-        subcommands: [Start.self, Stop.self, Status.self]
+        abstract: "Manage the embedded PostgreSQL cluster (start/stop/status; not used when DATABASE_URL is set) and dashboard access.",
+        subcommands: [Start.self, Stop.self, Status.self, GrantReader.self, RefreshAggregates.self]
     )
 
     struct Start: ParsableCommand {
@@ -28,6 +28,78 @@ struct DatabaseCommand: ParsableCommand {
             let cluster = EmbeddedPostgres(.init())
             try cluster.shutdown()
             print("stopped")
+        }
+    }
+
+    struct GrantReader: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "grant-reader",
+            abstract: "Create or update a login role for dashboards (Grafana, Superset, QGIS) that reads the views in datenwerk_api only.",
+            discussion: """
+                The role reads the views of schema datenwerk_api (latest, hourly, daily, stations, observations, \
+                pipelines_health) and nothing else; its sessions are read-only, with a statement timeout. The password \
+                comes from the environment variable named by --password-env; if it is not set, one is generated and \
+                printed once.
+                """
+        )
+
+        @Argument(help: "Role name (lower-case letters, digits, _).")
+        var name: String
+
+        @Option(help: "Environment variable holding the password.")
+        var passwordEnv = "DATENWERK_READER_PASSWORD"
+
+        @Option(help: "Statement timeout of the role's sessions, in seconds.")
+        var statementTimeout = 10
+
+        @Option(help: "At most this many connections of the role at once.")
+        var connectionLimit = 20
+
+        @Flag(help: "Leave the embedded PostgreSQL running afterwards.")
+        var keepDatabase = false
+
+        func run() async throws {
+            guard AggregateMaintenance.isValidRoleName(name) else {
+                throw ValidationError("role name '\(name)' is not allowed: use lower-case letters, digits and _ (at most 63, starting with a letter; not pg_…, datenwerk or postgres)")
+            }
+            guard statementTimeout > 0, connectionLimit > 0 else { throw ValidationError("--statement-timeout and --connection-limit must be positive") }
+            let given = ProcessInfo.processInfo.environment[passwordEnv].flatMap { $0.isEmpty ? nil : $0 }
+            let password = given ?? Self.randomPassword()
+            let logger = makeLogger(verbose: false)
+            let environment = DatabaseEnvironment(keepRunning: keepDatabase, logger: logger)
+            try await environment.with { opened in
+                try await AggregateMaintenance(opened.database).grantReader(
+                    name: name, password: password, statementTimeoutMilliseconds: statementTimeout * 1000, connectionLimit: connectionLimit)
+            }
+            print("role \(name) reads schema datenwerk_api (read-only sessions, statement_timeout \(statementTimeout) s, at most \(connectionLimit) connections)")
+            if given == nil {
+                print("password (shown once; set \(passwordEnv) to choose it): \(password)")
+            } else {
+                print("password: from \(passwordEnv)")
+            }
+        }
+
+        static func randomPassword() -> String {
+            let alphabet = Array("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+            var rng = SystemRandomNumberGenerator()
+            return String((0..<24).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] })
+        }
+    }
+
+    struct RefreshAggregates: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "refresh-aggregates",
+            abstract: "Rebuild the dashboard aggregates (series, hourly, daily) from the observations, after changes made by hand in SQL.")
+
+        @Flag(help: "Leave the embedded PostgreSQL running afterwards.")
+        var keepDatabase = false
+
+        func run() async throws {
+            let logger = makeLogger(verbose: false)
+            let environment = DatabaseEnvironment(keepRunning: keepDatabase, logger: logger)
+            let started = ContinuousClock.now
+            try await environment.with { opened in try await AggregateMaintenance(opened.database).refreshAll() }
+            print("aggregates rebuilt in \(ContinuousClock.now - started)")
         }
     }
 

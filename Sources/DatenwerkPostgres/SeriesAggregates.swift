@@ -1,0 +1,386 @@
+import DatenwerkCore
+import DatenwerkTransforms
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// Keeps the dashboard tables (`series`, `observations_hourly`, `observations_daily`; migration 0008,
+/// docs/dashboards.md) current for what one run wrote, in the run's own transaction.
+///
+/// Two ways, chosen per run:
+/// - **Deltas (the first-load fast path).** Every row the fast path COPYs is new, so aggregates simply add up:
+///   while the rows pass, this class keeps per series its open hour and day bucket (count, sum, min, max) and
+///   its latest row, and writes a closed bucket to a spool when the series moves to the next hour or day. The
+///   spools go into temporary tables after the COPY and are added to the stored buckets. Memory holds one
+///   state per series, not per row. Hourly buckets are kept only for series with starts off the full hour
+///   (`series.hourly_raw` false); an hourly series is its own hourly aggregate.
+/// - **Recompute (the staged path, or more series than `maxSeries`).** Rows may have changed, so the touched
+///   hours, days and series (those of rows this run wrote: `run_id` = this run, in its time span) are computed
+///   again from `observations` and replace the stored ones.
+final class SeriesAggregates {
+    struct Key: Hashable {
+        var station: Int64
+        var property: Int
+    }
+
+    struct Bucket {
+        var key = Int64.min
+        var n: Int32 = 0
+        var total = 0.0
+        var minimum = 0.0
+        var maximum = 0.0
+
+        @inline(__always) mutating func add(_ value: Double) {
+            n += 1
+            total += value
+            if value < minimum { minimum = value }
+            if value > maximum { maximum = value }
+        }
+    }
+
+    struct State {
+        var property: String
+        var minStart: Int64
+        var maxStart: Int64
+        var lastEnd: Int64?
+        var lastResult: Double
+        var lastQuality: String?
+        /// Every start of this run's rows is on a full UTC hour.
+        var aligned = true
+        /// Hourly buckets are kept for this series (stored as not `hourly_raw`, or it stopped being so in this run).
+        var fine: Bool
+        /// For a series that was hourly until a start off the full hour in this run: the latest hour of its rows
+        /// until then; its hourly buckets up to this hour are computed from `observations` after the load.
+        var flipHour: Int64?
+        var hour = Bucket()
+        var day = Bucket()
+    }
+
+    static let hourMicros: Int64 = 3_600_000_000
+    static let dayMicros: Int64 = 86_400_000_000
+    /// Series tracked per run (about 150 bytes each); past it the run recomputes instead.
+    static let maxSeries = 200_000
+
+    /// Stored series that keep hourly buckets (not `hourly_raw`), as (station id, property).
+    private let storedFine: Set<StoredKey>
+    struct StoredKey: Hashable {
+        var station: Int64
+        var property: String
+    }
+
+    private(set) var states: [Key: State] = [:]
+    private(set) var overflow = false
+    let hourSpool: LoadSpool
+    let daySpool: LoadSpool
+
+    private static let berlin = TimeZone(identifier: "Europe/Berlin")!
+    private var lastHour = Int64.min
+    private var lastDay: Int64 = 0
+    private var dayOfHour: [Int64: Int64] = [:]
+
+    init(storedFine: Set<StoredKey>) throws {
+        self.storedFine = storedFine
+        self.hourSpool = try LoadSpool("hourly")
+        self.daySpool = try LoadSpool("daily")
+    }
+
+    /// The tenant's stored series that keep hourly buckets.
+    static func storedFineSeries(tenant: String, on connection: GuardedConnection, logger: Logger) async throws -> Set<StoredKey> {
+        var keys = Set<StoredKey>()
+        for try await (station, property) in try await connection.query("""
+            SELECT s.station_id, s.property FROM datenwerk.series s JOIN datenwerk.stations st ON st.id = s.station_id
+            WHERE st.tenant = \(tenant) AND NOT s.hourly_raw
+            """, logger: logger).decode((Int64, String).self) {
+            keys.insert(StoredKey(station: station, property: property))
+        }
+        return keys
+    }
+
+    /// The calendar day in Europe/Berlin (days since 1970-01-01) of a UTC hour. Offsets change only on full
+    /// UTC hours there, so the hour decides; cached per hour.
+    @inline(__always) func berlinDay(hour: Int64) -> Int64 {
+        if hour == lastHour { return lastDay }
+        let day: Int64
+        if let known = dayOfHour[hour] {
+            day = known
+        } else {
+            let offset = Int64(Self.berlin.secondsFromGMT(for: Date(timeIntervalSince1970: Double(hour / 1_000_000)))) * 1_000_000
+            day = CivilTime.floorDiv(hour + offset, Self.dayMicros)
+            if dayOfHour.count > 100_000 { dayOfHour.removeAll(keepingCapacity: true) }
+            dayOfHour[hour] = day
+        }
+        lastHour = hour
+        lastDay = day
+        return day
+    }
+
+    /// One observation the fast path sends.
+    @inline(__always) func add(station: Int64, property index: Int, name property: @autoclosure () -> String,
+                               start: Int64, end: Int64?, result: Double, quality: String?) throws {
+        guard !overflow else { return }
+        let hour = CivilTime.floorDiv(start, Self.hourMicros) * Self.hourMicros
+        let day = berlinDay(hour: hour)
+        let key = Key(station: station, property: index)
+        if let i = states.index(forKey: key) {
+            try update(&states.values[i], station: station, hour: hour, day: day, start: start, end: end, result: result, quality: quality)
+        } else {
+            if states.count >= Self.maxSeries {
+                overflow = true
+                states = [:]
+                return
+            }
+            let name = property()
+            var s = State(property: name, minStart: start, maxStart: start, lastEnd: end, lastResult: result, lastQuality: quality,
+                          fine: storedFine.contains(StoredKey(station: station, property: name)))
+            try take(&s, station: station, hour: hour, day: day, start: start, result: result)
+            states[key] = s
+        }
+    }
+
+    @inline(__always) private func update(_ s: inout State, station: Int64, hour: Int64, day: Int64, start: Int64, end: Int64?,
+                                          result: Double, quality: String?) throws {
+        if start < s.minStart { s.minStart = start }
+        if start > s.maxStart {
+            s.maxStart = start
+            s.lastEnd = end
+            s.lastResult = result
+            s.lastQuality = quality
+        }
+        try take(&s, station: station, hour: hour, day: day, start: start, result: result)
+    }
+
+    @inline(__always) private func take(_ s: inout State, station: Int64, hour: Int64, day: Int64, start: Int64, result: Double) throws {
+        if start != hour {
+            s.aligned = false
+            if !s.fine {
+                // Rows before this one were not bucketed: every hour up to the latest of them is computed from
+                // `observations` after the load, and rows of those hours coming later are left to that too.
+                s.fine = true
+                s.flipHour = max(hour, CivilTime.floorDiv(s.maxStart, Self.hourMicros) * Self.hourMicros)
+            }
+        }
+        if s.fine, s.flipHour.map({ hour > $0 }) ?? true {
+            if s.hour.key != hour {
+                if s.hour.n > 0 { try emit(s.hour, station: station, property: s.property, into: hourSpool) }
+                s.hour = Bucket(key: hour, n: 0, total: 0, minimum: result, maximum: result)
+            }
+            s.hour.add(result)
+        }
+        if s.day.key != day {
+            if s.day.n > 0 { try emit(s.day, station: station, property: s.property, into: daySpool) }
+            s.day = Bucket(key: day, n: 0, total: 0, minimum: result, maximum: result)
+        }
+        s.day.add(result)
+    }
+
+    private func emit(_ b: Bucket, station: Int64, property: String, into spool: LoadSpool) throws {
+        try spool.write { out in
+            CopyText.integer(station, &out); CopyText.tab(&out)
+            CopyText.text(property, &out); CopyText.tab(&out)
+            CopyText.integer(b.key, &out); CopyText.tab(&out)
+            CopyText.integer(Int64(b.n), &out); CopyText.tab(&out)
+            CopyText.double(b.total, &out); CopyText.tab(&out)
+            CopyText.double(b.minimum, &out); CopyText.tab(&out)
+            CopyText.double(b.maximum, &out)
+            out.writeInteger(UInt8(ascii: "\n"))
+        }
+    }
+
+    /// Closes the open buckets (end of the COPY).
+    func finish() throws {
+        for (key, s) in states {
+            if s.hour.n > 0 { try emit(s.hour, station: key.station, property: s.property, into: hourSpool) }
+            if s.day.n > 0 { try emit(s.day, station: key.station, property: s.property, into: daySpool) }
+        }
+    }
+
+    func seriesRows(_ body: (ByteBuffer) async throws -> Void) async throws {
+        var b = ByteBufferAllocator().buffer(capacity: 256 * 1024)
+        for (key, s) in states {
+            CopyText.integer(key.station, &b); CopyText.tab(&b)
+            CopyText.text(s.property, &b); CopyText.tab(&b)
+            CopyText.timestamp(s.minStart, &b); CopyText.tab(&b)
+            CopyText.timestamp(s.maxStart, &b); CopyText.tab(&b)
+            if let e = s.lastEnd { CopyText.timestamp(e, &b) } else { b.writeStaticString("\\N") }
+            CopyText.tab(&b)
+            CopyText.double(s.lastResult, &b); CopyText.tab(&b)
+            CopyText.optional(s.lastQuality, &b); CopyText.tab(&b)
+            b.writeStaticString(s.aligned ? "t\t" : "f\t")
+            if let f = s.flipHour { CopyText.timestamp(f, &b) } else { b.writeStaticString("\\N") }
+            b.writeInteger(UInt8(ascii: "\n"))
+            if b.readableBytes > 200 * 1024 {
+                try await body(b)
+                b.clear()
+            }
+        }
+        if b.readableBytes > 0 { try await body(b) }
+    }
+
+    // MARK: - In the database
+
+    /// The fast path's deltas into the stored aggregates. `moved`: station ids reserved by this run whose key
+    /// another run stored first (the rows moved to the stored id; so do the deltas).
+    func applyDeltas(moved: [(Int64, Int64)], on connection: GuardedConnection, logger: Logger) async throws {
+        try await connection.query("""
+            CREATE TEMP TABLE datenwerk_run_series (
+                station_id int8 NOT NULL, property text COLLATE "C" NOT NULL, min_start timestamptz NOT NULL, max_start timestamptz NOT NULL,
+                last_end timestamptz, last_result float8 NOT NULL, last_quality text, aligned boolean NOT NULL, flip_hour timestamptz,
+                stored_raw boolean NOT NULL DEFAULT false
+            ) ON COMMIT DROP
+            """, logger: logger)
+        try await connection.query("""
+            CREATE TEMP TABLE datenwerk_hour_delta (
+                station_id int8 NOT NULL, property text COLLATE "C" NOT NULL, bucket int8 NOT NULL, n int4 NOT NULL,
+                total float8 NOT NULL, minimum float8 NOT NULL, maximum float8 NOT NULL
+            ) ON COMMIT DROP
+            """, logger: logger)
+        try await connection.query("CREATE TEMP TABLE datenwerk_day_delta (LIKE datenwerk_hour_delta) ON COMMIT DROP", logger: logger)
+        try await connection.copyFrom(table: "datenwerk_run_series", columns: Self.seriesColumns, logger: logger) { writer in
+            try await seriesRows { try await writer.write($0) }
+        }
+        for (table, spool) in [("datenwerk_hour_delta", hourSpool), ("datenwerk_day_delta", daySpool)] where !spool.isEmpty {
+            try await connection.copyFrom(table: table, columns: Self.bucketColumns, logger: logger) { writer in
+                try await spool.read { try await writer.write($0) }
+            }
+        }
+        for (reserved, stored) in moved {
+            for table in ["datenwerk_run_series", "datenwerk_hour_delta", "datenwerk_day_delta"] {
+                try await connection.query(PostgresQuery(unsafeSQL: "UPDATE \(table) SET station_id = $1 WHERE station_id = $2", binds: Self.pair(stored, reserved)), logger: logger)
+            }
+        }
+        // A stored hourly series that got a start off the hour in this run: all its hours are computed from
+        // `observations` below (its stored rows never had buckets), so its deltas are not needed.
+        try await connection.query("""
+            UPDATE datenwerk_run_series r SET stored_raw = true FROM datenwerk.series s
+            WHERE s.station_id = r.station_id AND s.property = r.property AND s.hourly_raw
+            """, logger: logger)
+        try await connection.query("""
+            DELETE FROM datenwerk_hour_delta d USING datenwerk_run_series r
+            WHERE r.stored_raw AND r.flip_hour IS NOT NULL AND d.station_id = r.station_id AND d.property = r.property
+            """, logger: logger)
+        try await connection.query("""
+            INSERT INTO datenwerk.series AS s (station_id, property, first_start, last_start, last_end, last_result, last_quality, hourly_raw)
+            SELECT station_id, property, min_start, max_start, last_end, last_result, last_quality, aligned FROM datenwerk_run_series
+            ORDER BY station_id, property
+            ON CONFLICT (station_id, property) DO UPDATE SET
+                first_start = least(s.first_start, EXCLUDED.first_start),
+                last_start = greatest(s.last_start, EXCLUDED.last_start),
+                last_end = CASE WHEN EXCLUDED.last_start >= s.last_start THEN EXCLUDED.last_end ELSE s.last_end END,
+                last_result = CASE WHEN EXCLUDED.last_start >= s.last_start THEN EXCLUDED.last_result ELSE s.last_result END,
+                last_quality = CASE WHEN EXCLUDED.last_start >= s.last_start THEN EXCLUDED.last_quality ELSE s.last_quality END,
+                hourly_raw = s.hourly_raw AND EXCLUDED.hourly_raw
+            """, logger: logger)
+        if !hourSpool.isEmpty {
+            try await connection.query("""
+                INSERT INTO datenwerk.observations_hourly AS h (station_id, property, hour, n, total, minimum, maximum)
+                SELECT station_id, property, to_timestamp(bucket / 1000000), sum(n), sum(total), min(minimum), max(maximum)
+                FROM datenwerk_hour_delta GROUP BY station_id, property, bucket ORDER BY station_id, property, bucket
+                ON CONFLICT (station_id, property, hour) DO UPDATE SET
+                    n = h.n + EXCLUDED.n, total = h.total + EXCLUDED.total,
+                    minimum = least(h.minimum, EXCLUDED.minimum), maximum = greatest(h.maximum, EXCLUDED.maximum)
+                """, logger: logger)
+        }
+        // Series that stopped being hourly in this run: their hours up to that point from `observations`
+        // (all of them for a stored series; this run's for a new one).
+        try await connection.query("""
+            INSERT INTO datenwerk.observations_hourly AS h (station_id, property, hour, n, total, minimum, maximum)
+            SELECT o.station_id, o.property, date_trunc('hour', o.phenomenon_start, 'UTC'), count(*), sum(o.result), min(o.result), max(o.result)
+            FROM datenwerk_run_series r
+            JOIN datenwerk.observations o ON o.station_id = r.station_id AND o.property = r.property
+             AND (r.stored_raw OR (o.phenomenon_start >= r.min_start AND o.phenomenon_start < r.flip_hour + interval '1 hour'))
+            WHERE r.flip_hour IS NOT NULL
+            GROUP BY 1, 2, 3
+            ON CONFLICT (station_id, property, hour) DO UPDATE SET
+                n = EXCLUDED.n, total = EXCLUDED.total, minimum = EXCLUDED.minimum, maximum = EXCLUDED.maximum
+            """, logger: logger)
+        if !daySpool.isEmpty {
+            try await connection.query("""
+                INSERT INTO datenwerk.observations_daily AS d (station_id, property, day, n, total, minimum, maximum)
+                SELECT station_id, property, date '1970-01-01' + bucket::int4, sum(n), sum(total), min(minimum), max(maximum)
+                FROM datenwerk_day_delta GROUP BY station_id, property, bucket ORDER BY station_id, property, bucket
+                ON CONFLICT (station_id, property, day) DO UPDATE SET
+                    n = d.n + EXCLUDED.n, total = d.total + EXCLUDED.total,
+                    minimum = least(d.minimum, EXCLUDED.minimum), maximum = greatest(d.maximum, EXCLUDED.maximum)
+                """, logger: logger)
+        }
+    }
+
+    static let seriesColumns = ["station_id", "property", "min_start", "max_start", "last_end", "last_result", "last_quality", "aligned", "flip_hour"]
+    static let bucketColumns = ["station_id", "property", "bucket", "n", "total", "minimum", "maximum"]
+
+    static func pair(_ a: Int64, _ b: Int64) -> PostgresBindings {
+        var binds = PostgresBindings()
+        binds.append(a)
+        binds.append(b)
+        return binds
+    }
+
+    /// Rows of the run may have changed (the staged path): the hours, days and series of the rows it wrote
+    /// (`run_id`, within `from...to`) are computed again from `observations`.
+    static func recompute(runID: Int64, from: String, to: String, on connection: GuardedConnection, logger: Logger) async throws {
+        var binds = PostgresBindings()
+        binds.append(runID)
+        binds.append(from)
+        binds.append(to)
+        try await connection.query(PostgresQuery(unsafeSQL: """
+            CREATE TEMP TABLE datenwerk_touched ON COMMIT DROP AS
+            SELECT station_id, property, date_trunc('hour', phenomenon_start, 'UTC') AS hour,
+                   (phenomenon_start AT TIME ZONE 'Europe/Berlin')::date AS day,
+                   bool_and(date_trunc('hour', phenomenon_start, 'UTC') = phenomenon_start) AS aligned
+            FROM datenwerk.observations
+            WHERE run_id = $1 AND phenomenon_start BETWEEN $2::timestamptz AND $3::timestamptz
+            GROUP BY 1, 2, 3, 4
+            """, binds: binds), logger: logger)
+        try await connection.query("ANALYZE datenwerk_touched", logger: logger)
+        // Stored hourly series with a start off the hour now: all their hours get buckets.
+        try await connection.query("""
+            CREATE TEMP TABLE datenwerk_flipped ON COMMIT DROP AS
+            SELECT t.station_id, t.property FROM datenwerk_touched t
+            JOIN datenwerk.series s ON s.station_id = t.station_id AND s.property = t.property AND s.hourly_raw
+            GROUP BY t.station_id, t.property HAVING NOT bool_and(t.aligned)
+            """, logger: logger)
+        try await connection.query("""
+            INSERT INTO datenwerk.series AS s (station_id, property, first_start, last_start, last_end, last_result, last_quality, hourly_raw)
+            SELECT t.station_id, t.property, f.phenomenon_start, l.phenomenon_start, l.phenomenon_end, l.result, l.quality, t.aligned
+            FROM (SELECT station_id, property, bool_and(aligned) AS aligned FROM datenwerk_touched GROUP BY 1, 2) t
+            CROSS JOIN LATERAL (SELECT o.phenomenon_start FROM datenwerk.observations o
+                                WHERE o.station_id = t.station_id AND o.property = t.property ORDER BY o.phenomenon_start LIMIT 1) f
+            CROSS JOIN LATERAL (SELECT o.phenomenon_start, o.phenomenon_end, o.result, o.quality FROM datenwerk.observations o
+                                WHERE o.station_id = t.station_id AND o.property = t.property ORDER BY o.phenomenon_start DESC LIMIT 1) l
+            ORDER BY 1, 2
+            ON CONFLICT (station_id, property) DO UPDATE SET
+                first_start = EXCLUDED.first_start, last_start = EXCLUDED.last_start, last_end = EXCLUDED.last_end,
+                last_result = EXCLUDED.last_result, last_quality = EXCLUDED.last_quality,
+                hourly_raw = s.hourly_raw AND EXCLUDED.hourly_raw
+            """, logger: logger)
+        try await connection.query("""
+            INSERT INTO datenwerk.observations_hourly AS h (station_id, property, hour, n, total, minimum, maximum)
+            SELECT DISTINCT ON (station_id, property, hour) * FROM (
+            SELECT k.station_id, k.property, k.hour, count(*) AS n, sum(o.result) AS total, min(o.result) AS minimum, max(o.result) AS maximum
+            FROM (SELECT DISTINCT station_id, property, hour FROM datenwerk_touched) k
+            JOIN datenwerk.series s ON s.station_id = k.station_id AND s.property = k.property AND NOT s.hourly_raw
+            JOIN datenwerk.observations o ON o.station_id = k.station_id AND o.property = k.property
+             AND o.phenomenon_start >= k.hour AND o.phenomenon_start < k.hour + interval '1 hour'
+            GROUP BY 1, 2, 3
+            UNION ALL
+            SELECT o.station_id, o.property, date_trunc('hour', o.phenomenon_start, 'UTC'), count(*), sum(o.result), min(o.result), max(o.result)
+            FROM datenwerk_flipped x
+            JOIN datenwerk.observations o ON o.station_id = x.station_id AND o.property = x.property
+            GROUP BY 1, 2, 3) u
+            ON CONFLICT (station_id, property, hour) DO UPDATE SET
+                n = EXCLUDED.n, total = EXCLUDED.total, minimum = EXCLUDED.minimum, maximum = EXCLUDED.maximum
+            """, logger: logger)
+        try await connection.query("""
+            INSERT INTO datenwerk.observations_daily AS d (station_id, property, day, n, total, minimum, maximum)
+            SELECT k.station_id, k.property, k.day, count(*), sum(o.result), min(o.result), max(o.result)
+            FROM (SELECT DISTINCT station_id, property, day FROM datenwerk_touched) k
+            JOIN datenwerk.observations o ON o.station_id = k.station_id AND o.property = k.property
+             AND o.phenomenon_start >= (k.day::timestamp AT TIME ZONE 'Europe/Berlin')
+             AND o.phenomenon_start < ((k.day + 1)::timestamp AT TIME ZONE 'Europe/Berlin')
+            GROUP BY 1, 2, 3
+            ON CONFLICT (station_id, property, day) DO UPDATE SET
+                n = EXCLUDED.n, total = EXCLUDED.total, minimum = EXCLUDED.minimum, maximum = EXCLUDED.maximum
+            """, logger: logger)
+    }
+}
