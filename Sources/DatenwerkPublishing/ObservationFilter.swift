@@ -15,11 +15,12 @@ package struct DownloadParameterError: Error, Sendable, Hashable, CustomStringCo
     package var description: String { message }
 }
 
-/// Where a page of observations ended: the last row's (phenomenon start, station, property) in the
-/// download order. Sent to clients as an opaque token (`cursor=`); the next page starts after it.
+/// Where a page of observations ended: the last row's key in the download order — station row, property,
+/// phenomenon start (the primary key's order). Sent to clients as an opaque token (`cursor=`); the next page
+/// starts after it.
 package struct ObservationCursor: Sendable, Hashable {
     package var startMicros: Int64
-    /// `datenwerk.stations.id` (the order within one instant is by station row, then property).
+    /// `datenwerk.stations.id` (downloads are ordered by station row, then property, then start).
     package var stationID: Int64
     package var property: String
 
@@ -32,9 +33,13 @@ package struct ObservationCursor: Sendable, Hashable {
     /// A cursor's time lies in 1800…2200: a forged one outside is refused before it reaches the database.
     static let plausibleMicros: ClosedRange<Int64> = -5_364_662_400_000_000...7_258_118_400_000_000
 
-    /// base64url (no padding) of `1,<start µs>,<station id>,<property>`.
+    /// The token's version: 2 since downloads are in key order (a version-1 token was a position in time
+    /// order, which would now page wrongly: it is refused like any other foreign token).
+    static let version = "2"
+
+    /// base64url (no padding) of `2,<start µs>,<station id>,<property>`.
     package var token: String {
-        let text = "1,\(startMicros),\(stationID),\(property)"
+        let text = "\(Self.version),\(startMicros),\(stationID),\(property)"
         return Data(text.utf8).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
@@ -47,7 +52,7 @@ package struct ObservationCursor: Sendable, Hashable {
         while base64.count % 4 != 0 { base64 += "=" }
         guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { return nil }
         let parts = text.split(separator: ",", maxSplits: 3, omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0] == "1", let start = Int64(parts[1]), let station = Int64(parts[2]),
+        guard parts.count == 4, parts[0] == Self.version, let start = Int64(parts[1]), let station = Int64(parts[2]),
               Self.plausibleMicros.contains(start), station >= 1, ObservationFilter.isKey(parts[3]) else { return nil }
         self.init(startMicros: start, stationID: station, property: String(parts[3]))
     }

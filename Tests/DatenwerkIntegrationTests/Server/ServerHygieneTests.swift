@@ -89,8 +89,10 @@ import DatenwerkTesting
             let next = try #require(page.header("Link"))
             let real = try #require(next.split(separator: "cursor=").last?.split(separator: ">").first).description
             #expect(try await server.get("/datasets/musterstadt-klima/observations.ndjson?limit=10&cursor=\(real)").status == 200)
-            for forged in [token("1,99999999999999999,1,air_temperature"), token("1,0,-5,air_temperature"), token("1,0,1,air\u{0}temperature"),
-                           token("1,-9223372036854775808,1,x"), token("1,0,1," + String(repeating: "p", count: 300)), "!!", token("2,0,1,x")] {
+            // A version-1 token ("1,0,1,x") was a position in the former time order: refused, not paged wrongly.
+            for forged in [token("2,99999999999999999,1,air_temperature"), token("2,0,-5,air_temperature"), token("2,0,1,air\u{0}temperature"),
+                           token("2,-9223372036854775808,1,x"), token("2,0,1," + String(repeating: "p", count: 300)), "!!", token("3,0,1,x"),
+                           token("1,0,1,x")] {
                 let answer = try await server.get("/datasets/musterstadt-klima/observations.csv?cursor=\(forged)")
                 #expect(answer.status == 400, "\(forged): \(answer.status) \(answer.text)")
                 #expect(answer.text.contains(#""parameter":"cursor""#), "\(answer.text)")
