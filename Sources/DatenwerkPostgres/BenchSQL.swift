@@ -9,6 +9,7 @@ package enum BenchSQL {
 
     /// Drops Datenwerk's schema and its migration record, so `migrate` builds it again from nothing.
     package static let dropDatenwerk = """
+        DROP SCHEMA IF EXISTS datenwerk_api CASCADE;
         DROP SCHEMA IF EXISTS datenwerk CASCADE;
         DROP TABLE IF EXISTS public.datenwerk_migrations;
         DROP SCHEMA IF EXISTS \(schema) CASCADE;

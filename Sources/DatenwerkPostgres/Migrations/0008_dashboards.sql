@@ -69,7 +69,7 @@ $$;
 
 SELECT datenwerk.refresh_aggregates();
 
-CREATE SCHEMA datenwerk_api;
+CREATE SCHEMA IF NOT EXISTS datenwerk_api;
 COMMENT ON SCHEMA datenwerk_api IS 'Datenwerk dashboard API: stable views for Grafana, Superset, QGIS (docs/dashboards.md)';
 
 -- Latest value per station and property.
