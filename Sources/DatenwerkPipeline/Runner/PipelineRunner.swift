@@ -99,6 +99,18 @@ package struct PipelineRunner: Sendable {
         let clock = ContinuousClock.now
         let runID = try await sink.beginRun(pipeline: spec, context: context)
         FailPoint.hit("run-started", pipeline: spec.name)
+        // Every log line of the run carries its pipeline and run (JSON logs: `DATENWERK_LOG_FORMAT=json`).
+        var logContext = LogContext.current
+        logContext.pipeline = spec.name
+        logContext.run = runID
+        return try await LogContext.$current.withValue(logContext) {
+            try await runBody(spec, context: context, pushed: pushed, progress: progress, session: session, checkpoint: checkpoint,
+                              runID: runID, clock: clock)
+        }
+    }
+
+    private func runBody(_ spec: PipelineSpec, context: RunContext, pushed: [PushedDocument]?, progress: (@Sendable (RunProgress) -> Void)?,
+                         session: FetchSession, checkpoint: JSONValue?, runID: Int64, clock: ContinuousClock.Instant) async throws -> RunReport {
         let state = RunState(spec: spec)
         var load = LoadResult()
         var failure: PipelineError?
