@@ -121,6 +121,8 @@ import Testing
             #expect(report.load.inserted == 1)
             #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.quarantine WHERE pipeline = 'replay-demo'") == 2)
             #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.quarantine WHERE id = \(hot)") == 0)
+            // The replayed value is in the dashboard aggregates too (late data into a stored series).
+            try await DashboardAggregatesTests.expectConsistent(db, "after a quarantine replay")
         }
     }
 
@@ -153,6 +155,8 @@ import Testing
             #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations") == 3)
             #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.stations WHERE key LIKE 'ttn-replay:ht-sensor-project-br:%'") == 1)
             #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.quarantine WHERE pipeline = 'ttn-replay'") == 0)
+            try await DashboardAggregatesTests.expectConsistent(db, "after replaying a pushed uplink")
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk_api.latest WHERE station_key LIKE 'ttn-replay:%'") == 3)
         }
     }
 
