@@ -25,7 +25,7 @@ package enum CatalogPage {
 
     package static func render(
         catalog: CatalogMetadata, baseURL: String, datasets: [(DatasetMetadata, DatasetFacts, [StationPoint])],
-        language: Language = .de
+        language: Language = .de, charts: [String: DatasetChart] = [:]
     ) -> String {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
@@ -42,7 +42,7 @@ package enum CatalogPage {
             h += "<link rel=\"alternate\" type=\"\(format.mediaType)\" href=\"\(HTML.escape(Links.catalog(base, format)))\" title=\"DCAT-AP.de\">\n"
         }
         h += "<link rel=\"alternate\" hreflang=\"\(other.rawValue)\" href=\"\(HTML.escape(pageURL(base, other)))\">\n"
-        h += "<style>\(css)</style>\n</head>\n<body>\n"
+        h += "<style>\(css)\(LineChart.css)</style>\n</head>\n<body>\n"
         h += "<a class=\"skip\" href=\"#main\">\(t.skip)</a>\n"
         h += "<header>\n<h1\(HTML.lang(titleLang, page: language))>\(HTML.escape(title))</h1>\n"
         h += "<p class=\"lead\"\(HTML.lang(descriptionLang, page: language))>\(HTML.escape(description))</p>\n"
@@ -56,13 +56,15 @@ package enum CatalogPage {
         h += "<main id=\"main\">\n<p class=\"count\">\(t.datasetCount(datasets.count))</p>\n"
         if datasets.isEmpty { h += "<p>\(t.noDatasets)</p>\n" }
         for (metadata, facts, stations) in datasets {
-            h += article(metadata, facts, stations, catalog: catalog, base: base, t: t)
+            h += article(metadata, facts, stations, catalog: catalog, base: base, t: t, trend: charts[metadata.id])
         }
         h += "</main>\n<footer>\n<p>\(t.footer(publisher: HTML.escape(catalog.publisher.name)))</p>\n</footer>\n</body>\n</html>\n"
         return h
     }
 
-    static func article(_ d: DatasetMetadata, _ facts: DatasetFacts, _ stations: [StationPoint], catalog: CatalogMetadata, base: String, t: Texts) -> String {
+    /// `charts` (the dataset page): that section beside the map instead of the catalog page's sparkline (`trend`).
+    static func article(_ d: DatasetMetadata, _ facts: DatasetFacts, _ stations: [StationPoint], catalog: CatalogMetadata, base: String, t: Texts,
+                        trend: DatasetChart? = nil, charts: String? = nil) -> String {
         let anchor = HTML.escape(d.id)
         let (title, titleLang) = t.pick(d.title, d.titleEN)
         let (description, descriptionLang) = t.pick(d.description, d.descriptionEN)
@@ -120,7 +122,9 @@ package enum CatalogPage {
         if let modified = facts.lastModifiedMicros {
             h += "<dt>\(t.modified)</dt><dd><time datetime=\"\(ByteWriting.timestamp(micros: modified))\">\(t.dateTime(modified))</time> UTC</dd>\n"
         }
+        if charts == nil { h += trendItem(d, chart: trend, base: base, t: t, title: title) }
         h += "</dl>\n"
+        if let charts { h += charts }
 
         if let svg = StationMap.svg(stations: stations, id: "map-\(d.id)", title: title, language: t.language) {
             h += "<figure>\n\(svg)\n<figcaption>\(t.mapCaption(stations.count))</figcaption>\n</figure>\n"

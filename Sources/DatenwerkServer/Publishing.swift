@@ -15,7 +15,7 @@ import NIOCore
 /// | `GET /` (`?lang=en`) | the HTML catalog page |
 /// | `GET /catalog` | DCAT-AP.de by `Accept` (Turtle default, RDF/XML, JSON-LD); `?page=N` |
 /// | `GET /catalog.ttl`, `.rdf`, `.jsonld` | the same in one format |
-/// | `GET /datasets/{id}` | the dataset's DCAT record by `Accept`, or a redirect to its place on the page |
+/// | `GET /datasets/{id}` | the dataset's DCAT record by `Accept`, or (a browser: `text/html` first) its page with charts |
 /// | `GET /datasets/{id}/dcat.ttl` (`.rdf`, `.jsonld`) | the dataset's DCAT record (a catalog with only it) |
 /// | `GET /datasets/{id}/datapackage.json` | Frictionless data package with the CSV's Table Schema |
 /// | `GET /datasets/{id}/observations.{csv,geojson,ndjson}` | streamed observations (see `Downloads`) |
@@ -28,6 +28,8 @@ struct Publishing: Sendable {
     let datasets: [DatasetMetadata]
     let byID: [String: DatasetMetadata]
     let store: ObservationStore
+    /// The dataset pages' charts and the catalog page's sparklines.
+    let charts: ChartQueries
     let configuration: DatenwerkServer.Configuration
     let downloadToken: String?
     let logger: Logger
@@ -49,6 +51,7 @@ struct Publishing: Sendable {
         self.datasets = datasets
         self.byID = byID
         self.store = store
+        self.charts = ChartQueries(connections: store.connections)
         self.configuration = configuration
         self.downloadToken = environment[configuration.downloadTokenVariable].flatMap { $0.isEmpty ? nil : $0 }
         self.logger = logger
@@ -95,8 +98,10 @@ struct Publishing: Sendable {
         let language: CatalogPage.Language = request.uri.queryParameters["lang"].map { $0.lowercased() } == "en" ? .en : .de
         let datasets = publicDatasets
         let snapshots = try await store.snapshots(datasets)
+        let charts = try await self.charts.lastWeek(datasets, snapshots: snapshots)
         let html = CatalogPage.render(catalog: catalog, baseURL: baseURL(request),
-                                      datasets: zip(datasets, snapshots).map { ($0, $1.facts, $1.stationPoints) }, language: language)
+                                      datasets: zip(datasets, snapshots).map { ($0, $1.facts, $1.stationPoints) }, language: language,
+                                      charts: charts)
         return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .contentLanguage: language.rawValue, .cacheControl: "no-cache"],
                         body: ResponseBody(byteBuffer: ByteBuffer(string: html)))
     }
@@ -171,7 +176,7 @@ struct Publishing: Sendable {
         case .failure(let answer): return answer.response
         }
         guard let format = Negotiation.rdfFormat(request.headers[.accept], htmlFirst: true) else {
-            return Response(status: .seeOther, headers: [.location: "\(baseURL(request))/#\(dataset.id)", .vary: "Accept"])
+            return try await datasetPage(request, dataset)
         }
         var response = try await record(request, dataset, format: format)
         response.headers[.vary] = "Accept"
@@ -202,6 +207,18 @@ struct Publishing: Sendable {
         }
         let files = ObservationFormat.allCases.map { "observations.\($0.fileExtension)" } + ["datapackage.json"] + RDFFormat.allCases.map { "dcat.\($0.fileExtension)" }
         return .problem(.notFound, "dataset '\(dataset.id)' has no file '\(file)'; its files: \(files.joined(separator: ", "))")
+    }
+
+    /// The dataset's page for people: the catalog page's entry with a chart per property (`DatasetPage`).
+    func datasetPage(_ request: Request, _ dataset: DatasetMetadata) async throws -> Response {
+        let language: CatalogPage.Language = request.uri.queryParameters["lang"].map { $0.lowercased() } == "en" ? .en : .de
+        let snapshot = try await store.snapshot(dataset, state: try await store.state(pipeline: dataset.pipeline))
+        let chart = try await charts.lastWeek(dataset, snapshot: snapshot)
+        let html = DatasetPage.render(catalog: catalog, baseURL: baseURL(request), dataset: dataset, facts: snapshot.facts,
+                                      stations: snapshot.stationPoints, chart: chart, language: language)
+        return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .contentLanguage: language.rawValue,
+                                               .cacheControl: cacheControl(dataset), .vary: "Accept"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(string: html)))
     }
 
     /// The dataset's own DCAT-AP.de record: a catalog holding only this dataset.
