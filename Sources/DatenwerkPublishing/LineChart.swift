@@ -324,7 +324,7 @@ struct ChartTexts {
         let values = series.points.map(\.value).filter(\.isFinite)
         guard let low = values.min(), let high = values.max() else {
             return de ? "Stündliches Mittel: \(label), \(range) (Ortszeit Berlin): keine Daten in diesem Zeitraum."
-                : "Hourly mean of \(label.lowercased()), \(range) (Berlin time): no data in this period."
+                : "Hourly mean of \(Self.inSentence(label)), \(range) (Berlin time): no data in this period."
         }
         // One more decimal than the axis labels, at least as many as the size of the values asks for.
         let decimals = Swift.min(6, Swift.max(Self.summaryDecimals(Swift.max(abs(low), abs(high))), ValueScale(min: low, max: high).decimals + 1))
@@ -332,7 +332,14 @@ struct ChartTexts {
             : "\(series.points.count) of \(DatasetChart.hours) hours with data"
         return de
             ? "Stündliches Mittel \(stations): \(label), \(range) (Ortszeit Berlin), Minimum \(quantity(low, unit, decimals)), Maximum \(quantity(high, unit, decimals)); \(hours)."
-            : "Hourly mean of \(label.lowercased()) \(stations), \(range) (Berlin time), min \(quantity(low, unit, decimals)), max \(quantity(high, unit, decimals)); \(hours)."
+            : "Hourly mean of \(Self.inSentence(label)) \(stations), \(range) (Berlin time), min \(quantity(low, unit, decimals)), max \(quantity(high, unit, decimals)); \(hours)."
+    }
+
+    /// `Air temperature` → `air temperature` inside a sentence; `PM2.5`, `NO2 concentration` stay as they are.
+    static func inSentence(_ label: String) -> String {
+        let letters = Array(label.prefix(2))
+        guard letters.count == 2, letters[0].isUppercase, letters[1].isLowercase else { return label }
+        return label.prefix(1).lowercased() + label.dropFirst()
     }
 
     static func summaryDecimals(_ magnitude: Double) -> Int { magnitude >= 100 ? 0 : magnitude >= 1 ? 1 : 2 }

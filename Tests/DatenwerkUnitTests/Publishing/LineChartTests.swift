@@ -146,6 +146,9 @@ import Testing
         #expect(svg.contains("<desc id=\"chart-1-desc\">Stündliches Mittel an 3 Stationen: Lufttemperatur, 21. Okt. – 27. Okt. 2024 (Ortszeit Berlin), Minimum \u{2212}2,1 °C, Maximum 8,4 °C; 79 von 168 Stunden mit Daten.</desc>"))
         let english = LineChart.svg(Self.temperature, window: Self.window, id: "chart-1", language: .en)
         #expect(english.contains("<desc id=\"chart-1-desc\">Hourly mean of air temperature at 3 stations, 21 Oct – 27 Oct 2024 (Berlin time), min \u{2212}2.1 °C, max 8.4 °C; 79 of 168 hours with data.</desc>"))
+        #expect(ChartTexts.inSentence("PM2.5") == "PM2.5")
+        #expect(ChartTexts.inSentence("NO2 concentration") == "NO2 concentration")
+        #expect(ChartTexts.inSentence("Wind speed") == "wind speed")
         // The axes are decoration for screen readers (the desc says it); no script, nothing from elsewhere.
         #expect(svg.components(separatedBy: "aria-hidden=\"true\"").count == 3)
         for forbidden in ["<script", "href=", "xlink", "url(", "<image", "<foreignObject", "onload"] { #expect(!svg.contains(forbidden), "\(forbidden)") }
