@@ -81,7 +81,7 @@ package struct PostgresObservationSink: ObservationSink {
             // path gives way: back to the savepoint, and the rows sent so far, kept in a spool, go to staging.
             var fast = try await looksNew(feed.pending, load: load, on: connection)
             if fast {
-                load.aggregates = try SeriesAggregates(storedFine: try await SeriesAggregates.storedFineSeries(tenant: tenant, on: connection, logger: logger))
+                load.aggregates = try SeriesAggregates(stored: try await SeriesAggregates.storedSeries(tenant: tenant, on: connection, logger: logger))
                 try await connection.query("SAVEPOINT datenwerk_fast", logger: logger)
                 load.rowSpool = try LoadSpool("rows")
                 do {

@@ -11,8 +11,10 @@ import PostgresNIO
 /// Two ways, chosen per run:
 /// - **Deltas (the first-load fast path).** Every row the fast path COPYs is new, so aggregates simply add up:
 ///   while the rows pass, this class keeps per series its open hour and day bucket (count, sum, min, max) and
-///   its latest row, and writes a closed bucket to a spool when the series moves to the next hour or day. The
-///   spools go into temporary tables after the COPY and are added to the stored buckets. Memory holds one
+///   its latest row, and writes a closed bucket to a spool when the series moves to the next hour or day.
+///   A bucket after the series' stored latest hour (day) that the run has not written yet cannot exist: those
+///   are COPYed straight into the table (no `ON CONFLICT`, whose speculative insertion costs more than the row
+///   itself); the others go through a temporary table and are added to the stored buckets. Memory holds one
 ///   state per series, not per row. Hourly buckets are kept only for series with starts off the full hour
 ///   (`series.hourly_raw` false); an hourly series is its own hourly aggregate.
 /// - **Recompute (the staged path, or more series than `maxSeries`).** Rows may have changed, so the touched
@@ -55,6 +57,12 @@ final class SeriesAggregates {
         var flipHour: Int64?
         var hour = Bucket()
         var day = Bucket()
+        /// The stored latest hour and day of the series (`Int64.min`: a new series); the latest bucket written
+        /// to a "new" spool.
+        var storedHour = Int64.min
+        var storedDay = Int64.min
+        var newHour = Int64.min
+        var newDay = Int64.min
     }
 
     static let hourMicros: Int64 = 3_600_000_000
@@ -62,39 +70,52 @@ final class SeriesAggregates {
     /// Series tracked per run (about 150 bytes each); past it the run recomputes instead.
     static let maxSeries = 200_000
 
-    /// Stored series that keep hourly buckets (not `hourly_raw`), as (station id, property).
-    private let storedFine: Set<StoredKey>
+    /// The tenant's stored series: their latest start and whether they keep hourly buckets (not `hourly_raw`).
+    private let stored: [StoredKey: Stored]
     struct StoredKey: Hashable {
         var station: Int64
         var property: String
     }
+    struct Stored {
+        var lastStart: Int64
+        var fine: Bool
+    }
+    /// More stored series than this for one tenant are not read: the run recomputes instead.
+    static let maxStoredSeries = 500_000
 
     private(set) var states: [Key: State] = [:]
     private(set) var overflow = false
-    let hourSpool: LoadSpool
-    let daySpool: LoadSpool
+    /// Buckets that cannot exist yet (straight into the tables) and the others (added in SQL).
+    let hourNew: LoadSpool
+    let hourMerge: LoadSpool
+    let dayNew: LoadSpool
+    let dayMerge: LoadSpool
 
     private static let berlin = TimeZone(identifier: "Europe/Berlin")!
     private var lastHour = Int64.min
     private var lastDay: Int64 = 0
     private var dayOfHour: [Int64: Int64] = [:]
 
-    init(storedFine: Set<StoredKey>) throws {
-        self.storedFine = storedFine
-        self.hourSpool = try LoadSpool("hourly")
-        self.daySpool = try LoadSpool("daily")
+    init(stored: [StoredKey: Stored]?) throws {
+        self.stored = stored ?? [:]
+        self.overflow = stored == nil
+        self.hourNew = try LoadSpool("hourly")
+        self.hourMerge = try LoadSpool("hourly-merge")
+        self.dayNew = try LoadSpool("daily")
+        self.dayMerge = try LoadSpool("daily-merge")
     }
 
-    /// The tenant's stored series that keep hourly buckets.
-    static func storedFineSeries(tenant: String, on connection: GuardedConnection, logger: Logger) async throws -> Set<StoredKey> {
-        var keys = Set<StoredKey>()
-        for try await (station, property) in try await connection.query("""
-            SELECT s.station_id, s.property FROM datenwerk.series s JOIN datenwerk.stations st ON st.id = s.station_id
-            WHERE st.tenant = \(tenant) AND NOT s.hourly_raw
-            """, logger: logger).decode((Int64, String).self) {
-            keys.insert(StoredKey(station: station, property: property))
+    /// The tenant's stored series (nil: more than `maxStoredSeries`).
+    static func storedSeries(tenant: String, on connection: GuardedConnection, logger: Logger) async throws -> [StoredKey: Stored]? {
+        var series: [StoredKey: Stored] = [:]
+        for try await (station, property, last, raw) in try await connection.query("""
+            SELECT s.station_id, s.property, (extract(epoch FROM s.last_start) * 1000000)::int8, s.hourly_raw
+            FROM datenwerk.series s JOIN datenwerk.stations st ON st.id = s.station_id
+            WHERE st.tenant = \(tenant) LIMIT \(maxStoredSeries + 1)
+            """, logger: logger).decode((Int64, String, Int64, Bool).self) {
+            series[StoredKey(station: station, property: property)] = Stored(lastStart: last, fine: !raw)
         }
-        return keys
+        return series.count > maxStoredSeries ? nil : series
     }
 
     /// The calendar day in Europe/Berlin (days since 1970-01-01) of a UTC hour. Offsets change only on full
@@ -131,8 +152,13 @@ final class SeriesAggregates {
                 return
             }
             let name = property()
+            let known = stored[StoredKey(station: station, property: name)]
             var s = State(property: name, minStart: start, maxStart: start, lastEnd: end, lastResult: result, lastQuality: quality,
-                          fine: storedFine.contains(StoredKey(station: station, property: name)))
+                          fine: known?.fine ?? false)
+            if let known {
+                s.storedHour = CivilTime.floorDiv(known.lastStart, Self.hourMicros) * Self.hourMicros
+                s.storedDay = berlinDay(hour: s.storedHour)
+            }
             try take(&s, station: station, hour: hour, day: day, start: start, result: result)
             states[key] = s
         }
@@ -162,23 +188,45 @@ final class SeriesAggregates {
         }
         if s.fine, s.flipHour.map({ hour > $0 }) ?? true {
             if s.hour.key != hour {
-                if s.hour.n > 0 { try emit(s.hour, station: station, property: s.property, into: hourSpool) }
+                if s.hour.n > 0 { try emitHour(&s, station: station) }
                 s.hour = Bucket(key: hour, n: 0, total: 0, minimum: result, maximum: result)
             }
             s.hour.add(result)
         }
         if s.day.key != day {
-            if s.day.n > 0 { try emit(s.day, station: station, property: s.property, into: daySpool) }
+            if s.day.n > 0 { try emitDay(&s, station: station) }
             s.day = Bucket(key: day, n: 0, total: 0, minimum: result, maximum: result)
         }
         s.day.add(result)
     }
 
-    private func emit(_ b: Bucket, station: Int64, property: String, into spool: LoadSpool) throws {
+    private func emitHour(_ s: inout State, station: Int64) throws {
+        let fresh = s.hour.key > s.storedHour && s.hour.key > s.newHour
+        if fresh { s.newHour = s.hour.key }
+        try emit(s.hour, station: station, property: s.property, into: fresh ? hourNew : hourMerge) { CopyText.timestamp($0, &$1) }
+    }
+
+    private func emitDay(_ s: inout State, station: Int64) throws {
+        let fresh = s.day.key > s.storedDay && s.day.key > s.newDay
+        if fresh { s.newDay = s.day.key }
+        try emit(s.day, station: station, property: s.property, into: fresh ? dayNew : dayMerge) { day, out in
+            let (y, m, d) = CivilTime.date(days: day)
+            for (value, digits) in [(y, 4), (m, 2), (d, 2)] {
+                if digits == 2 { out.writeInteger(UInt8(ascii: "-")) }
+                var divisor = digits == 4 ? 1000 : 10
+                while divisor > 0 {
+                    out.writeInteger(UInt8(ascii: "0") + UInt8((value / divisor) % 10))
+                    divisor /= 10
+                }
+            }
+        }
+    }
+
+    private func emit(_ b: Bucket, station: Int64, property: String, into spool: LoadSpool, key: (Int64, inout ByteBuffer) -> Void) throws {
         try spool.write { out in
             CopyText.integer(station, &out); CopyText.tab(&out)
             CopyText.text(property, &out); CopyText.tab(&out)
-            CopyText.integer(b.key, &out); CopyText.tab(&out)
+            key(b.key, &out); CopyText.tab(&out)
             CopyText.integer(Int64(b.n), &out); CopyText.tab(&out)
             CopyText.double(b.total, &out); CopyText.tab(&out)
             CopyText.double(b.minimum, &out); CopyText.tab(&out)
@@ -189,9 +237,10 @@ final class SeriesAggregates {
 
     /// Closes the open buckets (end of the COPY).
     func finish() throws {
-        for (key, s) in states {
-            if s.hour.n > 0 { try emit(s.hour, station: key.station, property: s.property, into: hourSpool) }
-            if s.day.n > 0 { try emit(s.day, station: key.station, property: s.property, into: daySpool) }
+        for i in states.indices {
+            let station = states.keys[i].station
+            if states.values[i].hour.n > 0 { try emitHour(&states.values[i], station: station) }
+            if states.values[i].day.n > 0 { try emitDay(&states.values[i], station: station) }
         }
     }
 
@@ -229,19 +278,35 @@ final class SeriesAggregates {
                 stored_raw boolean NOT NULL DEFAULT false
             ) ON COMMIT DROP
             """, logger: logger)
-        try await connection.query("""
-            CREATE TEMP TABLE datenwerk_hour_delta (
-                station_id int8 NOT NULL, property text COLLATE "C" NOT NULL, bucket int8 NOT NULL, n int4 NOT NULL,
-                total float8 NOT NULL, minimum float8 NOT NULL, maximum float8 NOT NULL
-            ) ON COMMIT DROP
-            """, logger: logger)
-        try await connection.query("CREATE TEMP TABLE datenwerk_day_delta (LIKE datenwerk_hour_delta) ON COMMIT DROP", logger: logger)
+        try await connection.query("CREATE TEMP TABLE datenwerk_hour_delta (LIKE datenwerk.observations_hourly) ON COMMIT DROP", logger: logger)
+        try await connection.query("CREATE TEMP TABLE datenwerk_day_delta (LIKE datenwerk.observations_daily) ON COMMIT DROP", logger: logger)
         try await connection.copyFrom(table: "datenwerk_run_series", columns: Self.seriesColumns, logger: logger) { writer in
             try await seriesRows { try await writer.write($0) }
         }
-        for (table, spool) in [("datenwerk_hour_delta", hourSpool), ("datenwerk_day_delta", daySpool)] where !spool.isEmpty {
-            try await connection.copyFrom(table: table, columns: Self.bucketColumns, logger: logger) { writer in
-                try await spool.read { try await writer.write($0) }
+        // Buckets that cannot exist yet go straight into the tables, behind a savepoint: if one exists after all
+        // (another pipeline's run wrote the same series meanwhile), they are added like the others. Rows of a
+        // station whose id moved (another run stored its key first) are all added in SQL.
+        let hour = (table: "observations_hourly", delta: "datenwerk_hour_delta", columns: Self.hourColumns)
+        let day = (table: "observations_daily", delta: "datenwerk_day_delta", columns: Self.dayColumns)
+        for (target, fresh, merge) in [(hour, hourNew, hourMerge), (day, dayNew, dayMerge)] {
+            var direct = moved.isEmpty && !fresh.isEmpty
+            if direct {
+                try await connection.query("SAVEPOINT datenwerk_buckets", logger: logger)
+                do {
+                    try await connection.copyFrom(table: target.table, columns: target.columns, logger: logger) { writer in
+                        try await fresh.read { try await writer.write($0) }
+                    }
+                    try await connection.query("RELEASE SAVEPOINT datenwerk_buckets", logger: logger)
+                } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+                    try await connection.query("ROLLBACK TO SAVEPOINT datenwerk_buckets", logger: logger)
+                    logger.notice("dashboard buckets met stored ones (\(describeDatabaseError(error))); adding them instead")
+                    direct = false
+                }
+            }
+            for spool in direct ? [merge] : [fresh, merge] where !spool.isEmpty {
+                try await connection.copyFrom(table: target.delta, columns: target.columns, logger: logger) { writer in
+                    try await spool.read { try await writer.write($0) }
+                }
             }
         }
         for (reserved, stored) in moved {
@@ -250,14 +315,10 @@ final class SeriesAggregates {
             }
         }
         // A stored hourly series that got a start off the hour in this run: all its hours are computed from
-        // `observations` below (its stored rows never had buckets), so its deltas are not needed.
+        // `observations` below (its stored rows never had buckets), replacing what its deltas wrote.
         try await connection.query("""
             UPDATE datenwerk_run_series r SET stored_raw = true FROM datenwerk.series s
             WHERE s.station_id = r.station_id AND s.property = r.property AND s.hourly_raw
-            """, logger: logger)
-        try await connection.query("""
-            DELETE FROM datenwerk_hour_delta d USING datenwerk_run_series r
-            WHERE r.stored_raw AND r.flip_hour IS NOT NULL AND d.station_id = r.station_id AND d.property = r.property
             """, logger: logger)
         try await connection.query("""
             INSERT INTO datenwerk.series AS s (station_id, property, first_start, last_start, last_end, last_result, last_quality, hourly_raw)
@@ -271,15 +332,15 @@ final class SeriesAggregates {
                 last_quality = CASE WHEN EXCLUDED.last_start >= s.last_start THEN EXCLUDED.last_quality ELSE s.last_quality END,
                 hourly_raw = s.hourly_raw AND EXCLUDED.hourly_raw
             """, logger: logger)
-        if !hourSpool.isEmpty {
-            try await connection.query("""
-                INSERT INTO datenwerk.observations_hourly AS h (station_id, property, hour, n, total, minimum, maximum)
-                SELECT station_id, property, to_timestamp(bucket / 1000000), sum(n), sum(total), min(minimum), max(maximum)
-                FROM datenwerk_hour_delta GROUP BY station_id, property, bucket ORDER BY station_id, property, bucket
-                ON CONFLICT (station_id, property, hour) DO UPDATE SET
+        for (table, delta, key) in [("observations_hourly", "datenwerk_hour_delta", "hour"), ("observations_daily", "datenwerk_day_delta", "day")] {
+            try await connection.query(PostgresQuery(unsafeSQL: """
+                INSERT INTO datenwerk.\(table) AS h (station_id, property, \(key), n, total, minimum, maximum)
+                SELECT station_id, property, \(key), sum(n), sum(total), min(minimum), max(maximum)
+                FROM \(delta) GROUP BY station_id, property, \(key) ORDER BY station_id, property, \(key)
+                ON CONFLICT (station_id, property, \(key)) DO UPDATE SET
                     n = h.n + EXCLUDED.n, total = h.total + EXCLUDED.total,
                     minimum = least(h.minimum, EXCLUDED.minimum), maximum = greatest(h.maximum, EXCLUDED.maximum)
-                """, logger: logger)
+                """), logger: logger)
         }
         // Series that stopped being hourly in this run: their hours up to that point from `observations`
         // (all of them for a stored series; this run's for a new one).
@@ -294,20 +355,11 @@ final class SeriesAggregates {
             ON CONFLICT (station_id, property, hour) DO UPDATE SET
                 n = EXCLUDED.n, total = EXCLUDED.total, minimum = EXCLUDED.minimum, maximum = EXCLUDED.maximum
             """, logger: logger)
-        if !daySpool.isEmpty {
-            try await connection.query("""
-                INSERT INTO datenwerk.observations_daily AS d (station_id, property, day, n, total, minimum, maximum)
-                SELECT station_id, property, date '1970-01-01' + bucket::int4, sum(n), sum(total), min(minimum), max(maximum)
-                FROM datenwerk_day_delta GROUP BY station_id, property, bucket ORDER BY station_id, property, bucket
-                ON CONFLICT (station_id, property, day) DO UPDATE SET
-                    n = d.n + EXCLUDED.n, total = d.total + EXCLUDED.total,
-                    minimum = least(d.minimum, EXCLUDED.minimum), maximum = greatest(d.maximum, EXCLUDED.maximum)
-                """, logger: logger)
-        }
     }
 
     static let seriesColumns = ["station_id", "property", "min_start", "max_start", "last_end", "last_result", "last_quality", "aligned", "flip_hour"]
-    static let bucketColumns = ["station_id", "property", "bucket", "n", "total", "minimum", "maximum"]
+    static let hourColumns = ["station_id", "property", "hour", "n", "total", "minimum", "maximum"]
+    static let dayColumns = ["station_id", "property", "day", "n", "total", "minimum", "maximum"]
 
     static func pair(_ a: Int64, _ b: Int64) -> PostgresBindings {
         var binds = PostgresBindings()
