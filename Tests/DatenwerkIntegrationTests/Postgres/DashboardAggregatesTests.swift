@@ -174,7 +174,7 @@ import Testing
                 #expect(latest.count == 1 && latest.first?.0 == "paths:G" && latest.first?.1 == 1.5)
                 // Unqualified names find the API (search_path).
                 #expect(try await reader.query("SELECT count(*)::bigint FROM hourly", logger: db.logger).decode(Int64.self).collect() == [1])
-                for view in ["daily", "stations", "observations", "pipelines_health"] {
+                for view in ["daily", "stations", "observations", "pipelines_health", "properties", "runs"] {
                     _ = try await reader.query(PostgresQuery(unsafeSQL: "SELECT * FROM datenwerk_api.\(view) LIMIT 1"), logger: db.logger).collect()
                 }
                 let timeout = try await reader.query("SHOW statement_timeout", logger: db.logger).decode(String.self).collect()
