@@ -90,8 +90,17 @@ package struct DatenwerkServer: Sendable {
             try await ingest.receive(request, context: context)
         }
         if let catalog {
-            Publishing(catalog: catalog, pipelines: pipelines, store: ObservationStore(connections: connections), configuration: configuration,
-                       environment: environment, logger: logger).register(on: router)
+            let publishing = Publishing(catalog: catalog, pipelines: pipelines, store: ObservationStore(connections: connections), configuration: configuration,
+                                        environment: environment, logger: logger)
+            publishing.register(on: router)
+            OGCAPIFeatures(publishing: publishing).register(on: router)
+            // OGC SensorThings API v1.1 (read-only) over the public datasets' stations: SensorThings.swift.
+            let base = configuration.baseURL
+            let fallback = "\(configuration.host):\(configuration.port)"
+            SensorThings(pipelines: pipelines, store: ObservationStore(connections: connections), baseURL: { request in
+                if var base { while base.hasSuffix("/") { base.removeLast() }; return base }
+                return "http://\(request.head.authority ?? fallback)"
+            }).register(on: router)
         }
         let idle = TimeAmount.nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000
                                           + configuration.idleTimeout.components.attoseconds / 1_000_000_000)
@@ -110,6 +119,8 @@ package struct DatenwerkServer: Sendable {
         var routes = [RoutePattern("/health", [.get]), RoutePattern("/metrics", [.get]), RoutePattern("/ingest/*", [.post])]
         if publishing {
             routes += ["/", "/catalog", "/catalog.ttl", "/catalog.rdf", "/catalog.jsonld", "/datasets/*", "/datasets/*/*"].map { RoutePattern($0, [.get]) }
+            routes += OGCAPIFeatures.routes.map { RoutePattern($0, [.get]) }
+            routes += SensorThings.routePatterns.map { RoutePattern($0, [.get]) }
         }
         return routes
     }
