@@ -129,13 +129,18 @@ package struct PostgresObservationSink: ObservationSink {
                 result.updated = updated
             }
             // The dashboard aggregates (`series`, hourly, daily) for what this run wrote.
+            let aggregatesStarted = ContinuousClock.now
             if let aggregates = load.aggregates, !aggregates.overflow {
-                if load.observations > 0 { try await aggregates.applyDeltas(moved: moved, on: connection, logger: logger) }
+                if load.observations > 0 {
+                    try await aggregates.applyDeltas(moved: moved, on: connection, logger: logger)
+                    logger.info("\(pipeline.name): dashboard aggregates added (\(aggregates.states.count) series) in \(ContinuousClock.now - aggregatesStarted)")
+                }
             } else if result.inserted + result.updated > 0 {
                 var from = ByteBufferAllocator().buffer(capacity: 40), to = ByteBufferAllocator().buffer(capacity: 40)
                 CopyText.timestamp(load.minStart, &from)
                 CopyText.timestamp(load.maxStart, &to)
                 try await SeriesAggregates.recompute(runID: runID, from: String(buffer: from), to: String(buffer: to), on: connection, logger: logger)
+                logger.info("\(pipeline.name): dashboard aggregates recomputed for \(result.inserted + result.updated) written observations in \(ContinuousClock.now - aggregatesStarted)")
             }
             FailPoint.hit("after-merge", pipeline: pipeline.name)
             if !load.quarantineSpool.isEmpty {

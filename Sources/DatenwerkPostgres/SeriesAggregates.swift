@@ -343,18 +343,21 @@ final class SeriesAggregates {
                 """), logger: logger)
         }
         // Series that stopped being hourly in this run: their hours up to that point from `observations`
-        // (all of them for a stored series; this run's for a new one).
-        try await connection.query("""
-            INSERT INTO datenwerk.observations_hourly AS h (station_id, property, hour, n, total, minimum, maximum)
-            SELECT o.station_id, o.property, date_trunc('hour', o.phenomenon_start, 'UTC'), count(*), sum(o.result), min(o.result), max(o.result)
-            FROM datenwerk_run_series r
-            JOIN datenwerk.observations o ON o.station_id = r.station_id AND o.property = r.property
-             AND (r.stored_raw OR (o.phenomenon_start >= r.min_start AND o.phenomenon_start < r.flip_hour + interval '1 hour'))
-            WHERE r.flip_hour IS NOT NULL
-            GROUP BY 1, 2, 3
-            ON CONFLICT (station_id, property, hour) DO UPDATE SET
-                n = EXCLUDED.n, total = EXCLUDED.total, minimum = EXCLUDED.minimum, maximum = EXCLUDED.maximum
-            """, logger: logger)
+        // (all of them for a stored series; this run's for a new one). Two statements: an OR in the join
+        // condition would keep PostgreSQL from the primary key's range and make it read every row.
+        try await connection.query("ANALYZE datenwerk_run_series", logger: logger)
+        for range in ["r.stored_raw", "NOT r.stored_raw AND o.phenomenon_start >= r.min_start AND o.phenomenon_start < r.flip_hour + interval '1 hour'"] {
+            try await connection.query(PostgresQuery(unsafeSQL: """
+                INSERT INTO datenwerk.observations_hourly AS h (station_id, property, hour, n, total, minimum, maximum)
+                SELECT o.station_id, o.property, date_trunc('hour', o.phenomenon_start, 'UTC'), count(*), sum(o.result), min(o.result), max(o.result)
+                FROM datenwerk_run_series r
+                JOIN datenwerk.observations o ON o.station_id = r.station_id AND o.property = r.property AND \(range)
+                WHERE r.flip_hour IS NOT NULL
+                GROUP BY 1, 2, 3
+                ON CONFLICT (station_id, property, hour) DO UPDATE SET
+                    n = EXCLUDED.n, total = EXCLUDED.total, minimum = EXCLUDED.minimum, maximum = EXCLUDED.maximum
+                """), logger: logger)
+        }
     }
 
     static let seriesColumns = ["station_id", "property", "min_start", "max_start", "last_end", "last_result", "last_quality", "aligned", "flip_hour"]
