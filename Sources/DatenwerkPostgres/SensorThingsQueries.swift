@@ -110,7 +110,8 @@ package final class SensorThingsQueries: Sendable {
         switch (set, property) {
         case (.things, "id"), (.locations, "id"), (.historicalLocations, "id"), (.featuresOfInterest, "id"): return "s.id"
         case (.things, "name"), (.locations, "name"), (.featuresOfInterest, "name"): return "coalesce(s.name, s.key)"
-        case (.things, "description"), (.locations, "description"), (.featuresOfInterest, "description"): return "s.key"
+        case (.things, "description"): return "(coalesce(s.kind || ' ', '') || s.key)"
+        case (.locations, "description"), (.featuresOfInterest, "description"): return "s.key"
         case (.locations, "encodingType"), (.featuresOfInterest, "encodingType"): return "'application/geo+json'::text"
         case (.locations, "location"), (.featuresOfInterest, "feature"), (.datastreams, "observedArea"): return "s.geom"
         case (.historicalLocations, "time"): return "s.created_at"
