@@ -80,6 +80,8 @@ package struct DCATCatalog: Sendable {
     /// Also state the class of every referenced vocabulary IRI (`dct:LicenseDocument`, `dct:Frequency`, …),
     /// which the EU DCAT-AP 3.0.1 shapes require; harmless for DCAT-AP.de 2.0.
     package var typeReferencedResources = true
+    /// Standard APIs serving every dataset (`dcat:DataService`): one more distribution per dataset with `dcat:accessService`.
+    package var services: [DCATDataService] = []
 
     package init(
         catalog: CatalogMetadata, baseURL: String, datasets: [(DatasetMetadata, DatasetFacts)],
@@ -178,6 +180,7 @@ package struct DCATCatalog: Sendable {
             b.add(catalogNode, NS.dcat + "dataset", node)
             addDataset(dataset, facts, node: node, number: offset + index + 1, languages: languages, into: &b)
         }
+        addServices(catalogNode, into: &b)
         if typeReferencedResources {
             for (resource, type) in b.types { b.add(.iri(resource), NS.type, .iri(type)) }
         }
@@ -275,6 +278,46 @@ package struct DCATCatalog: Sendable {
             if let attribution { b.add(dist, NS.dcatde + "licenseAttributionByText", .text(attribution)) }
             b.add(dist, NS.dct + "issued", issued)
             b.add(dist, NS.dct + "modified", modified)
+        }
+        for service in services {
+            let dist = RDFTerm.iri(iri("\(baseURL)/datasets/\(d.id)/distributions/\(service.key)"))
+            let access = RDFTerm.iri(iri(baseURL + service.datasetPathTemplate.replacingOccurrences(of: "{id}", with: d.id)))
+            b.add(node, NS.dcat + "distribution", dist)
+            b.add(dist, NS.type, .iri(NS.dcat + "Distribution"))
+            b.add(dist, NS.dct + "title", .text("\(clean(d.title)) (\(service.title))", "de"))
+            b.add(dist, NS.dct + "description", .text(service.descriptionDE, "de"))
+            b.add(dist, NS.dcat + "accessURL", access)
+            b.add(dist, NS.dcat + "accessService", .iri(iri(baseURL + service.endpointPath)))
+            b.add(dist, NS.dct + "format", .iri(service.fileType))
+            b.typed(service.fileType, NS.dct + "MediaTypeOrExtent")
+            if let media = service.mediaType {
+                b.add(dist, NS.dcat + "mediaType", .iri(media))
+                b.typed(media, NS.dct + "MediaType")
+            }
+            b.add(dist, NS.dct + "license", .iri(d.licence.iri))
+            b.typed(d.licence.iri, NS.dct + "LicenseDocument")
+            if let attribution { b.add(dist, NS.dcatde + "licenseAttributionByText", .text(attribution)) }
+            b.add(dist, NS.dct + "issued", issued)
+            b.add(dist, NS.dct + "modified", modified)
+        }
+    }
+
+    /// Each service as a `dcat:DataService` of the catalog, serving the datasets of this page.
+    private func addServices(_ catalogNode: RDFTerm, into b: inout Builder) {
+        for service in services {
+            let node = RDFTerm.iri(iri(baseURL + service.endpointPath))
+            b.add(catalogNode, NS.dcat + "service", node)
+            b.add(node, NS.type, .iri(NS.dcat + "DataService"))
+            b.add(node, NS.dct + "title", .text(service.title, "de"))
+            b.add(node, NS.dct + "description", .text(service.descriptionDE, "de"))
+            b.add(node, NS.dcat + "endpointURL", node)
+            b.add(node, NS.dcat + "endpointDescription", .iri(iri(baseURL + service.descriptionPath)))
+            b.add(node, NS.dct + "conformsTo", .iri(service.conformsTo))
+            b.typed(service.conformsTo, NS.dct + "Standard")
+            b.add(node, NS.dct + "publisher", agentNode(catalog.publisher, into: &b))
+            b.add(node, NS.dct + "license", .iri(catalog.licence.iri))
+            b.typed(catalog.licence.iri, NS.dct + "LicenseDocument")
+            for (dataset, _) in datasets { b.add(node, NS.dcat + "servesDataset", .iri(iri(datasetIRI(dataset.id)))) }
         }
     }
 

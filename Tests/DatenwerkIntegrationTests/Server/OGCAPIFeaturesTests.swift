@@ -172,6 +172,21 @@ struct OGCAPIFeaturesTests {
         }
     }
 
+    @Test("the served catalog links /ogcapi (dcat:accessService, dcat:endpointURL) and validate-dcat.sh finds 0 violations")
+    func catalogLinksTheEndpoint() async throws {
+        try await PublishingServer.with { server, _ in
+            let answer = try await server.get("/catalog.ttl")
+            #expect(answer.status == 200)
+            #expect(answer.text.contains("dcat:endpointURL <\(server.baseURL)/ogcapi>"))
+            #expect(answer.text.contains("<\(server.baseURL)/ogcapi/collections/musterstadt-klima-observations>"))
+            let file = try PublishingServer.save(answer.body, as: "catalog.ttl")
+            let run = try await Judge.dcat(file)
+            #expect(run.status == 0 && run.errors == 0, "\(run)")
+            // The endpoint the catalog names answers.
+            #expect(try await server.get("/ogcapi/collections/musterstadt-klima-observations").status == 200)
+        }
+    }
+
     // MARK: Helpers
 
     static func object(_ body: [UInt8]) throws -> [String: Any] {

@@ -1,0 +1,32 @@
+import DatenwerkCore
+import DatenwerkPublishing
+import DatenwerkTesting
+import Foundation
+import Testing
+
+/// The catalog's link to OGC API – Features: one more distribution per dataset with `dcat:accessService` → a
+/// `dcat:DataService` with `dcat:endpointURL`, still valid for GovData's shapes (de-2.0).
+@Suite(.serialized) struct DCATAccessServiceTests {
+    typealias S = PublishingSamples
+
+    @Test("a distribution with dcat:accessService per dataset; 0 violations in de-2.0, all three formats")
+    func accessServiceValidates() throws {
+        let dir = try Paths.temporaryDirectory()
+        let catalog = DCATCatalog(catalog: S.catalog, baseURL: S.baseURL, datasets: [(S.klima, S.klimaFacts), (S.energie, S.energieFacts)],
+                                  catalogModifiedMicros: S.t0).serving([.ogcAPIFeatures])
+        let turtle = catalog.render(.turtle)
+        #expect(turtle.contains("dcat:accessService"))
+        #expect(turtle.contains("dcat:endpointURL <\(S.baseURL)/ogcapi>"))
+        #expect(turtle.contains("<\(S.baseURL)/ogcapi/collections/\(S.klima.id)-observations>"))
+        let graph = catalog.graph(collectionURL: S.baseURL + "/catalog.ttl")
+        let services = graph.triples.filter { $0.predicate == "http://www.w3.org/ns/dcat#accessService" }
+        #expect(services.count == 2)
+        for format in RDFFormat.allCases {
+            let file = try S.write(catalog.render(format), "catalog.\(format.fileExtension)", in: dir)
+            let run = try Validators.dcat(file: file)
+            #expect(run.status == 0 && run.errors == 0, "\(format): \(run)")
+        }
+        // Not the EU profile here: pySHACL 0.40.1 stops on its DataServiceShape ("not a well-formed SHACL PropertyShape"),
+        // a fault of the shapes file, with exit status 2 before judging anything.
+    }
+}
