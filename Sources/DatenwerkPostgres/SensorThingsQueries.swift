@@ -17,9 +17,12 @@ package final class SensorThingsQueries: Sendable {
     /// The 22-bit id of a property key: the first 24 bits of its MD5, masked (stable across PostgreSQL versions).
     static func propertyID(_ column: String) -> String { "((('x' || left(md5(\(column)), 6))::bit(24)::int8) & 4194303)" }
 
-    /// The property keys whose id is the bound parameter (an array: the id is a hash, so in theory several).
-    static func propertyKeys(_ parameter: String) -> String {
-        "ARRAY(SELECT pk.key FROM datenwerk.observed_properties pk WHERE \(propertyID("pk.key")) = \(parameter))"
+    /// The property key whose id is the bound parameter, as a scalar subquery: PostgreSQL evaluates it once (an
+    /// InitPlan) and uses it in the primary key's index condition (station, property, start), so a Datastream's
+    /// Observations in time order are a backward index scan per partition, stopped after the page (docs/sensorthings.md).
+    /// Ids are 22 bits of an MD5: `SensorThingsServerTests` checks that the vocabulary's ids are distinct.
+    static func propertyKey(_ parameter: String) -> String {
+        "(SELECT pk.key FROM datenwerk.observed_properties pk WHERE \(propertyID("pk.key")) = \(parameter) ORDER BY pk.key LIMIT 1)"
     }
 
     static func micros(_ column: String) -> String { "(extract(epoch FROM \(column)) * 1000000)::int8" }
@@ -40,7 +43,7 @@ package final class SensorThingsQueries: Sendable {
         for constraint in constraints { conditions.append(Self.condition(constraint, set: set, query: &query)) }
         if let filter = options.filter { conditions.append(try Self.compile(filter, set: set, query: &query)) }
         let whereClause = conditions.map { "(\($0))" }.joined(separator: " AND ")
-        var order = options.orderBy.map { "\(Self.column($0.property, set: set)) \($0.descending ? "DESC" : "ASC") NULLS LAST" }
+        var order = options.orderBy.map { "\(Self.column($0.property, set: set)) \($0.descending ? "DESC" : "ASC")" }
         order += source.key
         var countQuery = query
         query.sql = "SELECT \(source.columns) FROM \(source.from) WHERE \(whereClause) ORDER BY \(order.joined(separator: ", ")) "
@@ -148,21 +151,21 @@ package final class SensorThingsQueries: Sendable {
             return "s.id = \(query.bind(id))"
         case (.key(.int(let id)), .datastreams), (.key(.int(let id)), .sensors):
             guard id >= 0 else { return "false" }
-            return "se.station_id = \(query.bind(STAIds.station(ofDatastream: id))) AND se.property = ANY(\(propertyKeys(query.bind(STAIds.property(ofDatastream: id)))))"
+            return "se.station_id = \(query.bind(STAIds.station(ofDatastream: id))) AND se.property = \(propertyKey(query.bind(STAIds.property(ofDatastream: id))))"
         case (.key(.int(let id)), .observedProperties):
             return "\(propertyID("p.key")) = \(query.bind(id))"
         case (.key(.string(let id)), .observations):
             guard let (datastream, start) = STAIds.observation(id) else { return "false" }
             return "o.station_id = \(query.bind(STAIds.station(ofDatastream: datastream))) "
-                + "AND o.property = ANY(\(propertyKeys(query.bind(STAIds.property(ofDatastream: datastream))))) "
+                + "AND o.property = \(propertyKey(query.bind(STAIds.property(ofDatastream: datastream)))) "
                 + "AND o.phenomenon_start = 'epoch'::timestamptz + \(query.bind(start)) * interval '1 microsecond'"
         case (.station(let id), .datastreams), (.station(let id), .sensors): return "se.station_id = \(query.bind(id))"
         case (.station(let id), .observations): return "o.station_id = \(query.bind(id))"
         case (.datastream(let id), .observations):
             guard id >= 0 else { return "false" }
-            return "o.station_id = \(query.bind(STAIds.station(ofDatastream: id))) AND o.property = ANY(\(propertyKeys(query.bind(STAIds.property(ofDatastream: id)))))"
+            return "o.station_id = \(query.bind(STAIds.station(ofDatastream: id))) AND o.property = \(propertyKey(query.bind(STAIds.property(ofDatastream: id))))"
         case (.property(let id), .datastreams), (.property(let id), .sensors):
-            return "se.property = ANY(\(propertyKeys(query.bind(id))))"
+            return "se.property = \(propertyKey(query.bind(id)))"
         default:
             return "false"
         }
