@@ -6,7 +6,8 @@
 #   scripts/fuzz.sh csv 0 -runs=1000000
 #   scripts/fuzz.sh build             # only build the fuzz executables
 #
-# TARGET: csv, json (JSONParser + JSONValueSkipper), streaming-json, ndjson, cron, xml (StreamingXMLDecoder), all.
+# TARGET: csv, json (JSONParser + JSONValueSkipper), streaming-json, ndjson, cron, xml (StreamingXMLDecoder),
+# sta-filter (the SensorThings $filter/$expand/path parser, DatenwerkPublishing), all.
 # The sources of DatenwerkCore, DatenwerkFormats and DatenwerkTransforms are compiled straight with
 # `swiftc -sanitize=fuzzer,address` into .build-fuzz/ (no SwiftPM build, no network). Every target runs at
 # `nice -n 15`. The seed corpus is cut at run time from SampleData/ and the reference data
@@ -21,7 +22,7 @@ WORK="${FUZZ_WORK:-/tmp/datenwerk-fuzz}"
 REFERENCE="${DATENWERK_REFERENCE_DATA:-$ROOT/../shared/reference-data}"
 OPT="${FUZZ_OPT:--O}"
 MAX_LEN="${FUZZ_MAX_LEN:-512}"
-TARGETS=(csv json streaming-json ndjson cron xml)
+TARGETS=(csv json streaming-json ndjson cron xml sta-filter)
 
 usage() {
     echo "usage: scripts/fuzz.sh {${TARGETS[*]// /|}|all|build} SECONDS [libFuzzer flags…]" >&2
@@ -36,7 +37,15 @@ source_file() {
         ndjson) echo NDJSONDecoderFuzz.swift ;;
         cron) echo CronScheduleFuzz.swift ;;
         xml) echo XMLDecoderFuzz.swift ;;
+        sta-filter) echo STAFilterFuzz.swift ;;
         *) return 1 ;;
+    esac
+}
+
+# Sources compiled into a target's own module (a no-I/O file of a target the harness does not build whole).
+extra_sources() {
+    case "$1" in
+        sta-filter) echo "$ROOT/Sources/DatenwerkPublishing/STAQuery.swift" ;;
     esac
 }
 
@@ -71,14 +80,14 @@ build() {
         src="$(source_file "$target")"
         if [[ $REBUILT == 0 && -x "$exe" && "$exe" -nt "$BUILD/DatenwerkCore.o" && "$exe" -nt "$BUILD/DatenwerkFormats.o" &&
             "$exe" -nt "$BUILD/DatenwerkTransforms.o" ]] &&
-            [[ -z "$(find "$ROOT/Fuzz" -name '*.swift' -newer "$exe" -print -quit)" ]]; then
+            [[ -z "$(find "$ROOT/Fuzz" $(extra_sources "$target") -name '*.swift' -newer "$exe" -print -quit)" ]]; then
             continue
         fi
         echo "fuzz: linking $exe" >&2
         nice -n 15 swiftc "$OPT" -parse-as-library -package-name datenwerk -sanitize=fuzzer,address -I "$BUILD" \
             -I "$ROOT/Sources/CLibXML2" -Xcc -I/usr/include/libxml2 \
             -module-name "Fuzz_${target//-/_}" \
-            "$ROOT/Fuzz/Support"/*.swift "$ROOT/Fuzz/Targets/$src" \
+            "$ROOT/Fuzz/Support"/*.swift "$ROOT/Fuzz/Targets/$src" $(extra_sources "$target") \
             "$BUILD/DatenwerkCore.o" "$BUILD/DatenwerkFormats.o" "$BUILD/DatenwerkTransforms.o" -lxml2 -lm -o "$exe" 2>&1 |
             { grep -v "Cannot export local symbol '__asan" || true; } >&2
         [[ ${PIPESTATUS[0]} == 0 ]] || { echo "fuzz: building $exe failed" >&2; exit 1; }
@@ -129,6 +138,19 @@ corpus() {
                 k=$((k + 1))
                 printf '\x00\x00%s' "$e" > "$dir/cron-$k"
                 printf '\x01\x01%s' "$e" > "$dir/cron-$k-utc"
+            done
+            ;;
+        sta-filter)
+            local e k=0
+            for e in "result gt 10 and phenomenonTime ge 2024-10-27T01:00:00.000Z" "not (id eq 1) or name ne 'O''Brien'" \
+                "substringof('Nord', name) and startswith(description, 'weather')" "result add 2 mul 3 sub -1.5e2 div 4 mod 3 le 7" \
+                "geo.intersects(location, geography'POLYGON((7 51, 8 51, 8 52, 7 52, 7 51))')" "st_within(feature, geometry'POINT(7.6 51.9)')" \
+                "year(phenomenonTime) eq 2024 and round(result) ne 0" "Observations(\$top=1;\$orderby=phenomenonTime desc),Thing/Locations" \
+                "Datastreams(5)/Observations" "Observations('5:1729990800000000')/Datastream/Thing" "phenomenonTime desc,id"; do
+                k=$((k + 1))
+                printf '\x00\x06%s' "$e" > "$dir/sta-$k"
+                printf '\x01\xa3%s' "$e" > "$dir/sta-$k-options"
+                printf '\x02\xc0%s' "$e" > "$dir/sta-$k-path"
             done
             ;;
     esac

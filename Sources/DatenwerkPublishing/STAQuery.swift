@@ -164,9 +164,9 @@ package enum STAEntitySet: String, Sendable, CaseIterable {
         case (.datastreams, "Observations", .int(let d)): return .datastream(d)
         case (.observedProperties, "Datastreams", .int(let p)): return .property(p)
         case (.observations, "Datastream", .string(let id)):
-            return STAIds.observation(id).map { .key(.int($0.datastream)) } ?? .none
+            return STAIds.observation(id).map { .key(.int($0.datastream)) } ?? .nothing
         case (.observations, "FeatureOfInterest", .string(let id)):
-            return STAIds.observation(id).map { .key(.int(STAIds.station(ofDatastream: $0.datastream))) } ?? .none
+            return STAIds.observation(id).map { .key(.int(STAIds.station(ofDatastream: $0.datastream))) } ?? .nothing
         case (.featuresOfInterest, "Observations", .int(let s)): return .station(s)
         default: return nil
         }
@@ -184,7 +184,7 @@ package enum STAConstraint: Sendable, Hashable {
     /// Datastreams of the ObservedProperty.
     case property(Int64)
     /// No row (an id that cannot exist).
-    case none
+    case nothing
 }
 
 // MARK: - Paths
@@ -229,7 +229,7 @@ package struct STAResource: Sendable, Equatable {
                     throw STAQueryError(.syntax, "path", "'\(segment.name)' must follow one entity, e.g. \(resource.set.rawValue)(1)/\(segment.name)")
                 }
                 resource.along.append(STAStep(set: resource.set, constraints: resource.constraints))
-                let constraint = resource.set.constraint(navigating: segment.name, from: key) ?? .none
+                let constraint = resource.set.constraint(navigating: segment.name, from: key) ?? .nothing
                 resource.set = nav.target
                 resource.constraints = [constraint]
                 resource.single = !nav.collection

@@ -110,7 +110,7 @@ struct SensorThings: Sendable {
             members.append(.init("\(nav.name)@iot.navigationLink", .string("\(selfLink)/\(nav.name)")))
         }
         for expand in options.expand {
-            let constraint = set.constraint(navigating: expand.navigation, from: entity.key) ?? .none
+            let constraint = set.constraint(navigating: expand.navigation, from: entity.key) ?? .nothing
             if expand.collection {
                 let page = try await queries.list(expand.target, scope: context.scope, constraints: [constraint], options: expand.options,
                                                   limit: expand.options.top + 1, count: expand.options.count)
