@@ -185,6 +185,13 @@ package final class SensorThingsQueries: Sendable {
         case .time(let micros): return "('epoch'::timestamptz + \(query.bind(micros))::int8 * interval '1 microsecond')"
         case .geometry(let g): return "ST_GeomFromText(\(query.bind(g.wkt))::text, 4326)"
         case .property(let name): return column(name, set: set)
+        case .compare(.eq, .property("id"), .string(let id)) where set == .observations,
+             .compare(.eq, .string(let id), .property("id")) where set == .observations:
+            // The natural key's columns, not the id's text computed for every row: a primary key lookup.
+            return condition(.key(.string(id)), set: set, query: &query)
+        case .compare(.eq, .property("id"), .integer(let id)) where set == .datastreams || set == .sensors,
+             .compare(.eq, .integer(let id), .property("id")) where set == .datastreams || set == .sensors:
+            return condition(.key(.int(id)), set: set, query: &query)
         case .compare(let op, let l, let r):
             if case .null = r { return "(\(try sql(l)) IS \(op == .eq ? "" : "NOT ")NULL)" }
             if case .null = l { return "(\(try sql(r)) IS \(op == .eq ? "" : "NOT ")NULL)" }

@@ -140,6 +140,26 @@ import Testing
             let (_, outside) = try await Self.get(server, "Locations?$count=true&$filter=" + Self.q("st_within(location, geometry'POLYGON((0 0, 1 0, 1 1, 0 1, 0 0))')"))
             #expect(outside["@iot.count"] as? Int == 0)
 
+            // An id in $filter finds exactly that entity (Observations and Datastreams through their natural keys).
+            let (_, someObservations) = try await Self.get(server, "Observations?$top=3&$skip=500")
+            for observation in Self.values(someObservations) {
+                let id = observation["@iot.id"] as! String
+                let (_, byID) = try await Self.get(server, "Observations?$filter=" + Self.q("id eq '\(id)' or result eq -12345.5"))
+                #expect(Self.values(byID).map { $0["@iot.id"] as? String } == [id])
+                let (_, reversed) = try await Self.get(server, "Observations?$filter=" + Self.q("'\(id)' eq id"))
+                #expect(Self.values(reversed).map { $0["@iot.id"] as? String } == [id])
+            }
+            let (_, everyStream) = try await Self.get(server, "Datastreams?$select=id")
+            let allStreamIDs = Self.values(everyStream).compactMap { $0["@iot.id"] as? Int }
+            let (_, someStreams) = try await Self.get(server, "Datastreams?$top=2&$skip=3")
+            for stream in Self.values(someStreams) {
+                let id = stream["@iot.id"] as! Int
+                let (_, byID) = try await Self.get(server, "Datastreams?$filter=" + Self.q("id eq \(id)"))
+                #expect(Self.values(byID).map { $0["@iot.id"] as? Int } == [id])
+                let (_, greater) = try await Self.get(server, "Datastreams?$count=true&$filter=" + Self.q("id gt \(id)"))
+                #expect(greater["@iot.count"] as? Int == allStreamIDs.filter { $0 > id }.count)
+            }
+
             // Paging: every observation exactly once across nextLinks, in the requested order.
             var seen: [String] = []
             var path = "Observations?$top=400&$orderby=" + Self.q("phenomenonTime asc") + "&$count=true"
