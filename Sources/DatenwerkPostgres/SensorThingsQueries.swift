@@ -27,9 +27,32 @@ package final class SensorThingsQueries: Sendable {
 
     static func micros(_ column: String) -> String { "(extract(epoch FROM \(column)) * 1000000)::int8" }
 
-    /// A request's `$filter` or values could not be evaluated by PostgreSQL (an overflow, a value out of range).
+    /// Longest time one statement of a request may take (`SET LOCAL statement_timeout`).
+    package static let statementTimeoutMilliseconds = 30_000
+
+    /// A request's `$filter` or values could not be evaluated by PostgreSQL (an overflow, a value out of range), or
+    /// its statement ran longer than `statementTimeoutMilliseconds`.
     package struct EvaluationError: Error, CustomStringConvertible {
         package var description: String
+    }
+
+    /// One statement in its own read-only transaction with a statement timeout: whatever a request asks, it can
+    /// neither write nor hold a backend for longer than the timeout. The transaction always ends before the
+    /// connection goes back (ROLLBACK after an error).
+    func read(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        let logger = connections.logger
+        return try await connections.withConnection { connection in
+            _ = try await connection.collect("BEGIN READ ONLY", logger: logger)
+            do {
+                _ = try await connection.collect(PostgresQuery(unsafeSQL: "SET LOCAL statement_timeout = \(Self.statementTimeoutMilliseconds)"), logger: logger)
+                let rows = try await connection.collect(query, logger: logger)
+                _ = try await connection.collect("COMMIT", logger: logger)
+                return rows
+            } catch {
+                _ = try? await connection.collect("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
     }
 
     /// One page of `set`: rows matching every constraint and the filter, in order, `limit` at most after `skip`;
@@ -51,17 +74,21 @@ package final class SensorThingsQueries: Sendable {
         let entities: [STAEntity]
         var total: Int?
         do {
-            let rows = try await connections.rows(query.query)
+            let rows = try await read(query.query)
             entities = try rows.map { try Self.decode($0, set: set) }
             if count {
                 countQuery.sql = "SELECT count(*)::int8 FROM \(source.from) WHERE \(whereClause)"
-                total = Int(try await connections.rows(countQuery.query).first?.decode(Int64.self) ?? 0)
+                total = Int(try await read(countQuery.query).first?.decode(Int64.self) ?? 0)
             }
         } catch let error as PSQLError {
             // Class 22 (data exception): a value of the request PostgreSQL cannot compute with, e.g. an overflow
             // in `$filter` arithmetic. The request's fault: a 400, without the server's text.
             if let state = error.serverInfo?[.sqlState], state.hasPrefix("22") {
                 throw EvaluationError(description: "the $filter cannot be evaluated (SQLSTATE \(state): a value out of range or an overflow)")
+            }
+            if error.serverInfo?[.sqlState] == "57014" {
+                throw EvaluationError(description: "the request took longer than \(Self.statementTimeoutMilliseconds / 1000) s; "
+                                      + "narrow it (a Datastream's Observations, a phenomenonTime range, a smaller $top)")
             }
             throw error
         }
