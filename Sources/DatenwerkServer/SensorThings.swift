@@ -78,7 +78,7 @@ struct SensorThings: Sendable {
                                               limit: options.top + 1, count: options.count)
             var members: [JSONValue.Member] = []
             if let count = page.count { members.append(.init("@iot.count", .number(Double(count)))) }
-            if page.entities.count > options.top {
+            if options.top > 0, page.entities.count > options.top {
                 members.append(.init("@iot.nextLink", .string(Self.nextLink(base + "/" + path, items: items, top: options.top, skip: options.skip + options.top))))
             }
             var values: [JSONValue] = []
@@ -120,7 +120,7 @@ struct SensorThings: Sendable {
                     values.append(try await render(child, set: expand.target, options: expand.options, context: context, depth: depth + 1))
                 }
                 members.append(.init(expand.navigation, .array(values)))
-                if page.entities.count > expand.options.top {
+                if expand.options.top > 0, page.entities.count > expand.options.top {
                     let link = Self.nextLink("\(selfLink)/\(expand.navigation)", items: Self.items(of: expand.options), top: expand.options.top,
                                              skip: expand.options.skip + expand.options.top)
                     members.append(.init("\(expand.navigation)@iot.nextLink", .string(link)))

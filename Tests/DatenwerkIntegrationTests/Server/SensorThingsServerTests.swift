@@ -107,6 +107,9 @@ import Testing
             for missing in ["Things(999999)", "Things(999999)/Datastreams", "Datastreams(1)/Observations", "Observations('1:1')", "Nothing", "Things(1)/nothing"] {
                 #expect(try await server.request(.GET, "/sta/v1.1/" + missing).status == 404, "\(missing)")
             }
+            // $top=0 with $count: only the count, and no nextLink a client would follow forever.
+            let (_, zero) = try await Self.get(server, "Things?$top=0&$count=true")
+            #expect(zero["@iot.count"] as? Int == 6 && Self.values(zero).isEmpty && zero["@iot.nextLink"] == nil)
             let post = try await server.request(.POST, "/sta/v1.1/Things", body: Array("{}".utf8))
             #expect(post.status == 405)
         }
