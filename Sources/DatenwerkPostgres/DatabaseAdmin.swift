@@ -16,6 +16,16 @@ package struct DatabaseAdmin: Sendable {
         try await database.client.query(PostgresQuery(unsafeSQL: sql), logger: database.logger)
     }
 
+    /// The names of the databases that start with `prefix`.
+    package func databases(withPrefix prefix: String) async throws -> [String] {
+        var names: [String] = []
+        for try await name in try await database.client.query(
+            "SELECT datname::text FROM pg_database WHERE starts_with(datname, \(prefix))", logger: database.logger).decode(String.self) {
+            names.append(name)
+        }
+        return names
+    }
+
     /// Drops `name` if it exists, ending its sessions (`WITH (FORCE)`).
     package func drop(_ name: String) async throws {
         try await database.client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(quoteIdentifier(name)) WITH (FORCE)"), logger: database.logger)

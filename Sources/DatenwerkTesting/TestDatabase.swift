@@ -28,6 +28,9 @@ package enum TestDatabase {
         var embedded: EmbeddedPostgres?
     }
 
+    /// This process's migrated template (per process: another test run on the same cluster has its own).
+    static let templateName = "datenwerk_test_template_\(getpid())"
+
     /// Started once per process; a failure is remembered and reported by every test that needs it.
     /// A setup that takes longer than a minute says on stderr, every minute, which step it waits for.
     static let server = Task<Server, any Error> {
@@ -62,11 +65,19 @@ package enum TestDatabase {
             server = Server(location: DatabaseLocation(socketPath: cluster.socketPath, username: "datenwerk", database: "postgres"), embedded: cluster)
         }
         // A migrated template: every test database is a cheap copy of it.
-        let template = server.location.with(database: "datenwerk_test_template")
+        let template = server.location.with(database: templateName)
         step.set("creating the template database on \(server.location)")
         try await Database.with(server.location.with(database: "postgres"), logger: logger) { db in
-            try await DatabaseAdmin(db).drop("datenwerk_test_template")
-            try await DatabaseAdmin(db).create("datenwerk_test_template")
+            // Templates of test processes that have ended (one that crashed leaves its template behind); a test
+            // process that still runs keeps its own, so two test runs against one cluster do not disturb each other.
+            for name in try await DatabaseAdmin(db).databases(withPrefix: "datenwerk_test_template") where name != templateName {
+                let pid = name.split(separator: "_").last.flatMap { Int32($0) }
+                if pid.map({ kill($0, 0) != 0 && errno == ESRCH }) ?? true {
+                    try? await DatabaseAdmin(db).drop(name)
+                }
+            }
+            try await DatabaseAdmin(db).drop(templateName)
+            try await DatabaseAdmin(db).create(templateName)
         }
         step.set("migrating the template database")
         try await Database.with(template, logger: logger) { db in
@@ -97,7 +108,7 @@ package enum TestDatabase {
         while true {
             do {
                 try await Database.with(admin, logger: logger) { db in
-                    try await DatabaseAdmin(db).create(name, template: "datenwerk_test_template")
+                    try await DatabaseAdmin(db).create(name, template: templateName)
                 }
                 break
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == "55006" && attempt < 50 {
