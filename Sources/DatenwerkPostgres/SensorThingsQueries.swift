@@ -1,6 +1,7 @@
 import DatenwerkCore
 import DatenwerkFormats
 import DatenwerkPublishing
+import Logging
 import PostgresNIO
 
 /// The SQL of the SensorThings API (`/sta/v1.1/`, docs/sensorthings.md): each entity set is a fixed query over the
@@ -36,18 +37,18 @@ package final class SensorThingsQueries: Sendable {
         package var description: String
     }
 
-    /// One statement in its own read-only transaction with a statement timeout: whatever a request asks, it can
-    /// neither write nor hold a backend for longer than the timeout. The transaction always ends before the
-    /// connection goes back (ROLLBACK after an error).
-    func read(_ query: PostgresQuery) async throws -> [PostgresRow] {
+    /// One request's statements, on one connection in one read-only transaction with a statement timeout:
+    /// whatever a request asks, it can neither write nor hold a backend for longer than the timeout per statement.
+    /// The transaction always ends before the connection goes back (ROLLBACK after an error).
+    package func transaction<T: Sendable>(_ body: (Session) async throws -> T) async throws -> T {
         let logger = connections.logger
         return try await connections.withConnection { connection in
             _ = try await connection.collect("BEGIN READ ONLY", logger: logger)
             do {
                 _ = try await connection.collect(PostgresQuery(unsafeSQL: "SET LOCAL statement_timeout = \(Self.statementTimeoutMilliseconds)"), logger: logger)
-                let rows = try await connection.collect(query, logger: logger)
+                let result = try await body(Session(connection: connection, logger: logger))
                 _ = try await connection.collect("COMMIT", logger: logger)
-                return rows
+                return result
             } catch {
                 _ = try? await connection.collect("ROLLBACK", logger: logger)
                 throw error
@@ -55,44 +56,58 @@ package final class SensorThingsQueries: Sendable {
         }
     }
 
-    /// One page of `set`: rows matching every constraint and the filter, in order, `limit` at most after `skip`;
-    /// with `count`, also how many match in all.
+    /// One page of `set` in a transaction of its own (see `Session.list`).
     package func list(_ set: STAEntitySet, scope: [Int64], constraints: [STAConstraint], options: STAQueryOptions,
                       limit: Int, count: Bool) async throws -> (entities: [STAEntity], count: Int?) {
-        var query = SQLBuilder()
-        let source = Self.source(set)
-        let scopeParameter = query.bind(scope)
-        var conditions = [source.scope(scopeParameter)]
-        for constraint in constraints { conditions.append(Self.condition(constraint, set: set, query: &query)) }
-        if let filter = options.filter { conditions.append(try Self.compile(filter, set: set, query: &query)) }
-        let whereClause = conditions.map { "(\($0))" }.joined(separator: " AND ")
-        var order = options.orderBy.map { "\(Self.column($0.property, set: set)) \($0.descending ? "DESC" : "ASC")" }
-        order += source.key
-        var countQuery = query
-        query.sql = "SELECT \(source.columns) FROM \(source.from) WHERE \(whereClause) ORDER BY \(order.joined(separator: ", ")) "
-            + "LIMIT \(query.bind(Int64(limit))) OFFSET \(query.bind(Int64(options.skip)))"
-        let entities: [STAEntity]
-        var total: Int?
-        do {
-            let rows = try await read(query.query)
-            entities = try rows.map { try Self.decode($0, set: set) }
-            if count {
-                countQuery.sql = "SELECT count(*)::int8 FROM \(source.from) WHERE \(whereClause)"
-                total = Int(try await read(countQuery.query).first?.decode(Int64.self) ?? 0)
+        try await transaction { try await $0.list(set, scope: scope, constraints: constraints, options: options, limit: limit, count: count) }
+    }
+
+    /// The statements of one request (`transaction`).
+    package struct Session: Sendable {
+        let connection: GuardedConnection
+        let logger: Logger
+
+        func read(_ query: PostgresQuery) async throws -> [PostgresRow] { try await connection.collect(query, logger: logger) }
+
+        /// One page of `set`: rows matching every constraint and the filter, in order, `limit` at most after `skip`;
+        /// with `count`, also how many match in all.
+        package func list(_ set: STAEntitySet, scope: [Int64], constraints: [STAConstraint], options: STAQueryOptions,
+                          limit: Int, count: Bool) async throws -> (entities: [STAEntity], count: Int?) {
+            var query = SQLBuilder()
+            let source = SensorThingsQueries.source(set)
+            let scopeParameter = query.bind(scope)
+            var conditions = [source.scope(scopeParameter)]
+            for constraint in constraints { conditions.append(SensorThingsQueries.condition(constraint, set: set, query: &query)) }
+            if let filter = options.filter { conditions.append(try SensorThingsQueries.compile(filter, set: set, query: &query)) }
+            let whereClause = conditions.map { "(\($0))" }.joined(separator: " AND ")
+            var order = options.orderBy.map { "\(SensorThingsQueries.column($0.property, set: set)) \($0.descending ? "DESC" : "ASC")" }
+            order += source.key
+            var countQuery = query
+            query.sql = "SELECT \(source.columns) FROM \(source.from) WHERE \(whereClause) ORDER BY \(order.joined(separator: ", ")) "
+                + "LIMIT \(query.bind(Int64(limit))) OFFSET \(query.bind(Int64(options.skip)))"
+            let entities: [STAEntity]
+            var total: Int?
+            do {
+                let rows = try await read(query.query)
+                entities = try rows.map { try SensorThingsQueries.decode($0, set: set) }
+                if count {
+                    countQuery.sql = "SELECT count(*)::int8 FROM \(source.from) WHERE \(whereClause)"
+                    total = Int(try await read(countQuery.query).first?.decode(Int64.self) ?? 0)
+                }
+            } catch let error as PSQLError {
+                // Class 22 (data exception): a value of the request PostgreSQL cannot compute with, e.g. an overflow
+                // in `$filter` arithmetic. The request's fault: a 400, without the server's text.
+                if let state = error.serverInfo?[.sqlState], state.hasPrefix("22") {
+                    throw EvaluationError(description: "the $filter cannot be evaluated (SQLSTATE \(state): a value out of range or an overflow)")
+                }
+                if error.serverInfo?[.sqlState] == "57014" {
+                    throw EvaluationError(description: "the request took longer than \(SensorThingsQueries.statementTimeoutMilliseconds / 1000) s; "
+                                          + "narrow it (a Datastream's Observations, a phenomenonTime range, a smaller $top)")
+                }
+                throw error
             }
-        } catch let error as PSQLError {
-            // Class 22 (data exception): a value of the request PostgreSQL cannot compute with, e.g. an overflow
-            // in `$filter` arithmetic. The request's fault: a 400, without the server's text.
-            if let state = error.serverInfo?[.sqlState], state.hasPrefix("22") {
-                throw EvaluationError(description: "the $filter cannot be evaluated (SQLSTATE \(state): a value out of range or an overflow)")
-            }
-            if error.serverInfo?[.sqlState] == "57014" {
-                throw EvaluationError(description: "the request took longer than \(Self.statementTimeoutMilliseconds / 1000) s; "
-                                      + "narrow it (a Datastream's Observations, a phenomenonTime range, a smaller $top)")
-            }
-            throw error
+            return (entities, total)
         }
-        return (entities, total)
     }
 
     // MARK: Entity sets

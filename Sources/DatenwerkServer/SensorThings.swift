@@ -50,43 +50,11 @@ struct SensorThings: Sendable {
         do {
             let resource = try STAResource.parse(path)
             let items = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
-            var options = try STAQueryOptions.parse(items, for: resource.set)
+            let options = try STAQueryOptions.parse(items, for: resource.set)
             let scope = try await visibleStations()
-            for step in resource.along {
-                let found = try await queries.list(step.set, scope: scope, constraints: step.constraints, options: STAQueryOptions(), limit: 1, count: false)
-                if found.entities.isEmpty { return Self.notFound(path) }
+            return try await queries.transaction { session in
+                try await answer(resource: resource, options: options, items: items, path: path, base: base, scope: scope, session: session)
             }
-            let context = Context(base: base, scope: scope)
-            if resource.single {
-                options.filter = nil
-                options.skip = 0
-                let found = try await queries.list(resource.set, scope: scope, constraints: resource.constraints, options: options, limit: 1, count: false)
-                guard let entity = found.entities.first else { return Self.notFound(path) }
-                if let property = resource.property {
-                    let value = entity.members.first { $0.key == property }?.value ?? (property == "id" ? entity.key.json : .null)
-                    if resource.rawValue {
-                        if value.isNull { return Self.notFound(path) }
-                        let text = { if case .string(let s) = value { return s } else { return value.serialized } }()
-                        return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"],
-                                        body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
-                    }
-                    return .json(.object([.init(property, value)]))
-                }
-                return .json(try await render(entity, set: resource.set, options: options, context: context, depth: 0))
-            }
-            let page = try await queries.list(resource.set, scope: scope, constraints: resource.constraints, options: options,
-                                              limit: options.top + 1, count: options.count)
-            var members: [JSONValue.Member] = []
-            if let count = page.count { members.append(.init("@iot.count", .number(Double(count)))) }
-            if options.top > 0, page.entities.count > options.top {
-                members.append(.init("@iot.nextLink", .string(Self.nextLink(base + "/" + path, items: items, top: options.top, skip: options.skip + options.top))))
-            }
-            var values: [JSONValue] = []
-            for entity in page.entities.prefix(options.top) {
-                values.append(try await render(entity, set: resource.set, options: options, context: context, depth: 0))
-            }
-            members.append(.init("value", .array(values)))
-            return .json(.object(members))
         } catch let error as STAQueryError {
             if error.kind == .notFound { return Self.notFound(path) }
             return .problem(.badRequest, error.description, parameter: error.option)
@@ -95,9 +63,50 @@ struct SensorThings: Sendable {
         }
     }
 
+    func answer(resource: STAResource, options: STAQueryOptions, items: [(String, String)], path: String, base: String, scope: [Int64],
+                session: SensorThingsQueries.Session) async throws -> Response {
+        var options = options
+        for step in resource.along {
+            let found = try await session.list(step.set, scope: scope, constraints: step.constraints, options: STAQueryOptions(), limit: 1, count: false)
+            if found.entities.isEmpty { return Self.notFound(path) }
+        }
+        let context = Context(base: base, scope: scope, session: session)
+        if resource.single {
+            options.filter = nil
+            options.skip = 0
+            let found = try await session.list(resource.set, scope: scope, constraints: resource.constraints, options: options, limit: 1, count: false)
+            guard let entity = found.entities.first else { return Self.notFound(path) }
+            if let property = resource.property {
+                let value = entity.members.first { $0.key == property }?.value ?? (property == "id" ? entity.key.json : .null)
+                if resource.rawValue {
+                    if value.isNull { return Self.notFound(path) }
+                    let text = { if case .string(let s) = value { return s } else { return value.serialized } }()
+                    return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"],
+                                    body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+                }
+                return .json(.object([.init(property, value)]))
+            }
+            return .json(try await render(entity, set: resource.set, options: options, context: context, depth: 0))
+        }
+        let page = try await session.list(resource.set, scope: scope, constraints: resource.constraints, options: options,
+                                          limit: options.top + 1, count: options.count)
+        var members: [JSONValue.Member] = []
+        if let count = page.count { members.append(.init("@iot.count", .number(Double(count)))) }
+        if options.top > 0, page.entities.count > options.top {
+            members.append(.init("@iot.nextLink", .string(Self.nextLink(base + "/" + path, items: items, top: options.top, skip: options.skip + options.top))))
+        }
+        var values: [JSONValue] = []
+        for entity in page.entities.prefix(options.top) {
+            values.append(try await render(entity, set: resource.set, options: options, context: context, depth: 0))
+        }
+        members.append(.init("value", .array(values)))
+        return .json(.object(members))
+    }
+
     struct Context {
         var base: String
         var scope: [Int64]
+        var session: SensorThingsQueries.Session
     }
 
     /// One entity as JSON: self link, id, the (selected) properties, navigation links, expanded navigations.
@@ -112,7 +121,7 @@ struct SensorThings: Sendable {
         for expand in options.expand {
             let constraint = set.constraint(navigating: expand.navigation, from: entity.key) ?? .nothing
             if expand.collection {
-                let page = try await queries.list(expand.target, scope: context.scope, constraints: [constraint], options: expand.options,
+                let page = try await context.session.list(expand.target, scope: context.scope, constraints: [constraint], options: expand.options,
                                                   limit: expand.options.top + 1, count: expand.options.count)
                 if let count = page.count { members.append(.init("\(expand.navigation)@iot.count", .number(Double(count)))) }
                 var values: [JSONValue] = []
@@ -129,7 +138,7 @@ struct SensorThings: Sendable {
                 var single = expand.options
                 single.filter = nil
                 single.skip = 0
-                let found = try await queries.list(expand.target, scope: context.scope, constraints: [constraint], options: single, limit: 1, count: false)
+                let found = try await context.session.list(expand.target, scope: context.scope, constraints: [constraint], options: single, limit: 1, count: false)
                 if let child = found.entities.first {
                     members.append(.init(expand.navigation, try await render(child, set: expand.target, options: single, context: context, depth: depth + 1)))
                 } else {
