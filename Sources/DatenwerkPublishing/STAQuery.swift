@@ -329,6 +329,9 @@ package struct STAQueryOptions: Sendable, Equatable {
     package var select: [String]?
     package var expand: [STAExpand] = []
     package var filter: STAExpression?
+    /// The options as given (name → text), in order: for the `@iot.nextLink` of an expanded collection.
+    package var given: [String] = []
+    package var givenValues: [String] = []
 
     package init() {}
 
@@ -339,6 +342,8 @@ package struct STAQueryOptions: Sendable, Equatable {
         var seen: Set<String> = []
         for (name, value) in items where name.hasPrefix("$") {
             guard seen.insert(name).inserted else { throw STAQueryError(.syntax, name, "is given twice") }
+            options.given.append(name)
+            options.givenValues.append(value)
             guard value.count <= STALimits.optionLength else {
                 throw STAQueryError(.tooLong, name, "is longer than \(STALimits.optionLength) characters")
             }

@@ -169,13 +169,7 @@ struct SensorThings: Sendable {
 
     /// The query options an `$expand` item was given, as query items (for its nextLink).
     static func items(of options: STAQueryOptions) -> [(String, String)] {
-        var items: [(String, String)] = []
-        if options.count { items.append(("$count", "true")) }
-        if !options.orderBy.isEmpty {
-            items.append(("$orderby", options.orderBy.map { "\($0.property) \($0.descending ? "desc" : "asc")" }.joined(separator: ",")))
-        }
-        if let select = options.select { items.append(("$select", select.joined(separator: ","))) }
-        return items
+        Array(zip(options.given, options.givenValues))
     }
 
     /// The same request with `$top` and `$skip` for the next page; the other items as they came.

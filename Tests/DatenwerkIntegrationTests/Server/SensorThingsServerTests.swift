@@ -99,6 +99,15 @@ import Testing
             #expect(inner?["Observations@iot.count"] as? Int ?? 0 >= 2)
             #expect(((expanded["Locations"] as? [[String: Any]])?.first?["location"] as? [String: Any])?["type"] as? String == "Point")
 
+            // An expanded collection's nextLink is that navigation with the item's own options and the next $skip.
+            let (_, withFilter) = try await Self.get(server, "Datastreams(\(streamID))?$expand=" + Self.q("Observations($top=2;$filter=result ge -1000;$orderby=phenomenonTime desc)"))
+            let expandNext = try #require(withFilter["Observations@iot.nextLink"] as? String)
+            #expect(expandNext.contains("/Datastreams(\(streamID))/Observations?") && expandNext.contains("$filter=") && expandNext.hasSuffix("$top=2&$skip=2"))
+            let (nextStatus, nextPage) = try await Self.get(server, String(expandNext[expandNext.range(of: "/sta/v1.1/")!.upperBound...]))
+            #expect(nextStatus == 200 && Self.values(nextPage).count == 2)
+            let (_, direct) = try await Self.get(server, "Datastreams(\(streamID))/Observations?$top=2&$skip=2&$orderby=" + Self.q("phenomenonTime desc"))
+            #expect(Self.values(nextPage).map { $0["@iot.id"] as? String } == Self.values(direct).map { $0["@iot.id"] as? String })
+
             let (_, name) = try await Self.get(server, "Things(\(thingID))/name")
             #expect(name["name"] as? String == thing["name"] as? String)
             let raw = try await server.request(.GET, "/sta/v1.1/Things(\(thingID))/name/$value")
