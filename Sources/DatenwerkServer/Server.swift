@@ -94,10 +94,11 @@ package struct DatenwerkServer: Sendable {
                                         environment: environment, logger: logger)
             publishing.register(on: router)
             OGCAPIFeatures(publishing: publishing).register(on: router)
-            // OGC SensorThings API v1.1 (read-only) over the public datasets' stations: SensorThings.swift.
+            // OGC SensorThings API v1.1 (read-only) over the public datasets' stations (SensorThings.swift); the catalog's store, so
+            // the dataset snapshots that say which stations are public are computed once for both.
             let base = configuration.baseURL
             let fallback = "\(configuration.host):\(configuration.port)"
-            SensorThings(pipelines: pipelines, store: ObservationStore(connections: connections), baseURL: { request in
+            SensorThings(pipelines: pipelines, store: publishing.store, baseURL: { request in
                 if var base { while base.hasSuffix("/") { base.removeLast() }; return base }
                 return "http://\(request.head.authority ?? fallback)"
             }).register(on: router)
