@@ -60,6 +60,14 @@ package final class EmbeddedPostgres: @unchecked Sendable {
     package var socketDirectory: String { configuration.root + "/socket" }
     package var socketPath: String { socketDirectory + "/.s.PGSQL.\(configuration.port)" }
     package var logFile: String { configuration.root + "/postgres.log" }
+    /// Present while the cluster was started by `datenwerk db start`: then no other command stops it at its exit,
+    /// only `datenwerk db stop` (`shutdown()`) does.
+    package var keepMarker: String { configuration.root + "/kept-running" }
+
+    /// Marks the cluster as started on purpose (`datenwerk db start`): commands that use it leave it running.
+    package func keepUntilShutdown() throws {
+        try Data("started by `datenwerk db start`; `datenwerk db stop` stops it\n".utf8).write(to: URL(fileURLWithPath: keepMarker))
+    }
 
     /// The password for TCP connections on the loopback port (Unix-socket connections need none).
     package var password: String? {
@@ -100,7 +108,8 @@ package final class EmbeddedPostgres: @unchecked Sendable {
             _ = flock(usersLock, LOCK_UN)
             close(usersLock)
             usersLock = -1
-            if lastUser, !configuration.keepRunning, let bin = try? Self.findBinaries(configuration.binDirectory) {
+            if lastUser, !configuration.keepRunning, !FileManager.default.fileExists(atPath: keepMarker),
+               let bin = try? Self.findBinaries(configuration.binDirectory) {
                 _ = try? Subprocess.run([bin + "/pg_ctl", "-D", dataDirectory, "-m", "fast", "-w", "stop"], asUser: serverUser)
             }
         }
@@ -114,6 +123,7 @@ package final class EmbeddedPostgres: @unchecked Sendable {
 
     /// Stops the server now, whoever uses it (`datenwerk db stop`).
     package func shutdown() throws {
+        try? FileManager.default.removeItem(atPath: keepMarker)
         guard try isRunning() else { return }
         let bin = try Self.findBinaries(configuration.binDirectory)
         let result = try Subprocess.run([bin + "/pg_ctl", "-D", dataDirectory, "-m", "fast", "-w", "stop"], asUser: serverUser)

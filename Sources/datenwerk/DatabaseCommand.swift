@@ -14,6 +14,8 @@ struct DatabaseCommand: ParsableCommand {
         func run() throws {
             let cluster = EmbeddedPostgres(.init(keepRunning: true))
             try cluster.start()
+            // Other commands (run, migrate, serve …) that use it now leave it running at their exit.
+            try cluster.keepUntilShutdown()
             cluster.stop()
             print("running: \(cluster.psqlCommand)")
             if let password = cluster.password, !password.isEmpty {

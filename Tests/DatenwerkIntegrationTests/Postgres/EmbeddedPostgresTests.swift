@@ -54,6 +54,25 @@ import DatenwerkTesting
         third.stop()
         #expect(try !third.isRunning())
         #expect(FileManager.default.fileExists(atPath: root + "/password"))
+
+        // Started by `datenwerk db start`: a command that uses it and exits leaves it running; `db stop` stops it.
+        let kept = EmbeddedPostgres(.init(root: root, port: port, keepRunning: true))
+        try kept.start()
+        try kept.keepUntilShutdown()
+        kept.stop()
+        let command = EmbeddedPostgres(.init(root: root, port: port))
+        try command.start()
+        #expect(!command.startedServer)
+        command.stop()
+        #expect(try command.isRunning())
+        try command.shutdown()
+        #expect(try !command.isRunning())
+        #expect(!FileManager.default.fileExists(atPath: command.keepMarker))
+        // After `db stop`, the last user stops it again.
+        let later = EmbeddedPostgres(.init(root: root, port: port))
+        try later.start()
+        later.stop()
+        #expect(try !later.isRunning())
     }
 
     @Test func aTakenPortGivesAClearError() throws {
