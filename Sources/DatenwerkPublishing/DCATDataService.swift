@@ -28,6 +28,17 @@ package struct DCATDataService: Sendable, Hashable {
         conformsTo: "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
         fileType: "http://publications.europa.eu/resource/authority/file-type/GEOJSON",
         mediaType: "http://www.iana.org/assignments/media-types/application/geo+json")
+
+    /// OGC SensorThings API v1.1 (`/sta/v1.1`, read-only): the service root lists the entity sets and the
+    /// conformance classes; a dataset's stations are its Things (the API has no per-dataset path).
+    package static let sensorThings = DCATDataService(
+        key: "sensorthings", endpointPath: "/sta/v1.1", descriptionPath: "/sta/v1.1",
+        datasetPathTemplate: "/sta/v1.1/Things",
+        title: "OGC SensorThings API",
+        descriptionDE: "Die Messstellen, Datenströme und Messwerte als OGC SensorThings API v1.1 (nur lesend; $filter, $expand, seitenweise), z. B. für FROST-Clients und Dashboards.",
+        conformsTo: "http://www.opengis.net/spec/iot_sensing/1.1/req/datamodel",
+        fileType: "http://publications.europa.eu/resource/authority/file-type/JSON",
+        mediaType: "http://www.iana.org/assignments/media-types/application/json")
 }
 
 extension DCATCatalog {

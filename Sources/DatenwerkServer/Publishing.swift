@@ -136,7 +136,7 @@ struct Publishing: Sendable {
             entries.append((dataset, snapshot.facts))
         }
         let document = DCATCatalog(catalog: catalog, baseURL: base, datasets: entries, paging: paged ? paging : nil, catalogModifiedMicros: modified)
-            .serving([.ogcAPIFeatures])
+            .serving([.ogcAPIFeatures, .sensorThings])
             .render(format)
         var headers: HTTPFields = [.contentType: format.contentType, .cacheControl: "no-cache"]
         if negotiated {
@@ -228,7 +228,7 @@ struct Publishing: Sendable {
         let snapshot = try await store.snapshot(dataset, state: state)
         let base = baseURL(request)
         let document = DCATCatalog(catalog: catalog, baseURL: base, datasets: [(dataset, snapshot.facts)], catalogModifiedMicros: state.lastModifiedMicros)
-            .serving(dataset.access == .open ? [.ogcAPIFeatures] : [])   // /ogcapi serves only open datasets
+            .serving(dataset.access == .open ? [.ogcAPIFeatures, .sensorThings] : [])   // /ogcapi and /sta serve only open datasets
             .render(format, collectionURL: "\(base)/datasets/\(dataset.id)/dcat.\(format.fileExtension)")
         return Response(status: .ok, headers: [.contentType: format.contentType, .cacheControl: cacheControl(dataset)],
                         body: ResponseBody(byteBuffer: ByteBuffer(string: document)))
