@@ -3,18 +3,9 @@ import DatenwerkTransforms
 import Foundation
 
 /// A query parameter of the OGC API – Features routes the server cannot use: which one, and why
-/// (answered 400, `/req/core/query-param-invalid` and `/req/core/query-param-unknown`).
-package struct FeaturesParameterError: Error, Sendable, Hashable, CustomStringConvertible {
-    package var parameter: String
-    package var message: String
-
-    package init(_ parameter: String, _ message: String) {
-        self.parameter = parameter
-        self.message = message
-    }
-
-    package var description: String { message }
-}
+/// (answered 400, `/req/core/query-param-invalid` and `/req/core/query-param-unknown`). The same error as the
+/// downloads' parameters.
+package typealias FeaturesParameterError = DownloadParameterError
 
 /// The `bbox` parameter (OGC 17-069r4 §7.15.3), in CRS84 longitude/latitude degrees: `minLon,minLat,maxLon,maxLat`,
 /// or six numbers `minLon,minLat,minHeight,maxLon,maxLat,maxHeight` whose heights are checked and then ignored
@@ -107,7 +98,7 @@ package struct FeaturesBBox: Sendable, Hashable {
         return value
     }
 
-    static func shorten(_ value: String) -> String { value.count > 60 ? String(value.prefix(60)) + "…" : value }
+    static func shorten(_ value: String) -> String { ObservationFilter.shorten(value) }
 }
 
 /// The `datetime` parameter (OGC 17-069r4 §7.15.4): an instant or a closed interval of RFC 3339 date-times

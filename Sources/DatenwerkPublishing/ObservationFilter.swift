@@ -2,7 +2,7 @@ import DatenwerkCore
 import DatenwerkTransforms
 import Foundation
 
-/// A download parameter the server cannot use: which one, and what to send instead.
+/// A query parameter the server cannot use (downloads, OGC API – Features): which one, and what to send instead.
 package struct DownloadParameterError: Error, Sendable, Hashable, CustomStringConvertible {
     package var parameter: String
     package var message: String

@@ -1,4 +1,5 @@
 import DatenwerkCore
+import DatenwerkTransforms
 import Foundation
 
 // OGC SensorThings API v1.1 (OGC 18-088), read-only: the entity model, resource paths and query options
@@ -885,44 +886,13 @@ package enum STATime {
         } else {
             return nil
         }
-        let daysInMonth = [31, (year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-        guard year >= 1, (1...12).contains(month), day >= 1, day <= daysInMonth[month - 1], hour <= 23, minute <= 59, second <= 59 else { return nil }
-        // Days from civil (Howard Hinnant).
-        let y = month <= 2 ? year - 1 : year
-        let era = y / 400
-        let yoe = y - era * 400
-        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = Int64(era * 146_097 + doe - 719_468)
-        let seconds = days * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offset * 60)
+        guard year >= 1, (1...12).contains(month), day >= 1, day <= CivilTime.daysInMonth(month, year: year), hour <= 23, minute <= 59, second <= 59 else { return nil }
+        let seconds = CivilTime.days(year: year, month: month, day: day) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offset * 60)
         return seconds * 1_000_000 + Int64(micros)
     }
 
-    /// Microseconds since 1970 UTC as `2024-10-27T01:00:00Z` (fractions only when present).
-    package static func format(_ micros: Int64) -> String {
-        let seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
-        let fraction = micros - seconds * 1_000_000
-        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-        let rest = Int(seconds - days * 86_400)
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        var text = "\(String(repeating: "0", count: max(0, 4 - String(y).count)))\(y)-\(two(m))-\(two(d))T\(two(Int64(rest / 3600))):\(two(Int64(rest / 60 % 60))):\(two(Int64(rest % 60)))"
-        if fraction != 0 {
-            var f = String(fraction)
-            f = String(repeating: "0", count: 6 - f.count) + f
-            while f.hasSuffix("0") { f.removeLast() }
-            text += "." + f
-        }
-        return text + "Z"
-    }
+    /// Microseconds since 1970 UTC as `2024-10-27T01:00:00Z` (fractions only when present): the downloads' form.
+    package static func format(_ micros: Int64) -> String { ByteWriting.timestamp(micros: micros) }
 }
 
 /// WKT literals of `geography'…'` / `geometry'…'`: POINT, LINESTRING, POLYGON (+ MULTI…), longitude latitude.
