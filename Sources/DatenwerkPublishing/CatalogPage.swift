@@ -34,16 +34,8 @@ package enum CatalogPage {
         let (title, titleLang) = t.pick(catalog.title, catalog.titleEN)
         let (description, descriptionLang) = t.pick(catalog.description, catalog.descriptionEN)
 
-        var h = "<!DOCTYPE html>\n<html lang=\"\(language.rawValue)\">\n<head>\n<meta charset=\"utf-8\">\n"
-        h += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-        h += "<title>\(HTML.escape(title))</title>\n"
-        h += "<meta name=\"description\" content=\"\(HTML.escape(description))\">\n"
-        for format in RDFFormat.allCases {
-            h += "<link rel=\"alternate\" type=\"\(format.mediaType)\" href=\"\(HTML.escape(Links.catalog(base, format)))\" title=\"DCAT-AP.de\">\n"
-        }
-        h += "<link rel=\"alternate\" hreflang=\"\(other.rawValue)\" href=\"\(HTML.escape(pageURL(base, other)))\">\n"
-        h += "<style>\(css)\(LineChart.css)</style>\n</head>\n<body>\n"
-        h += "<a class=\"skip\" href=\"#main\">\(t.skip)</a>\n"
+        var h = HTML.documentStart(language: language, title: title, description: description, dcat: { Links.catalog(base, $0) },
+                                   otherLanguage: other, otherLanguageURL: pageURL(base, other), css: css + LineChart.css, skip: t.skip)
         h += "<header>\n<h1\(HTML.lang(titleLang, page: language))>\(HTML.escape(title))</h1>\n"
         h += "<p class=\"lead\"\(HTML.lang(descriptionLang, page: language))>\(HTML.escape(description))</p>\n"
         h += "<nav aria-label=\"\(t.navLabel)\"><ul>\n"
@@ -178,6 +170,24 @@ package enum CatalogPage {
 
 /// HTML escaping and small helpers.
 enum HTML {
+    /// The start of a page up to the skip link: doctype, `<head>` with title, description, the DCAT-AP.de
+    /// alternates (`dcat(format)`), the page in the other language, and the style sheet.
+    static func documentStart(language: CatalogPage.Language, title: String, description: String,
+                              dcat: (RDFFormat) -> String, otherLanguage: CatalogPage.Language, otherLanguageURL: String,
+                              css: String, skip: String) -> String {
+        var h = "<!DOCTYPE html>\n<html lang=\"\(language.rawValue)\">\n<head>\n<meta charset=\"utf-8\">\n"
+        h += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        h += "<title>\(escape(title))</title>\n"
+        h += "<meta name=\"description\" content=\"\(escape(description))\">\n"
+        for format in RDFFormat.allCases {
+            h += "<link rel=\"alternate\" type=\"\(format.mediaType)\" href=\"\(escape(dcat(format)))\" title=\"DCAT-AP.de\">\n"
+        }
+        h += "<link rel=\"alternate\" hreflang=\"\(otherLanguage.rawValue)\" href=\"\(escape(otherLanguageURL))\">\n"
+        h += "<style>\(css)</style>\n</head>\n<body>\n"
+        h += "<a class=\"skip\" href=\"#main\">\(skip)</a>\n"
+        return h
+    }
+
     /// Text for element content and attribute values: `&`, `<`, `>`, `"`, `'` as entities.
     static func escape(_ text: String) -> String {
         var out = ""

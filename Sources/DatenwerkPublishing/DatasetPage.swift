@@ -20,16 +20,9 @@ package enum DatasetPage {
         let (description, _) = t.pick(dataset.description, dataset.descriptionEN)
         let own = CatalogPage.Links.page(base, dataset.id)
 
-        var h = "<!DOCTYPE html>\n<html lang=\"\(language.rawValue)\">\n<head>\n<meta charset=\"utf-8\">\n"
-        h += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-        h += "<title>\(HTML.escape(title)) – \(HTML.escape(catalogTitle))</title>\n"
-        h += "<meta name=\"description\" content=\"\(HTML.escape(description))\">\n"
-        for format in RDFFormat.allCases {
-            h += "<link rel=\"alternate\" type=\"\(format.mediaType)\" href=\"\(HTML.escape(CatalogPage.Links.dcat(base, dataset.id, format)))\" title=\"DCAT-AP.de\">\n"
-        }
-        h += "<link rel=\"alternate\" hreflang=\"\(other.rawValue)\" href=\"\(HTML.escape(pageURL(own, other)))\">\n"
-        h += "<style>\(CatalogPage.css)\(LineChart.css)\(css)</style>\n</head>\n<body>\n"
-        h += "<a class=\"skip\" href=\"#main\">\(t.skip)</a>\n"
+        var h = HTML.documentStart(language: language, title: "\(title) – \(catalogTitle)", description: description,
+                                   dcat: { CatalogPage.Links.dcat(base, dataset.id, $0) }, otherLanguage: other,
+                                   otherLanguageURL: pageURL(own, other), css: CatalogPage.css + LineChart.css + css, skip: t.skip)
         h += "<header>\n<nav aria-label=\"\(t.navLabel)\"><ul>\n"
         h += "<li><a href=\"\(HTML.escape(CatalogPage.pageURL(base, language)))\"\(HTML.lang(catalogTitleLang, page: language))>← \(HTML.escape(catalogTitle))</a></li>\n"
         h += "<li><a href=\"\(HTML.escape(pageURL(own, other)))\" hreflang=\"\(other.rawValue)\" lang=\"\(other.rawValue)\">\(t.otherLanguage)</a></li>\n"
