@@ -45,7 +45,7 @@ source_file() {
 # Sources compiled into a target's own module (a no-I/O file of a target the harness does not build whole).
 extra_sources() {
     case "$1" in
-        sta-filter) echo "$ROOT/Sources/DatenwerkPublishing/STAQuery.swift" ;;
+        sta-filter) echo "$ROOT/Sources/DatenwerkPublishing/STAQuery.swift $ROOT/Sources/DatenwerkPublishing/ByteWriting.swift" ;;
     esac
 }
 
