@@ -26,6 +26,9 @@ let package = Package(
         // Metrics: the swift-metrics API anywhere (tiny); the Prometheus backend only in DatenwerkServer (`/metrics`).
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // Access control: OIDC bearer JWTs (JWKS) and SHA-256 token hashes (swift-crypto, which jwt-kit brings anyway).
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "4.1.0"..<"6.0.0"),
     ],
     targets: [
         // Model, diagnostics, dataset metadata and the DCAT-AP.de code lists: no I/O, no heavy dependency.
@@ -105,6 +108,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -150,6 +155,7 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ],
             exclude: ["CLI/missing-file.yaml"],
             swiftSettings: swiftSettings
