@@ -14,6 +14,9 @@ import PostgresNIO
 ///   in the box (GiST), then reads only their series (`station_id = ANY(…)`, the key's first column); `datetime`
 ///   bounds `phenomenon_start` (partition pruning, then the key or the BRIN index); keyset paging by the key.
 ///   A page reads at most `limit + 1` rows.
+/// * the **privacy gate** (docs/privacy.md): a value below its dataset's `min_count` (not 0) is NaN (JSON null)
+///   — a latest value through `datenwerk.series_min_count`, an observation through its pipeline's
+///   `datenwerk.dataset_privacy` row — and an observation's quality is then `suppressed`.
 ///
 /// Every statement is parameterised: the values a client sends travel as binds, never in the SQL text.
 package final class FeatureQueries: Sendable {
@@ -107,10 +110,12 @@ package final class FeatureQueries: Sendable {
                (extract(epoch FROM min(r.first_start)) * 1000000)::int8 AS first_micros,
                (extract(epoch FROM max(r.last_start)) * 1000000)::int8 AS last_micros,
                array_agg(r.property::text ORDER BY r.property) AS props,
-               array_agg(r.last_result ORDER BY r.property) AS results,
+               array_agg(CASE WHEN datenwerk.below_min_count(r.last_result, g.min_count) THEN 'NaN'::float8 ELSE r.last_result END
+                         ORDER BY r.property) AS results,
                array_agg((extract(epoch FROM r.last_start) * 1000000)::int8 ORDER BY r.property) AS times
         FROM datenwerk.stations s
         JOIN datenwerk.series r ON r.station_id = s.id AND r.property = ANY(\(q.bind(properties)))
+        LEFT JOIN datenwerk.series_min_count g ON g.station_id = r.station_id AND g.property = r.property
         WHERE s.id = ANY(\(q.bind(stationIDs)))
         """
     }
@@ -172,11 +177,15 @@ package final class FeatureQueries: Sendable {
     }
 
     private static func observationSelect(_ q: inout ObservationStore.Query, pipeline: String) -> String {
-        """
+        let pipeline = q.bind(pipeline)
+        let suppressed = q.bind(DatasetMetadata.suppressedQuality)
+        return """
         SELECT o.station_id, o.property::text, (extract(epoch FROM o.phenomenon_start) * 1000000)::int8,
-               (extract(epoch FROM o.phenomenon_end) * 1000000)::int8, o.result, o.quality
+               (extract(epoch FROM o.phenomenon_end) * 1000000)::int8,
+               CASE WHEN \(PrivacySQL.belowGate("o.result", pipeline: pipeline)) THEN 'NaN'::float8 ELSE o.result END,
+               CASE WHEN \(PrivacySQL.belowGate("o.result", pipeline: pipeline)) THEN \(suppressed) ELSE o.quality END
         FROM datenwerk.observations o
-        WHERE \(ObservationStore.runFilter(pipelineParameter: q.bind(pipeline)))
+        WHERE \(ObservationStore.runFilter(pipelineParameter: pipeline))
         """
     }
 

@@ -183,7 +183,8 @@ package final class ObservationStore: Sendable {
     /// far the cursor runs ahead), so memory stays constant whatever the size. Only the observation columns
     /// travel per row, read straight from their binary form (`DownloadRowReader`); a station's and a
     /// property's parts of a row are encoded once (from `snapshot`; a station or property newer than it is
-    /// looked up once). Returns the number of rows written.
+    /// looked up once). A value the dataset's privacy gate suppresses (`DatasetMetadata.suppresses`) is
+    /// written as missing, with the quality `suppressed`. Returns the number of rows written.
     @discardableResult
     package func writeObservations(
         _ dataset: DatasetMetadata, snapshot: DatasetSnapshot, filter: ObservationFilter, through: ObservationCursor? = nil,
@@ -233,6 +234,12 @@ package final class ObservationStore: Sendable {
                         let unit: String
                         if let found = units[key] { unit = found } else { unit = try await self.unit(key, on: connection) }
                         cells.property = reader.addProperty(encoder.property(key: key, unit: unit))
+                    }
+                    // The privacy gate (docs/privacy.md): a value below `min_count` is written as missing
+                    // (empty cell, JSON null) with the quality `suppressed`; the row stays.
+                    if dataset.suppresses(cells.value) {
+                        cells.value = .nan
+                        cells.quality = DatasetMetadata.suppressedQuality
                     }
                     encoder.write(station: lastStation, property: reader.property(cells),
                                   startMicros: cells.startMicros, endMicros: cells.endMicros, value: cells.value, quality: cells.quality,

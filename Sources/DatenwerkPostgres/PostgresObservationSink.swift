@@ -165,6 +165,9 @@ package struct PostgresObservationSink: ObservationSink {
             if let replay = context.replay {
                 try await settle(replay, pipeline: pipeline.name, runID: runID, on: connection)
             }
+            // The privacy gate (docs/privacy.md): the spec's min_count and the series this run wrote.
+            try await PrivacyGate.record(pipeline: pipeline, runID: runID, fromMicros: load.observations > 0 ? load.minStart : nil,
+                                         toMicros: load.observations > 0 ? load.maxStart : nil, on: connection, logger: logger)
             var t = totals()
             result.stations = stationRows
             t.settle(result)

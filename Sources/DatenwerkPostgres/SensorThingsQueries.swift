@@ -145,7 +145,9 @@ package final class SensorThingsQueries: Sendable {
                           key: ["p.key"])
         case .observations:
             return Source(from: "datenwerk.observations o",
-                          columns: "o.station_id, \(propertyID("o.property")), \(micros("o.phenomenon_start")), \(micros("o.phenomenon_end")), o.result, o.quality",
+                          columns: "o.station_id, \(propertyID("o.property")), \(micros("o.phenomenon_start")), \(micros("o.phenomenon_end")), "
+                            + "CASE WHEN \(belowGate) THEN 'NaN'::float8 ELSE o.result END, "
+                            + "CASE WHEN \(belowGate) THEN '\(DatasetMetadata.suppressedQuality)' ELSE o.quality END",
                           scope: { "o.station_id = ANY(\($0))" }, key: ["o.station_id", "o.property", "o.phenomenon_start"])
         }
     }
@@ -177,12 +179,19 @@ package final class SensorThingsQueries: Sendable {
             return "((o.station_id * 4194304 + \(propertyID("o.property")))::text || ':' || \(micros("o.phenomenon_start"))::text)"
         case (.observations, "phenomenonTime"): return "o.phenomenon_start"
         case (.observations, "resultTime"): return "coalesce(o.phenomenon_end, o.phenomenon_start)"
-        case (.observations, "result"): return "o.result"
+        case (.observations, "result"): return "(CASE WHEN \(belowGate) THEN NULL ELSE o.result END)"
         case (.observations, "resultQuality"): return "o.quality"
         case (.observations, "validTime"): return "NULL::timestamptz"
         default: return "NULL"   // not reached: the parser accepts only the set's properties
         }
     }
+
+    /// The privacy gate (docs/privacy.md): true when the observation's result is below its series' `min_count`
+    /// (`datenwerk.series_min_count`). Such a result is written as null with the quality `suppressed`, and a
+    /// `$filter` or `$orderby` on `result` sees NULL — a suppressed value cannot be narrowed down by filtering.
+    /// A correlated lookup per row (not a join), so a Datastream's Observations keep their index order.
+    static let belowGate = "datenwerk.below_min_count(o.result, (SELECT g.min_count FROM datenwerk.series_min_count g "
+        + "WHERE g.station_id = o.station_id AND g.property = o.property))"
 
     static let observationType = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
 

@@ -24,12 +24,16 @@ package struct DatasetMetadata: Sendable, Hashable {
     package var spatial: SpatialCoverage
     package var updateFrequency: UpdateFrequency?
     package var access: DatasetAccess
+    /// `min_count`: the privacy gate for counts of people (docs/privacy.md). Every published value of the
+    /// dataset that is not 0 and below it is suppressed, and so is every aggregate computed from such a value.
+    package var minCount: Int?
 
     package init(
         id: String, pipeline: String, title: String, titleEN: String? = nil, description: String, descriptionEN: String? = nil,
         keywords: [String] = [], keywordsEN: [String] = [], theme: DataTheme? = nil, licence: Licence = .dlByDe20,
         attribution: String? = nil, publisher: Agent? = nil, contact: ContactPoint? = nil, contributorID: String? = nil,
-        spatial: SpatialCoverage = SpatialCoverage(), updateFrequency: UpdateFrequency? = nil, access: DatasetAccess = .open
+        spatial: SpatialCoverage = SpatialCoverage(), updateFrequency: UpdateFrequency? = nil, access: DatasetAccess = .open,
+        minCount: Int? = nil
     ) {
         self.id = id
         self.pipeline = pipeline
@@ -48,6 +52,18 @@ package struct DatasetMetadata: Sendable, Hashable {
         self.spatial = spatial
         self.updateFrequency = updateFrequency
         self.access = access
+        self.minCount = minCount
+    }
+
+    /// The quality a suppressed value is published with (its value is missing: an empty CSV cell, JSON null).
+    package static let suppressedQuality = "suppressed"
+
+    /// True when `value` may not be published under the privacy gate: `min_count` is set and the value is
+    /// not 0 and below it (0 is published: nobody counted discloses nobody).
+    @inline(__always)
+    package func suppresses(_ value: Double) -> Bool {
+        guard let minCount else { return false }
+        return value != 0 && value < Double(minCount)
     }
 }
 

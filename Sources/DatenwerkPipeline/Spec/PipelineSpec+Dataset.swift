@@ -5,7 +5,7 @@ import Yams
 extension PipelineSpec {
     static let datasetKeys = [
         "id", "title", "title_en", "description", "description_en", "keywords", "keywords_en", "theme", "license",
-        "attribution", "publisher", "contact", "contributor_id", "spatial", "update_frequency", "access",
+        "attribution", "publisher", "contact", "contributor_id", "spatial", "update_frequency", "access", "min_count",
     ]
 
     /// A pipeline's `dataset:` block as the catalog publishes it: codes checked against their vocabularies and
@@ -27,6 +27,7 @@ extension PipelineSpec {
     ///   spatial: { ags: "05515000" }     # default: the tenant; or bbox: [w, s, e, n], geometry: WKT
     ///   update_frequency: HOURLY         # EU frequency code
     ///   access: open                     # or restricted
+    ///   min_count: 5                     # privacy gate for counts of people: values 1…4 are suppressed (docs/privacy.md)
     /// ```
     static func decodeDataset(_ node: Node, _ r: YAMLReader, pipeline: String?, tenant: String?) -> DatasetMetadata? {
         guard let m = r.mapping(node, "dataset", allowed: datasetKeys, required: ["title", "description"]) else { return nil }
@@ -44,13 +45,14 @@ extension PipelineSpec {
         var spatial = m["spatial"].flatMap { p.spatial($0, m.path("spatial")) } ?? SpatialCoverage()
         let frequency = m["update_frequency"].flatMap { p.frequency($0, m.path("update_frequency")) }
         let access = m.oneOf("access", DatasetAccess.self) ?? .open
+        let minCount = m.int("min_count", range: 1...1_000_000)
         guard let title, let description, let pipeline else { return nil }
         if spatial.ags == nil, let tenant, PoliticalGeocoding.isMunicipalityKey(tenant) { spatial.ags = tenant }
         return DatasetMetadata(
             id: m.string("id") ?? pipeline, pipeline: pipeline, title: title, titleEN: p.text(m, "title_en"), description: description,
             descriptionEN: p.text(m, "description_en"), keywords: p.keywords(m, "keywords"), keywordsEN: p.keywords(m, "keywords_en"),
             theme: theme, licence: license, attribution: p.text(m, "attribution"), publisher: publisher, contact: contact,
-            contributorID: contributor, spatial: spatial, updateFrequency: frequency, access: access
+            contributorID: contributor, spatial: spatial, updateFrequency: frequency, access: access, minCount: minCount
         )
     }
 }

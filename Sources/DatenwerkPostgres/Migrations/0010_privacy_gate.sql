@@ -1,0 +1,166 @@
+-- The privacy gate (issue 16, docs/privacy.md): a dataset may declare `min_count: N` (counts of people —
+-- pedestrians, Wi-Fi devices, cyclists). A published value that is not 0 and below N is suppressed, and so is
+-- every aggregate computed from such a value (avg, min, max and sum of an hour or day that contains one): an
+-- aggregate is published only when every value it is computed from is 0 or at least N. `n` (how many
+-- observations a bucket has) is a count of measurements, not of people, and stays.
+--
+-- * `dataset_privacy`: one row per pipeline whose dataset declares `min_count`, written by every load from the
+--   pipeline's spec (`datenwerk.record_privacy`, called in the load's transaction); a pipeline whose spec no
+--   longer declares it has its row (and its series) removed by its next load.
+-- * `private_series`: the series (station, property) such a pipeline wrote — marked by each load for the rows
+--   it wrote, and for all the pipeline's rows when its `min_count` is new.
+-- * The `datenwerk_api` views `latest`, `observations`, `hourly` and `daily` keep their columns (a suppressed
+--   value is NULL) and gain a last column `suppressed`.
+
+CREATE TABLE datenwerk.dataset_privacy (
+    pipeline    text PRIMARY KEY,
+    dataset     text NOT NULL,
+    min_count   integer NOT NULL CHECK (min_count > 0),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE datenwerk.private_series (
+    station_id  bigint NOT NULL,
+    property    text COLLATE "C" NOT NULL,
+    pipeline    text NOT NULL,
+    PRIMARY KEY (station_id, property, pipeline)
+);
+CREATE INDEX private_series_pipeline_idx ON datenwerk.private_series (pipeline);
+
+-- The gate of each private series (the largest when two private pipelines write the same series).
+CREATE VIEW datenwerk.series_min_count AS
+SELECT ps.station_id, ps.property, max(dp.min_count) AS min_count
+FROM datenwerk.private_series ps
+JOIN datenwerk.dataset_privacy dp ON dp.pipeline = ps.pipeline
+GROUP BY ps.station_id, ps.property;
+
+-- True when `v` may not be published under `min_count` (NULL: no gate): not 0 and below it.
+CREATE FUNCTION datenwerk.below_min_count(v double precision, min_count integer) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(min_count IS NOT NULL AND v <> 0 AND v < min_count, false)
+$$;
+
+-- True when a bucket of a series with gate `min_count` holds a value that may not be published. From the
+-- bucket's minimum and maximum alone unless the minimum is 0 and the maximum is not: then the bucket's rows are
+-- looked up (one primary-key range scan of the series over the bucket).
+CREATE FUNCTION datenwerk.bucket_below_min_count(
+    station bigint, prop text, from_time timestamptz, to_time timestamptz, minimum double precision, maximum double precision,
+    min_count integer
+) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN min_count IS NULL THEN false
+        WHEN minimum >= min_count THEN false
+        WHEN minimum <> 0 THEN true
+        WHEN maximum = 0 THEN false
+        ELSE EXISTS (SELECT 1 FROM datenwerk.observations o
+                     WHERE o.station_id = station AND o.property = prop
+                       AND o.phenomenon_start >= from_time AND o.phenomenon_start < to_time
+                       AND o.result <> 0 AND o.result < min_count)
+    END
+$$;
+
+-- Written by every load (in its transaction) from its pipeline's spec: the gate (NULL: none, the pipeline's
+-- rows are removed) and the series the run wrote (its rows: run_id = run, starts from_time … to_time).
+-- When the pipeline's gate is new, every series of the pipeline's runs is marked (once; it reads its rows).
+CREATE FUNCTION datenwerk.record_privacy(
+    p_pipeline text, p_dataset text, p_min_count integer, p_run bigint, from_time timestamptz, to_time timestamptz
+) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    known boolean;
+BEGIN
+    IF p_min_count IS NULL THEN
+        DELETE FROM datenwerk.dataset_privacy WHERE pipeline = p_pipeline;
+        DELETE FROM datenwerk.private_series WHERE pipeline = p_pipeline;
+        RETURN;
+    END IF;
+    SELECT true INTO known FROM datenwerk.dataset_privacy WHERE pipeline = p_pipeline;
+    INSERT INTO datenwerk.dataset_privacy (pipeline, dataset, min_count) VALUES (p_pipeline, p_dataset, p_min_count)
+    ON CONFLICT (pipeline) DO UPDATE SET dataset = EXCLUDED.dataset, min_count = EXCLUDED.min_count, updated_at = now()
+    WHERE (datenwerk.dataset_privacy.dataset, datenwerk.dataset_privacy.min_count) IS DISTINCT FROM (EXCLUDED.dataset, EXCLUDED.min_count);
+    IF known IS NULL THEN
+        INSERT INTO datenwerk.private_series (station_id, property, pipeline)
+        SELECT DISTINCT o.station_id, o.property, p_pipeline FROM datenwerk.observations o
+        WHERE o.run_id IN (SELECT id FROM datenwerk.runs WHERE pipeline = p_pipeline)
+        ON CONFLICT DO NOTHING;
+    ELSIF from_time IS NOT NULL AND to_time IS NOT NULL THEN
+        INSERT INTO datenwerk.private_series (station_id, property, pipeline)
+        SELECT DISTINCT o.station_id, o.property, p_pipeline FROM datenwerk.observations o
+        WHERE o.run_id = p_run AND o.phenomenon_start >= from_time AND o.phenomenon_start <= to_time
+        ON CONFLICT DO NOTHING;
+    END IF;
+END $$;
+
+-- Latest value per station and property; a value below the gate is NULL.
+CREATE OR REPLACE VIEW datenwerk_api.latest AS
+SELECT st.id AS station_id, st.tenant, st.key AS station_key, st.name AS station_name, st.geom,
+       ST_X(ST_PointOnSurface(st.geom)) AS longitude, ST_Y(ST_PointOnSurface(st.geom)) AS latitude,
+       s.property, p.unit, p.label_de, p.label_en,
+       s.last_start AS phenomenon_start, s.last_end AS phenomenon_end,
+       CASE WHEN datenwerk.below_min_count(s.last_result, g.min_count) THEN NULL ELSE s.last_result END AS result,
+       s.last_quality AS quality,
+       now() - coalesce(s.last_end, s.last_start) AS age,
+       extract(epoch FROM now() - coalesce(s.last_end, s.last_start))::double precision AS age_seconds,
+       datenwerk.below_min_count(s.last_result, g.min_count) AS suppressed
+FROM datenwerk.series s
+JOIN datenwerk.stations st ON st.id = s.station_id
+JOIN datenwerk.observed_properties p ON p.key = s.property
+LEFT JOIN datenwerk.series_min_count g ON g.station_id = s.station_id AND g.property = s.property;
+
+-- Observations with their station and unit; a value below the gate is NULL.
+CREATE OR REPLACE VIEW datenwerk_api.observations AS
+SELECT st.id AS station_id, st.tenant, st.key AS station_key, st.name AS station_name, st.geom,
+       o.property, p.unit, o.phenomenon_start, o.phenomenon_end,
+       CASE WHEN datenwerk.below_min_count(o.result, g.min_count) THEN NULL ELSE o.result END AS result, o.quality,
+       datenwerk.below_min_count(o.result, g.min_count) AS suppressed
+FROM datenwerk.series s
+JOIN datenwerk.stations st ON st.id = s.station_id
+JOIN datenwerk.observations o ON o.station_id = s.station_id AND o.property = s.property
+JOIN datenwerk.observed_properties p ON p.key = s.property
+LEFT JOIN datenwerk.series_min_count g ON g.station_id = s.station_id AND g.property = s.property;
+
+-- Hourly aggregates per series (UTC hours); an hour that holds a value below the gate has avg, min, max and
+-- sum NULL.
+CREATE OR REPLACE VIEW datenwerk_api.hourly AS
+SELECT st.id AS station_id, st.tenant, st.key AS station_key, st.name AS station_name,
+       b.property, p.unit, b.hour, b.n,
+       CASE WHEN NOT b.suppressed THEN b.avg END AS avg,
+       CASE WHEN NOT b.suppressed THEN b.min END AS min,
+       CASE WHEN NOT b.suppressed THEN b.max END AS max,
+       CASE WHEN p.per_interval AND NOT b.suppressed THEN b.total END AS sum, p.per_interval, b.suppressed
+FROM (
+    SELECT h.station_id, h.property, h.hour, h.n, h.total / h.n AS avg, h.minimum AS min, h.maximum AS max, h.total,
+           datenwerk.bucket_below_min_count(h.station_id, h.property, h.hour, h.hour + interval '1 hour',
+                                            h.minimum, h.maximum, g.min_count) AS suppressed
+    FROM datenwerk.observations_hourly h
+    LEFT JOIN datenwerk.series_min_count g ON g.station_id = h.station_id AND g.property = h.property
+    UNION ALL
+    SELECT o.station_id, o.property, o.phenomenon_start, 1, o.result, o.result, o.result, o.result,
+           datenwerk.below_min_count(o.result, g.min_count)
+    FROM datenwerk.observations o
+    JOIN datenwerk.series s ON s.station_id = o.station_id AND s.property = o.property AND s.hourly_raw
+    LEFT JOIN datenwerk.series_min_count g ON g.station_id = o.station_id AND g.property = o.property
+) b
+JOIN datenwerk.stations st ON st.id = b.station_id
+JOIN datenwerk.observed_properties p ON p.key = b.property;
+
+-- Daily aggregates per series (calendar days in Europe/Berlin); a day that holds a value below the gate has
+-- avg, min, max and sum NULL.
+CREATE OR REPLACE VIEW datenwerk_api.daily AS
+SELECT st.id AS station_id, st.tenant, st.key AS station_key, st.name AS station_name,
+       d.property, p.unit, d.day, d.n,
+       CASE WHEN NOT d.suppressed THEN d.total / d.n END AS avg,
+       CASE WHEN NOT d.suppressed THEN d.minimum END AS min,
+       CASE WHEN NOT d.suppressed THEN d.maximum END AS max,
+       CASE WHEN p.per_interval AND NOT d.suppressed THEN d.total END AS sum, p.per_interval, d.suppressed
+FROM (
+    SELECT dd.*, datenwerk.bucket_below_min_count(dd.station_id, dd.property,
+                                                  dd.day::timestamp AT TIME ZONE 'Europe/Berlin',
+                                                  (dd.day + 1)::timestamp AT TIME ZONE 'Europe/Berlin',
+                                                  dd.minimum, dd.maximum, g.min_count) AS suppressed
+    FROM datenwerk.observations_daily dd
+    LEFT JOIN datenwerk.series_min_count g ON g.station_id = dd.station_id AND g.property = dd.property
+) d
+JOIN datenwerk.stations st ON st.id = d.station_id
+JOIN datenwerk.observed_properties p ON p.key = d.property;
