@@ -20,7 +20,7 @@ struct Datenwerk: AsyncParsableCommand {
             DATENWERK_PG_ROOT and DATENWERK_PG_PORT override).
             Exit codes: 0 ok, 1 run failed, 64 invalid configuration or usage.
             """,
-        subcommands: [RunCommand.self, ValidateCommand.self, MigrateCommand.self, DemoCommand.self, StatusCommand.self, RunsCommand.self, QuarantineCommand.self, ConnectorsCommand.self, DatabaseCommand.self, ServeCommand.self, ExportCommand.self, BenchCommand.self, WorkerCommand.self, EnqueueCommand.self, BackfillCommand.self, RunJobCommand.self]
+        subcommands: [RunCommand.self, ValidateCommand.self, MigrateCommand.self, DemoCommand.self, StatusCommand.self, RunsCommand.self, QuarantineCommand.self, ConnectorsCommand.self, DatabaseCommand.self, ServeCommand.self, ExportCommand.self, BenchCommand.self, WorkerCommand.self, EnqueueCommand.self, BackfillCommand.self, RunJobCommand.self, TemplatesCommand.self]
     )
 }
 
@@ -105,7 +105,8 @@ func pipelineFiles(_ paths: [String]) -> [String] {
             if isDirectory.boolValue {
                 let found = (fm.enumerator(atPath: path)?.allObjects as? [String] ?? [])
                     .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
-                files += found.map { (path as NSString).appendingPathComponent($0) }
+                // Pipeline templates (`templates/` folders) are not pipelines: `validate` checks them on their own.
+                files += found.map { (path as NSString).appendingPathComponent($0) }.filter { !isInTemplatesFolder($0) }
             } else {
                 files.append(path)
             }
@@ -125,23 +126,32 @@ func findPipeline(named name: String) -> String? {
         .map { "Pipelines/" + $0 }
 }
 
-struct ValidateCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "validate", abstract: "Check pipeline files and report every problem at once.")
+struct ValidateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "validate", abstract: "Check pipeline files and report every problem at once.",
+                                                    discussion: "Templates in `templates/` folders are checked too; other installations' templates that pipelines use are fetched first (docs/templates.md).")
 
     @Argument(help: "Pipeline files or folders (default: Pipelines).")
     var paths: [String] = ["Pipelines"]
 
-    func run() throws {
-        let (specs, problems, invalid) = loadPipelines(paths)
+    func run() async throws {
+        // Remote templates (uses: https://… with sha256:) into the cache first, so reading the pipelines finds them.
+        let fetcher = HTTPFetcher()
+        let fetch = await RemoteTemplates.fetchMissing(files: pipelineFiles(paths), library: .standard, fetcher: fetcher)
+        try? await fetcher.shutdown()
+        for d in fetch.problems { stderr(d.description) }
+        let templates = templateFiles(paths)
+        let templateProblems = checkTemplates(templates)
+        let (specs, pipelineProblems, invalid) = loadPipelines(paths)
+        let problems = pipelineProblems + templateProblems
         if problems > 0 {
-            stderr("error: \(problems) problem\(problems == 1 ? "" : "s") in \(invalid) pipeline file\(invalid == 1 ? "" : "s"); nothing was run.")
+            stderr("error: \(problems) problem\(problems == 1 ? "" : "s") in \(invalid) pipeline file\(invalid == 1 ? "" : "s")\(templateProblems > 0 ? " and the templates" : ""); nothing was run.")
             throw Exit.invalidConfiguration
         }
-        if specs.isEmpty {
+        if specs.isEmpty, templates.isEmpty {
             stderr("error: no pipeline files found in \(paths.joined(separator: ", "))")
             throw Exit.invalidConfiguration
         }
-        print("ok: \(specs.count) pipeline\(specs.count == 1 ? "" : "s") valid")
+        print("ok: \(specs.count) pipeline\(specs.count == 1 ? "" : "s") valid" + (templates.isEmpty ? "" : ", \(templates.count) template\(templates.count == 1 ? "" : "s") valid"))
     }
 }
 

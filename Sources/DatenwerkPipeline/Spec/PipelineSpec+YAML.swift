@@ -11,18 +11,18 @@ extension PipelineSpec {
     ]
 
     /// Reads and validates a pipeline file; throws `DiagnosticError` with every problem found.
-    package static func load(file: String, connectors: ConnectorRegistry = .none) throws -> PipelineSpec {
+    package static func load(file: String, connectors: ConnectorRegistry = .none, templates: TemplateLibrary = .standard) throws -> PipelineSpec {
         let text: String
         do {
             text = try String(contentsOfFile: file, encoding: .utf8)
         } catch {
             throw DiagnosticError([Diagnostic(file: file, "cannot read pipeline file: \(error.localizedDescription)")])
         }
-        return try parse(yaml: text, file: file, connectors: connectors)
+        return try parse(yaml: text, file: file, connectors: connectors, templates: templates)
     }
 
     /// Parses pipeline YAML; relative paths resolve against the folder of `file`.
-    package static func parse(yaml: String, file: String, connectors: ConnectorRegistry = .none) throws -> PipelineSpec {
+    package static func parse(yaml: String, file: String, connectors: ConnectorRegistry = .none, templates: TemplateLibrary = .standard) throws -> PipelineSpec {
         let node: Node?
         do {
             node = try Yams.compose(yaml: yaml)
@@ -30,11 +30,21 @@ extension PipelineSpec {
             throw DiagnosticError([yamlSyntaxDiagnostic(error, file: file)])
         }
         let reader = YAMLReader(file: file)
-        guard let node else {
+        guard var node else {
             throw DiagnosticError([Diagnostic(file: file, line: 1, column: 1, "the pipeline file is empty")])
         }
+        // The pipeline's own file first, then a template's (docs/templates.md).
+        let byPosition: (Diagnostic, Diagnostic) -> Bool = { ($0.file == file ? 0 : 1, $0.line ?? 0, $0.column ?? 0) < ($1.file == file ? 0 : 1, $1.line ?? 0, $1.column ?? 0) }
+        if PipelineTemplate.isTemplate(node) {
+            throw DiagnosticError([Diagnostic(file: file, line: 1, column: 1, "this is a pipeline template, not a pipeline: a pipeline uses it with 'uses: templates/<name>' (`datenwerk validate` checks it)")])
+        }
+        if node["uses"] != nil {
+            guard let joined = TemplateInstantiation.instantiate(node, yaml: yaml, reader: reader, library: templates), reader.diagnostics.isEmpty else {
+                throw DiagnosticError(reader.diagnostics.sorted(by: byPosition), warnings: reader.warnings.sorted(by: byPosition))
+            }
+            node = joined
+        }
         let spec = decode(node, reader: reader, connectors: connectors)
-        let byPosition: (Diagnostic, Diagnostic) -> Bool = { ($0.line ?? 0, $0.column ?? 0) < ($1.line ?? 0, $1.column ?? 0) }
         let warnings = reader.warnings.sorted(by: byPosition)
         if var spec, reader.diagnostics.isEmpty {
             spec.warnings = warnings

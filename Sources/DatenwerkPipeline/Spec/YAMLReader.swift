@@ -11,18 +11,31 @@ final class YAMLReader {
     /// Problems that do not stop the pipeline (old spellings of a key).
     private(set) var warnings: [Diagnostic] = []
 
+    /// For a pipeline that uses a template: maps a line of the joined node tree to the template file it came from
+    /// (its line there, and a note naming the pipeline); nil for the pipeline's own lines (`TemplateInstantiation`).
+    var origin: ((Int) -> (file: String, line: Int, note: String)?)?
+
     init(file: String) { self.file = file }
 
     func error(_ node: Node?, _ path: String, _ message: String) {
-        let mark = node?.mark
-        let location = path.isEmpty ? "" : " (at '\(path)')"
-        diagnostics.append(Diagnostic(.error, file: file, line: mark?.line, column: mark?.column, message + location))
+        diagnostics.append(located(.error, node, path, message))
     }
 
     func warning(_ node: Node?, _ path: String, _ message: String) {
+        warnings.append(located(.warning, node, path, message))
+    }
+
+    /// A diagnostic located already (a template's YAML syntax error).
+    func append(_ diagnostic: Diagnostic) { diagnostics.append(diagnostic) }
+    func appendWarning(_ diagnostic: Diagnostic) { warnings.append(diagnostic) }
+
+    private func located(_ severity: Diagnostic.Severity, _ node: Node?, _ path: String, _ message: String) -> Diagnostic {
         let mark = node?.mark
         let location = path.isEmpty ? "" : " (at '\(path)')"
-        warnings.append(Diagnostic(.warning, file: file, line: mark?.line, column: mark?.column, message + location))
+        if let line = mark?.line, let found = origin?(line) {
+            return Diagnostic(severity, file: found.file, line: found.line, column: mark?.column, message + location + found.note)
+        }
+        return Diagnostic(severity, file: file, line: mark?.line, column: mark?.column, message + location)
     }
 
     /// A mapping whose keys must be among `allowed` (or `deprecated`, old spellings neither suggested nor listed);
