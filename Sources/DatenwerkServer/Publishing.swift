@@ -20,8 +20,9 @@ import NIOCore
 /// | `GET /datasets/{id}/datapackage.json` | Frictionless data package with the CSV's Table Schema |
 /// | `GET /datasets/{id}/observations.{csv,geojson,ndjson}` | streamed observations (see `Downloads`) |
 ///
-/// Datasets with `access: restricted` are left out of the catalog and the page; their files need
-/// `Authorization: Bearer <token>` with the token in `DATENWERK_DOWNLOAD_TOKEN` (401 without, 403 wrong).
+/// Datasets with `access: restricted` are left out of the catalog and the page; their record and files need
+/// `Authorization: Bearer <token>` with `read:<dataset>`, `tenant:<ags>` or `admin`, or the legacy
+/// `DATENWERK_DOWNLOAD_TOKEN` (`authorize`, docs/access.md).
 struct Publishing: Sendable {
     let catalog: CatalogMetadata
     /// In pipeline order; ids unique (the first pipeline declaring an id wins).
@@ -33,6 +34,8 @@ struct Publishing: Sendable {
     let configuration: DatenwerkServer.Configuration
     let downloadToken: String?
     let logger: Logger
+    /// The guard of restricted datasets (API tokens, OIDC, the wrong-token limit); set by `DatenwerkServer`.
+    var access: AccessControl?
 
     init(catalog: CatalogMetadata, pipelines: [PipelineSpec], store: ObservationStore, configuration: DatenwerkServer.Configuration,
          environment: [String: String], logger: Logger) {
@@ -73,10 +76,10 @@ struct Publishing: Sendable {
             }
         }
         router.read("/datasets/:id") { request, context in
-            try await self.datasetResource(request, id: try context.parameters.require("id"))
+            try await self.datasetResource(request, context: context, id: try context.parameters.require("id"))
         }
         router.read("/datasets/:id/:file") { request, context in
-            try await self.datasetFile(request, id: try context.parameters.require("id"), file: try context.parameters.require("file"))
+            try await self.datasetFile(request, context: context, id: try context.parameters.require("id"), file: try context.parameters.require("file"))
         }
     }
 
@@ -148,9 +151,11 @@ struct Publishing: Sendable {
 
     // MARK: Datasets
 
-    /// The dataset, or the answer to send instead. Anything not public answers like an unknown id (404, same
-    /// text), so a client without the token cannot tell a restricted dataset from a missing one; the log says which.
-    func authorize(_ request: Request, id: String) -> Result<DatasetMetadata, ResponseError> {
+    /// The dataset, or the answer to send instead: an unknown id 404; a restricted dataset needs `read:<dataset>`,
+    /// `tenant:<ags>` or `admin` (an API token or OIDC token), or the legacy `DATENWERK_DOWNLOAD_TOKEN` (it reads
+    /// every restricted dataset): 401 without a token or with a wrong one, 403 with a token of other scopes, 429
+    /// after too many wrong ones (`AccessControl`, docs/access.md). Every answer about it is `private, no-store`.
+    func authorize(_ request: Request, context: ServerRequestContext, id: String) async throws -> Result<DatasetMetadata, ResponseError> {
         let notFound: () -> ResponseError = {
             let known = self.publicDatasets.map(\.id)
             let hint = closestMatch(to: id, in: known).map { "; did you mean '\($0)'?" } ?? ""
@@ -159,20 +164,21 @@ struct Publishing: Sendable {
         }
         guard let dataset = byID[id] else { return .failure(notFound()) }
         guard dataset.access == .restricted else { return .success(dataset) }
-        guard let presented = PushIngest.token(request.headers) else {
-            logger.info("restricted dataset '\(id)' asked for without a token: answered 404")
+        guard let access else {
+            logger.error("restricted dataset '\(id)': no access control configured; answered 404")
             return .failure(notFound())
         }
-        guard let expected = downloadToken, PushIngest.constantTimeEqual(presented, expected) else {
-            logger.warning("restricted dataset '\(id)' asked for with a wrong token: answered 404")
-            return .failure(notFound())
+        let legacy = downloadToken.map { [AccessControl.Alternative(label: configuration.downloadTokenVariable, secret: $0)] } ?? []
+        let need = AccessNeed(.read, dataset.id, tenant: access.tenant(ofPipeline: dataset.pipeline))
+        switch try await access.check(request, context: context, need: need, alternatives: legacy, restricted: true) {
+        case .success: return .success(dataset)
+        case .failure(let answer): return .failure(answer)
         }
-        return .success(dataset)
     }
 
-    func datasetResource(_ request: Request, id: String) async throws -> Response {
+    func datasetResource(_ request: Request, context: ServerRequestContext, id: String) async throws -> Response {
         let dataset: DatasetMetadata
-        switch authorize(request, id: id) {
+        switch try await authorize(request, context: context, id: id) {
         case .success(let d): dataset = d
         case .failure(let answer): return answer.response
         }
@@ -184,9 +190,9 @@ struct Publishing: Sendable {
         return response
     }
 
-    func datasetFile(_ request: Request, id: String, file: String) async throws -> Response {
+    func datasetFile(_ request: Request, context: ServerRequestContext, id: String, file: String) async throws -> Response {
         let dataset: DatasetMetadata
-        switch authorize(request, id: id) {
+        switch try await authorize(request, context: context, id: id) {
         case .success(let d): dataset = d
         case .failure(let answer): return answer.response
         }

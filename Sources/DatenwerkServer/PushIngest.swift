@@ -11,8 +11,10 @@ import NIOCore
 
 /// `POST /ingest/<pipeline>` for push connectors (TTN webhooks).
 ///
-/// The order of checks: unknown pipeline 404 (the names of push pipelines are not told) → token missing or
-/// wrong 401 (nothing read, nothing stored) → `Content-Encoding` other than gzip/deflate/identity 415 → body
+/// The order of checks: unknown pipeline 404 (the names of push pipelines are not told) → too many wrong tokens
+/// from this address 429 → token missing or wrong 401, valid but without `ingest:<pipeline>`, `tenant:<ags>` or
+/// `admin` 403 (nothing read, nothing stored; `AccessControl`: the pipeline's own `token_env` token is accepted
+/// as well, for TTN and ChirpStack webhooks) → `Content-Encoding` other than gzip/deflate/identity 415 → body
 /// too large 413, compressed or decoded → the connector's `admit`, which checks and maps this one message
 /// exactly as a run will: ignored message types 200, another application 403, anything wrong with it 400 (the
 /// body is kept in quarantine with the reason, nothing of it is stored) → stored.
@@ -64,10 +66,13 @@ actor PushIngest {
 
     /// Whether the database is known to be away (then a push is answered 503 at once instead of waiting for the pool).
     nonisolated let databaseIsAway: @Sendable () -> Bool
+    /// The pipeline's `token_env` token, API tokens, OIDC and the wrong-token limit.
+    nonisolated let access: AccessControl
 
     init(pipelines: [PipelineSpec], runner: PipelineRunner, environment: [String: String], maxBytes: Int, logger: Logger,
-         databaseIsAway: @escaping @Sendable () -> Bool = { false }) {
+         databaseIsAway: @escaping @Sendable () -> Bool = { false }, access: AccessControl) {
         self.databaseIsAway = databaseIsAway
+        self.access = access
         self.pipelines = Dictionary(pipelines.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.runner = runner
         self.environment = environment
@@ -83,17 +88,12 @@ actor PushIngest {
             return .problem(.notFound, "no push pipeline named '\(shown)'")
         }
         let variable = connector.tokenVariable(config)
-        guard let expected = environment[variable], !expected.isEmpty else {
-            logger.error("push ingest for '\(name)' refused: the environment variable \(variable) is not set")
-            return .problem(.serviceUnavailable, "push ingest for '\(name)' is not configured on this server (its token variable \(variable) is not set)")
-        }
-        let challenge: HTTPFields = [.wwwAuthenticate: #"Bearer realm="datenwerk""#]
-        guard let presented = Self.token(request.headers) else {
-            return .problem(.unauthorized, "no token: send it as `Authorization: Bearer <token>` or `X-Datenwerk-Token: <token>`", headers: challenge)
-        }
-        guard Self.constantTimeEqual(presented, expected) else {
-            logger.warning("push ingest for '\(name)': wrong token from \(context.remoteAddress?.ipAddress ?? "?")")
-            return .problem(.unauthorized, "the token is not valid for '\(name)'", headers: challenge)
+        let expected = environment[variable].flatMap { $0.isEmpty ? nil : $0 }
+        // The pipeline's own token (TTN/ChirpStack webhooks), an API token or an OIDC token with the scope.
+        let own = expected.map { [AccessControl.Alternative(label: variable, secret: $0)] } ?? []
+        switch try await access.check(request, context: context, need: AccessNeed(.ingest, name, tenant: spec.tenant), alternatives: own) {
+        case .success: break
+        case .failure(let answer): return answer.response
         }
         let coding: BodyCoding
         switch BodyCoding.parse(request.headers[.contentEncoding]) {

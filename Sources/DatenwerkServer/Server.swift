@@ -40,6 +40,10 @@ package struct DatenwerkServer: Sendable {
         package var idleTimeout: Duration = .seconds(30)
         /// How long a request waits for the database before it is answered 503 with `Retry-After`.
         package var databaseTimeout: Duration = .seconds(5)
+        /// Wrong tokens per client before 429 (docs/access.md).
+        package var failureLimit = FailureLimiter.Policy()
+        /// OIDC bearer tokens; nil: from the environment (`DATENWERK_OIDC_*`, see `OIDCConfiguration`), or none.
+        package var oidc: OIDCConfiguration?
 
         package init(host: String = "127.0.0.1", port: Int = 8080, baseURL: String? = nil, catalogPageSize: Int = 100) {
             self.host = host
@@ -84,14 +88,18 @@ package struct DatenwerkServer: Sendable {
         router.read("/health") { _, _ in try await health.respond() }
         let metrics = MetricsEndpoint(queries: MetricsQueries(connections), pipelines: pipelines, logger: logger)
         router.read("/metrics") { _, _ in await metrics.respond() }
+        let access = makeAccessControl(connections: connections)
         let ingest = PushIngest(pipelines: pipelines, runner: runner, environment: environment,
-                                maxBytes: configuration.maxPushBytes, logger: logger, databaseIsAway: { connections.isFailing })
+                                maxBytes: configuration.maxPushBytes, logger: logger, databaseIsAway: { connections.isFailing }, access: access)
         router.post("/ingest/:pipeline") { request, context in
             try await ingest.receive(request, context: context)
         }
+        PipelineOperations(pipelines: Dictionary(pipelines.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first }), database: database,
+                           runner: runner, connections: connections, access: access, logger: logger).register(on: router)
         if let catalog {
-            let publishing = Publishing(catalog: catalog, pipelines: pipelines, store: ObservationStore(connections: connections), configuration: configuration,
+            var publishing = Publishing(catalog: catalog, pipelines: pipelines, store: ObservationStore(connections: connections), configuration: configuration,
                                         environment: environment, logger: logger)
+            publishing.access = access
             publishing.register(on: router)
             OGCAPIFeatures(publishing: publishing).register(on: router)
             // OGC SensorThings API v1.1 (read-only) over the public datasets' stations (SensorThings.swift); the catalog's store, so
@@ -115,9 +123,26 @@ package struct DatenwerkServer: Sendable {
         )
     }
 
+    /// The guard of push ingest, run triggers, quarantine replay and restricted datasets (AccessControl.swift).
+    func makeAccessControl(connections: ServerConnections) -> AccessControl {
+        var oidc: OIDCVerifier?
+        var problem: String?
+        do {
+            if let settings = try configuration.oidc ?? OIDCConfiguration.from(environment: environment) {
+                oidc = OIDCVerifier(configuration: settings, fetcher: runner.fetcher, logger: logger)
+            }
+        } catch {
+            problem = "\(error)"
+            logger.error("\(error)")
+        }
+        return AccessControl(connections: connections, oidc: oidc, oidcProblem: problem, limiter: FailureLimiter(configuration.failureLimit),
+                             tenants: Dictionary(pipelines.map { ($0.name, $0.tenant) }, uniquingKeysWith: { first, _ in first }), logger: logger)
+    }
+
     /// The routes this server answers, by method (for 405 `Allow` and HEAD).
     static func routes(publishing: Bool) -> [RoutePattern] {
         var routes = [RoutePattern("/health", [.get]), RoutePattern("/metrics", [.get]), RoutePattern("/ingest/*", [.post])]
+        routes += [RoutePattern("/pipelines/*/runs", [.post]), RoutePattern("/pipelines/*/runs/*", [.get]), RoutePattern("/pipelines/*/quarantine/replay", [.post])]
         if publishing {
             routes += ["/", "/catalog", "/catalog.ttl", "/catalog.rdf", "/catalog.jsonld", "/datasets/*", "/datasets/*/*"].map { RoutePattern($0, [.get]) }
             routes += OGCAPIFeatures.routes.map { RoutePattern($0, [.get]) }

@@ -20,7 +20,7 @@ struct Datenwerk: AsyncParsableCommand {
             DATENWERK_PG_ROOT and DATENWERK_PG_PORT override).
             Exit codes: 0 ok, 1 run failed, 64 invalid configuration or usage.
             """,
-        subcommands: [RunCommand.self, ValidateCommand.self, MigrateCommand.self, DemoCommand.self, StatusCommand.self, RunsCommand.self, QuarantineCommand.self, ConnectorsCommand.self, DatabaseCommand.self, ServeCommand.self, ExportCommand.self, BenchCommand.self, WorkerCommand.self, EnqueueCommand.self, BackfillCommand.self, RunJobCommand.self, TemplatesCommand.self]
+        subcommands: [RunCommand.self, ValidateCommand.self, MigrateCommand.self, DemoCommand.self, StatusCommand.self, RunsCommand.self, QuarantineCommand.self, ConnectorsCommand.self, DatabaseCommand.self, ServeCommand.self, ExportCommand.self, BenchCommand.self, WorkerCommand.self, EnqueueCommand.self, BackfillCommand.self, RunJobCommand.self, TemplatesCommand.self, TokensCommand.self]
     )
 }
 

@@ -34,8 +34,8 @@ import Glibc
             #expect(html.status == 200)
             #expect(html.header("Content-Type") == "text/html; charset=utf-8")
             #expect(html.header("Vary") == "Accept")
-            // Restricted datasets stay unknown without the token, page or not.
-            #expect(try await server.get("/datasets/\(P.restricted)", headers: [("Accept", "text/html")]).status == 404)
+            // Restricted datasets need a token, page or not (docs/access.md).
+            #expect(try await server.get("/datasets/\(P.restricted)", headers: [("Accept", "text/html")]).status == 401)
 
             for dataset in [P.klima, P.energie] {
                 let expected = try await Self.expectedHours(server, dataset)
