@@ -12,7 +12,11 @@ package struct AggregateMaintenance: Sendable {
     /// Rebuilds `series`, `observations_hourly` and `observations_daily` from `observations` (after hand-made
     /// SQL changes; loads keep them current themselves).
     package func refreshAll() async throws {
-        try await database.client.query("SELECT datenwerk.refresh_aggregates()", logger: database.logger)
+        try await database.transaction { connection in
+            try await connection.query("SELECT datenwerk.refresh_aggregates()", logger: database.logger)
+            // Runs whose hourly buckets' second transaction never committed need no repair now.
+            try await connection.query("UPDATE datenwerk.runs SET aggregates_pending = NULL WHERE aggregates_pending IS NOT NULL", logger: database.logger)
+        }
     }
 
     /// A login role for dashboards: member of `datenwerk_api_reader` (SELECT on `datenwerk_api`, nothing of

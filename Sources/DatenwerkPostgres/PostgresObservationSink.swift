@@ -51,6 +51,29 @@ package struct PostgresObservationSink: ObservationSink {
     }
 
     private func merge(runID: Int64, pipeline: PipelineSpec, context: RunContext, next: () async throws -> [StagedItem]?, totals: () -> RunTotals) async throws -> LoadResult {
+        // Runs of the tenant whose hourly buckets' second transaction never committed (HourlySideLoad).
+        await SeriesAggregates.repairPending(tenant: pipeline.tenant, database: database)
+        // The first load's new hourly buckets, COPYed beside the load on a second connection; it commits right
+        // after the load's transaction, or rolls back.
+        let slot = SideSlot()
+        let result: LoadResult
+        do {
+            result = try await load(runID: runID, pipeline: pipeline, context: context, next: next, totals: totals, side: slot)
+        } catch {
+            await slot.load?.rollBack()
+            throw error
+        }
+        if let side = slot.load {
+            FailPoint.hit("after-commit", pipeline: pipeline.name)
+            if await !side.commit() {
+                await SeriesAggregates.repairPending(tenant: pipeline.tenant, database: database)
+            }
+        }
+        return result
+    }
+
+    private func load(runID: Int64, pipeline: PipelineSpec, context: RunContext, next: () async throws -> [StagedItem]?, totals: () -> RunTotals,
+                      side: SideSlot) async throws -> LoadResult {
         let logger = database.logger
         return try await database.transaction { connection in
             let ended = LoadEnded()
@@ -80,8 +103,14 @@ package struct PostgresObservationSink: ObservationSink {
             // If a row is there after all (a later batch overlaps stored data, or the run repeats a key), the fast
             // path gives way: back to the savepoint, and the rows sent so far, kept in a spool, go to staging.
             var fast = try await looksNew(feed.pending, load: load, on: connection)
+            var sideHasNew = false
             if fast {
                 load.aggregates = try SeriesAggregates(stored: try await SeriesAggregates.storedSeries(tenant: tenant, on: connection, logger: logger))
+                if let aggregates = load.aggregates, !aggregates.overflow {
+                    let database = database
+                    aggregates.side = side
+                    aggregates.openSide = { HourlySideLoad(database: database, runID: runID) }
+                }
                 try await connection.query("SAVEPOINT datenwerk_fast", logger: logger)
                 load.rowSpool = try LoadSpool("rows")
                 do {
@@ -89,6 +118,7 @@ package struct PostgresObservationSink: ObservationSink {
                     try await connection.query("RELEASE SAVEPOINT datenwerk_fast", logger: logger)
                     load.rowSpool = nil
                     try load.aggregates?.finish()
+                    sideHasNew = await load.aggregates?.finishSide() ?? false
                 } catch let error as PSQLError where ["23505", "23514"].contains(error.serverInfo?[.sqlState]) {
                     logger.info("\(pipeline.name): first-load fast path gave way after \(load.observations) observations (\(describeDatabaseError(error))); merging instead")
                     try await connection.query("ROLLBACK TO SAVEPOINT datenwerk_fast", logger: logger)
@@ -130,10 +160,26 @@ package struct PostgresObservationSink: ObservationSink {
             }
             // The dashboard aggregates (`series`, hourly, daily) for what this run wrote.
             let aggregatesStarted = ContinuousClock.now
+            // The side transaction's buckets stay only when nothing this transaction writes can meet them.
+            if let aggregates = load.aggregates, !aggregates.overflow, load.observations > 0, moved.isEmpty, !aggregates.revisitsNew, sideHasNew {
+                var span = PostgresBindings()
+                span.append(load.minStart)
+                span.append(load.maxStart)
+                span.append(runID)
+                try await connection.query(PostgresQuery(unsafeSQL: """
+                    UPDATE datenwerk.runs SET aggregates_pending = tstzrange('epoch'::timestamptz + $1 * interval '1 microsecond',
+                                                                             'epoch'::timestamptz + $2 * interval '1 microsecond', '[]')
+                    WHERE id = $3
+                    """, binds: span), logger: logger)
+            } else if let dropped = side.load {
+                await dropped.rollBack()
+                side.load = nil
+                sideHasNew = false
+            }
             if let aggregates = load.aggregates, !aggregates.overflow {
                 if load.observations > 0 {
-                    try await aggregates.applyDeltas(moved: moved, on: connection, logger: logger)
-                    logger.info("\(pipeline.name): dashboard aggregates added (\(aggregates.states.count) series) in \(ContinuousClock.now - aggregatesStarted)")
+                    try await aggregates.applyDeltas(moved: moved, sideHasNew: sideHasNew, on: connection, logger: logger)
+                    logger.info("\(pipeline.name): dashboard aggregates added (\(aggregates.states.count) series\(sideHasNew ? ", new hours beside the load" : "")) in \(ContinuousClock.now - aggregatesStarted)")
                 }
             } else if result.inserted + result.updated > 0 {
                 var from = ByteBufferAllocator().buffer(capacity: 40), to = ByteBufferAllocator().buffer(capacity: 40)
@@ -253,6 +299,7 @@ package struct PostgresObservationSink: ObservationSink {
                         current.index += 1
                     }
                     if rows.readableBytes >= chunkBytes { try await send() }
+                    await load.aggregates?.flushSide()
                     current = ItemFeed(pending: try await next())
                 }
                 try await send()

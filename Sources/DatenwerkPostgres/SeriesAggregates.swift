@@ -61,6 +61,9 @@ final class SeriesAggregates {
         /// to a "new" spool.
         var storedHour = Int64.min
         var storedDay = Int64.min
+        /// Stored as `hourly_raw` (it flips in this run): its hours are all recomputed in the load's transaction,
+        /// so none of its buckets may go to the side transaction.
+        var storedRaw = false
         var newHour = Int64.min
         var newDay = Int64.min
     }
@@ -85,6 +88,17 @@ final class SeriesAggregates {
 
     private(set) var states: [Key: State] = [:]
     private(set) var overflow = false
+    /// The second connection that COPYs `hourNew`'s buckets while the load runs (`HourlySideLoad`), opened by
+    /// `openSide` once the first `sideChunkBytes` of them are there (small loads never open one). Empty: the load
+    /// COPYs them itself after the observations.
+    var side: SideSlot?
+    var openSide: (() -> HourlySideLoad)?
+    /// A bucket of an hour this run had already written as new (rows going back in time): the load's transaction
+    /// would add it to a row the side transaction holds, so the side must give way.
+    private(set) var revisitsNew = false
+    /// `hourNew` rows not yet handed to `side`.
+    private var sideChunk = ByteBuffer()
+    static let sideChunkBytes = 64 * 1024
     /// Buckets that cannot exist yet (straight into the tables) and the others (added in SQL).
     let hourNew: LoadSpool
     let hourMerge: LoadSpool
@@ -158,6 +172,7 @@ final class SeriesAggregates {
             if let known {
                 s.storedHour = CivilTime.floorDiv(known.lastStart, Self.hourMicros) * Self.hourMicros
                 s.storedDay = berlinDay(hour: s.storedHour)
+                s.storedRaw = !known.fine
             }
             try take(&s, station: station, hour: hour, day: day, start: start, result: result)
             states[key] = s
@@ -201,9 +216,36 @@ final class SeriesAggregates {
     }
 
     private func emitHour(_ s: inout State, station: Int64) throws {
-        let fresh = s.hour.key > s.storedHour && s.hour.key > s.newHour
-        if fresh { s.newHour = s.hour.key }
+        // A series stored as hourly that flips here gets all its hours recomputed in the load's transaction:
+        // its buckets are merged there too, never COPYed beside it.
+        let fresh = s.hour.key > s.storedHour && s.hour.key > s.newHour && !s.storedRaw
+        if fresh { s.newHour = s.hour.key } else if s.hour.key > s.storedHour, !s.storedRaw { revisitsNew = true }
         try emit(s.hour, station: station, property: s.property, into: fresh ? hourNew : hourMerge) { CopyText.timestamp($0, &$1) }
+        if fresh, openSide != nil {
+            if sideChunk.capacity == 0 { sideChunk = ByteBufferAllocator().buffer(capacity: Self.sideChunkBytes + 4096) }
+            Self.row(s.hour, station: station, property: s.property, into: &sideChunk) { CopyText.timestamp($0, &$1) }
+        }
+    }
+
+    /// Hands the new hourly buckets closed so far to the side transaction (between batches of the load).
+    func flushSide(force: Bool = false) async {
+        guard let slot = side, let openSide else { return }
+        if slot.load == nil {
+            guard sideChunk.readableBytes >= Self.sideChunkBytes else { return }
+            slot.load = openSide()
+        }
+        guard let load = slot.load, sideChunk.readableBytes >= (force ? 1 : Self.sideChunkBytes) else { return }
+        let chunk = sideChunk
+        sideChunk = ByteBufferAllocator().buffer(capacity: Self.sideChunkBytes + 4096)
+        await load.send(chunk)
+    }
+
+    /// After `finish`: the last buckets to the side transaction and the end of its COPY; true when it holds
+    /// every bucket of `hourNew`.
+    func finishSide() async -> Bool {
+        guard let load = side?.load else { return false }
+        await flushSide(force: true)
+        return await load.finishCopy()
     }
 
     private func emitDay(_ s: inout State, station: Int64) throws {
@@ -223,16 +265,18 @@ final class SeriesAggregates {
     }
 
     private func emit(_ b: Bucket, station: Int64, property: String, into spool: LoadSpool, key: (Int64, inout ByteBuffer) -> Void) throws {
-        try spool.write { out in
-            CopyText.integer(station, &out); CopyText.tab(&out)
-            CopyText.text(property, &out); CopyText.tab(&out)
-            key(b.key, &out); CopyText.tab(&out)
-            CopyText.integer(Int64(b.n), &out); CopyText.tab(&out)
-            CopyText.double(b.total, &out); CopyText.tab(&out)
-            CopyText.double(b.minimum, &out); CopyText.tab(&out)
-            CopyText.double(b.maximum, &out)
-            out.writeInteger(UInt8(ascii: "\n"))
-        }
+        try spool.write { out in Self.row(b, station: station, property: property, into: &out, key: key) }
+    }
+
+    @inline(__always) private static func row(_ b: Bucket, station: Int64, property: String, into out: inout ByteBuffer, key: (Int64, inout ByteBuffer) -> Void) {
+        CopyText.integer(station, &out); CopyText.tab(&out)
+        CopyText.text(property, &out); CopyText.tab(&out)
+        key(b.key, &out); CopyText.tab(&out)
+        CopyText.integer(Int64(b.n), &out); CopyText.tab(&out)
+        CopyText.double(b.total, &out); CopyText.tab(&out)
+        CopyText.double(b.minimum, &out); CopyText.tab(&out)
+        CopyText.double(b.maximum, &out)
+        out.writeInteger(UInt8(ascii: "\n"))
     }
 
     /// Closes the open buckets (end of the COPY).
@@ -269,8 +313,9 @@ final class SeriesAggregates {
     // MARK: - In the database
 
     /// The fast path's deltas into the stored aggregates. `moved`: station ids reserved by this run whose key
-    /// another run stored first (the rows moved to the stored id; so do the deltas).
-    func applyDeltas(moved: [(Int64, Int64)], on connection: GuardedConnection, logger: Logger) async throws {
+    /// another run stored first (the rows moved to the stored id; so do the deltas). `sideHasNew`: the side
+    /// transaction holds `hourNew`'s buckets (then `moved` is empty).
+    func applyDeltas(moved: [(Int64, Int64)], sideHasNew: Bool, on connection: GuardedConnection, logger: Logger) async throws {
         try await connection.query("""
             CREATE TEMP TABLE datenwerk_run_series (
                 station_id int8 NOT NULL, property text COLLATE "C" NOT NULL, min_start timestamptz NOT NULL, max_start timestamptz NOT NULL,
@@ -290,7 +335,9 @@ final class SeriesAggregates {
         let day = (table: "observations_daily", delta: "datenwerk_day_delta", columns: Self.dayColumns)
         for (target, fresh, merge) in [(hour, hourNew, hourMerge), (day, dayNew, dayMerge)] {
             var direct = moved.isEmpty && !fresh.isEmpty
-            if direct {
+            if direct, sideHasNew, fresh === hourNew {
+                // Already COPYed beside the load (HourlySideLoad).
+            } else if direct {
                 try await connection.query("SAVEPOINT datenwerk_buckets", logger: logger)
                 do {
                     try await connection.copyFrom(table: target.table, columns: target.columns, logger: logger) { writer in
@@ -369,6 +416,40 @@ final class SeriesAggregates {
         binds.append(a)
         binds.append(b)
         return binds
+    }
+
+    /// Recomputes the aggregates of the tenant's runs whose side transaction (`HourlySideLoad`) did not commit after
+    /// their load did (the process died in between, or it failed), each in its own transaction, and clears their
+    /// mark. A side transaction still going holds its advisory lock: its run is left alone. Failures are logged,
+    /// never fail the caller: the mark stays for the next time.
+    static func repairPending(tenant: String, database: Database) async {
+        let logger = database.logger
+        do {
+            var pending: [(Int64, String, String)] = []
+            for try await row in try await database.client.query("""
+                SELECT id, lower(aggregates_pending)::text, upper(aggregates_pending)::text FROM datenwerk.runs
+                WHERE tenant = \(tenant) AND aggregates_pending IS NOT NULL ORDER BY id
+                """, logger: logger).decode((Int64, String, String).self) {
+                pending.append(row)
+            }
+            for (runID, from, to) in pending {
+                let repaired: Bool = try await database.transaction { connection in
+                    // Never wait long for rows a running load holds: the next load tries again.
+                    try await connection.query("SET LOCAL lock_timeout = '10s'", logger: logger)
+                    for try await free in try await connection.query(
+                        "SELECT pg_try_advisory_xact_lock(\(HourlySideLoad.lockSpace), \(Int32(truncatingIfNeeded: runID)))", logger: logger
+                    ).decode(Bool.self) where !free {
+                        return false
+                    }
+                    try await recompute(runID: runID, from: from, to: to, on: connection, logger: logger)
+                    try await connection.query("UPDATE datenwerk.runs SET aggregates_pending = NULL WHERE id = \(runID)", logger: logger)
+                    return true
+                }
+                if repaired { logger.notice("run \(runID): dashboard aggregates recomputed (its hourly buckets had not committed)") }
+            }
+        } catch {
+            logger.warning("tenant \(tenant): dashboard aggregates left to repair (\(describeDatabaseError(error)))")
+        }
     }
 
     /// Rows of the run may have changed (the staged path): the hours, days and series of the rows it wrote

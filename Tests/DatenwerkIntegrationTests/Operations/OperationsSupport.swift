@@ -7,15 +7,16 @@ import DatenwerkTesting
 
 /// A generated CSV pipeline large enough that a run takes a moment (for kills, restarts and concurrent readers).
 enum BigLoad {
-    /// Writes `<name>.yaml` and `<name>.csv` with `rows` rows × 3 values over `stations` stations, hourly from 2024-01-01.
+    /// Writes `<name>.yaml` and `<name>.csv` with `rows` rows × 3 values over `stations` stations, every `step`
+    /// seconds (hourly by default) from 2024-01-01.
     @discardableResult
-    static func write(_ dir: String, name: String = "big-load", rows: Int, stations: Int = 20, schedule: String? = nil) throws -> String {
+    static func write(_ dir: String, name: String = "big-load", rows: Int, stations: Int = 20, step: Int = 3600, schedule: String? = nil) throws -> String {
         var csv = "station,time,t,h,p\n"
         csv.reserveCapacity(rows * 48)
         let start = 1_704_067_200   // 2024-01-01T00:00:00Z
         for i in 0..<rows {
             let station = i % stations
-            let t = start + (i / stations) * 3600
+            let t = start + (i / stations) * step
             let date = Date(timeIntervalSince1970: TimeInterval(t)).formatted(.iso8601)
             csv += "s\(station),\(date),\(Double(i % 400) / 10 - 10),\(Double(i % 100)),\(950 + i % 80)\n"
         }

@@ -1,0 +1,100 @@
+import DatenwerkConnectors
+import DatenwerkCore
+import DatenwerkPipeline
+import DatenwerkPostgres
+import DatenwerkTesting
+import Foundation
+import NIOCore
+import Testing
+
+/// A first load's new hourly dashboard buckets go in on a second connection beside the load, committed right
+/// after it (`HourlySideLoad`). These tests prove that path is taken, that a process dying between the two
+/// commits loses nothing for good (the next load recomputes), and the channel between the two.
+@Suite(.serialized) struct HourlySideLoadTests {
+    /// The process dies at `after-commit` — reached only when the side transaction holds the buckets: the load is
+    /// committed, the buckets are not, the run row says so; the next load of the tenant repairs them first.
+    @Test(.timeLimit(.minutes(3))) func aLoadKilledBetweenItsCommitAndItsHourlyBucketsIsRepairedByTheNextLoad() async throws {
+        try await TestDatabase.with { db in
+            let dir = try Paths.temporaryDirectory()
+            // 10-minute steps: 10 stations × 600 times × 3 values; 100 hours per station and value.
+            let file = try BigLoad.write(dir, name: "side-load", rows: 6_000, stations: 10, step: 600)
+            let child = try ChildProcess(["run", file], environment: ["DATABASE_URL": db.location.url, "DATENWERK_FAILPOINT": "after-commit:side-load"])
+            #expect(await child.wait() == 128 + SIGKILL, "the run was not killed at after-commit: \(child.text)")
+
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations") == 18_000)
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.runs WHERE status = 'succeeded' AND aggregates_pending IS NOT NULL") == 1)
+            // The daily buckets and series came with the load, and the first hour of each of the 30 series (a new
+            // series starts on the full hour, so its first hour is computed from `observations` by the load when
+            // its second row is off the hour); the 99 hours after it, beside the load, died with the process.
+            let broken = try await DashboardAggregatesTests.differences(db)
+            #expect(broken["daily"] == 0 && broken["series"] == 0, "\(broken)")
+            #expect(broken["hourly"] == 2_970, "\(broken)")
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations_hourly") == 30)
+
+            // The same input again: nothing new to write, but the run first repairs the aggregates.
+            let spec = try PipelineSpec.load(file: file)
+            let runner = PipelineRunner(fetcher: testFetcher, sink: PostgresObservationSink(database: db), connectors: BuiltinConnectors.registry)
+            let again = try await runner.run(spec, trigger: "test")
+            #expect(again.succeeded)
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.runs WHERE aggregates_pending IS NOT NULL") == 0)
+            try await DashboardAggregatesTests.expectConsistent(db, "after the repair")
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations_hourly") == 3_000)
+        }
+    }
+
+    /// Without a crash: the buckets are all there when the run returns, and no mark is left; a second first load
+    /// continuing the same series (its first hour continues a stored one) stays consistent too.
+    @Test(.timeLimit(.minutes(3))) func firstLoadsOfTenMinuteDataCommitTheirHourlyBucketsBesideTheLoad() async throws {
+        try await TestDatabase.with { db in
+            let dir = try Paths.temporaryDirectory()
+            // 298 times: hours 0–48 whole, hour 49 four rows (its last two come with the next load).
+            let file = try BigLoad.write(dir, name: "side-ok", rows: 2_980, stations: 10, step: 600)
+            let runner = PipelineRunner(fetcher: testFetcher, sink: PostgresObservationSink(database: db), connectors: BuiltinConnectors.registry)
+            #expect(try await runner.run(try PipelineSpec.load(file: file), trigger: "test").succeeded)
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations_hourly") == 1_500)
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.runs WHERE aggregates_pending IS NOT NULL") == 0)
+            try await DashboardAggregatesTests.expectConsistent(db, "first load")
+
+            // The next 300 times: the rest of hour 49 (added to its stored bucket), then hours 50–99 (new).
+            var csv = "station,time,t,h,p\n"
+            for i in 0..<3_000 {
+                let t = 1_704_067_200 + (298 + i / 10) * 600
+                csv += "s\(i % 10),\(Date(timeIntervalSince1970: TimeInterval(t)).formatted(.iso8601)),\(Double(i % 70) / 10),\(i % 100),\(990 + i % 20)\n"
+            }
+            try Data(csv.utf8).write(to: URL(fileURLWithPath: "\(dir)/side-ok.csv"))
+            let second = try await runner.run(try PipelineSpec.load(file: file), trigger: "test")
+            #expect(second.succeeded && second.load.inserted == 9_000, "\(second.load)")
+            try await DashboardAggregatesTests.expectConsistent(db, "second first load")
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations_hourly") == 3_000)
+        }
+    }
+
+    @Test func theChunkChannelKeepsTheOrderAndLetsItsProducerGoWhenAbandoned() async {
+        let channel = ChunkChannel(capacity: 2)
+        let consumer = Task {
+            var got: [UInt32] = []
+            while let chunk = await channel.next() { got.append(chunk.getInteger(at: 0, as: UInt32.self) ?? .max) }
+            return got
+        }
+        for i: UInt32 in 0..<500 {
+            var b = ByteBuffer()
+            b.writeInteger(i)
+            await channel.send(b)
+        }
+        channel.finish()
+        #expect(await consumer.value == Array(0..<500))
+
+        // No consumer: the producer waits once two chunks wait, until the consumer gives up.
+        let abandoned = ChunkChannel(capacity: 2)
+        let producer = Task {
+            for i: UInt32 in 0..<10 {
+                var b = ByteBuffer()
+                b.writeInteger(i)
+                await abandoned.send(b)
+            }
+        }
+        abandoned.abandon()
+        await producer.value
+        #expect(await abandoned.next() == nil)
+    }
+}
