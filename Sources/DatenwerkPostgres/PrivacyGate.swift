@@ -18,7 +18,7 @@ enum PrivacyGate {
         let minCount = dataset?.minCount
         let written = fromMicros != nil && toMicros != nil && fromMicros! <= toMicros!
         try await connection.query("""
-            SELECT datenwerk.record_privacy(\(pipeline.name), \(dataset?.id ?? pipeline.name), \(minCount), \(runID),
+            SELECT datenwerk.record_privacy(\(pipeline.name), \(dataset?.id ?? pipeline.name), \(minCount)::integer, \(runID),
                 CASE WHEN \(written) THEN 'epoch'::timestamptz + \(fromMicros ?? 0) * interval '1 microsecond' END,
                 CASE WHEN \(written) THEN 'epoch'::timestamptz + \(toMicros ?? 0) * interval '1 microsecond' END)
             """, logger: logger)
