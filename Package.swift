@@ -63,6 +63,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            // The bundled Gemeindeverzeichnis (municipality keys for `tenant:`; Destatis, dl-de/by-2-0).
+            resources: [.copy("Tenants/Resources")],
             swiftSettings: swiftSettings
         ),
         // One folder per connector; the explicit built-in list is `BuiltinConnectors.registry`.

@@ -72,9 +72,7 @@ extension PipelineSpec {
             top.error("name", "pipeline name '\(name)' must be lowercase letters, digits, '-' or '_'")
         }
         let tenant = top.string("tenant")
-        if let tenant, tenant.range(of: #"^[0-9]{8}$"#, options: .regularExpression) == nil {
-            top.error("tenant", "tenant '\(tenant)' must be an 8-digit Amtlicher Gemeindeschlüssel (AGS), e.g. '05515000' for Münster")
-        }
+        if let tenant { checkTenant(tenant, top) }   // 8 digits, in the bundled Gemeindeverzeichnis or tenants.yaml
         var baseDirectory = (r.file as NSString).deletingLastPathComponent
         if !baseDirectory.hasPrefix("/") {
             baseDirectory = (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(baseDirectory)
