@@ -41,9 +41,10 @@ package struct TokenStore: Sendable {
 
     /// Stores a new token's hash; returns its id.
     package func create(hash: [UInt8], hint: String, name: String, scopes: [String], expiresAt: Date?) async throws -> Int64 {
+        let bytes = ByteBuffer(bytes: hash)   // bytea ([UInt8] would bind as "char"[])
         let rows = try await database.client.query("""
             INSERT INTO datenwerk.api_tokens (token_hash, hint, name, scopes, expires_at)
-            VALUES (\(hash), \(hint), \(name), \(scopes), \(expiresAt)) RETURNING id
+            VALUES (\(bytes), \(hint), \(name), \(scopes), \(expiresAt)) RETURNING id
             """, logger: database.logger)
         for try await id in rows.decode(Int64.self) { return id }
         throw TokenStoreError(message: "the new token's row was not returned")
@@ -74,10 +75,11 @@ package struct TokenStore: Sendable {
     /// The token with this hash when it is neither revoked nor expired (the database's clock decides); notes its
     /// use at most once a minute. nil: no such token, or revoked, or expired — the caller cannot tell which.
     package static func active(hash: [UInt8], connections: ServerConnections) async throws -> (id: Int64, scopes: [String])? {
+        let bytes = ByteBuffer(bytes: hash)
         let rows = try await connections.rows("""
             WITH hit AS (
                 SELECT id, scopes FROM datenwerk.api_tokens
-                WHERE token_hash = \(hash) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+                WHERE token_hash = \(bytes) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
             ), touched AS (
                 UPDATE datenwerk.api_tokens t SET last_used_at = now() FROM hit
                 WHERE t.id = hit.id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute')

@@ -68,7 +68,8 @@ package struct AccessControl: Sendable {
         guard let presented = PushIngest.token(request.headers), !presented.isEmpty else {
             extra[.wwwAuthenticate] = Self.realm
             return .failure(ResponseError(.problem(.unauthorized,
-                "this needs a token (\(need), or a tenant or admin token): send it as `Authorization: Bearer <token>`", headers: extra)))
+                "no token: send it as `Authorization: Bearer <token>` or `X-Datenwerk-Token: <token>` (a token with \(need)\(need.tenant.map { ", tenant:\($0)" } ?? "") or admin)",
+                headers: extra)))
         }
         for alternative in alternatives where PushIngest.constantTimeEqual(presented, alternative.secret) {
             return .success(Principal(description: "the token of \(alternative.label)"))
@@ -110,6 +111,6 @@ package struct AccessControl: Sendable {
         logger.warning("access: \(need) from \(client): \(why) (401)")
         var headers = extra
         headers[.wwwAuthenticate] = #"\#(Self.realm), error="invalid_token""#
-        return ResponseError(.problem(.unauthorized, "the token is not valid (unknown, revoked or expired)", headers: headers))
+        return ResponseError(.problem(.unauthorized, "the token is not valid for '\(need.name)' (unknown, revoked or expired)", headers: headers))
     }
 }
