@@ -25,24 +25,27 @@ package enum CatalogPage {
 
     package static func render(
         catalog: CatalogMetadata, baseURL: String, datasets: [(DatasetMetadata, DatasetFacts, [StationPoint])],
-        language: Language = .de, charts: [String: DatasetChart] = [:]
+        language: Language = .de, charts: [String: DatasetChart] = [:], path: String = ""
     ) -> String {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
+        // `path`: a part of the catalog (`/tenants/05515000`): its own DCAT links and language switch, a link to the whole.
+        let scoped = base + path
         let t = Texts(language)
         let other: Language = language == .de ? .en : .de
         let (title, titleLang) = t.pick(catalog.title, catalog.titleEN)
         let (description, descriptionLang) = t.pick(catalog.description, catalog.descriptionEN)
 
-        var h = HTML.documentStart(language: language, title: title, description: description, dcat: { Links.catalog(base, $0) },
-                                   otherLanguage: other, otherLanguageURL: pageURL(base, other), css: css + LineChart.css, skip: t.skip)
+        var h = HTML.documentStart(language: language, title: title, description: description, dcat: { Links.catalog(scoped, $0) },
+                                   otherLanguage: other, otherLanguageURL: pageURL(scoped, other), css: css + LineChart.css, skip: t.skip)
         h += "<header>\n<h1\(HTML.lang(titleLang, page: language))>\(HTML.escape(title))</h1>\n"
         h += "<p class=\"lead\"\(HTML.lang(descriptionLang, page: language))>\(HTML.escape(description))</p>\n"
         h += "<nav aria-label=\"\(t.navLabel)\"><ul>\n"
-        h += "<li><a href=\"\(HTML.escape(pageURL(base, other)))\" hreflang=\"\(other.rawValue)\" lang=\"\(other.rawValue)\">\(t.otherLanguage)</a></li>\n"
-        h += "<li><a href=\"\(HTML.escape(Links.catalog(base, .turtle)))\" type=\"text/turtle\">\(t.catalogLink) (Turtle)</a></li>\n"
-        h += "<li><a href=\"\(HTML.escape(Links.catalog(base, .rdfXML)))\" type=\"application/rdf+xml\">RDF/XML</a></li>\n"
-        h += "<li><a href=\"\(HTML.escape(Links.catalog(base, .jsonLD)))\" type=\"application/ld+json\">JSON-LD</a></li>\n"
+        h += "<li><a href=\"\(HTML.escape(pageURL(scoped, other)))\" hreflang=\"\(other.rawValue)\" lang=\"\(other.rawValue)\">\(t.otherLanguage)</a></li>\n"
+        h += "<li><a href=\"\(HTML.escape(Links.catalog(scoped, .turtle)))\" type=\"text/turtle\">\(t.catalogLink) (Turtle)</a></li>\n"
+        h += "<li><a href=\"\(HTML.escape(Links.catalog(scoped, .rdfXML)))\" type=\"application/rdf+xml\">RDF/XML</a></li>\n"
+        h += "<li><a href=\"\(HTML.escape(Links.catalog(scoped, .jsonLD)))\" type=\"application/ld+json\">JSON-LD</a></li>\n"
+        if !path.isEmpty { h += "<li><a href=\"\(HTML.escape(pageURL(base, language)))\">\(t.wholeCatalog)</a></li>\n" }
         h += "</ul></nav>\n</header>\n"
 
         h += "<main id=\"main\">\n<p class=\"count\">\(t.datasetCount(datasets.count))</p>\n"
@@ -228,6 +231,7 @@ extension CatalogPage {
         var navLabel: String { de ? "Sprache und Metadaten" : "Language and metadata" }
         var otherLanguage: String { de ? "English" : "Deutsch" }
         var catalogLink: String { de ? "Katalog als DCAT-AP.de" : "Catalogue as DCAT-AP.de" }
+        var wholeCatalog: String { de ? "Gesamtkatalog" : "Whole catalogue" }
         var noDatasets: String { de ? "Noch keine veröffentlichten Datensätze." : "No published datasets yet." }
         var licence: String { de ? "Lizenz" : "Licence" }
         var publisher: String { de ? "Herausgeber" : "Publisher" }

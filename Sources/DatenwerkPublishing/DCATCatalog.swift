@@ -82,6 +82,11 @@ package struct DCATCatalog: Sendable {
     package var typeReferencedResources = true
     /// Standard APIs serving every dataset (`dcat:DataService`): one more distribution per dataset with `dcat:accessService`.
     package var services: [DCATDataService] = []
+    /// Where the catalog lives under the base URL: `/catalog`, or a tenant's `/tenants/<ags>/catalog`.
+    package var catalogPath = "/catalog"
+    /// The publisher of the data services (the installation's); nil: the catalog's publisher. A tenant's catalog
+    /// names the tenant as its publisher, while the APIs stay the installation's (the same IRI in every catalog).
+    package var servicePublisher: Agent?
 
     package init(
         catalog: CatalogMetadata, baseURL: String, datasets: [(DatasetMetadata, DatasetFacts)],
@@ -97,9 +102,9 @@ package struct DCATCatalog: Sendable {
     }
 
     /// The document in `format`. `collectionURL` is where this format is served without `?page=`
-    /// (default `<base>/catalog.<ext>`); page links append `?page=N` to it.
+    /// (default `<catalog IRI>.<ext>`, e.g. `<base>/catalog.ttl`); page links append `?page=N` to it.
     package func render(_ format: RDFFormat, collectionURL: String? = nil) -> String {
-        let graph = graph(collectionURL: collectionURL ?? "\(baseURL)/catalog.\(format.fileExtension)")
+        let graph = graph(collectionURL: collectionURL ?? "\(catalogIRI).\(format.fileExtension)")
         switch format {
         case .turtle: return TurtleWriter.write(graph)
         case .rdfXML: return RDFXMLWriter.write(graph)
@@ -113,7 +118,7 @@ package struct DCATCatalog: Sendable {
     }
 
     /// The catalog's IRI.
-    package var catalogIRI: String { baseURL + "/catalog" }
+    package var catalogIRI: String { baseURL + catalogPath }
 
     package func datasetIRI(_ id: String) -> String { "\(baseURL)/datasets/\(id)" }
 
@@ -314,7 +319,7 @@ package struct DCATCatalog: Sendable {
             b.add(node, NS.dcat + "endpointDescription", .iri(iri(baseURL + service.descriptionPath)))
             b.add(node, NS.dct + "conformsTo", .iri(service.conformsTo))
             b.typed(service.conformsTo, NS.dct + "Standard")
-            b.add(node, NS.dct + "publisher", agentNode(catalog.publisher, into: &b))
+            b.add(node, NS.dct + "publisher", agentNode(servicePublisher ?? catalog.publisher, into: &b))
             b.add(node, NS.dct + "license", .iri(catalog.licence.iri))
             b.typed(catalog.licence.iri, NS.dct + "LicenseDocument")
             for (dataset, _) in datasets { b.add(node, NS.dcat + "servesDataset", .iri(iri(datasetIRI(dataset.id)))) }

@@ -15,6 +15,9 @@ import NIOCore
 /// | `GET /` (`?lang=en`) | the HTML catalog page |
 /// | `GET /catalog` | DCAT-AP.de by `Accept` (Turtle default, RDF/XML, JSON-LD); `?page=N` |
 /// | `GET /catalog.ttl`, `.rdf`, `.jsonld` | the same in one format |
+/// | `GET /tenants` (`?lang=en`) | the tenants (municipalities, associations) with their datasets' count |
+/// | `GET /tenants/{ags}/` | the HTML catalog page with only that tenant's datasets |
+/// | `GET /tenants/{ags}/catalog` (`.ttl`, `.rdf`, `.jsonld`) | that tenant's DCAT-AP.de catalog, the tenant as publisher |
 /// | `GET /datasets/{id}` | the dataset's DCAT record by `Accept`, or (a browser: `text/html` first) its page with charts |
 /// | `GET /datasets/{id}/dcat.ttl` (`.rdf`, `.jsonld`) | the dataset's DCAT record (a catalog with only it) |
 /// | `GET /datasets/{id}/datapackage.json` | Frictionless data package with the CSV's Table Schema |
@@ -28,6 +31,10 @@ struct Publishing: Sendable {
     /// In pipeline order; ids unique (the first pipeline declaring an id wins).
     let datasets: [DatasetMetadata]
     let byID: [String: DatasetMetadata]
+    /// Every tenant with a dataset, and those `tenants.yaml` declares; by AGS.
+    let tenants: [String: Tenant]
+    /// Dataset id → its pipeline's tenant (AGS).
+    let tenantOf: [String: String]
     let store: ObservationStore
     /// The dataset pages' charts and the catalog page's sparklines.
     let charts: ChartQueries
@@ -41,18 +48,25 @@ struct Publishing: Sendable {
          environment: [String: String], logger: Logger) {
         var datasets: [DatasetMetadata] = []
         var byID: [String: DatasetMetadata] = [:]
+        var resolver = TenantResolver(logger: logger)
+        var tenantOf: [String: String] = [:]
         for spec in pipelines {
-            guard let dataset = spec.datasetMetadata else { continue }
+            guard var dataset = spec.datasetMetadata else { continue }
             if let other = byID[dataset.id] {
                 logger.warning("dataset id '\(dataset.id)' of pipeline '\(spec.name)' is already used by pipeline '\(other.pipeline)'; only the first is published")
                 continue
             }
+            let tenant = resolver.tenant(spec)
+            tenantOf[dataset.id] = tenant.ags
+            dataset = TenantResolver.published(dataset, by: tenant)
             byID[dataset.id] = dataset
             datasets.append(dataset)
         }
         self.catalog = catalog
         self.datasets = datasets
         self.byID = byID
+        self.tenants = resolver.tenants
+        self.tenantOf = tenantOf
         self.store = store
         self.charts = ChartQueries(connections: store.connections)
         self.configuration = configuration
@@ -74,6 +88,13 @@ struct Publishing: Sendable {
             router.read("/catalog.\(format.fileExtension)") { request, _ in
                 try await self.catalogDocument(request, format: format, negotiated: false)
             }
+        }
+        router.read("/tenants") { request, _ in self.tenantsPage(request) }
+        router.read("/tenants/:ags") { request, context in
+            try await self.tenantPage(request, ags: try context.parameters.require("ags"))
+        }
+        router.read("/tenants/:ags/:file") { request, context in
+            try await self.tenantFile(request, ags: try context.parameters.require("ags"), file: try context.parameters.require("file"))
         }
         router.read("/datasets/:id") { request, context in
             try await self.datasetResource(request, context: context, id: try context.parameters.require("id"))
@@ -97,23 +118,25 @@ struct Publishing: Sendable {
 
     // MARK: HTML page
 
-    func page(_ request: Request) async throws -> Response {
+    func page(_ request: Request, tenant: Tenant? = nil) async throws -> Response {
         let language: CatalogPage.Language = request.uri.queryParameters["lang"].map { $0.lowercased() } == "en" ? .en : .de
-        let datasets = publicDatasets
+        let datasets = tenant.map { publicDatasets(of: $0) } ?? publicDatasets
         let snapshots = try await store.snapshots(datasets)
         let charts = try await self.charts.lastWeek(datasets, snapshots: snapshots)
-        let html = CatalogPage.render(catalog: catalog, baseURL: baseURL(request),
+        let base = baseURL(request)
+        let html = CatalogPage.render(catalog: tenant.map { tenantCatalog($0, base: base) } ?? catalog, baseURL: base,
                                       datasets: zip(datasets, snapshots).map { ($0, $1.facts, $1.stationPoints) }, language: language,
-                                      charts: charts)
+                                      charts: charts, path: tenant.map { "/tenants/\($0.ags)" } ?? "")
         return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .contentLanguage: language.rawValue, .cacheControl: "no-cache"],
                         body: ResponseBody(byteBuffer: ByteBuffer(string: html)))
     }
 
     // MARK: Catalog
 
-    func catalogDocument(_ request: Request, format: RDFFormat, negotiated: Bool) async throws -> Response {
+    func catalogDocument(_ request: Request, format: RDFFormat, negotiated: Bool, tenant: Tenant? = nil) async throws -> Response {
         let base = baseURL(request)
-        let all = publicDatasets
+        let all = tenant.map { publicDatasets(of: $0) } ?? publicDatasets
+        let path = tenant.map { "/tenants/\($0.ags)/catalog" } ?? "/catalog"
         let pageSize = max(1, configuration.catalogPageSize)
         let pageParameter = request.uri.queryParameters["page"].map(String.init)
         var page = 1
@@ -138,15 +161,17 @@ struct Publishing: Sendable {
             let snapshot = try await store.snapshot(dataset, state: states[dataset.pipeline] ?? DatasetState())
             entries.append((dataset, snapshot.facts))
         }
-        let document = DCATCatalog(catalog: catalog, baseURL: base, datasets: entries, paging: paged ? paging : nil, catalogModifiedMicros: modified)
+        var document = DCATCatalog(catalog: tenant.map { tenantCatalog($0, base: base) } ?? catalog, baseURL: base, datasets: entries,
+                                   paging: paged ? paging : nil, catalogModifiedMicros: modified)
             .serving([.ogcAPIFeatures, .sensorThings])
-            .render(format)
+        document.catalogPath = path
+        document.servicePublisher = catalog.publisher
         var headers: HTTPFields = [.contentType: format.contentType, .cacheControl: "no-cache"]
         if negotiated {
             headers[.vary] = "Accept"
-            headers[.contentLocation] = "\(base)/catalog.\(format.fileExtension)" + (pageParameter != nil ? "?page=\(page)" : "")
+            headers[.contentLocation] = "\(base)\(path).\(format.fileExtension)" + (pageParameter != nil ? "?page=\(page)" : "")
         }
-        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: document)))
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: document.render(format))))
     }
 
     // MARK: Datasets
