@@ -39,11 +39,14 @@ package enum DatasetPage {
                        titleLang: CatalogPage.Language, title: String) -> String {
         let anchor = HTML.escape(d.id)
         var h = "<section class=\"charts\" aria-labelledby=\"\(anchor)-charts\">\n"
+        // The privacy gate (`min_count`, docs/privacy.md): stated where the values are shown.
+        let privacy = d.privacyNote(german: t.language == .de).map { "<p class=\"note privacy\">\(HTML.escape($0))</p>\n" } ?? ""
         guard let chart, !chart.series.isEmpty else {
-            h += "<h3 id=\"\(anchor)-charts\">\(c.chartsHeading)</h3>\n<p>\(t.noData)</p>\n</section>\n"
+            h += "<h3 id=\"\(anchor)-charts\">\(c.chartsHeading)</h3>\n\(privacy)<p>\(t.noData)</p>\n</section>\n"
             return h
         }
         h += "<h3 id=\"\(anchor)-charts\">\(c.chartsHeading): \(HTML.escape(c.sevenDaysTo(chart)))</h3>\n"
+        h += privacy
         h += "<p class=\"note\">\(HTML.escape(c.method))</p>\n"
         for (index, series) in chart.series.enumerated() {
             let id = "chart-\(d.id)-\(index + 1)"

@@ -58,6 +58,18 @@ package struct DatasetMetadata: Sendable, Hashable {
     /// The quality a suppressed value is published with (its value is missing: an empty CSV cell, JSON null).
     package static let suppressedQuality = "suppressed"
 
+    /// The gate as one sentence for people (the DCAT description, the dataset page); nil without a gate.
+    package func privacyNote(german: Bool) -> String? {
+        guard let minCount else { return nil }
+        return german
+            ? "Datenschutz: Zählwerte unter \(minCount) (außer 0) werden nicht veröffentlicht – in den Downloads ist der Wert leer "
+                + "(JSON: null) mit der Qualität „\(Self.suppressedQuality)“; Stunden- und Tageswerte (Mittel, Minimum, Maximum, Summe), "
+                + "in die ein solcher Wert eingeht, werden ebenfalls unterdrückt."
+            : "Privacy: counts below \(minCount) (other than 0) are not published – in downloads the value is empty (JSON: null) "
+                + "with the quality \"\(Self.suppressedQuality)\"; hourly and daily values (mean, minimum, maximum, sum) computed "
+                + "from such a value are suppressed too."
+    }
+
     /// True when `value` may not be published under the privacy gate: `min_count` is set and the value is
     /// not 0 and below it (0 is published: nobody counted discloses nobody).
     @inline(__always)
