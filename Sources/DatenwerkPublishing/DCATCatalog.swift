@@ -197,8 +197,11 @@ package struct DCATCatalog: Sendable {
         b.add(node, NS.dct + "identifier", .text(d.id))
         b.add(node, NS.dct + "title", .text(clean(d.title), "de"))
         if let en = d.titleEN { b.add(node, NS.dct + "title", .text(clean(en), "en")) }
-        b.add(node, NS.dct + "description", .text(clean(d.description), "de"))
-        if let en = d.descriptionEN { b.add(node, NS.dct + "description", .text(clean(en), "en")) }
+        // The privacy gate (`min_count`, docs/privacy.md) is stated in the description and as each distribution's `dct:rights`.
+        b.add(node, NS.dct + "description", .text(clean(d.description + (d.privacyNote(german: true).map { "\n\n" + $0 } ?? "")), "de"))
+        if let en = d.descriptionEN {
+            b.add(node, NS.dct + "description", .text(clean(en + (d.privacyNote(german: false).map { "\n\n" + $0 } ?? "")), "en"))
+        }
         let publisher = d.publisher ?? catalog.publisher
         b.add(node, NS.dct + "publisher", agentNode(publisher, into: &b))
         b.add(node, NS.dcatde + "contributorID", .iri(ContributorID.iri(d.contributorID ?? catalog.contributorID)))
@@ -254,6 +257,14 @@ package struct DCATCatalog: Sendable {
         }
 
         let attribution = d.licence.attribution ? clean(d.attribution ?? publisher.name) : nil
+        var privacy: RDFTerm?
+        if let note = d.privacyNote(german: true) {
+            let rights = RDFTerm.blank("privacy\(number)")
+            b.add(rights, NS.type, .iri(NS.dct + "RightsStatement"))
+            b.add(rights, NS.dct + "description", .text(note, "de"))
+            if let en = d.privacyNote(german: false) { b.add(rights, NS.dct + "description", .text(en, "en")) }
+            privacy = rights
+        }
         for format in ObservationFormat.allCases {
             let dist = RDFTerm.iri(iri("\(baseURL)/datasets/\(d.id)/distributions/\(format.rawValue)"))
             let download = RDFTerm.iri(iri(downloadURL(d.id, format)))
@@ -280,6 +291,7 @@ package struct DCATCatalog: Sendable {
             }
             b.add(dist, NS.dct + "license", .iri(d.licence.iri))
             b.typed(d.licence.iri, NS.dct + "LicenseDocument")
+            if let privacy { b.add(dist, NS.dct + "rights", privacy) }
             if let attribution { b.add(dist, NS.dcatde + "licenseAttributionByText", .text(attribution)) }
             b.add(dist, NS.dct + "issued", issued)
             b.add(dist, NS.dct + "modified", modified)
@@ -301,6 +313,7 @@ package struct DCATCatalog: Sendable {
             }
             b.add(dist, NS.dct + "license", .iri(d.licence.iri))
             b.typed(d.licence.iri, NS.dct + "LicenseDocument")
+            if let privacy { b.add(dist, NS.dct + "rights", privacy) }
             if let attribution { b.add(dist, NS.dcatde + "licenseAttributionByText", .text(attribution)) }
             b.add(dist, NS.dct + "issued", issued)
             b.add(dist, NS.dct + "modified", modified)
