@@ -5,7 +5,7 @@ themselves are checked by hadolint, check-jsonschema's Compose spec schema and k
   check_deploy.py dockerfile FILE --root REPO
   check_deploy.py compose FILE
   check_deploy.py k8s BUILT.yaml --root REPO          (the output of `kubectl kustomize`)
-  check_deploy.py configmap-pipelines BUILT.yaml --datenwerk BINARY --work DIR
+  check_deploy.py configmap-pipelines BUILT.yaml --root REPO --datenwerk BINARY --work DIR
 
 Prints one `error: …` line per problem and `ok: …` at the end; exits 1 when there is a problem, 2 on bad input.
 Runs with the deploy validators' venv (PyYAML, dockerfile), see scripts/ensure-validators.sh.
@@ -314,10 +314,19 @@ def check_k8s(path, root):
     finish(f"{path}: {len(docs)} objects ({', '.join(sorted(f'{len(v)} {k}' for k, v in by_kind.items()))})")
 
 
-def check_configmap_pipelines(path, binary, work):
+def check_configmap_pipelines(path, binary, work, root):
     """Lays the pipelines ConfigMap out as the kubelet does (files under a hidden timestamped folder, `..data`
     and per-key symlinks), runs the init container's script on it and lets `datenwerk validate` read the
-    result: every pipeline once, all valid."""
+    result: it must say exactly what it says about the repository's Pipelines/ (every pipeline and template
+    once, all valid)."""
+    binary = os.path.abspath(binary)
+    reference = subprocess.run([binary, "validate", os.path.join(root, "Pipelines")], capture_output=True, text=True, cwd=root)
+    reference_out = (reference.stdout + reference.stderr).strip()
+    want = reference_out.splitlines()[-1] if reference_out else ""
+    print(f"the repository's Pipelines/: {want}")
+    if reference.returncode != 0 or not want.startswith("ok: "):
+        error(f"datenwerk validate on the repository's Pipelines/ fails: {reference_out}")
+        finish(path)
     docs = [d for d in yaml.safe_load_all(open(path, encoding="utf-8")) if d]
     cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("datenwerk-pipelines"))
     for deployment in (d for d in docs if d["kind"] == "Deployment"):
@@ -353,14 +362,12 @@ def check_configmap_pipelines(path, binary, work):
         if run.returncode != 0:
             error(f"{name}: the init script failed: {run.stderr.strip()}")
             continue
-        binary = os.path.abspath(binary)
         as_mounted = subprocess.run([binary, "validate", mounted], capture_output=True, text=True, cwd=base)
         validated = subprocess.run([binary, "validate", unpacked], capture_output=True, text=True, cwd=base)
         out = (validated.stdout + validated.stderr).strip()
         print(f"{name}: the ConfigMap folder as mounted: {(as_mounted.stdout + as_mounted.stderr).strip().splitlines()[-1]}")
         print(f"{name}: unpacked by the init container: {out.splitlines()[-1] if out else ''}")
-        want = f"ok: {len(cm['data'])} pipelines valid"
-        if validated.returncode != 0 or want not in out:
+        if validated.returncode != 0 or not out or out.splitlines()[-1] != want:
             error(f"{name}: datenwerk validate on the unpacked pipelines: expected '{want}', got: {out}")
     finish(f"{path}: pipelines ConfigMap unpacked and validated")
 
@@ -381,7 +388,7 @@ def main():
         elif a.what == "k8s":
             check_k8s(a.file, a.root)
         else:
-            check_configmap_pipelines(a.file, a.datenwerk, a.work)
+            check_configmap_pipelines(a.file, a.datenwerk, a.work, a.root)
     except (OSError, yaml.YAMLError, KeyError, StopIteration, IndexError, AttributeError) as e:
         print(f"error: cannot check {a.file}: {type(e).__name__}: {e}")
         sys.exit(2)
