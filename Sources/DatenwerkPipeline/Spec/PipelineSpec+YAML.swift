@@ -39,7 +39,7 @@ extension PipelineSpec {
             throw DiagnosticError([Diagnostic(file: file, line: 1, column: 1, "this is a pipeline template, not a pipeline: a pipeline uses it with 'uses: templates/<name>' (`datenwerk validate` checks it)")])
         }
         if node["uses"] != nil {
-            guard let joined = TemplateInstantiation.instantiate(node, yaml: yaml, reader: reader, library: templates), reader.diagnostics.isEmpty else {
+            guard let joined = TemplateInstantiation.instantiate(node, yaml: yaml, reader: reader, library: templates) else {
                 throw DiagnosticError(reader.diagnostics.sorted(by: byPosition), warnings: reader.warnings.sorted(by: byPosition))
             }
             node = joined

@@ -35,6 +35,8 @@ enum TemplateInstantiation {
             r.error(top.values[key]?.key, "", "'\(key)' comes from template '\(name)'; change it through the template's parameters (`datenwerk templates describe \(name)`) or write the pipeline without 'uses:'")
         }
         let values = parameterValues(top, template: template, usesNode: usesNode, reader: r)
+        // A pipeline or template with a problem so far is not read on: its body would only repeat the problem.
+        guard r.diagnostics.isEmpty else { return nil }
         var substitution = Substitution(template: template, values: values, reader: r, pipelineName: top["name"], tenant: top["tenant"])
         let body = substitution.apply(template.body, path: "")
         for parameter in template.parameters where !substitution.used.contains(parameter.name) {
