@@ -62,6 +62,8 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                // SHA-256 pins of pipeline templates shared between installations (Spec/Template.swift).
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             // The bundled Gemeindeverzeichnis (municipality keys for `tenant:`; Destatis, dl-de/by-2-0).
             resources: [.copy("Tenants/Resources")],
