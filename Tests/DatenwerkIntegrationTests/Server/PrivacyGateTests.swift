@@ -229,6 +229,30 @@ import Testing
                     #expect(ogc == expectedCells.map(\.1), "\(dataset) OGC API observations")
                 }
 
+                // The rule is stated in the DCAT record (judged by the DCAT-AP.de validator, all three formats) and on the page.
+                let note = try #require(gatedSpec.datasetMetadata?.privacyNote(german: true))
+                #expect(note.contains("unter 5"))
+                for ext in ["ttl", "rdf", "jsonld"] {
+                    let run = try await Judge.dcat(server.baseURL + "/datasets/privacy/dcat.\(ext)")
+                    #expect(run.passed, "dcat.\(ext): \(run)")
+                }
+                let turtle = try await server.get("/datasets/privacy/dcat.ttl").text
+                #expect(turtle.contains("Datenschutz: Zählwerte unter 5") && turtle.contains("dct:rights") && turtle.contains("dct:RightsStatement"))
+                let openTurtle = try await server.get("/datasets/open/dcat.ttl").text
+                #expect(!openTurtle.contains("Datenschutz") && !openTurtle.contains("dct:rights"))
+                let page = try await server.get("/datasets/privacy", headers: [("Accept", "text/html")]).text
+                #expect(page.contains("Zählwerte unter 5 (außer 0) werden nicht veröffentlicht"), "\(page.prefix(300))")
+                let openPage = try await server.get("/datasets/open", headers: [("Accept", "text/html")]).text
+                #expect(openPage.contains("<html") && !openPage.contains("Datenschutz:"))
+                // The CSV with empty cells still passes the CSV validator against its Table Schema.
+                let served = try await server.get("/datasets/privacy/datapackage.json")
+                let json = try #require(try JSONSerialization.jsonObject(with: Data(served.body)) as? [String: Any])
+                let resources = try #require(json["resources"] as? [[String: Any]])
+                let schema = try #require(resources.first { $0["name"] as? String == "observations" }?["schema"])
+                let schemaFile = try PublishingServer.save(Array(try JSONSerialization.data(withJSONObject: schema)), as: "schema.json")
+                let csvRun = try await Judge.csv(server.baseURL + "/datasets/privacy/observations.csv", schema: schemaFile)
+                #expect(csvRun.passed, "\(csvRun)")
+
                 // SensorThings: no result below the gate, not even through a $filter on it.
                 let sta = try await server.get("/sta/v1.1/Observations?$filter=result%20gt%200%20and%20result%20lt%205&$top=1000")
                 #expect(sta.status == 200)
