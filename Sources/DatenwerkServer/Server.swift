@@ -40,6 +40,8 @@ package struct DatenwerkServer: Sendable {
         package var idleTimeout: Duration = .seconds(30)
         /// How long a request waits for the database before it is answered 503 with `Retry-After`.
         package var databaseTimeout: Duration = .seconds(5)
+        /// The pipeline templates published at `/templates/` for other installations (PublishedTemplates.swift); nil: none.
+        package var templatesDirectory: String? = "Pipelines/templates"
         /// Wrong tokens per client before 429 (docs/access.md).
         package var failureLimit = FailureLimiter.Policy()
         /// OIDC bearer tokens; nil: from the environment (`DATENWERK_OIDC_*`, see `OIDCConfiguration`), or none.
@@ -96,6 +98,14 @@ package struct DatenwerkServer: Sendable {
         }
         PipelineOperations(pipelines: Dictionary(pipelines.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first }), database: database,
                            runner: runner, connections: connections, access: access, logger: logger).register(on: router)
+        if let directory = configuration.templatesDirectory {
+            let base = configuration.baseURL
+            let fallback = "\(configuration.host):\(configuration.port)"
+            PublishedTemplates(directory: directory, baseURL: { request in
+                if var base { while base.hasSuffix("/") { base.removeLast() }; return base }
+                return "http://\(request.head.authority ?? fallback)"
+            }).register(on: router)
+        }
         if let catalog {
             var publishing = Publishing(catalog: catalog, pipelines: pipelines, store: ObservationStore(connections: connections), configuration: configuration,
                                         environment: environment, logger: logger)
@@ -142,6 +152,7 @@ package struct DatenwerkServer: Sendable {
     /// The routes this server answers, by method (for 405 `Allow` and HEAD).
     static func routes(publishing: Bool) -> [RoutePattern] {
         var routes = [RoutePattern("/health", [.get]), RoutePattern("/metrics", [.get]), RoutePattern("/ingest/*", [.post])]
+        routes += PublishedTemplates.routes.map { RoutePattern($0, [.get]) }
         routes += [RoutePattern("/pipelines/*/runs", [.post]), RoutePattern("/pipelines/*/runs/*", [.get]), RoutePattern("/pipelines/*/quarantine/replay", [.post])]
         if publishing {
             routes += ["/", "/catalog", "/catalog.ttl", "/catalog.rdf", "/catalog.jsonld", "/datasets/*", "/datasets/*/*"].map { RoutePattern($0, [.get]) }
