@@ -48,8 +48,8 @@ package struct TenantDirectory: Sendable {
         let hint = MunicipalityKeys.suggestion(for: ags).map { "; did you mean '\($0.0)' (\($0.1.name))?" } ?? ""
         let where_ = file.map { "to \($0)" } ?? "to \(Self.fileName) next to catalog.yaml"
         return "unknown tenant '\(ags)': no municipality, Kreis or Land has this key in the bundled Gemeindeverzeichnis "
-            + "(Destatis, Gebietsstand \(MunicipalityKeys.asOf))\(hint); for an association or a newer municipality add it \(where_) "
-            + "(see docs/tenants.md)"
+            + "(Destatis, Gebietsstand \(MunicipalityKeys.asOf)); for an association or a newer municipality add it \(where_) "
+            + "(see docs/tenants.md)\(hint)"
     }
 
     // MARK: tenants.yaml
