@@ -112,6 +112,16 @@ import Testing
         #expect(english.text.contains("Stadtwerke Musterstadt – energy metering points"))
         #expect(!english.text.contains("Musterstadt climate network"))
 
+        // Every link of both pages into this server answers 200 (tenant pages, their catalogs, the whole catalog).
+        for html in [tenants.text, page.text, english.text] {
+            let hrefs = Set(html.matches(of: /href="([^"]+)"/).map { String($0.1).replacingOccurrences(of: "&amp;", with: "&") })
+            let own = hrefs.filter { $0.hasPrefix(base + "/") }
+            #expect(own.count >= 5, "\(hrefs)")
+            for href in own {
+                #expect(try await server.get(String(href.dropFirst(base.count))).status == 200, "\(href)")
+            }
+        }
+
         // Unknown tenants and files: problem+json 404.
         for path in ["/tenants/05515999/catalog.ttl", "/tenants/05515000/", "/tenants/x1/catalog", "/tenants/09162000/catalog.csv"] {
             let answer = try await server.get(path)
