@@ -40,25 +40,10 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT coalesce(min_count IS NOT NULL AND v <> 0 AND v < min_count, false)
 $$;
 
--- True when a bucket of a series with gate `min_count` holds a value that may not be published. From the
--- bucket's minimum and maximum alone unless the minimum is 0 and the maximum is not: then the bucket's rows are
--- looked up (one primary-key range scan of the series over the bucket).
-CREATE FUNCTION datenwerk.bucket_below_min_count(
-    station bigint, prop text, from_time timestamptz, to_time timestamptz, minimum double precision, maximum double precision,
-    min_count integer
-) RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT CASE
-        WHEN min_count IS NULL THEN false
-        WHEN minimum >= min_count THEN false
-        WHEN minimum <> 0 THEN true
-        WHEN maximum = 0 THEN false
-        ELSE EXISTS (SELECT 1 FROM datenwerk.observations o
-                     WHERE o.station_id = station AND o.property = prop
-                       AND o.phenomenon_start >= from_time AND o.phenomenon_start < to_time
-                       AND o.result <> 0 AND o.result < min_count)
-    END
-$$;
+-- The views below spell the gate out instead of calling these functions: a function in a view runs with the
+-- reader's rights (`datenwerk_api_reader` has none on schema `datenwerk`), a view's own expressions with its
+-- owner's. A bucket (hour, day) is checked from its stored minimum and maximum alone unless the minimum is 0 and
+-- the maximum is not: then its rows are looked up (one primary-key range scan of the series over the bucket).
 
 -- Written by every load (in its transaction) from its pipeline's spec: the gate (NULL: none, the pipeline's
 -- rows are removed) and the series the run wrote (its rows: run_id = run, starts from_time … to_time).
@@ -98,11 +83,11 @@ SELECT st.id AS station_id, st.tenant, st.key AS station_key, st.name AS station
        ST_X(ST_PointOnSurface(st.geom)) AS longitude, ST_Y(ST_PointOnSurface(st.geom)) AS latitude,
        s.property, p.unit, p.label_de, p.label_en,
        s.last_start AS phenomenon_start, s.last_end AS phenomenon_end,
-       CASE WHEN datenwerk.below_min_count(s.last_result, g.min_count) THEN NULL ELSE s.last_result END AS result,
+       CASE WHEN coalesce(g.min_count IS NOT NULL AND s.last_result <> 0 AND s.last_result < g.min_count, false) THEN NULL ELSE s.last_result END AS result,
        s.last_quality AS quality,
        now() - coalesce(s.last_end, s.last_start) AS age,
        extract(epoch FROM now() - coalesce(s.last_end, s.last_start))::double precision AS age_seconds,
-       datenwerk.below_min_count(s.last_result, g.min_count) AS suppressed
+       coalesce(g.min_count IS NOT NULL AND s.last_result <> 0 AND s.last_result < g.min_count, false) AS suppressed
 FROM datenwerk.series s
 JOIN datenwerk.stations st ON st.id = s.station_id
 JOIN datenwerk.observed_properties p ON p.key = s.property
@@ -112,8 +97,8 @@ LEFT JOIN datenwerk.series_min_count g ON g.station_id = s.station_id AND g.prop
 CREATE OR REPLACE VIEW datenwerk_api.observations AS
 SELECT st.id AS station_id, st.tenant, st.key AS station_key, st.name AS station_name, st.geom,
        o.property, p.unit, o.phenomenon_start, o.phenomenon_end,
-       CASE WHEN datenwerk.below_min_count(o.result, g.min_count) THEN NULL ELSE o.result END AS result, o.quality,
-       datenwerk.below_min_count(o.result, g.min_count) AS suppressed
+       CASE WHEN coalesce(g.min_count IS NOT NULL AND o.result <> 0 AND o.result < g.min_count, false) THEN NULL ELSE o.result END AS result, o.quality,
+       coalesce(g.min_count IS NOT NULL AND o.result <> 0 AND o.result < g.min_count, false) AS suppressed
 FROM datenwerk.series s
 JOIN datenwerk.stations st ON st.id = s.station_id
 JOIN datenwerk.observations o ON o.station_id = s.station_id AND o.property = s.property
@@ -131,13 +116,20 @@ SELECT st.id AS station_id, st.tenant, st.key AS station_key, st.name AS station
        CASE WHEN p.per_interval AND NOT b.suppressed THEN b.total END AS sum, p.per_interval, b.suppressed
 FROM (
     SELECT h.station_id, h.property, h.hour, h.n, h.total / h.n AS avg, h.minimum AS min, h.maximum AS max, h.total,
-           datenwerk.bucket_below_min_count(h.station_id, h.property, h.hour, h.hour + interval '1 hour',
-                                            h.minimum, h.maximum, g.min_count) AS suppressed
+           CASE
+               WHEN g.min_count IS NULL OR h.minimum >= g.min_count THEN false
+               WHEN h.minimum <> 0 THEN true
+               WHEN h.maximum = 0 THEN false
+               ELSE EXISTS (SELECT 1 FROM datenwerk.observations o
+                            WHERE o.station_id = h.station_id AND o.property = h.property
+                              AND o.phenomenon_start >= h.hour AND o.phenomenon_start < h.hour + interval '1 hour'
+                              AND o.result <> 0 AND o.result < g.min_count)
+           END AS suppressed
     FROM datenwerk.observations_hourly h
     LEFT JOIN datenwerk.series_min_count g ON g.station_id = h.station_id AND g.property = h.property
     UNION ALL
     SELECT o.station_id, o.property, o.phenomenon_start, 1, o.result, o.result, o.result, o.result,
-           datenwerk.below_min_count(o.result, g.min_count)
+           coalesce(g.min_count IS NOT NULL AND o.result <> 0 AND o.result < g.min_count, false)
     FROM datenwerk.observations o
     JOIN datenwerk.series s ON s.station_id = o.station_id AND s.property = o.property AND s.hourly_raw
     LEFT JOIN datenwerk.series_min_count g ON g.station_id = o.station_id AND g.property = o.property
@@ -155,10 +147,16 @@ SELECT st.id AS station_id, st.tenant, st.key AS station_key, st.name AS station
        CASE WHEN NOT d.suppressed THEN d.maximum END AS max,
        CASE WHEN p.per_interval AND NOT d.suppressed THEN d.total END AS sum, p.per_interval, d.suppressed
 FROM (
-    SELECT dd.*, datenwerk.bucket_below_min_count(dd.station_id, dd.property,
-                                                  dd.day::timestamp AT TIME ZONE 'Europe/Berlin',
-                                                  (dd.day + 1)::timestamp AT TIME ZONE 'Europe/Berlin',
-                                                  dd.minimum, dd.maximum, g.min_count) AS suppressed
+    SELECT dd.*,
+           CASE
+               WHEN g.min_count IS NULL OR dd.minimum >= g.min_count THEN false
+               WHEN dd.minimum <> 0 THEN true
+               WHEN dd.maximum = 0 THEN false
+               ELSE EXISTS (SELECT 1 FROM datenwerk.observations o
+                            WHERE o.station_id = dd.station_id AND o.property = dd.property
+                              AND o.phenomenon_start >= (dd.day::timestamp AT TIME ZONE 'Europe/Berlin') AND o.phenomenon_start < ((dd.day + 1)::timestamp AT TIME ZONE 'Europe/Berlin')
+                              AND o.result <> 0 AND o.result < g.min_count)
+           END AS suppressed
     FROM datenwerk.observations_daily dd
     LEFT JOIN datenwerk.series_min_count g ON g.station_id = dd.station_id AND g.property = dd.property
 ) d
