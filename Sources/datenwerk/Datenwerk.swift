@@ -138,11 +138,14 @@ struct ValidateCommand: AsyncParsableCommand {
         let fetcher = HTTPFetcher()
         let fetch = await RemoteTemplates.fetchMissing(files: pipelineFiles(paths), library: .standard, fetcher: fetcher)
         try? await fetcher.shutdown()
-        for d in fetch.problems { stderr(d.description) }
+        for var d in fetch.problems {
+            d.file = d.file.map(displayPath)
+            stderr(d.description)
+        }
         let templates = templateFiles(paths)
         let templateProblems = checkTemplates(templates)
         let (specs, pipelineProblems, invalid) = loadPipelines(paths)
-        let problems = pipelineProblems + templateProblems
+        let problems = pipelineProblems + templateProblems + fetch.problems.count
         if problems > 0 {
             stderr("error: \(problems) problem\(problems == 1 ? "" : "s") in \(invalid) pipeline file\(invalid == 1 ? "" : "s")\(templateProblems > 0 ? " and the templates" : ""); nothing was run.")
             throw Exit.invalidConfiguration
