@@ -36,18 +36,34 @@ package struct AccessControl: Sendable {
     let limiter: FailureLimiter
     /// Pipeline name → its `tenant:` (AGS).
     let tenants: [String: String]
+    /// Peer addresses of reverse proxies whose `X-Forwarded-For` names the client (`DATENWERK_TRUSTED_PROXIES`);
+    /// from any other peer the header is ignored (a client could name anyone).
+    let trustedProxies: Set<String>
     let logger: Logger
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
 
     static let realm = #"Bearer realm="datenwerk""#
 
     init(connections: ServerConnections, oidc: OIDCVerifier?, oidcProblem: String? = nil, limiter: FailureLimiter,
-         tenants: [String: String], logger: Logger) {
+         tenants: [String: String], trustedProxies: Set<String> = [], logger: Logger) {
         self.connections = connections
         self.oidc = oidc
         self.oidcProblem = oidcProblem
         self.limiter = limiter
         self.tenants = tenants
+        self.trustedProxies = trustedProxies
         self.logger = logger
+    }
+
+    /// The client whose wrong tokens are counted: the peer address, or — from a trusted proxy — the address the
+    /// proxy appended last to `X-Forwarded-For`.
+    func client(_ request: Request, context: ServerRequestContext) -> String {
+        let peer = context.remoteAddress?.ipAddress ?? "unknown"
+        guard trustedProxies.contains(peer), let forwarded = request.headers[Self.forwardedFor],
+              let last = forwarded.split(separator: ",").last.map({ $0.trimmingCharacters(in: .whitespaces) }), !last.isEmpty, last.count <= 64 else {
+            return peer
+        }
+        return last
     }
 
     /// The tenant (AGS) of a pipeline, for `tenant:<ags>` scopes.
@@ -57,7 +73,7 @@ package struct AccessControl: Sendable {
     /// (a restricted dataset's 401/403 must not be cached or shared). Throws only when the database cannot be asked.
     func check(_ request: Request, context: ServerRequestContext, need: AccessNeed, alternatives: [Alternative] = [],
                restricted: Bool = false) async throws -> Result<Principal, ResponseError> {
-        let client = context.remoteAddress?.ipAddress ?? "unknown"
+        let client = client(request, context: context)
         var extra: HTTPFields = restricted ? [.cacheControl: "private, no-store", .vary: "Authorization"] : [.cacheControl: "no-store"]
         if let wait = limiter.retryAfter(client) {
             logger.warning("access: \(need) from \(client) refused: too many wrong tokens lately (429, retry after \(wait) s)")

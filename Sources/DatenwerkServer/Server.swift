@@ -146,7 +146,10 @@ package struct DatenwerkServer: Sendable {
             logger.error("\(error)")
         }
         return AccessControl(connections: connections, oidc: oidc, oidcProblem: problem, limiter: FailureLimiter(configuration.failureLimit),
-                             tenants: Dictionary(pipelines.map { ($0.name, $0.tenant) }, uniquingKeysWith: { first, _ in first }), logger: logger)
+                             tenants: Dictionary(pipelines.map { ($0.name, $0.tenant) }, uniquingKeysWith: { first, _ in first }),
+                             trustedProxies: Set((environment["DATENWERK_TRUSTED_PROXIES"] ?? "").split(separator: ",")
+                                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }),
+                             logger: logger)
     }
 
     /// The routes this server answers, by method (for 405 `Allow` and HEAD).

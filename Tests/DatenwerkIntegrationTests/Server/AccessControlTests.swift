@@ -47,7 +47,7 @@ import Testing
         var log: LogCapture
     }
 
-    static func withServer(limit: FailureLimiter.Policy = .init(burst: 1000), oidc: OIDCConfiguration? = nil,
+    static func withServer(limit: FailureLimiter.Policy = .init(burst: 1000), oidc: OIDCConfiguration? = nil, environment: [String: String] = [:],
                            _ body: @Sendable (Setup) async throws -> Void) async throws {
         try await TestDatabase.with { db in
             let restricted = try P.restrictedPipeline()
@@ -62,7 +62,7 @@ import Testing
             configuration.oidc = oidc
             let server = try await ServerHarness.start(DatenwerkServer(
                 configuration: configuration, pipelines: specs, database: db, runner: runner,
-                environment: ["TTN_TEST_TOKEN": ttnToken, "DATENWERK_DOWNLOAD_TOKEN": downloadToken], logger: logger, catalog: try P.catalog()))
+                environment: ["TTN_TEST_TOKEN": ttnToken, "DATENWERK_DOWNLOAD_TOKEN": downloadToken].merging(environment) { $1 }, logger: logger, catalog: try P.catalog()))
             do {
                 try await body(Setup(server: server, db: db, log: capture))
             } catch {
@@ -245,6 +245,23 @@ import Testing
             #expect(try await s.server.request(.GET, Self.downloadPath, headers: Self.bearer(admin.token)).status == 429)
             // Open data is not limited.
             #expect(try await s.server.request(.GET, "/datasets/\(P.klima)/datapackage.json").status == 200)
+            // Without a trusted proxy, X-Forwarded-For is the client's word and changes nothing.
+            let spoofed = try await s.server.request(.POST, Self.runsPath, headers: Self.bearer(admin.token) + [("X-Forwarded-For", "203.0.113.9")])
+            #expect(spoofed.status == 429)
+        }
+    }
+
+    @Test func behindATrustedProxyTheForwardedClientIsLimited() async throws {
+        try await Self.withServer(limit: .init(burst: 10, window: .seconds(60)), environment: ["DATENWERK_TRUSTED_PROXIES": "10.9.9.9, 127.0.0.1"]) { s in
+            let admin = try await Self.token(s.db, ["admin"])
+            let guesser = [("X-Forwarded-For", "198.51.100.7, 203.0.113.5")]   // the proxy appended the last one
+            for i in 1...10 {
+                #expect(try await s.server.request(.POST, Self.runsPath, headers: Self.bearer("dwk_wrong\(i)") + guesser).status == 401)
+            }
+            #expect(try await s.server.request(.POST, Self.runsPath, headers: Self.bearer("dwk_wrong11") + guesser).status == 429)
+            // Another client behind the same proxy is not held off.
+            let other = try await s.server.request(.POST, Self.runsPath, headers: Self.bearer(admin.token) + [("X-Forwarded-For", "203.0.113.6")])
+            #expect(other.status == 202, "\(other.text)")
         }
     }
 
