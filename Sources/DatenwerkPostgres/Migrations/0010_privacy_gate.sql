@@ -47,7 +47,8 @@ $$;
 
 -- Written by every load (in its transaction) from its pipeline's spec: the gate (NULL: none, the pipeline's
 -- rows are removed) and the series the run wrote (its rows: run_id = run, starts from_time … to_time).
--- When the pipeline's gate is new, every series of the pipeline's runs is marked (once; it reads its rows).
+-- When the gate is new for a pipeline that loaded before, every series of its runs is marked (once; that reads
+-- `observations` whole, as there is no index on run_id).
 CREATE FUNCTION datenwerk.record_privacy(
     p_pipeline text, p_dataset text, p_min_count integer, p_run bigint, from_time timestamptz, to_time timestamptz
 ) RETURNS void
@@ -64,7 +65,8 @@ BEGIN
     INSERT INTO datenwerk.dataset_privacy (pipeline, dataset, min_count) VALUES (p_pipeline, p_dataset, p_min_count)
     ON CONFLICT (pipeline) DO UPDATE SET dataset = EXCLUDED.dataset, min_count = EXCLUDED.min_count, updated_at = now()
     WHERE (datenwerk.dataset_privacy.dataset, datenwerk.dataset_privacy.min_count) IS DISTINCT FROM (EXCLUDED.dataset, EXCLUDED.min_count);
-    IF known IS NULL THEN
+    IF known IS NULL AND EXISTS (SELECT 1 FROM datenwerk.runs WHERE pipeline = p_pipeline AND id <> p_run AND status = 'succeeded') THEN
+        -- The gate is new for a pipeline that loaded before: all its rows (one read of `observations`, once).
         INSERT INTO datenwerk.private_series (station_id, property, pipeline)
         SELECT DISTINCT o.station_id, o.property, p_pipeline FROM datenwerk.observations o
         WHERE o.run_id IN (SELECT id FROM datenwerk.runs WHERE pipeline = p_pipeline)

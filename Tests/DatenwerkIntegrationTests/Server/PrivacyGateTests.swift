@@ -273,6 +273,12 @@ import Testing
             try await Self.load(db, try Self.spec("privacy", minCount: nil), [])
             #expect(try await scalar(db, "SELECT count(*) FROM datenwerk_api.hourly WHERE suppressed") == 0)
             #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.private_series") == 0)
+            // Adding it to a pipeline that loaded before gates its stored rows from its next load on (a load without rows).
+            try await Self.load(db, try Self.spec("open", minCount: Self.minCount), [])
+            let openSuppressed = Int64(Self.open.filter { Self.suppressed($0.value) }.count)
+            #expect(openSuppressed > 0)
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk_api.hourly WHERE suppressed AND station_key = 'open:C' AND avg IS NULL") == openSuppressed)
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk_api.hourly WHERE suppressed") == openSuppressed)
         }
     }
 
