@@ -201,17 +201,20 @@ package struct TemplateLibrary: Sendable {
 
     /// `templates/<name>.yaml` (or `.yml`) next to the pipeline or in a folder above it.
     func localFile(named name: String, from pipelineFile: String) -> String? {
+        // Relative pipeline paths stay relative (messages name the template as the user would), up to the working folder.
         var directory = (pipelineFile as NSString).deletingLastPathComponent
-        if !directory.hasPrefix("/") { directory = (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(directory) }
-        directory = (directory as NSString).standardizingPath
         while true {
             for ext in ["yaml", "yml"] {
-                let candidate = (directory as NSString).appendingPathComponent("templates/\(name).\(ext)")
-                if FileManager.default.fileExists(atPath: candidate) { return candidate }
+                let candidate = (directory.isEmpty ? "" : directory + "/") + "templates/\(name).\(ext)"
+                if FileManager.default.fileExists(atPath: candidate) { return (candidate as NSString).standardizingPath }
             }
-            let parent = (directory as NSString).deletingLastPathComponent
-            if parent == directory || parent.isEmpty { return nil }
-            directory = parent
+            if directory == "/" { return nil }
+            if directory.isEmpty {
+                // Above the working folder: on with absolute paths.
+                directory = (FileManager.default.currentDirectoryPath as NSString).deletingLastPathComponent
+                continue
+            }
+            directory = (directory as NSString).deletingLastPathComponent
         }
     }
 

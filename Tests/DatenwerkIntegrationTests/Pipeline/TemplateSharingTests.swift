@@ -247,7 +247,7 @@ struct TemplateSharingTests {
         #expect(validate.status == 64)
         let declared = try #require(try String(contentsOfFile: Self.templates + "/sensor-community.yaml", encoding: .utf8)
             .components(separatedBy: "\n").firstIndex { $0.hasPrefix("  bbox:") }) + 1
-        #expect(validate.stderr.contains("feinstaub-muenster.yaml:6:9: error: parameter 'bbox' of template 'sensor-community' (declared at \(dir)/templates/sensor-community.yaml:\(declared):3) expects bbox [west, south, east, north] in WGS84 degrees with west < east and south < north"), "\(validate.stderr)")
+        #expect(validate.stderr.contains("feinstaub-muenster.yaml:6:9: error: parameter 'bbox' of template 'sensor-community' (declared at ./templates/sensor-community.yaml:\(declared):3) expects bbox [west, south, east, north] in WGS84 degrees with west < east and south < north"), "\(validate.stderr)")
         #expect(validate.stderr.contains("error: 1 problem in 1 pipeline file; nothing was run."), "\(validate.stderr)")
     }
 }
