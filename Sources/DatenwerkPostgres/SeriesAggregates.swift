@@ -220,10 +220,16 @@ final class SeriesAggregates {
         // its buckets are merged there too, never COPYed beside it.
         let fresh = s.hour.key > s.storedHour && s.hour.key > s.newHour && !s.storedRaw
         if fresh { s.newHour = s.hour.key } else if s.hour.key > s.storedHour, !s.storedRaw { revisitsNew = true }
-        try emit(s.hour, station: station, property: s.property, into: fresh ? hourNew : hourMerge) { CopyText.timestamp($0, &$1) }
         if fresh, openSide != nil {
+            // Encoded once: into the side's chunk, and the same bytes to the spool (the load's way if the side gives way).
             if sideChunk.capacity == 0 { sideChunk = ByteBufferAllocator().buffer(capacity: Self.sideChunkBytes + 4096) }
+            let start = sideChunk.writerIndex
             Self.row(s.hour, station: station, property: s.property, into: &sideChunk) { CopyText.timestamp($0, &$1) }
+            if let row = sideChunk.getSlice(at: start, length: sideChunk.writerIndex - start) {
+                try hourNew.write { out in out.writeImmutableBuffer(row) }
+            }
+        } else {
+            try emit(s.hour, station: station, property: s.property, into: fresh ? hourNew : hourMerge) { CopyText.timestamp($0, &$1) }
         }
     }
 
