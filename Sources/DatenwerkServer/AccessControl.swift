@@ -84,7 +84,7 @@ package struct AccessControl: Sendable {
         guard let presented = PushIngest.token(request.headers), !presented.isEmpty else {
             extra[.wwwAuthenticate] = Self.realm
             return .failure(ResponseError(.problem(.unauthorized,
-                "no token: send it as `Authorization: Bearer <token>` or `X-Datenwerk-Token: <token>` (a token with \(need)\(need.tenant.map { ", tenant:\($0)" } ?? "") or admin)",
+                "no token: send it as `Authorization: Bearer <token>` or `X-Datenwerk-Token: <token>` (a token with \(need), its tenant's scope or admin)",
                 headers: extra)))
         }
         for alternative in alternatives where PushIngest.constantTimeEqual(presented, alternative.secret) {
@@ -114,9 +114,9 @@ package struct AccessControl: Sendable {
         guard scopes.grant(need) else {
             logger.warning("access: \(who) from \(client) lacks \(need) (403)")
             extra[.wwwAuthenticate] = #"\#(Self.realm), error="insufficient_scope", scope="\#(need)""#
-            let tenantHint = need.tenant.map { ", tenant:\($0)" } ?? ""
+            // The tenant's AGS is not named: a token of another tenant need not learn whose the pipeline or dataset is.
             return .failure(ResponseError(.problem(.forbidden,
-                "the token does not allow this: it needs the scope \(need)\(tenantHint) or admin", headers: extra)))
+                "the token does not allow this: it needs the scope \(need), its tenant's scope or admin", headers: extra)))
         }
         return .success(Principal(description: who))
     }

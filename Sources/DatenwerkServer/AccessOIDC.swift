@@ -191,8 +191,9 @@ package actor OIDCVerifier {
             lastError = nil
             logger.info("OIDC: \(found.count) signing key(s) from \(url)")
         } catch {
-            // The old keys stay in use; the next attempt waits `minRefreshInterval`.
-            fetchedAt = fetchedAt.map { _ in .now }
+            // The old keys (if any) stay in use; the next attempt waits `minRefreshInterval`, so an identity
+            // provider that is down is not asked once per request.
+            fetchedAt = .now
             lastError = "\(error)"
             logger.error("OIDC: the key set \(url) could not be fetched: \(error)")
         }

@@ -92,6 +92,30 @@ import Testing
         try await jwks.stop()
     }
 
+    @Test func anUnreachableKeySetIs503NotTheClientsFaultAndIsNotAskedPerRequest() async throws {
+        let key = ES256PrivateKey()
+        let jwks = try await LoopbackHTTPServer.start { _ in .text("maintenance", status: 500) }
+        let oidc = OIDCConfiguration(issuer: Self.issuer, audience: Self.audience, jwksURL: jwks.baseURL + "/certs")
+        do {
+            try await A.withServer(oidc: oidc) { s in
+                let token = try await Self.sign(Claims(scope: "admin"), key, kid: "k1")
+                for _ in 0..<3 {
+                    let answer = try await s.server.request(.POST, A.runsPath, headers: A.bearer(token))
+                    #expect(answer.status == 503, "\(answer.text)")
+                    #expect(answer.header("Retry-After") != nil)
+                }
+                // One fetch for the three requests (the next waits `minRefreshInterval`), and API tokens still work.
+                #expect(jwks.requests.count == 1)
+                let admin = try await A.token(s.db, ["admin"])
+                #expect(try await s.server.request(.POST, A.runsPath, headers: A.bearer(admin.token)).status == 202)
+            }
+        } catch {
+            try await jwks.stop()
+            throw error
+        }
+        try await jwks.stop()
+    }
+
     @Test func theScopeClaimIsConfigurableAndForeignScopesGrantNothing() async throws {
         let key = ES256PrivateKey()
         let jwks = try await LoopbackHTTPServer.start { _ in .text(#"{"keys":[\#(Self.jwk(key, kid: "k1"))]}"#, contentType: "application/json") }
