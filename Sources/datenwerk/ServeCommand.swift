@@ -17,11 +17,16 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Run the HTTP server (push ingest, /health), the scheduler and workers. Stops cleanly on SIGTERM/SIGINT.",
         discussion: """
             Push pipelines (source kind ttn) receive POST /ingest/<pipeline name>; the sender authenticates with the
-            token in the environment variable the pipeline names (token_env, default DATENWERK_TTN_TOKEN).
+            token in the environment variable the pipeline names (token_env, default DATENWERK_TTN_TOKEN), or with an
+            API token (`datenwerk tokens create --scope ingest:<pipeline>`). Run triggers (POST /pipelines/<name>/runs)
+            and quarantine replay (POST /pipelines/<name>/quarantine/replay) need run:<pipeline>. OIDC bearer tokens:
+            DATENWERK_OIDC_ISSUER, DATENWERK_OIDC_AUDIENCE, DATENWERK_OIDC_JWKS_URL; behind a reverse proxy set
+            DATENWERK_TRUSTED_PROXIES (docs/access.md).
 
             Open data: / (HTML catalog page), /catalog (DCAT-AP.de: Turtle, RDF/XML, JSON-LD), and per dataset
             /datasets/<id>/observations.{csv,geojson,ndjson}, datapackage.json and dcat.ttl. Datasets with
-            `access: restricted` need `Authorization: Bearer <token>` with the token in DATENWERK_DOWNLOAD_TOKEN.
+            `access: restricted` need `Authorization: Bearer <token>` with read:<dataset> (or the legacy token in
+            DATENWERK_DOWNLOAD_TOKEN).
             """
     )
 
