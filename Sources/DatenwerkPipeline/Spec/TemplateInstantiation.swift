@@ -26,7 +26,8 @@ enum TemplateInstantiation {
         guard let usesNode = top["uses"], let uses = r.string(usesNode, "uses") else { return nil }
         guard let (templateFile, text) = resolve(uses, usesNode: usesNode, top: top, reader: r, library: library) else { return nil }
         let name = PipelineTemplate.name(ofFile: URL(string: templateFile)?.lastPathComponent ?? templateFile)
-        let lineOffset = yaml.utf8.count(where: { $0 == UInt8(ascii: "\n") }) + 2
+        // More lines than the pipeline can have, whatever its line breaks (YAML also breaks at CR, NEL, LS and PS).
+        let lineOffset = yaml.unicodeScalars.count(where: { ["\n", "\r", "\u{85}", "\u{2028}", "\u{2029}"].contains($0) }) + 2
         let usedAt = "\(r.file):\(usesNode.mark?.line ?? 1):\(usesNode.mark?.column ?? 1)"
         r.origin = { line in line > lineOffset ? (templateFile, line - lineOffset, " (in template '\(name)', used by \(usedAt))") : nil }
         guard let template = PipelineTemplate.parse(text: text, file: templateFile, name: name, lineOffset: lineOffset, reader: r) else { return nil }

@@ -64,6 +64,15 @@ import DatenwerkTesting
         ])
     }
 
+    /// Lines broken by CR alone are lines too: a problem of the pipeline stays in the pipeline.
+    @Test func carriageReturnLinesStayInThePipeline() throws {
+        let yaml = Self.pipeline("  skip_rows: zwei").replacingOccurrences(of: "\n", with: "\r")
+        let error = try #require(throws: DiagnosticError.self) {
+            try PipelineSpec.parse(yaml: yaml, file: Self.pipelineFile, connectors: BuiltinConnectors.registry)
+        }
+        #expect(error.diagnostics.map { "\($0.file ?? ""):\($0.line ?? 0)" } == ["\(Self.pipelineFile):10"])
+    }
+
     @Test func unknownAndMissingParametersNameTheTemplate() throws {
         let yaml = """
             version: 1
