@@ -108,59 +108,56 @@ JOIN datenwerk.observed_properties p ON p.key = s.property
 LEFT JOIN datenwerk.series_min_count g ON g.station_id = s.station_id AND g.property = s.property;
 
 -- Hourly aggregates per series (UTC hours); an hour that holds a value below the gate has avg, min, max and
--- sum NULL.
+-- sum NULL. The buckets are 0008's, unchanged; the gate is joined outside them, so a filter on a station still
+-- becomes a primary-key range scan of its buckets (a join inside the UNION ALL kept PostgreSQL from it).
 CREATE OR REPLACE VIEW datenwerk_api.hourly AS
 SELECT st.id AS station_id, st.tenant, st.key AS station_key, st.name AS station_name,
        b.property, p.unit, b.hour, b.n,
-       CASE WHEN NOT b.suppressed THEN b.avg END AS avg,
-       CASE WHEN NOT b.suppressed THEN b.min END AS min,
-       CASE WHEN NOT b.suppressed THEN b.max END AS max,
-       CASE WHEN p.per_interval AND NOT b.suppressed THEN b.total END AS sum, p.per_interval, b.suppressed
+       CASE WHEN NOT x.suppressed THEN b.avg END AS avg,
+       CASE WHEN NOT x.suppressed THEN b.min END AS min,
+       CASE WHEN NOT x.suppressed THEN b.max END AS max,
+       CASE WHEN p.per_interval AND NOT x.suppressed THEN b.total END AS sum, p.per_interval, x.suppressed
 FROM (
-    SELECT h.station_id, h.property, h.hour, h.n, h.total / h.n AS avg, h.minimum AS min, h.maximum AS max, h.total,
-           CASE
-               WHEN g.min_count IS NULL OR h.minimum >= g.min_count THEN false
-               WHEN h.minimum <> 0 THEN true
-               WHEN h.maximum = 0 THEN false
-               ELSE EXISTS (SELECT 1 FROM datenwerk.observations o
-                            WHERE o.station_id = h.station_id AND o.property = h.property
-                              AND o.phenomenon_start >= h.hour AND o.phenomenon_start < h.hour + interval '1 hour'
-                              AND o.result <> 0 AND o.result < g.min_count)
-           END AS suppressed
-    FROM datenwerk.observations_hourly h
-    LEFT JOIN datenwerk.series_min_count g ON g.station_id = h.station_id AND g.property = h.property
+    SELECT station_id, property, hour, n, total / n AS avg, minimum AS min, maximum AS max, total
+    FROM datenwerk.observations_hourly
     UNION ALL
-    SELECT o.station_id, o.property, o.phenomenon_start, 1, o.result, o.result, o.result, o.result,
-           coalesce(g.min_count IS NOT NULL AND o.result <> 0 AND o.result < g.min_count, false)
+    SELECT o.station_id, o.property, o.phenomenon_start, 1, o.result, o.result, o.result, o.result
     FROM datenwerk.observations o
     JOIN datenwerk.series s ON s.station_id = o.station_id AND s.property = o.property AND s.hourly_raw
-    LEFT JOIN datenwerk.series_min_count g ON g.station_id = o.station_id AND g.property = o.property
 ) b
 JOIN datenwerk.stations st ON st.id = b.station_id
-JOIN datenwerk.observed_properties p ON p.key = b.property;
+JOIN datenwerk.observed_properties p ON p.key = b.property
+LEFT JOIN datenwerk.series_min_count g ON g.station_id = b.station_id AND g.property = b.property
+CROSS JOIN LATERAL (SELECT CASE
+    WHEN g.min_count IS NULL OR b.min >= g.min_count THEN false
+    WHEN b.min <> 0 THEN true
+    WHEN b.max = 0 THEN false
+    ELSE EXISTS (SELECT 1 FROM datenwerk.observations o
+                 WHERE o.station_id = b.station_id AND o.property = b.property
+                   AND o.phenomenon_start >= b.hour AND o.phenomenon_start < b.hour + interval '1 hour'
+                   AND o.result <> 0 AND o.result < g.min_count)
+END AS suppressed) x;
 
 -- Daily aggregates per series (calendar days in Europe/Berlin); a day that holds a value below the gate has
 -- avg, min, max and sum NULL.
 CREATE OR REPLACE VIEW datenwerk_api.daily AS
 SELECT st.id AS station_id, st.tenant, st.key AS station_key, st.name AS station_name,
        d.property, p.unit, d.day, d.n,
-       CASE WHEN NOT d.suppressed THEN d.total / d.n END AS avg,
-       CASE WHEN NOT d.suppressed THEN d.minimum END AS min,
-       CASE WHEN NOT d.suppressed THEN d.maximum END AS max,
-       CASE WHEN p.per_interval AND NOT d.suppressed THEN d.total END AS sum, p.per_interval, d.suppressed
-FROM (
-    SELECT dd.*,
-           CASE
-               WHEN g.min_count IS NULL OR dd.minimum >= g.min_count THEN false
-               WHEN dd.minimum <> 0 THEN true
-               WHEN dd.maximum = 0 THEN false
-               ELSE EXISTS (SELECT 1 FROM datenwerk.observations o
-                            WHERE o.station_id = dd.station_id AND o.property = dd.property
-                              AND o.phenomenon_start >= (dd.day::timestamp AT TIME ZONE 'Europe/Berlin') AND o.phenomenon_start < ((dd.day + 1)::timestamp AT TIME ZONE 'Europe/Berlin')
-                              AND o.result <> 0 AND o.result < g.min_count)
-           END AS suppressed
-    FROM datenwerk.observations_daily dd
-    LEFT JOIN datenwerk.series_min_count g ON g.station_id = dd.station_id AND g.property = dd.property
-) d
+       CASE WHEN NOT x.suppressed THEN d.total / d.n END AS avg,
+       CASE WHEN NOT x.suppressed THEN d.minimum END AS min,
+       CASE WHEN NOT x.suppressed THEN d.maximum END AS max,
+       CASE WHEN p.per_interval AND NOT x.suppressed THEN d.total END AS sum, p.per_interval, x.suppressed
+FROM datenwerk.observations_daily d
 JOIN datenwerk.stations st ON st.id = d.station_id
-JOIN datenwerk.observed_properties p ON p.key = d.property;
+JOIN datenwerk.observed_properties p ON p.key = d.property
+LEFT JOIN datenwerk.series_min_count g ON g.station_id = d.station_id AND g.property = d.property
+CROSS JOIN LATERAL (SELECT CASE
+    WHEN g.min_count IS NULL OR d.minimum >= g.min_count THEN false
+    WHEN d.minimum <> 0 THEN true
+    WHEN d.maximum = 0 THEN false
+    ELSE EXISTS (SELECT 1 FROM datenwerk.observations o
+                 WHERE o.station_id = d.station_id AND o.property = d.property
+                   AND o.phenomenon_start >= (d.day::timestamp AT TIME ZONE 'Europe/Berlin')
+                   AND o.phenomenon_start < ((d.day + 1)::timestamp AT TIME ZONE 'Europe/Berlin')
+                   AND o.result <> 0 AND o.result < g.min_count)
+END AS suppressed) x;
