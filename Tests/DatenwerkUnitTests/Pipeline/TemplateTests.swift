@@ -198,4 +198,39 @@ import DatenwerkTesting
         }
         #expect(FileManager.default.fileExists(atPath: Self.germanCSV))
     }
+    /// Mutated templates (the YAML fuzzer's mutations) end in a clean check or in diagnostics located in the template,
+    /// never a trap; a pipeline using the mutated template gets them located in one of the two files.
+    @Test func mutatedTemplatesEndInLocatedDiagnostics() throws {
+        let dir = try Paths.temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: dir + "/templates", withIntermediateDirectories: true)
+        var random = PipelineYAMLFuzzTests.Random(state: 16)
+        var clean = 0
+        for name in ["german-csv", "sensor-community", "sensorthings"] {
+            let text = try String(contentsOfFile: Self.templates + "/\(name).yaml", encoding: .utf8)
+            let file = dir + "/templates/\(name).yaml"
+            let pipelineFile = dir + "/stadt.yaml"
+            for _ in 0..<100 {
+                let mutated = PipelineYAMLFuzzTests.mutate(text, &random)
+                try mutated.write(toFile: file, atomically: true, encoding: .utf8)
+                let lineCount = mutated.components(separatedBy: "\n").count
+                let problems = PipelineTemplate.check(file: file, connectors: BuiltinConnectors.registry).filter { $0.severity == .error }
+                if problems.isEmpty { clean += 1 }
+                for d in problems {
+                    #expect(d.file == file || d.file?.hasSuffix("template-check.yaml") == true, "\(d)\n--- template:\n\(mutated)")
+                    if d.file == file, let line = d.line {
+                        #expect(line >= 1 && line <= lineCount + 1, "line \(line) outside 1…\(lineCount): \(d)\n--- template:\n\(mutated)")
+                    }
+                }
+                let yaml = "version: 1\nname: stadt\ntenant: \"05515000\"\nuses: templates/\(name)\nwith: { url: \"https://example.org/x\" }\n"
+                do {
+                    _ = try PipelineSpec.parse(yaml: yaml, file: pipelineFile, connectors: BuiltinConnectors.registry)
+                } catch let error as DiagnosticError {
+                    for d in error.diagnostics {
+                        #expect(d.file == file || d.file == pipelineFile, "\(d)")
+                    }
+                }
+            }
+        }
+        #expect(clean > 0)
+    }
 }
