@@ -5,15 +5,16 @@
 #   datenwerk validate Pipelines          (reads the DatenwerkPipeline resource bundle next to the binary)
 #   datenwerk serve                        (applies the migrations from the DatenwerkPostgres bundle)
 #   the image's HEALTHCHECK command        (must exit 0 against /health)
-# The Swift runtime libraries are copied in as a stand-in for `--static-swift-stdlib` (this uses the
-# existing dynamically linked release build). Needs root, debootstrap, the Debian mirror, the venv-deploy
+# With a dynamically linked release build the Swift runtime libraries are copied in as a stand-in for
+# `--static-swift-stdlib`; with DATENWERK_RELEASE_DIR pointing at a static build nothing is. Needs root, debootstrap, the Debian mirror, the venv-deploy
 # tools (scripts/ensure-validators.sh) and a release build (swift build -c release --scratch-path .build-release).
 # Not run by the tests (it takes minutes); Deploy/README.md says when it was run.
 #   Usage: sh Deploy/check-runtime-rootfs.sh [WORKDIR]
 set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/datenwerk-runtime-check}
-bin="$repo/.build-release/release"
+# A --static-swift-stdlib build (DATENWERK_RELEASE_DIR=.build-static/release) needs no Swift libraries copied in.
+bin="${DATENWERK_RELEASE_DIR:-$repo/.build-release/release}"
 python="${HUB_VALIDATORS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hub-validators}/venv-deploy/bin/python"
 port=18080
 pgport=54397
@@ -45,8 +46,13 @@ echo "user in the runtime root: $(chroot "$root" id datenwerk)"
 rm -rf "$root/usr/local/bin/"*
 cp "$bin/datenwerk" "$root/usr/local/bin/"
 find "$bin/" -maxdepth 1 -name '*.resources' -exec cp -R {} "$root/usr/local/bin/" \;
+rm -rf "$root/opt/swift-runtime"
 mkdir -p "$root/opt/swift-runtime" "$root/srv/datenwerk"
-cp /opt/swift/usr/lib/swift/linux/*.so "$root/opt/swift-runtime/"
+if ldd "$bin/datenwerk" | grep -q libswiftCore; then
+  echo "note: a dynamically linked build: the Swift runtime libraries are copied in (the image links them statically)"
+  cp /opt/swift/usr/lib/swift/linux/*.so "$root/opt/swift-runtime/"
+fi
+chroot "$root" /usr/bin/ldd /usr/local/bin/datenwerk > "$work/ldd.txt" 2>&1 || true
 rm -rf "$root/srv/datenwerk/"*
 cp -R "$repo/Pipelines" "$repo/SampleData" "$repo/catalog.yaml" "$root/srv/datenwerk/"
 
