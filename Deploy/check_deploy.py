@@ -77,10 +77,6 @@ def check_dockerfile(path, root):
         user = users[-1].value[0].split(":")[0]
         if user in ("root", "0"):
             error(f"the final stage's USER is {user}")
-        last_user_line = users[-1].start_line
-        for c in final:
-            if c.cmd == "RUN" and c.start_line > last_user_line:
-                pass  # a RUN as the unprivileged user is fine
     if not any(c.cmd == "HEALTHCHECK" and c.value and c.value[0] != "NONE" for c in final):
         error("the final stage has no HEALTHCHECK")
     elif not any("/health" in " ".join(c.value) for c in final if c.cmd == "HEALTHCHECK"):
@@ -172,9 +168,8 @@ def check_compose(path):
         error("serve's healthcheck does not ask /health")
     for name, service in services.items():
         check = service.get("healthcheck") or {}
-        if not check.get("test") and not check.get("disable") and name not in ("worker",):
-            if not (name == "migrate"):
-                error(f"{name} has no healthcheck")
+        if not check.get("test") and not check.get("disable"):
+            error(f"{name} has no healthcheck (or `disable: true` where the image's check does not apply)")
         for dependency, spec in (service.get("depends_on") or {}).items() if isinstance(service.get("depends_on"), dict) else []:
             condition = (spec or {}).get("condition")
             target = services.get(dependency) or {}
