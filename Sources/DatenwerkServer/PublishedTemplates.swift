@@ -44,14 +44,14 @@ struct PublishedTemplates: Sendable {
                 .init("parameters", .number(Double(template.parameters.count))),
             ])
         }
-        return .json(.object([.init("templates", .array(items))]), headers: [.cacheControl: "no-cache", .accessControlAllowOrigin: "*"])
+        return .json(.object([.init("templates", .array(items))]), headers: [.cacheControl: "no-cache"])
     }
 
     func file(_ name: String) -> Response {
         guard name.hasSuffix(".yaml"), let found = templates().first(where: { "\($0.template.name).yaml" == name }) else {
             return .problem(.notFound, "no template named '\(String(name.prefix(100)))'; GET /templates/ lists them")
         }
-        var headers: HTTPFields = [.contentType: "application/yaml; charset=utf-8", .cacheControl: "no-cache", .accessControlAllowOrigin: "*"]
+        var headers: HTTPFields = [.contentType: "application/yaml; charset=utf-8", .cacheControl: "no-cache"]
         headers[.eTag] = "\"\(found.template.sha256)\""
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: found.bytes)))
     }
