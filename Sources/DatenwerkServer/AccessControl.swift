@@ -76,7 +76,8 @@ package struct AccessControl: Sendable {
         let client = client(request, context: context)
         var extra: HTTPFields = restricted ? [.cacheControl: "private, no-store", .vary: "Authorization"] : [.cacheControl: "no-store"]
         if let wait = limiter.retryAfter(client) {
-            logger.warning("access: \(need) from \(client) refused: too many wrong tokens lately (429, retry after \(wait) s)")
+            // Debug only: a guesser that goes on would fill the log (the warning came when it was held off).
+            logger.debug("access: \(need) from \(client) refused: too many wrong tokens lately (429, retry after \(wait) s)")
             extra[.retryAfter] = String(wait)
             return .failure(ResponseError(.problem(.tooManyRequests,
                 "too many wrong tokens from this address; try again in \(wait) second\(wait == 1 ? "" : "s")", headers: extra)))
@@ -125,6 +126,9 @@ package struct AccessControl: Sendable {
     private func refuse(_ need: AccessNeed, client: String, why: String, extra: HTTPFields) -> ResponseError {
         limiter.recordFailure(client)
         logger.warning("access: \(need) from \(client): \(why) (401)")
+        if let wait = limiter.retryAfter(client) {
+            logger.warning("access: \(client) is held off for \(wait) s: \(limiter.policy.burst) wrong tokens within \(limiter.policy.window) (429 until then)")
+        }
         var headers = extra
         headers[.wwwAuthenticate] = #"\#(Self.realm), error="invalid_token""#
         return ResponseError(.problem(.unauthorized, "the token is not valid for '\(need.name)' (unknown, revoked or expired)", headers: headers))

@@ -42,7 +42,8 @@ struct PipelineOperations: Sendable {
     /// The pipeline when the request may operate it; otherwise the answer (401/403/429, or 404 for an admin).
     private func authorize(_ request: Request, context: ServerRequestContext, name: String) async throws -> Result<PipelineSpec, ResponseError> {
         let spec = pipelines[name]
-        let need = AccessNeed(.run, name, tenant: spec?.tenant)
+        // An unknown name (any length, from the URL) is shortened before it reaches a message or the log.
+        let need = AccessNeed(.run, spec != nil || name.count <= 100 ? name : String(name.prefix(100)) + "…", tenant: spec?.tenant)
         switch try await access.check(request, context: context, need: need) {
         case .failure(let answer): return .failure(answer)
         case .success(let who):

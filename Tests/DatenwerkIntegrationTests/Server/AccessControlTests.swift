@@ -251,6 +251,9 @@ import Testing
             // Without a trusted proxy, X-Forwarded-For is the client's word and changes nothing.
             let spoofed = try await s.server.request(.POST, Self.runsPath, headers: Self.bearer(admin.token) + [("X-Forwarded-For", "203.0.113.9")])
             #expect(spoofed.status == 429)
+            // One warning when the client was held off, not one per refused request.
+            let held = s.log.lines.withLock { $0.filter { $0.contains("127.0.0.1 is held off") } }
+            #expect(held.count == 1, "\(held)")
         }
     }
 
