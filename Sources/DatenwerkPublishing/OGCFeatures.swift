@@ -245,7 +245,7 @@ package enum OGCFeatures {
     package static func stationFeature(_ s: StationFeature) -> JSONValue {
         var properties: [JSONValue.Member] = [.init("key", .string(s.key)), .init("name", s.name.map { .string($0) } ?? .null)]
         for latest in s.latest {
-            properties.append(.init(latest.property, .number(latest.value)))
+            properties.append(.init(latest.property, latest.value.isFinite ? .number(latest.value) : .null))   // NaN: suppressed (docs/privacy.md)
             properties.append(.init(latest.property + "_time", .string(ByteWriting.timestamp(micros: latest.startMicros))))
         }
         properties.append(.init("first_time", .string(ByteWriting.timestamp(micros: s.firstMicros))))
@@ -266,7 +266,7 @@ package enum OGCFeatures {
             .init("station", .string(stationKey)), .init("station_name", name),
             .init("property", .string(o.key.property)), .init("unit", unitValue),
             .init("phenomenon_start", .string(ByteWriting.timestamp(micros: o.key.startMicros))),
-            .init("phenomenon_end", end), .init("result", .number(o.result)), .init("quality", quality),
+            .init("phenomenon_end", end), .init("result", o.result.isFinite ? .number(o.result) : .null), .init("quality", quality),
         ]
         return .object([
             .init("type", .string("Feature")), .init("id", .string(o.key.featureID)),

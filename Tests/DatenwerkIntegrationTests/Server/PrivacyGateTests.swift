@@ -55,6 +55,8 @@ import Testing
                 values.append(Value(station: "privacy:B", start: t0 + Int64(h) * hour + Int64(i) * 10 * minute, value: v))
             }
         }
+        // `privacy:D` ends with a value below the gate (its latest value is suppressed).
+        values += [Value(station: "privacy:D", start: t0, value: 12), Value(station: "privacy:D", start: t0 + hour, value: 3)]
         return values
     }()
 
@@ -172,7 +174,7 @@ import Testing
             #expect(Self.differences(daily, expectedDaily) == [])
 
             // datenwerk_api.latest and datenwerk_api.observations
-            for station in ["privacy:A", "privacy:B", "open:C"] {
+            for station in ["privacy:A", "privacy:B", "open:C", "privacy:D"] {
                 let last = all.filter { $0.0.station == station }.max { $0.0.start < $1.0.start }!
                 let rows = try await db.client.query("SELECT result, suppressed FROM datenwerk_api.latest WHERE station_key = \(station)", logger: db.logger)
                     .decode((Double?, Bool).self).collect()
@@ -228,6 +230,20 @@ import Testing
                         .map { ($0["properties"] as? [String: Any])?["result"] as? Double }
                     #expect(ogc == expectedCells.map(\.1), "\(dataset) OGC API observations")
                 }
+
+                // OGC API – Features: the stations' latest values (D's is suppressed), and no "nan" in the HTML view.
+                let stations = try await server.get("/ogcapi/collections/privacy-stations/items")
+                let latest = ((try JSONSerialization.jsonObject(with: Data(stations.body)) as? [String: Any])?["features"] as? [[String: Any]] ?? [])
+                    .compactMap { $0["properties"] as? [String: Any] }
+                #expect(latest.count == 3)
+                for properties in latest {
+                    let key = properties["key"] as? String ?? ""
+                    let last = Self.gated.filter { $0.station == key }.max { $0.start < $1.start }!
+                    #expect((properties["pedestrian_count"] is NSNull) == Self.suppressed(last.value), "\(properties)")
+                    if !Self.suppressed(last.value) { #expect(properties["pedestrian_count"] as? Double == last.value) }
+                }
+                let html = try await server.get("/ogcapi/collections/privacy-observations/items?f=html&limit=1000").text
+                #expect(html.contains("suppressed") && !html.lowercased().contains("nan<"), "\(html.prefix(300))")
 
                 // The rule is stated in the DCAT record (judged by the DCAT-AP.de validator, all three formats) and on the page.
                 let note = try #require(gatedSpec.datasetMetadata?.privacyNote(german: true))
