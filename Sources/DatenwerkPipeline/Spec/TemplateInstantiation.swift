@@ -29,7 +29,8 @@ enum TemplateInstantiation {
         // More lines than the pipeline can have, whatever its line breaks (YAML also breaks at CR, NEL, LS and PS).
         let lineOffset = yaml.unicodeScalars.count(where: { ["\n", "\r", "\u{85}", "\u{2028}", "\u{2029}"].contains($0) }) + 2
         let usedAt = "\(r.file):\(usesNode.mark?.line ?? 1):\(usesNode.mark?.column ?? 1)"
-        r.origin = { line in line > lineOffset ? (templateFile, line - lineOffset, " (in template '\(name)', used by \(usedAt))") : nil }
+        let pipeline = top["name"]?.string.map { "pipeline '\($0)' at " } ?? ""
+        r.origin = { line in line > lineOffset ? (templateFile, line - lineOffset, " (in template '\(name)', used by \(pipeline)\(usedAt))") : nil }
         guard let template = PipelineTemplate.parse(text: text, file: templateFile, name: name, lineOffset: lineOffset, reader: r) else { return nil }
 
         for key in templateOnlyKeys where top.has(key) {

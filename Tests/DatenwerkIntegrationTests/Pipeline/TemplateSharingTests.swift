@@ -165,7 +165,7 @@ struct TemplateSharingTests {
         #expect(fetched.problems.isEmpty, "\(fetched.problems)")
         let error = try #require(throws: DiagnosticError.self) { try PipelineSpec.load(file: file, connectors: BuiltinConnectors.registry, templates: library) }
         #expect(error.diagnostics.map(\.description) == [
-            "\(url):13:18: error: 'quarantaine' is not one of fail, skip, quarantine; did you mean 'quarantine'? (at 'on_bad_record') (in template 'zaehler', used by \(file):4:7)",
+            "\(url):13:18: error: 'quarantaine' is not one of fail, skip, quarantine; did you mean 'quarantine'? (at 'on_bad_record') (in template 'zaehler', used by pipeline 'zaehler-a' at \(file):4:7)",
         ])
     }
 

@@ -129,9 +129,9 @@ import DatenwerkTesting
         let lines = error.diagnostics.map(\.description)
         #expect(lines.count == 2, "\(lines)")
         #expect(lines.first?.hasPrefix("\(template):13:37: error: '${{ params.nope }}' names no parameter of template 'zaehler'; declared: url (at 'observations.station.prefix')") == true, "\(lines)")
-        #expect(lines.first?.hasSuffix("(in template 'zaehler', used by \(file):4:7)") == true, "\(lines)")
+        #expect(lines.first?.hasSuffix("(in template 'zaehler', used by pipeline 'zaehler-a' at \(file):4:7)") == true, "\(lines)")
         #expect(lines.last?.hasPrefix("\(template):14:53: error: unknown time zone 'Europe/Nirgendwo'") == true, "\(lines)")
-        #expect(lines.last?.hasSuffix("(in template 'zaehler', used by \(file):4:7)") == true, "\(lines)")
+        #expect(lines.last?.hasSuffix("(in template 'zaehler', used by pipeline 'zaehler-a' at \(file):4:7)") == true, "\(lines)")
     }
 
     @Test func aPipelineCannotReplaceTheTemplatesSource() throws {
