@@ -144,7 +144,9 @@ struct ValidateCommand: AsyncParsableCommand {
         }
         let templates = templateFiles(paths)
         let templateProblems = checkTemplates(templates)
-        let (specs, pipelineProblems, invalid) = loadPipelines(paths)
+        // A template file named on its own is checked as a template above, not read as a pipeline.
+        let pipelinePaths = paths.filter { !(isInTemplatesFolder($0) && FileManager.default.fileExists(atPath: $0)) }
+        let (specs, pipelineProblems, invalid) = pipelinePaths.isEmpty ? ([], 0, 0) : loadPipelines(pipelinePaths)
         let problems = pipelineProblems + templateProblems + fetch.problems.count
         if problems > 0 {
             stderr("error: \(problems) problem\(problems == 1 ? "" : "s") in \(invalid) pipeline file\(invalid == 1 ? "" : "s")\(templateProblems > 0 ? " and the templates" : ""); nothing was run.")
