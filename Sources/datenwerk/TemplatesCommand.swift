@@ -144,7 +144,7 @@ func templateFiles(_ paths: [String]) -> [String] {
 
 /// A file whose folder is named `templates` holds a pipeline template, not a pipeline.
 func isInTemplatesFolder(_ path: String) -> Bool {
-    ((((path as NSString).standardizingPath as NSString).deletingLastPathComponent as NSString).lastPathComponent) == "templates"
+    parentFolder((path as NSString).standardizingPath).split(separator: "/").last == "templates"
 }
 
 /// Checks template files; prints each problem and returns how many there were.

@@ -155,9 +155,9 @@ package struct PipelineTemplate: @unchecked Sendable {
             }
             with += "  \(parameter.name): \(TemplateValue.flowText(example))\n"
         }
-        let directory = (file as NSString).deletingLastPathComponent
+        let directory = parentFolder(file)
         let yaml = "version: 1\nname: template-check\ntenant: \"05515000\"\nuses: templates/\(template.name)\n" + (with.isEmpty ? "" : "with:\n" + with)
-        let pipelineFile = ((directory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("template-check.yaml")
+        let pipelineFile = (parentFolder(directory) as NSString).appendingPathComponent("template-check.yaml")
         do {
             return try PipelineSpec.parse(yaml: yaml, file: pipelineFile, connectors: connectors, templates: TemplateLibrary(cacheDirectory: "/nonexistent")).warnings
         } catch let error as DiagnosticError {
@@ -177,6 +177,15 @@ package struct PipelineTemplate: @unchecked Sendable {
     static func isTemplate(_ node: Node) -> Bool {
         node["template"] != nil && node["pipeline"] != nil
     }
+}
+
+/// The folder of a path: "" for a bare name, "/" for a top-level one (Foundation's `deletingLastPathComponent` traps
+/// on "" and on ".").
+package func parentFolder(_ path: String) -> String {
+    var trimmed = Substring(path)
+    while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+    guard let slash = trimmed.lastIndex(of: "/") else { return "" }
+    return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
 }
 
 /// SHA-256 of bytes as lowercase hex (swift-crypto).
@@ -202,7 +211,7 @@ package struct TemplateLibrary: Sendable {
     /// `templates/<name>.yaml` (or `.yml`) next to the pipeline or in a folder above it.
     func localFile(named name: String, from pipelineFile: String) -> String? {
         // Relative pipeline paths stay relative (messages name the template as the user would), up to the working folder.
-        var directory = (pipelineFile as NSString).deletingLastPathComponent
+        var directory = parentFolder(pipelineFile)
         while true {
             for ext in ["yaml", "yml"] {
                 let candidate = (directory.isEmpty ? "" : directory + "/") + "templates/\(name).\(ext)"
@@ -211,10 +220,10 @@ package struct TemplateLibrary: Sendable {
             if directory == "/" { return nil }
             if directory.isEmpty {
                 // Above the working folder: on with absolute paths.
-                directory = (FileManager.default.currentDirectoryPath as NSString).deletingLastPathComponent
+                directory = parentFolder(FileManager.default.currentDirectoryPath)
                 continue
             }
-            directory = (directory as NSString).deletingLastPathComponent
+            directory = parentFolder(directory)
         }
     }
 

@@ -83,10 +83,10 @@ enum TemplateInstantiation {
         }
         guard let file = library.localFile(named: name, from: r.file) else {
             var known: [String] = []
-            var directory = (r.file as NSString).deletingLastPathComponent
+            var directory = parentFolder(r.file)
             for _ in 0..<4 {
                 known += TemplateLibrary.files(in: (directory as NSString).appendingPathComponent("templates")).map { PipelineTemplate.name(ofFile: $0) }
-                directory = (directory as NSString).deletingLastPathComponent
+                directory = parentFolder(directory)
             }
             let suggestion = closestMatch(to: name, in: known).map { "; did you mean 'templates/\($0)'?" } ?? ""
             r.error(usesNode, "uses", "no template '\(name)': there is no templates/\(name).yaml beside the pipeline or in a folder above it\(suggestion)")

@@ -73,6 +73,16 @@ import DatenwerkTesting
         #expect(error.diagnostics.map { "\($0.file ?? ""):\($0.line ?? 0)" } == ["\(Self.pipelineFile):10"])
     }
 
+    @Test func parentFoldersNeverTrap() {
+        #expect(parentFolder("") == "")
+        #expect(parentFolder(".") == "")
+        #expect(parentFolder("x.yaml") == "")
+        #expect(parentFolder("a/b/x.yaml") == "a/b")
+        #expect(parentFolder("/x.yaml") == "/")
+        #expect(parentFolder("/") == "/")
+        #expect(parentFolder("a/b/") == "a")
+    }
+
     @Test func unknownAndMissingParametersNameTheTemplate() throws {
         let yaml = """
             version: 1
