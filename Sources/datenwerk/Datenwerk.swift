@@ -103,8 +103,11 @@ func pipelineFiles(_ paths: [String]) -> [String] {
         var isDirectory: ObjCBool = false
         if fm.fileExists(atPath: path, isDirectory: &isDirectory) {
             if isDirectory.boolValue {
+                // Hidden entries are skipped: a Kubernetes ConfigMap mount holds every file twice more under
+                // `..data/` and `..<timestamp>/`, which read as duplicate pipelines.
                 let found = (fm.enumerator(atPath: path)?.allObjects as? [String] ?? [])
-                    .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
+                    .filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !$0.split(separator: "/").contains { $0.hasPrefix(".") } }
+                    .sorted()
                 // Pipeline templates (`templates/` folders) are not pipelines: `validate` checks them on their own.
                 files += found.map { (path as NSString).appendingPathComponent($0) }.filter { !isInTemplatesFolder($0) }
             } else {

@@ -11,7 +11,7 @@ import Testing
         try await TestDatabase.with { db in
             let env = ["DATABASE_URL": db.location.url]
             let created = try await PublishingServer.blocking {
-                try CLITests.datenwerk(["tokens", "create", "--scope", "run:musterstadt-klima", "--scope", "read:musterstadt-intern",
+                try CLITests.datenwerkBlocking(["tokens", "create", "--scope", "run:musterstadt-klima", "--scope", "read:musterstadt-intern",
                                         "--expires", "30d", "--name", "Leitstelle"], environment: env)
             }
             #expect(created.status == 0, "\(created.stderr)")
@@ -20,7 +20,7 @@ import Testing
             #expect(created.stderr.contains("token #1 (run:musterstadt-klima read:musterstadt-intern), expires 20"), "\(created.stderr)")
             #expect(!created.stderr.contains(token))
 
-            let list = try await PublishingServer.blocking { try CLITests.datenwerk(["tokens", "list"], environment: env) }
+            let list = try await PublishingServer.blocking { try CLITests.datenwerkBlocking(["tokens", "list"], environment: env) }
             #expect(list.status == 0, "\(list.stderr)")
             #expect(list.stdout.contains("#1\t\(token.prefix(8))…\tactive until 20"), "\(list.stdout)")
             #expect(list.stdout.contains("never used\trun:musterstadt-klima read:musterstadt-intern\tLeitstelle"), "\(list.stdout)")
@@ -31,7 +31,7 @@ import Testing
             do {
                 let run = try await server.request(.POST, "/pipelines/musterstadt-klima/runs", headers: [("Authorization", "Bearer \(token)")])
                 #expect(run.status == 202, "\(run.text)")
-                let revoked = try await PublishingServer.blocking { try CLITests.datenwerk(["tokens", "revoke", "1"], environment: env) }
+                let revoked = try await PublishingServer.blocking { try CLITests.datenwerkBlocking(["tokens", "revoke", "1"], environment: env) }
                 #expect(revoked.status == 0, "\(revoked.stderr)")
                 #expect(revoked.stdout.contains("token #1 revoked"))
                 let after = try await server.request(.POST, "/pipelines/musterstadt-klima/runs", headers: [("Authorization", "Bearer \(token)")])
@@ -42,13 +42,13 @@ import Testing
             }
             await server.stop()
 
-            let again = try await PublishingServer.blocking { try CLITests.datenwerk(["tokens", "revoke", "1"], environment: env) }
+            let again = try await PublishingServer.blocking { try CLITests.datenwerkBlocking(["tokens", "revoke", "1"], environment: env) }
             #expect(again.status == 64)
-            let listed = try await PublishingServer.blocking { try CLITests.datenwerk(["tokens", "list"], environment: env) }
+            let listed = try await PublishingServer.blocking { try CLITests.datenwerkBlocking(["tokens", "list"], environment: env) }
             #expect(listed.stdout.contains("\trevoked 20"), "\(listed.stdout)")
             #expect(!listed.stdout.contains("never used"), "\(listed.stdout)")
             for bad in [["--scope", "write:klima"], ["--scope", "read:*"], ["--scope", "admin", "--expires", "soon"], []] {
-                let refused = try await PublishingServer.blocking { try CLITests.datenwerk(["tokens", "create"] + bad, environment: env) }
+                let refused = try await PublishingServer.blocking { try CLITests.datenwerkBlocking(["tokens", "create"] + bad, environment: env) }
                 #expect(refused.status == 64, "\(bad): \(refused.stderr)")
                 #expect(refused.stdout.isEmpty, "\(bad)")
             }

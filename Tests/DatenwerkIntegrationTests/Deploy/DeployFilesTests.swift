@@ -38,21 +38,10 @@ import Testing
         var output: String
     }
 
-    /// Runs a program to its end; standard output and error together.
-    static func run(_ executable: String, _ arguments: [String], in directory: String = Paths.root) throws -> Run {
-        let dir = try Paths.temporaryDirectory()
-        FileManager.default.createFile(atPath: dir + "/out", contents: nil)
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/out"))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        process.waitUntilExit()
-        try out.close()
-        return Run(status: process.terminationStatus, output: (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) ?? "")
+    /// Runs a program to its end (off the cooperative threads: `TestProcess`); standard output, then error.
+    static func run(_ executable: String, _ arguments: [String], in directory: String = Paths.root) async throws -> Run {
+        let output = try await TestProcess.run(executable, arguments, directory: directory)
+        return Run(status: output.status, output: output.stdout + output.stderr)
     }
 
     /// `file` with each (old, new) replaced, written to a new temporary folder under `name`; every `old` must occur.
@@ -73,48 +62,48 @@ import Testing
     // MARK: Dockerfile
 
     @Test(.enabled(if: runsValidators, "venv-deploy is missing (sh scripts/ensure-validators.sh); CI=true makes this a failure"))
-    func hadolintAcceptsTheDockerfile() throws {
+    func hadolintAcceptsTheDockerfile() async throws {
         let bin = try #require(Self.venvBin, "\(Self.missing)")
         let dockerfile = Self.deploy + "/Dockerfile"
-        let good = try Self.run(bin + "/hadolint", [dockerfile])
+        let good = try await Self.run(bin + "/hadolint", [dockerfile])
         #expect(good.status == 0, "\(good.output)")
         #expect(good.output.isEmpty, "\(good.output)")
         // Recommended packages would come along without --no-install-recommends: hadolint's DL3015.
         let broken = try Self.brokenCopy(of: dockerfile, as: "Dockerfile", replacing: [("apt-get install -y --no-install-recommends libxml2 ", "apt-get install -y libxml2 ")])
-        let bad = try Self.run(bin + "/hadolint", [broken])
+        let bad = try await Self.run(bin + "/hadolint", [broken])
         #expect(bad.status != 0)
         #expect(bad.output.contains("DL3015"), "\(bad.output)")
     }
 
     @Test(.enabled(if: runsValidators, "venv-deploy is missing (sh scripts/ensure-validators.sh); CI=true makes this a failure"))
-    func dockerfileBuildsTheBinaryInOneStageAndRunsItAsNonRootInAnother() throws {
+    func dockerfileBuildsTheBinaryInOneStageAndRunsItAsNonRootInAnother() async throws {
         let bin = try #require(Self.venvBin, "\(Self.missing)")
         let dockerfile = Self.deploy + "/Dockerfile"
         let check = Self.deploy + "/check_deploy.py"
-        let good = try Self.run(bin + "/python", [check, "dockerfile", dockerfile, "--root", Paths.root])
+        let good = try await Self.run(bin + "/python", [check, "dockerfile", dockerfile, "--root", Paths.root])
         #expect(good.status == 0, "\(good.output)")
         #expect(good.output.contains("ok: \(dockerfile): 2 stages (build, runtime)"), "\(good.output)")
 
         let ignore = dockerfile + ".dockerignore"
         let rootUser = try Self.brokenCopy(of: dockerfile, as: "Dockerfile", replacing: [("USER 10001:10001", "USER root")], beside: [ignore])
-        let asRoot = try Self.run(bin + "/python", [check, "dockerfile", rootUser, "--root", Paths.root])
+        let asRoot = try await Self.run(bin + "/python", [check, "dockerfile", rootUser, "--root", Paths.root])
         #expect(asRoot.status == 1)
         #expect(asRoot.output.contains("error: the final stage's USER is root"), "\(asRoot.output)")
 
         let noBundles = try Self.brokenCopy(of: dockerfile, as: "Dockerfile",
                                             replacing: [(" && find \"$bin\" -maxdepth 1 -name '*.resources' -exec cp -R {} /staging/ \\; \\\n", "")], beside: [ignore])
-        let withoutMigrations = try Self.run(bin + "/python", [check, "dockerfile", noBundles, "--root", Paths.root])
+        let withoutMigrations = try await Self.run(bin + "/python", [check, "dockerfile", noBundles, "--root", Paths.root])
         #expect(withoutMigrations.status == 1)
         #expect(withoutMigrations.output.contains("does not put the resource bundle Datenwerk_DatenwerkPostgres.resources beside the binary"),
                 "\(withoutMigrations.output)")
 
         let noHealth = try Self.brokenCopy(of: dockerfile, as: "Dockerfile", replacing: [("HEALTHCHECK --interval", "# HEALTHCHECK --interval"), ("  CMD [\"bash\"", "# CMD [\"bash\"")], beside: [ignore])
-        let unchecked = try Self.run(bin + "/python", [check, "dockerfile", noHealth, "--root", Paths.root])
+        let unchecked = try await Self.run(bin + "/python", [check, "dockerfile", noHealth, "--root", Paths.root])
         #expect(unchecked.status == 1)
         #expect(unchecked.output.contains("error: the final stage has no HEALTHCHECK"), "\(unchecked.output)")
 
         let ignoringPipelines = try Self.brokenCopy(of: ignore, as: "Dockerfile.dockerignore", replacing: [("!Pipelines/\n", "")], beside: [dockerfile])
-        let excluded = try Self.run(bin + "/python", [check, "dockerfile", (ignoringPipelines as NSString).deletingLastPathComponent + "/Dockerfile", "--root", Paths.root])
+        let excluded = try await Self.run(bin + "/python", [check, "dockerfile", (ignoringPipelines as NSString).deletingLastPathComponent + "/Dockerfile", "--root", Paths.root])
         #expect(excluded.status == 1)
         #expect(excluded.output.contains("COPY Pipelines: excluded by Dockerfile.dockerignore"), "\(excluded.output)")
     }
@@ -122,25 +111,25 @@ import Testing
     // MARK: compose.yaml
 
     @Test(.enabled(if: runsValidators, "venv-deploy is missing (sh scripts/ensure-validators.sh); CI=true makes this a failure"))
-    func composeFileMatchesTheComposeSpecification() throws {
+    func composeFileMatchesTheComposeSpecification() async throws {
         let bin = try #require(Self.venvBin, "\(Self.missing)")
         let compose = Self.deploy + "/compose.yaml"
-        let good = try Self.run(bin + "/check-jsonschema", ["--builtin-schema", "vendor.compose-spec", compose])
+        let good = try await Self.run(bin + "/check-jsonschema", ["--builtin-schema", "vendor.compose-spec", compose])
         #expect(good.status == 0, "\(good.output)")
         #expect(good.output.contains("ok -- validation done"), "\(good.output)")
 
         let broken = try Self.brokenCopy(of: compose, as: "compose.yaml", replacing: [("condition: service_completed_successfully", "condition: service_done")])
-        let bad = try Self.run(bin + "/check-jsonschema", ["--builtin-schema", "vendor.compose-spec", broken])
+        let bad = try await Self.run(bin + "/check-jsonschema", ["--builtin-schema", "vendor.compose-spec", broken])
         #expect(bad.status == 1)
         #expect(bad.output.contains("depends_on"), "\(bad.output)")
     }
 
     @Test(.enabled(if: runsValidators, "venv-deploy is missing (sh scripts/ensure-validators.sh); CI=true makes this a failure"))
-    func composeRunsTwoWorkersAndWaitsForHealthyServices() throws {
+    func composeRunsTwoWorkersAndWaitsForHealthyServices() async throws {
         let bin = try #require(Self.venvBin, "\(Self.missing)")
         let compose = Self.deploy + "/compose.yaml"
         let check = Self.deploy + "/check_deploy.py"
-        let good = try Self.run(bin + "/python", [check, "compose", compose])
+        let good = try await Self.run(bin + "/python", [check, "compose", compose])
         #expect(good.status == 0, "\(good.output)")
         #expect(good.output.contains("ok: \(compose): 6 services"), "\(good.output)")
 
@@ -153,7 +142,7 @@ import Testing
             text = text.replacingOccurrences(of: old, with: new)
         }
         try Data(text.utf8).write(to: URL(fileURLWithPath: oneWorker))
-        let bad = try Self.run(bin + "/python", [check, "compose", oneWorker])
+        let bad = try await Self.run(bin + "/python", [check, "compose", oneWorker])
         #expect(bad.status == 1)
         #expect(bad.output.contains("error: fewer than 2 workers (deploy.replicas: 1)"), "\(bad.output)")
         #expect(bad.output.contains("error: grafana: GF_SECURITY_ADMIN_PASSWORD is written in compose.yaml"), "\(bad.output)")
@@ -161,7 +150,7 @@ import Testing
     }
 
     @Test(.enabled(if: AlertRulesTests.runsPromtool, "promtool is not installed (apt-get install prometheus); CI=true makes this a failure"))
-    func composePrometheusConfigurationLoadsTheAlertRules() throws {
+    func composePrometheusConfigurationLoadsTheAlertRules() async throws {
         let promtool = try #require(AlertRulesTests.promtool, "promtool is missing: scripts/ensure-validators.sh installs the Debian package prometheus")
         // Laid out as compose.yaml mounts it: /etc/prometheus/prometheus.yml and rules/alerts.yaml beside it.
         let dir = try Paths.temporaryDirectory()
@@ -171,19 +160,19 @@ import Testing
         let compose = try String(contentsOfFile: Self.deploy + "/compose.yaml", encoding: .utf8)
         #expect(compose.contains("./compose-prometheus.yml:/etc/prometheus/prometheus.yml:ro"))
         #expect(compose.contains("./prometheus/alerts.yaml:/etc/prometheus/rules/alerts.yaml:ro"))
-        let good = try Self.run(promtool, ["check", "config", dir + "/prometheus.yml"])
+        let good = try await Self.run(promtool, ["check", "config", dir + "/prometheus.yml"])
         #expect(good.status == 0, "\(good.output)")
         #expect(good.output.contains("SUCCESS: 1 rule files found"), "\(good.output)")
         try FileManager.default.removeItem(atPath: dir + "/rules/alerts.yaml")
-        let bad = try Self.run(promtool, ["check", "config", dir + "/prometheus.yml"])
+        let bad = try await Self.run(promtool, ["check", "config", dir + "/prometheus.yml"])
         #expect(bad.status != 0, "\(bad.output)")
     }
 
     // MARK: Kubernetes
 
     /// `kubectl kustomize --load-restrictor LoadRestrictionsNone Deploy/k8s`, written to a file.
-    static func kustomize(_ bin: String) throws -> String {
-        let built = try Self.run(bin + "/kubectl", ["kustomize", "--load-restrictor", "LoadRestrictionsNone", Self.deploy + "/k8s"])
+    static func kustomize(_ bin: String) async throws -> String {
+        let built = try await Self.run(bin + "/kubectl", ["kustomize", "--load-restrictor", "LoadRestrictionsNone", Self.deploy + "/k8s"])
         #expect(built.status == 0, "\(built.output)")
         let file = try Paths.temporaryDirectory() + "/datenwerk.yaml"
         try Data(built.output.utf8).write(to: URL(fileURLWithPath: file))
@@ -191,11 +180,11 @@ import Testing
     }
 
     @Test(.enabled(if: runsValidators, "venv-deploy is missing (sh scripts/ensure-validators.sh); CI=true makes this a failure"))
-    func kubernetesManifestsMatchTheKubernetesSchemas() throws {
+    func kubernetesManifestsMatchTheKubernetesSchemas() async throws {
         let bin = try #require(Self.venvBin, "\(Self.missing)")
-        let built = try Self.kustomize(bin)
+        let built = try await Self.kustomize(bin)
         let secret = Self.deploy + "/k8s/secret.example.yaml"
-        let good = try Self.run(bin + "/kubernetes-validate", ["--strict", built, secret])
+        let good = try await Self.run(bin + "/kubernetes-validate", ["--strict", built, secret])
         #expect(good.status == 0, "\(good.output)")
         for resource in ["service/datenwerk", "deployment/datenwerk-serve", "deployment/datenwerk-worker", "secret/datenwerk"] {
             #expect(good.output.contains("passed for resource \(resource) against version"), "\(resource): \(good.output)")
@@ -204,17 +193,17 @@ import Testing
         #expect(!good.output.contains("fail"), "\(good.output)")
 
         let broken = try Self.brokenCopy(of: built, as: "broken.yaml", replacing: [("readinessProbe:", "readinesProbe:")])
-        let bad = try Self.run(bin + "/kubernetes-validate", ["--strict", broken])
+        let bad = try await Self.run(bin + "/kubernetes-validate", ["--strict", broken])
         #expect(bad.status != 0)
         #expect(bad.output.contains("readinesProbe"), "\(bad.output)")
     }
 
     @Test(.enabled(if: runsValidators, "venv-deploy is missing (sh scripts/ensure-validators.sh); CI=true makes this a failure"))
-    func kubernetesManifestsProbeHealthRunTwoWorkersAsNonRootAndCarryEveryPipeline() throws {
+    func kubernetesManifestsProbeHealthRunTwoWorkersAsNonRootAndCarryEveryPipeline() async throws {
         let bin = try #require(Self.venvBin, "\(Self.missing)")
-        let built = try Self.kustomize(bin)
+        let built = try await Self.kustomize(bin)
         let check = Self.deploy + "/check_deploy.py"
-        let good = try Self.run(bin + "/python", [check, "k8s", built, "--root", Paths.root])
+        let good = try await Self.run(bin + "/python", [check, "k8s", built, "--root", Paths.root])
         #expect(good.status == 0, "\(good.output)")
         #expect(good.output.contains("5 objects (1 Service, 2 ConfigMap, 2 Deployment)"), "\(good.output)")
 
@@ -223,7 +212,7 @@ import Testing
                                                     "replicas: 1\n  selector:\n    matchLabels:\n      app.kubernetes.io/component: worker"),
             ("runAsNonRoot: true", "runAsNonRoot: false"),
         ])
-        let bad = try Self.run(bin + "/python", [check, "k8s", broken, "--root", Paths.root])
+        let bad = try await Self.run(bin + "/python", [check, "k8s", broken, "--root", Paths.root])
         #expect(bad.status == 1)
         for message in ["error: datenwerk-serve: the readiness probe does not ask /health", "error: the worker Deployment has replicas: 1",
                         "error: datenwerk-serve: the pod does not set runAsNonRoot: true", "error: datenwerk-worker: the pod does not set runAsNonRoot: true"] {
@@ -235,11 +224,11 @@ import Testing
     /// twice for a folder scan; the init container's script unpacks it into a plain folder that
     /// `datenwerk validate` reads as exactly the repository's pipelines.
     @Test(.enabled(if: runsValidators, "venv-deploy is missing (sh scripts/ensure-validators.sh); CI=true makes this a failure"))
-    func pipelinesConfigMapUnpacksIntoValidPipelines() throws {
+    func pipelinesConfigMapUnpacksIntoValidPipelines() async throws {
         let bin = try #require(Self.venvBin, "\(Self.missing)")
-        let built = try Self.kustomize(bin)
+        let built = try await Self.kustomize(bin)
         let check = Self.deploy + "/check_deploy.py"
-        let good = try Self.run(bin + "/python", [check, "configmap-pipelines", built, "--root", Paths.root, "--datenwerk", Paths.executable,
+        let good = try await Self.run(bin + "/python", [check, "configmap-pipelines", built, "--root", Paths.root, "--datenwerk", Paths.executable,
                                                   "--work", try Paths.temporaryDirectory()])
         #expect(good.status == 0, "\(good.output)")
         // What `datenwerk validate` says about the repository's Pipelines/, e.g. "ok: 19 pipelines valid, 13 templates valid".
@@ -251,7 +240,7 @@ import Testing
         }
 
         let broken = try Self.brokenCopy(of: built, as: "broken.yaml", replacing: [("cp -L \"$key\" \"$target\"", ":")])
-        let bad = try Self.run(bin + "/python", [check, "configmap-pipelines", broken, "--root", Paths.root, "--datenwerk", Paths.executable,
+        let bad = try await Self.run(bin + "/python", [check, "configmap-pipelines", broken, "--root", Paths.root, "--datenwerk", Paths.executable,
                                                  "--work", try Paths.temporaryDirectory()])
         #expect(bad.status == 1, "\(bad.output)")
         #expect(bad.output.contains("error: datenwerk-serve: datenwerk validate on the unpacked pipelines: expected '\(repository)'"), "\(bad.output)")
@@ -263,7 +252,7 @@ import Testing
 
     /// `systemd-analyze verify` in a root of its own: the system's unit folder (for the targets the units name)
     /// and an executable at /usr/local/bin/datenwerk, where the units expect the binary.
-    static func verifySystemdUnits(_ units: [String: String]) throws -> Run {
+    static func verifySystemdUnits(_ units: [String: String]) async throws -> Run {
         let analyze = try #require(tool("systemd-analyze"), "systemd-analyze is missing (Debian package systemd)")
         let root = try Paths.temporaryDirectory()
         let fm = FileManager.default
@@ -276,24 +265,24 @@ import Testing
         for (name, text) in units {
             try Data(text.utf8).write(to: URL(fileURLWithPath: root + "/etc/systemd/system/" + name))
         }
-        return try run(analyze, ["verify", "--root=" + root] + units.keys.sorted().map { "/etc/systemd/system/" + $0 })
+        return try await run(analyze, ["verify", "--root=" + root] + units.keys.sorted().map { "/etc/systemd/system/" + $0 })
     }
 
     @Test(.enabled(if: runsSystemdAnalyze, "systemd-analyze is not installed; CI=true makes this a failure"))
-    func systemdUnitsVerify() throws {
+    func systemdUnitsVerify() async throws {
         let folder = Self.deploy + "/systemd"
         let names = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".service") || $0.hasSuffix(".timer") }
         #expect(names.count >= 3)
         var units: [String: String] = [:]
         for name in names { units[name] = try String(contentsOfFile: folder + "/" + name, encoding: .utf8) }
-        let good = try Self.verifySystemdUnits(units)
+        let good = try await Self.verifySystemdUnits(units)
         #expect(good.status == 0, "\(good.output)")
         #expect(good.output.isEmpty, "\(good.output)")
 
         // systemd-analyze only warns (status 0) about unknown keys: the output has to be empty.
         var broken = units
         broken["datenwerk-db.service"] = units["datenwerk-db.service"]?.replacingOccurrences(of: "ExecStart=", with: "ExecStrat=")
-        let bad = try Self.verifySystemdUnits(broken)
+        let bad = try await Self.verifySystemdUnits(broken)
         #expect(bad.output.contains("Unknown key 'ExecStrat' in section [Service]"), "\(bad.output)")
     }
 }

@@ -215,18 +215,18 @@ struct TemplateSharingTests {
     }
 
     /// `datenwerk templates list|describe` and `validate` on a pipeline with a wrong parameter: both files named.
-    @Test func theCommandLineListsDescribesAndValidates() throws {
-        let list = try CLITests.datenwerk(["templates", "list"])
+    @Test func theCommandLineListsDescribesAndValidates() async throws {
+        let list = try await CLITests.datenwerk(["templates", "list"])
         #expect(list.status == 0, "\(list.stderr)")
         let names = list.stdout.split(separator: "\n").dropFirst().map { String($0.prefix { $0 != " " }) }
         #expect(names == TemplateLibrary.files(in: Self.templates).map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension })
         #expect(list.stdout.contains("german-csv  "))
 
-        let describe = try CLITests.datenwerk(["templates", "describe", "sensor-community"])
+        let describe = try await CLITests.datenwerk(["templates", "describe", "sensor-community"])
         #expect(describe.status == 0, "\(describe.stderr)")
         #expect(describe.stdout.contains("  bbox (bbox [west, south, east, north] in WGS84 degrees) required"))
         #expect(describe.stdout.contains("uses: templates/sensor-community\nwith:\n  bbox: [7.47, 51.84, 7.77, 52.06]"))
-        let unknown = try CLITests.datenwerk(["templates", "describe", "sensor-comunity"])
+        let unknown = try await CLITests.datenwerk(["templates", "describe", "sensor-comunity"])
         #expect(unknown.status == 64)
         #expect(unknown.stderr.contains("did you mean 'sensor-community'?"))
 
@@ -243,7 +243,7 @@ struct TemplateSharingTests {
               title: Feinstaub Münster
               publisher: Stadt Münster
             """.write(toFile: dir + "/feinstaub-muenster.yaml", atomically: true, encoding: .utf8)
-        let validate = try CLITests.datenwerk(["validate", "."], in: dir)
+        let validate = try await CLITests.datenwerk(["validate", "."], in: dir)
         #expect(validate.status == 64)
         let declared = try #require(try String(contentsOfFile: Self.templates + "/sensor-community.yaml", encoding: .utf8)
             .components(separatedBy: "\n").firstIndex { $0.hasPrefix("  bbox:") }) + 1

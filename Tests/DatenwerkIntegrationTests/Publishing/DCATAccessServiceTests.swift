@@ -10,7 +10,7 @@ import Testing
     typealias S = PublishingSamples
 
     @Test("a distribution with dcat:accessService per dataset; 0 violations in de-2.0, all three formats")
-    func accessServiceValidates() throws {
+    func accessServiceValidates() async throws {
         let dir = try Paths.temporaryDirectory()
         let catalog = DCATCatalog(catalog: S.catalog, baseURL: S.baseURL, datasets: [(S.klima, S.klimaFacts), (S.energie, S.energieFacts)],
                                   catalogModifiedMicros: S.t0).serving([.ogcAPIFeatures, .sensorThings])
@@ -25,7 +25,7 @@ import Testing
         #expect(services.count == 4)
         for format in RDFFormat.allCases {
             let file = try S.write(catalog.render(format), "catalog.\(format.fileExtension)", in: dir)
-            let run = try Validators.dcat(file: file)
+            let run = try await Validators.dcat(file: file)
             #expect(run.status == 0 && run.errors == 0, "\(format): \(run)")
         }
         // Not the EU profile here: pySHACL 0.40.1 stops on its DataServiceShape ("not a well-formed SHACL PropertyShape"),

@@ -10,7 +10,7 @@ import DatenwerkTesting
 @Suite(.serialized) struct PublishingDCATValidationTests {
     typealias S = PublishingSamples
 
-    @Test func twoDatasetsPassInTurtleRDFXMLAndJSONLDWithTheSameTriples() throws {
+    @Test func twoDatasetsPassInTurtleRDFXMLAndJSONLDWithTheSameTriples() async throws {
         let dir = try Paths.temporaryDirectory()
         let catalog = DCATCatalog(
             catalog: S.catalog, baseURL: S.baseURL + "/", datasets: [(S.klima, S.klimaFacts), (S.energie, S.energieFacts)],
@@ -21,7 +21,7 @@ import DatenwerkTesting
             // One collection URL for all three, so the documents hold exactly the same triples.
             let text = catalog.render(format, collectionURL: S.baseURL + "/catalog")
             let file = try S.write(text, "catalog.\(format.fileExtension)", in: dir)
-            let run = try Validators.dcat(file: file)
+            let run = try await Validators.dcat(file: file)
             #expect(run.status == 0, "\(format): \(run)")
             #expect(run.errors == 0, "\(format): \(run)")
             triples[format] = run.triples
@@ -32,17 +32,17 @@ import DatenwerkTesting
         #expect(triples[.jsonLD] == expected)
     }
 
-    @Test func passesTheEUDCATAP3Profile() throws {
+    @Test func passesTheEUDCATAP3Profile() async throws {
         let dir = try Paths.temporaryDirectory()
         let catalog = DCATCatalog(catalog: S.catalog, baseURL: S.baseURL, datasets: [(S.klima, S.klimaFacts), (S.energie, S.energieFacts)],
                                   paging: DCATPaging(page: 1, pageSize: 10, totalItems: 2), catalogModifiedMicros: S.t0)
         let file = try S.write(catalog.render(.turtle), "catalog.ttl", in: dir)
-        let run = try Validators.dcat(file: file, profile: "dcat-ap-3.0.1")
+        let run = try await Validators.dcat(file: file, profile: "dcat-ap-3.0.1")
         #expect(run.status == 0, "\(run)")
         #expect(run.errors == 0, "\(run)")
     }
 
-    @Test func pagesLinkWithHydraAndRepeatTheCatalogIdentically() throws {
+    @Test func pagesLinkWithHydraAndRepeatTheCatalogIdentically() async throws {
         let dir = try Paths.temporaryDirectory()
         let collection = S.baseURL + "/catalog.ttl"
         let pages = [(S.klima, S.klimaFacts), (S.energie, S.energieFacts)].enumerated().map { index, dataset in
@@ -72,13 +72,13 @@ import DatenwerkTesting
 
         for (index, page) in pages.enumerated() {
             let file = try S.write(page.render(.turtle), "catalog-\(index + 1).ttl", in: dir)
-            let run = try Validators.dcat(file: file)
+            let run = try await Validators.dcat(file: file)
             #expect(run.status == 0 && run.errors == 0, "page \(index + 1): \(run)")
         }
     }
 
     /// Every open dataset declared in `Pipelines/`, with the repository's `catalog.yaml`.
-    @Test func everyPipelineDatasetPassesWithTheRepositoryCatalog() throws {
+    @Test func everyPipelineDatasetPassesWithTheRepositoryCatalog() async throws {
         let catalog = try CatalogSpec.load(file: Paths.root + "/catalog.yaml")
         var datasets: [(DatasetMetadata, DatasetFacts)] = []
         let files = FileManager.default.enumerator(atPath: Paths.root + "/Pipelines")!.compactMap { $0 as? String }.filter { $0.hasSuffix(".yaml") && !$0.hasPrefix("templates/") }.sorted()
@@ -94,7 +94,7 @@ import DatenwerkTesting
         let document = DCATCatalog(catalog: catalog, baseURL: S.baseURL, datasets: datasets,
                                    paging: DCATPaging(page: 1, pageSize: 100, totalItems: datasets.count), catalogModifiedMicros: S.t0)
         let file = try S.write(document.render(.turtle), "catalog.ttl", in: dir)
-        let run = try Validators.dcat(file: file)
+        let run = try await Validators.dcat(file: file)
         #expect(run.status == 0, "\(run)")
         #expect(run.errors == 0, "\(run)")
         #expect(run.warnings == 0, "\(run)")

@@ -83,7 +83,7 @@ import Testing
         try await P.with { server, db in
             let out = try Paths.temporaryDirectory() + "/snapshot"
             let env = ["DATABASE_URL": db.location.url]
-            let result = try await P.blocking { try CLITests.datenwerk(["export", "musterstadt-klima", "--out", out, "--pipelines", "Pipelines/examples"], environment: env) }
+            let result = try await P.blocking { try CLITests.datenwerkBlocking(["export", "musterstadt-klima", "--out", out, "--pipelines", "Pipelines/examples"], environment: env) }
             #expect(result.status == 0, "\(result.stderr)")
             #expect(result.stdout.contains("observations.csv (1150 observations"), "\(result.stdout)")
             let files = Set(try FileManager.default.contentsOfDirectory(atPath: out))
@@ -106,7 +106,7 @@ import Testing
             // One format, another base URL.
             let csvOnly = try Paths.temporaryDirectory()
             let one = try await P.blocking {
-                try CLITests.datenwerk(["export", "musterstadt-energie", "--format", "csv", "--out", csvOnly, "--pipelines", "Pipelines/examples",
+                try CLITests.datenwerkBlocking(["export", "musterstadt-energie", "--format", "csv", "--out", csvOnly, "--pipelines", "Pipelines/examples",
                                         "--base-url", "https://opendata.musterstadt.example"], environment: env)
             }
             #expect(one.status == 0, "\(one.stderr)")
@@ -115,10 +115,10 @@ import Testing
             #expect(onePackage.passed, "\(onePackage)")
             #expect(try String(contentsOfFile: csvOnly + "/dcat.ttl", encoding: .utf8).contains("https://opendata.musterstadt.example/datasets/musterstadt-energie"))
 
-            let unknown = try await P.blocking { try CLITests.datenwerk(["export", "musterstadt-klimaa", "--out", csvOnly, "--pipelines", "Pipelines/examples"], environment: env) }
+            let unknown = try await P.blocking { try CLITests.datenwerkBlocking(["export", "musterstadt-klimaa", "--out", csvOnly, "--pipelines", "Pipelines/examples"], environment: env) }
             #expect(unknown.status == 64)
             #expect(unknown.stderr.contains("did you mean 'musterstadt-klima'?"), "\(unknown.stderr)")
-            let badFormat = try await P.blocking { try CLITests.datenwerk(["export", "musterstadt-klima", "--format", "xlsx", "--out", csvOnly, "--pipelines", "Pipelines/examples"], environment: env) }
+            let badFormat = try await P.blocking { try CLITests.datenwerkBlocking(["export", "musterstadt-klima", "--format", "xlsx", "--out", csvOnly, "--pipelines", "Pipelines/examples"], environment: env) }
             #expect(badFormat.status == 64)
         }
     }

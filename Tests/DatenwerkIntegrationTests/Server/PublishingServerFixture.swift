@@ -162,14 +162,14 @@ extension ServerHarness {
 /// The outside validators, run off the cooperative pool (see `PublishingServer.blocking`).
 enum Judge {
     static func dcat(_ file: String) async throws -> Validators.Run {
-        try await PublishingServer.blocking { try Validators.dcat(file: file) }
+        try await Validators.dcat(file: file)
     }
 
     static func csv(_ file: String, schema: String? = nil) async throws -> Validators.Run {
-        try await PublishingServer.blocking { try Validators.csv(file: file, schema: schema) }
+        try await Validators.csv(file: file, schema: schema)
     }
 
     static func geojson(_ file: String) async throws -> Validators.Run {
-        try await PublishingServer.blocking { try Validators.geojson(file: file) }
+        try await Validators.geojson(file: file)
     }
 }

@@ -286,7 +286,7 @@ import Testing
         }
         #expect(FileManager.default.isExecutableFile(atPath: script), "\(script) is missing")
         try await PublishingServer.with { server, _ in
-            let run = try await PublishingServer.blocking { try Validators.run("probe-sensorthings.py", [server.baseURL + "/sta/v1.1"]) }
+            let run = try await Validators.run("probe-sensorthings.py", [server.baseURL + "/sta/v1.1"])
             let summary = run.output.split(separator: "\n").last { $0.hasPrefix("== Summary:") }.map(String.init) ?? ""
             #expect(run.status == 0, "\(run)")
             #expect(summary.contains(" 0 failed"), "\(run)")

@@ -62,7 +62,9 @@ struct ServerHarness {
         // again, so a shared client could reuse a connection of a server that has stopped.
         if !headers.contains(where: { $0.0.lowercased() == "connection" }) { request.headers.replaceOrAdd(name: "Connection", value: "close") }
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        // A guard against hangs, not a speed check: in the full suite ~100 suites share 2 cores, and 20 concurrent
+        // uplinks (PushIngestTests) took over 30 s there while passing in 4 s alone.
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
         let buffer = try await response.body.collect(upTo: 512 << 20)
         return Answer(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }, body: Array(buffer.readableBytesView))
     }

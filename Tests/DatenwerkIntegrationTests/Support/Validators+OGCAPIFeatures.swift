@@ -4,8 +4,8 @@ extension Validators {
     /// `probe-ogcapi-features.sh [ARGS] URL` against a running server: GDAL's OAPIF driver, OWSLib and the HTTP
     /// checks of OGC 17-069r4. `errors` are its FAILs, `warnings` its WARNs; `skipped` names the SKIP lines
     /// (a missing GDAL or OWSLib is a SKIP there, which the tests turn into a failure under `CI=true`).
-    static func ogcapiFeatures(url: String, arguments: [String] = []) throws -> Run {
-        var run = try self.run("probe-ogcapi-features.sh", arguments + [url])
+    static func ogcapiFeatures(url: String, arguments: [String] = []) async throws -> Run {
+        var run = try await self.run("probe-ogcapi-features.sh", arguments + [url])
         let counts = summary(run.output, #"(\d+) passed, (\d+) failed, (\d+) warnings"#)
         run.errors = counts.1
         run.warnings = counts.2

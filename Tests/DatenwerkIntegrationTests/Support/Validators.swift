@@ -34,11 +34,11 @@ enum Validators {
     }
 
     /// `validate-dcat.sh [--profile P] FILE|URL`; counts come from its `--json` report.
-    static func dcat(file: String, profile: String? = nil) throws -> Run {
+    static func dcat(file: String, profile: String? = nil) async throws -> Run {
         let report = try Paths.temporaryDirectory() + "/dcat-report.json"
         var arguments = ["--json", report]
         if let profile { arguments += ["--profile", profile] }
-        var run = try self.run("validate-dcat.sh", arguments + [file])
+        var run = try await self.run("validate-dcat.sh", arguments + [file])
         if let data = FileManager.default.contents(atPath: report),
            let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
             run.errors = json["violations"] as? Int
@@ -52,42 +52,32 @@ enum Validators {
     }
 
     /// `validate-csv.sh --require-utf8 [--schema S] FILE|URL` (a `datapackage.json` is validated as a package).
-    static func csv(file: String, schema: String? = nil) throws -> Run {
+    static func csv(file: String, schema: String? = nil) async throws -> Run {
         var arguments = ["--require-utf8"]
         if let schema { arguments += ["--schema", schema] }
-        var run = try self.run("validate-csv.sh", arguments + [file])
+        var run = try await self.run("validate-csv.sh", arguments + [file])
         run.errors = summary(run.output, #"(\d+) error\(s\)"#).0
         return run
     }
 
     /// `validate-geojson.sh [--within W,S,E,N] FILE|URL` (default: Germany and its neighbours, which
     /// catches swapped longitude/latitude).
-    static func geojson(file: String, within: String? = "2.5,47.0,15.5,55.5") throws -> Run {
+    static func geojson(file: String, within: String? = "2.5,47.0,15.5,55.5") async throws -> Run {
         var arguments: [String] = []
         if let within { arguments += ["--within", within] }
-        var run = try self.run("validate-geojson.sh", arguments + [file])
+        var run = try await self.run("validate-geojson.sh", arguments + [file])
         let counts = summary(run.output, #"(\d+) error\(s\), (\d+) warning\(s\)"#)
         run.errors = counts.0
         run.warnings = counts.1
         return run
     }
 
-    static func run(_ script: String, _ arguments: [String]) throws -> Run {
+    /// Runs a validator script to its end (off the cooperative threads: `TestProcess`).
+    static func run(_ script: String, _ arguments: [String]) async throws -> Run {
         let path = directory + "/" + script
         guard FileManager.default.isExecutableFile(atPath: path) else { throw Missing(path: path) }
-        let dir = try Paths.temporaryDirectory()
-        FileManager.default.createFile(atPath: dir + "/out", contents: nil)
-        FileManager.default.createFile(atPath: dir + "/err", contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/out"))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
-        try process.run()
-        process.waitUntilExit()
-        let out = (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) ?? ""
-        let err = (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? ""
-        return Run(status: process.terminationStatus, output: out + (err.isEmpty ? "" : "\n-- stderr --\n" + err))
+        let output = try await TestProcess.run(path, arguments)
+        return Run(status: output.status, output: output.combined)
     }
 
     /// The numbers of the last `== Summary:` line, matched by `pattern`.
