@@ -1,4 +1,8 @@
 import Foundation
+import Synchronization
+
+/// The temporary folders this process made; removed when it exits (`Paths.temporaryDirectory`).
+private let madeFolders = Mutex<[String]>([])
 
 /// Paths of the repository, its sample data and the shared public reference samples.
 package enum Paths {
@@ -26,10 +30,21 @@ package enum Paths {
     /// The built `datenwerk` executable.
     package static var executable: String { root + "/.build/debug/datenwerk" }
 
-    /// A fresh temporary folder.
+    /// A fresh temporary folder, removed with everything in it when the process exits normally (a full test
+    /// run made ~500 and left them all: 15,000 `datenwerk-test-*` folders had piled up in /tmp here).
+    /// Test artifacts meant to be kept go to `.build/test-artifacts/`, not here.
     package static func temporaryDirectory() throws -> String {
         let path = NSTemporaryDirectory() + "datenwerk-test-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let first = madeFolders.withLock { folders in
+            folders.append(path)
+            return folders.count == 1
+        }
+        if first {
+            atexit {
+                for folder in madeFolders.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: folder) }
+            }
+        }
         return path
     }
 }
