@@ -130,9 +130,18 @@ package final class ServerConnections: Sendable {
         deinit { release(reusable: false) }
     }
 
-    /// All rows of one statement, read whole (see the type's note on postgres-nio's row stream).
+    /// All rows of one statement, read whole (see the type's note on postgres-nio's row stream). For reads and
+    /// idempotent statements only: one that fails because its connection died (an idle connection whose backend
+    /// was terminated or restarted before the closing reached this process) runs once more on a new connection,
+    /// so the first request after such a loss is answered instead of failing (`/health` answered 503 right after
+    /// backends were terminated under load, though the database was there).
     package func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        try await withConnection { try await $0.collect(query, logger: logger) }
+        do {
+            return try await withConnection { try await $0.collect(query, logger: logger) }
+        } catch where isConnectionError(error) {
+            logger.debug("a database connection had died; the statement runs again on a new one (\(describeDatabaseError(error)))")
+            return try await withConnection { try await $0.collect(query, logger: logger) }
+        }
     }
 
     /// Closes the idle connections; later requests fail.
