@@ -39,12 +39,7 @@ package enum CatalogSpec {
         do {
             node = try Yams.compose(yaml: yaml)
         } catch let error as YamlError {
-            switch error {
-            case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
-                throw DiagnosticError([Diagnostic(file: file, line: mark.line, column: mark.column, "YAML syntax: \(problem)")])
-            default:
-                throw DiagnosticError([Diagnostic(file: file, "YAML syntax: \(error)")])
-            }
+            throw DiagnosticError([Diagnostic.yamlSyntax(error, file: file)])
         }
         guard let node else { throw DiagnosticError([Diagnostic(file: file, line: 1, column: 1, "the catalog file is empty")]) }
         let r = YAMLReader(file: file)

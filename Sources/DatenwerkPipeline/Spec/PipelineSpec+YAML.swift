@@ -27,7 +27,7 @@ extension PipelineSpec {
         do {
             node = try Yams.compose(yaml: yaml)
         } catch let error as YamlError {
-            throw DiagnosticError([yamlSyntaxDiagnostic(error, file: file)])
+            throw DiagnosticError([Diagnostic.yamlSyntax(error, file: file)])
         }
         let reader = YAMLReader(file: file)
         guard var node else {
@@ -51,15 +51,6 @@ extension PipelineSpec {
             return spec
         }
         throw DiagnosticError(reader.diagnostics.sorted(by: byPosition), warnings: warnings)
-    }
-
-    private static func yamlSyntaxDiagnostic(_ error: YamlError, file: String) -> Diagnostic {
-        switch error {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
-            return Diagnostic(file: file, line: mark.line, column: mark.column, "YAML syntax: \(problem)")
-        default:
-            return Diagnostic(file: file, "YAML syntax: \(error)")
-        }
     }
 
     private static func decode(_ node: Node, reader r: YAMLReader, connectors: ConnectorRegistry) -> PipelineSpec? {

@@ -70,12 +70,7 @@ package struct PipelineTemplate: @unchecked Sendable {
         do {
             node = try Yams.compose(yaml: String(repeating: "\n", count: lineOffset) + text)
         } catch let error as YamlError {
-            switch error {
-            case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
-                r.append(Diagnostic(file: file, line: mark.line - lineOffset, column: mark.column, "YAML syntax: \(problem)"))
-            default:
-                r.append(Diagnostic(file: file, "YAML syntax: \(error)"))
-            }
+            r.append(Diagnostic.yamlSyntax(error, file: file, lineOffset: lineOffset))
             return nil
         } catch {
             r.append(Diagnostic(file: file, "cannot read the template: \(error)"))

@@ -223,3 +223,15 @@ final class YAMLReader {
 }
 
 func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+extension Diagnostic {
+    /// A YAML syntax error of Yams at its place (`lineOffset`: blank lines put in front of the text when parsing).
+    static func yamlSyntax(_ error: YamlError, file: String, lineOffset: Int = 0) -> Diagnostic {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
+            return Diagnostic(file: file, line: mark.line - lineOffset, column: mark.column, "YAML syntax: \(problem)")
+        default:
+            return Diagnostic(file: file, "YAML syntax: \(error)")
+        }
+    }
+}

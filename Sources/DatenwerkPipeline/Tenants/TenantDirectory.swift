@@ -88,12 +88,7 @@ package struct TenantDirectory: Sendable {
         do {
             node = try Yams.compose(yaml: yaml)
         } catch let error as YamlError {
-            switch error {
-            case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
-                throw DiagnosticError([Diagnostic(file: file, line: mark.line, column: mark.column, "YAML syntax: \(problem)")])
-            default:
-                throw DiagnosticError([Diagnostic(file: file, "YAML syntax: \(error)")])
-            }
+            throw DiagnosticError([Diagnostic.yamlSyntax(error, file: file)])
         }
         var directory = TenantDirectory()
         directory.file = file
