@@ -75,6 +75,53 @@ import DatenwerkTesting
         #expect(try !later.isRunning())
     }
 
+    @Test func loadSettingsScaleWithTheMachineWithinBounds() {
+        func value(_ name: String, _ memory: UInt64) -> String? {
+            EmbeddedPostgres.loadSettings(physicalMemory: memory).first { $0.name == name }?.value
+        }
+        let gib: UInt64 = 1 << 30
+        #expect(value("shared_buffers", 256 << 20) == "128MB")
+        #expect(value("wal_buffers", 256 << 20) == "16MB")
+        #expect(value("shared_buffers", 2 * gib) == "512MB")
+        #expect(value("wal_buffers", 2 * gib) == "32MB")
+        #expect(value("shared_buffers", 24 * gib) == "1024MB")
+        #expect(value("wal_buffers", 24 * gib) == "64MB")
+        #expect(value("max_wal_size", 24 * gib) == "4GB")
+    }
+
+    /// The server runs with `loadSettings` (included once into postgresql.conf), and `ALTER SYSTEM` still wins.
+    @Test func runsWithTheLoadSettingsAndAlterSystemOverridesThem() async throws {
+        let root = try Paths.temporaryDirectory() + "/pg"
+        let port = try freeLoopbackPort()
+        let location = { (cluster: EmbeddedPostgres) in DatabaseLocation(socketPath: cluster.socketPath, username: "datenwerk", database: "postgres") }
+        func setting(_ name: String, _ cluster: EmbeddedPostgres) async throws -> Int64? {
+            try await Database.with(location(cluster)) { db in
+                try await db.client.query("SELECT pg_size_bytes(current_setting(\(name)))", logger: db.logger).decode(Int64.self).collect().first
+            }
+        }
+        let expected = Dictionary(uniqueKeysWithValues: EmbeddedPostgres.loadSettings(physicalMemory: ProcessInfo.processInfo.physicalMemory).map { ($0.name, $0.value) })
+        let megabytes = { (name: String) in Int64(try #require(expected[name]).dropLast(2)).map { $0 << 20 } }
+
+        let first = EmbeddedPostgres(.init(root: root, port: port))
+        try first.start()
+        #expect(try await setting("shared_buffers", first) == megabytes("shared_buffers"))
+        #expect(try await setting("wal_buffers", first) == megabytes("wal_buffers"))
+        #expect(try await setting("max_wal_size", first) == 4 << 30)
+        try await Database.with(location(first)) { db in
+            try await db.client.query("ALTER SYSTEM SET max_wal_size = '2GB'", logger: db.logger)
+        }
+        first.stop()
+        #expect(try !first.isRunning())
+
+        let second = EmbeddedPostgres(.init(root: root, port: port))
+        try second.start()
+        defer { second.stop() }
+        #expect(try await setting("max_wal_size", second) == 2 << 30)
+        #expect(try await setting("shared_buffers", second) == megabytes("shared_buffers"))
+        let conf = try String(contentsOfFile: second.dataDirectory + "/postgresql.conf", encoding: .utf8)
+        #expect(conf.components(separatedBy: "include_if_exists = 'datenwerk.conf'").count == 2)
+    }
+
     @Test func aTakenPortGivesAClearError() throws {
         let root = try Paths.temporaryDirectory() + "/pg"
         let port = try freeLoopbackPort()
