@@ -161,7 +161,7 @@ package final class EmbeddedPostgres: @unchecked Sendable {
     /// Server settings for a data hub's bulk loads; PostgreSQL's own defaults are sized for a small machine.
     /// Measured on 10M rows of 10-minute data (docs/loading.md, "The embedded server"): with the defaults
     /// (128 MB shared buffers, 4 MB WAL buffers, a checkpoint every 1 GB of WAL) a first load checkpointed every
-    /// few seconds and took 26.1 s, 29.1 s with the dashboard aggregates; with these 24.8 s and 26.5 s.
+    /// few seconds and took 26.1 s, 29.1 s with the dashboard aggregates; with these 24.8 s and 26.2 s.
     /// `shared_buffers` is a quarter of the memory, at least 128 MB and at most 1 GB (shared memory is taken as
     /// it is used); `wal_buffers` a sixteenth of that, 16–64 MB.
     package static func loadSettings(physicalMemory: UInt64) -> [(name: String, value: String)] {
