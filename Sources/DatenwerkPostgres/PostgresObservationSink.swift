@@ -179,7 +179,7 @@ package struct PostgresObservationSink: ObservationSink {
             if let aggregates = load.aggregates, !aggregates.overflow {
                 if load.observations > 0 {
                     try await aggregates.applyDeltas(moved: moved, sideHasNew: sideHasNew, on: connection, logger: logger)
-                    logger.info("\(pipeline.name): dashboard aggregates added (\(aggregates.states.count) series\(sideHasNew ? ", new hours beside the load" : "")) in \(ContinuousClock.now - aggregatesStarted)")
+                    logger.info("\(pipeline.name): dashboard aggregates added (\(aggregates.seriesCount) series\(sideHasNew ? ", new hours beside the load" : "")) in \(ContinuousClock.now - aggregatesStarted)")
                 }
             } else if result.inserted + result.updated > 0 {
                 var from = ByteBufferAllocator().buffer(capacity: 40), to = ByteBufferAllocator().buffer(capacity: 40)

@@ -21,11 +21,6 @@ import PostgresNIO
 ///   hours, days and series (those of rows this run wrote: `run_id` = this run, in its time span) are computed
 ///   again from `observations` and replace the stored ones.
 final class SeriesAggregates {
-    struct Key: Hashable {
-        var station: Int64
-        var property: Int
-    }
-
     struct Bucket {
         var key = Int64.min
         var n: Int32 = 0
@@ -86,7 +81,10 @@ final class SeriesAggregates {
     /// More stored series than this for one tenant are not read: the run recomputes instead.
     static let maxStoredSeries = 500_000
 
-    private(set) var states: [Key: State] = [:]
+    /// The run's series, numbered as they come; `states[slot]` is the state of `slots.keys[slot]`.
+    private var slots = SeriesSlots()
+    private var states: [State] = []
+    var seriesCount: Int { states.count }
     private(set) var overflow = false
     /// The second connection that COPYs `hourNew`'s buckets while the load runs (`HourlySideLoad`), opened by
     /// `openSide` once the first `sideChunkBytes` of them are there (small loads never open one). Empty: the load
@@ -156,13 +154,13 @@ final class SeriesAggregates {
         guard !overflow else { return }
         let hour = CivilTime.floorDiv(start, Self.hourMicros) * Self.hourMicros
         let day = berlinDay(hour: hour)
-        let key = Key(station: station, property: index)
-        if let i = states.index(forKey: key) {
-            try update(&states.values[i], station: station, hour: hour, day: day, start: start, end: end, result: result, quality: quality)
+        if let i = slots.slot(station: station, property: index) {
+            try update(&states[i], station: station, hour: hour, day: day, start: start, end: end, result: result, quality: quality)
         } else {
             if states.count >= Self.maxSeries {
                 overflow = true
-                states = [:]
+                states = []
+                slots.removeAll()
                 return
             }
             let name = property()
@@ -175,7 +173,8 @@ final class SeriesAggregates {
                 s.storedRaw = !known.fine
             }
             try take(&s, station: station, hour: hour, day: day, start: start, result: result)
-            states[key] = s
+            _ = slots.insert(station: station, property: index)
+            states.append(s)
         }
     }
 
@@ -288,15 +287,16 @@ final class SeriesAggregates {
     /// Closes the open buckets (end of the COPY).
     func finish() throws {
         for i in states.indices {
-            let station = states.keys[i].station
-            if states.values[i].hour.n > 0 { try emitHour(&states.values[i], station: station) }
-            if states.values[i].day.n > 0 { try emitDay(&states.values[i], station: station) }
+            let station = slots.keys[i].station
+            if states[i].hour.n > 0 { try emitHour(&states[i], station: station) }
+            if states[i].day.n > 0 { try emitDay(&states[i], station: station) }
         }
     }
 
     func seriesRows(_ body: (ByteBuffer) async throws -> Void) async throws {
         var b = ByteBufferAllocator().buffer(capacity: 256 * 1024)
-        for (key, s) in states {
+        for (slot, s) in states.enumerated() {
+            let key = slots.keys[slot]
             CopyText.integer(key.station, &b); CopyText.tab(&b)
             CopyText.text(s.property, &b); CopyText.tab(&b)
             CopyText.timestamp(s.minStart, &b); CopyText.tab(&b)

@@ -69,30 +69,36 @@ package enum ByteWriting {
     /// `description` prints (no trailing zeros: a zero last digit would have passed at k − 1).
     @inline(__always)
     static func appendShortDecimal(_ value: Double, to out: inout [UInt8]) -> Bool {
+        guard let (digits, k) = shortDecimal(value) else { return false }
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        let unit = powersOfTen[k]
+        appendDigits(digits / unit, to: &out)
+        out.append(UInt8(ascii: "."))
+        appendDigits(digits % unit, minimumWidth: k, to: &out)
+        return true
+    }
+
+    /// The search of `appendShortDecimal` on its own, for writers of other buffers (the loader's COPY rows):
+    /// |value| = digits / 10^decimals with 1 ≤ decimals ≤ 18, the fewest decimals that read back as `value`;
+    /// nil where `description` would not print a plain decimal of at most 15 significant digits.
+    @inline(__always)
+    package static func shortDecimal(_ value: Double) -> (digits: UInt64, decimals: Int)? {
         let magnitude = value.magnitude
-        guard magnitude >= 1e-4, magnitude < 1e15 else { return false }
+        guard magnitude >= 1e-4, magnitude < 1e15 else { return nil }
         var scale = 1.0
         var k = 0
         while k < 19 {
             scale *= 10
             k += 1
             let scaled = magnitude * scale
-            guard scaled < 1e15 else { return false }
+            guard scaled < 1e15 else { return nil }
             let m = scaled.rounded()
-            if m / scale == magnitude {
-                if value < 0 { out.append(UInt8(ascii: "-")) }
-                let digits = UInt64(m)
-                let unit = powersOfTen[k]
-                appendDigits(digits / unit, to: &out)
-                out.append(UInt8(ascii: "."))
-                appendDigits(digits % unit, minimumWidth: k, to: &out)
-                return true
-            }
+            if m / scale == magnitude { return (UInt64(m), k) }
         }
-        return false
+        return nil
     }
 
-    static let powersOfTen: [UInt64] = (0...19).map { k in (0..<k).reduce(UInt64(1)) { p, _ in p * 10 } }
+    package static let powersOfTen: [UInt64] = (0...19).map { k in (0..<k).reduce(UInt64(1)) { p, _ in p * 10 } }
 
     /// `append(_:to:)` as a `String` (tests, HTML, RDF literals).
     package static func format(_ value: Double) -> String {

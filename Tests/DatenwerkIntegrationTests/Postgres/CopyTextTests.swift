@@ -56,6 +56,26 @@ import Testing
         }
     }
 
+    /// Values with a short decimal form are written digit by digit: the same text as `description` (whole
+    /// numbers as integers), and exactly the same double when read back.
+    @Test func doublesWrittenDigitByDigitReadLikeDescription() {
+        var generator = SystemRandomNumberGenerator()
+        func reference(_ d: Double) -> String {
+            d.rounded(.towardZero) == d && d.magnitude < 1e15 ? String(Int64(d)) : d.description
+        }
+        var values: [Double] = [0.0001, -0.0001, 1.5e-4, 9.999e-5, 0.1 + 0.2, 999_999_999_999_999.9, 1e15 - 0.5, 1e15 + 0.5, 12.3, -7.25, 1013.2, 1e-4 - 1e-20]
+        for _ in 0..<20000 { values.append((Double.random(in: -5000...5000, using: &generator) * 100).rounded() / 100) }
+        for _ in 0..<20000 {
+            let v = Double(bitPattern: UInt64.random(in: 0...UInt64.max, using: &generator))
+            if v.isFinite { values.append(v) }
+        }
+        for d in values {
+            let text = Self.text { CopyText.double(d, &$0) }
+            #expect(text == reference(d), "\(d)")
+            #expect(Double(text) == d, "\(d) written as \(text)")
+        }
+    }
+
     @Test func aSpoolGivesBackEveryByteInOrderAcrossItsBuffer() async throws {
         let spool = try LoadSpool("test")
         #expect(spool.isEmpty)
