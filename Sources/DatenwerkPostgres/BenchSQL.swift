@@ -16,6 +16,10 @@ package enum BenchSQL {
         CREATE SCHEMA \(schema);
         """
 
+    /// Run before each timed step, each statement on its own (VACUUM refuses a transaction block): vacuum and
+    /// analyze everything the steps before loaded, then write their dirty buffers out.
+    package static let settle = ["VACUUM (ANALYZE)", "CHECKPOINT"]
+
     /// (a): a plain table without index or constraint for the normalised rows.
     package static let createPlain = """
         DROP TABLE IF EXISTS \(schema).plain;

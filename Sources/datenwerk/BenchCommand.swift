@@ -255,16 +255,19 @@ final class Bench {
 
         progress("\(tag): (a) psql \\copy of the normalised rows into a plain table")
         try psql(["-c", BenchSQL.createPlain], log: log("plain-create", run))
+        try settle(run, "a")
         try timed(.plainCopy, cpu: cpu) {
             try psql(["-c", "\\copy \(BenchSQL.plainTable) FROM '\(normalisedPath)'"], log: log("a-copy", run))
         }
 
         progress("\(tag): (b) datenwerk run (first load)")
+        try settle(run, "b")
         let first = try timed(.firstLoad, cpu: cpu) { try datenwerk(["run", pipelinePath], log: log("b-run", run)) }
         check(first.output, run: run, step: "(b) first load", new: dataset.rows, changed: 0)
         try verify(run: run)
 
         progress("\(tag): (c) datenwerk run again (same input)")
+        try settle(run, "c")
         let again = try timed(.rerun, cpu: cpu) { try datenwerk(["run", pipelinePath], log: log("c-run", run)) }
         check(again.output, run: run, step: "(c) re-run", new: 0, changed: 0)
 
@@ -273,6 +276,7 @@ final class Bench {
         let columns = try query(BenchSQL.copyColumns, log: log("e-columns", run)).first?.first ?? ""
         try psql(["-c", "\\copy (\(Self.oneLine(BenchSQL.dump(columns: columns, orderBy: key)))) TO '\(idsPath)'"], log: log("e-dump", run))
         try psql(["-c", BenchSQL.createObservationsCopy], log: log("e-create", run))
+        try settle(run, "e")
         try timed(.idsCopy, cpu: cpu) {
             try psql(["-c", "\\copy \(BenchSQL.observationsCopy) (\(columns)) FROM '\(idsPath)'"], log: log("e-copy", run))
         }
@@ -282,6 +286,14 @@ final class Bench {
         }
 
         try measureDownloads(run, cpu: cpu)
+    }
+
+    /// Untimed, before each timed step: what the steps before left for the background — autovacuum of the rows
+    /// they loaded (10M rows into (a)'s plain table made autovacuum scan it during (b)), their dirty buffers and
+    /// WAL — is done now, so the step's time and the cluster's CPU around it are its own. Every step then starts
+    /// from the steady state a database reaches some minutes after a load.
+    func settle(_ run: Int, _ step: String) throws {
+        try psql(["-c", BenchSQL.settle[0], "-c", BenchSQL.settle[1]], log: log("settle-\(step)", run))
     }
 
     /// (b)/(c): the run's summary line must say `new` new and `changed` changed, nothing quarantined.
@@ -353,6 +365,7 @@ final class Bench {
         // Statistics as autovacuum leaves them shortly after a load (it never analyzes the partitioned parent itself),
         // so the download and the statements it is compared with are planned alike; not part of a download.
         _ = try psql(["-c", "ANALYZE datenwerk.observations"], log: log("d-analyze", run))
+        try settle(run, "d")
         // The dataset's facts are computed once per change, as the first request would; not part of a download.
         _ = try HTTPDownload.get(port: port, path: "/catalog.ttl")
 
