@@ -53,8 +53,10 @@ final class ObservationLoad {
     private(set) var minStart = Int64.max
     private(set) var maxStart = Int64.min
 
-    /// The last start per series (`lastStarts[slot]`) while every series moves forward in time; emptied (and
-    /// `mayRepeat` set) when one goes back or there are more than `maxSeries` series.
+    /// The run's series (station, property), numbered as they first come; the dashboard aggregates keep their
+    /// state under the same numbers. At most `maxSeries` are numbered. `lastStarts[slot]`: the last start per
+    /// series while every series moves forward in time; emptied when one goes back or there are more series
+    /// (`mayRepeat`).
     private var series = SeriesSlots()
     private var lastStarts: [Int64] = []
     static let maxSeries = 1_000_000
@@ -144,9 +146,9 @@ final class ObservationLoad {
             if start < minStart { minStart = start }
             if start > maxStart { maxStart = start }
             if start < monthStart || start >= monthEnd { months.insert(month(start)) }
-            if !mayRepeat { watch(station: station, property: property, start) }
+            let slot = seriesSlot(station: station, property: property, start: start)
             if let aggregates {
-                try aggregates.add(station: station, property: property, name: o.property, start: start, end: o.phenomenonEnd,
+                try aggregates.add(slot: slot, station: station, name: o.property, start: start, end: o.phenomenonEnd,
                                    result: o.result, quality: o.quality)
             }
             try note(o.provenance)
@@ -177,23 +179,26 @@ final class ObservationLoad {
         return nil
     }
 
-    private func watch(station: Int64, property: Int, _ start: Int64) {
+    /// The series' number (nil past `maxSeries`), noting whether it went back in time.
+    private func seriesSlot(station: Int64, property: Int, start: Int64) -> Int? {
         if let slot = series.slot(station: station, property: property) {
-            if lastStarts[slot] >= start {
-                mayRepeat = true
-                series.removeAll()
-                lastStarts = []
-            } else {
-                lastStarts[slot] = start
+            if !mayRepeat {
+                if lastStarts[slot] >= start {
+                    mayRepeat = true
+                    lastStarts = []
+                } else {
+                    lastStarts[slot] = start
+                }
             }
-        } else if series.count < Self.maxSeries {
-            _ = series.insert(station: station, property: property)
-            lastStarts.append(start)
-        } else {
-            mayRepeat = true
-            series.removeAll()
-            lastStarts = []
+            return slot
         }
+        guard series.count < Self.maxSeries else {
+            mayRepeat = true
+            lastStarts = []
+            return nil
+        }
+        if !mayRepeat { lastStarts.append(start) }
+        return series.insert(station: station, property: property)
     }
 
     /// A provenance entry (first observation seq, origin, line, record, path, raw) whenever the record behind
@@ -374,6 +379,18 @@ struct RawWriter {
         } while v > 0
     }
 
+    /// The last `width` decimal digits of `value`, with leading zeros.
+    @inline(__always) mutating func digits(_ value: UInt64, width: Int) {
+        var v = value
+        var i = count + width
+        count = i
+        for _ in 0..<width {
+            i -= 1
+            base[i] = UInt8(truncatingIfNeeded: 48 + v % 10)
+            v /= 10
+        }
+    }
+
     /// Whole numbers as integers; values with a short decimal form (`ByteWriting.shortDecimal`: measured values
     /// nearly always) digit by digit; anything else as `description` (a `String`, 3–4 % of a load's client CPU
     /// when every value went that way).
@@ -385,14 +402,7 @@ struct RawWriter {
             let unit = ByteWriting.powersOfTen[decimals]
             integer(Int64(digits / unit))
             byte(46)
-            var fraction = digits % unit
-            var i = count + decimals
-            count = i
-            for _ in 0..<decimals {
-                i -= 1
-                base[i] = UInt8(truncatingIfNeeded: 48 + fraction % 10)
-                fraction /= 10
-            }
+            self.digits(digits % unit, width: decimals)
         } else {
             var s = d.description
             s.withUTF8 { for b in $0 { byte(b) } }
@@ -433,13 +443,7 @@ struct RawWriter {
         two(hour); byte(58); two(minute); byte(58); two(second)
         if fraction != 0 {
             byte(46)
-            var f = fraction
-            var divisor = 100_000
-            while divisor > 0 {
-                byte(UInt8(truncatingIfNeeded: 48 + f / divisor))
-                f %= divisor
-                divisor /= 10
-            }
+            digits(UInt64(fraction), width: 6)
         }
         byte(43); byte(48); byte(48)
         if y <= 0 { byte(32); byte(66); byte(67) }

@@ -37,6 +37,7 @@ final class SeriesAggregates {
     }
 
     struct State {
+        var station: Int64
         var property: String
         var minStart: Int64
         var maxStart: Int64
@@ -81,8 +82,8 @@ final class SeriesAggregates {
     /// More stored series than this for one tenant are not read: the run recomputes instead.
     static let maxStoredSeries = 500_000
 
-    /// The run's series, numbered as they come; `states[slot]` is the state of `slots.keys[slot]`.
-    private var slots = SeriesSlots()
+    /// One state per series of the run, at the series' number in the load (`ObservationLoad`'s `SeriesSlots`:
+    /// 0, 1, 2, … as series first come).
     private var states: [State] = []
     var seriesCount: Int { states.count }
     private(set) var overflow = false
@@ -148,32 +149,32 @@ final class SeriesAggregates {
         return day
     }
 
-    /// One observation the fast path sends.
-    @inline(__always) func add(station: Int64, property index: Int, name property: @autoclosure () -> String,
+    /// One observation the fast path sends, of the load's series number `slot` (nil: the load stopped numbering
+    /// series; then, as past `maxSeries`, the run recomputes instead).
+    @inline(__always) func add(slot: Int?, station: Int64, name property: @autoclosure () -> String,
                                start: Int64, end: Int64?, result: Double, quality: String?) throws {
         guard !overflow else { return }
         let hour = CivilTime.floorDiv(start, Self.hourMicros) * Self.hourMicros
         let day = berlinDay(hour: hour)
-        if let i = slots.slot(station: station, property: index) {
-            try update(&states[i], station: station, hour: hour, day: day, start: start, end: end, result: result, quality: quality)
+        if let slot, slot < states.count {
+            try update(&states[slot], station: station, hour: hour, day: day, start: start, end: end, result: result, quality: quality)
         } else {
-            if states.count >= Self.maxSeries {
+            // A new series has the next number; any other number means the two countings went apart.
+            guard let slot, slot == states.count, states.count < Self.maxSeries else {
                 overflow = true
                 states = []
-                slots.removeAll()
                 return
             }
             let name = property()
             let known = stored[StoredKey(station: station, property: name)]
-            var s = State(property: name, minStart: start, maxStart: start, lastEnd: end, lastResult: result, lastQuality: quality,
-                          fine: known?.fine ?? false)
+            var s = State(station: station, property: name, minStart: start, maxStart: start, lastEnd: end, lastResult: result,
+                          lastQuality: quality, fine: known?.fine ?? false)
             if let known {
                 s.storedHour = CivilTime.floorDiv(known.lastStart, Self.hourMicros) * Self.hourMicros
                 s.storedDay = berlinDay(hour: s.storedHour)
                 s.storedRaw = !known.fine
             }
             try take(&s, station: station, hour: hour, day: day, start: start, result: result)
-            _ = slots.insert(station: station, property: index)
             states.append(s)
         }
     }
@@ -287,7 +288,7 @@ final class SeriesAggregates {
     /// Closes the open buckets (end of the COPY).
     func finish() throws {
         for i in states.indices {
-            let station = slots.keys[i].station
+            let station = states[i].station
             if states[i].hour.n > 0 { try emitHour(&states[i], station: station) }
             if states[i].day.n > 0 { try emitDay(&states[i], station: station) }
         }
@@ -295,9 +296,8 @@ final class SeriesAggregates {
 
     func seriesRows(_ body: (ByteBuffer) async throws -> Void) async throws {
         var b = ByteBufferAllocator().buffer(capacity: 256 * 1024)
-        for (slot, s) in states.enumerated() {
-            let key = slots.keys[slot]
-            CopyText.integer(key.station, &b); CopyText.tab(&b)
+        for s in states {
+            CopyText.integer(s.station, &b); CopyText.tab(&b)
             CopyText.text(s.property, &b); CopyText.tab(&b)
             CopyText.timestamp(s.minStart, &b); CopyText.tab(&b)
             CopyText.timestamp(s.maxStart, &b); CopyText.tab(&b)

@@ -1,4 +1,5 @@
-/// Dense numbers 0, 1, 2, … for the (station, property) series of one run, in the order they first appear.
+/// Dense numbers 0, 1, 2, … for the (station, property) series of one run, in the order they first appear
+/// (`ObservationLoad` numbers them once per row; the dashboard aggregates keep their state under the same numbers).
 ///
 /// A load looks its series up for every row (10M rows: 10M lookups). Municipal files come station by station
 /// with several properties per line, so the rows of one station's properties alternate: a cache of the last
@@ -14,10 +15,7 @@ struct SeriesSlots {
     private var index: [Key: Int] = [:]
     /// Per property index: the last station looked up and its slot (-1: none yet).
     private var recent: [(station: Int64, slot: Int)] = []
-    /// The series of each slot.
-    private(set) var keys: [Key] = []
-
-    var count: Int { keys.count }
+    private(set) var count = 0
 
     /// The slot of a series seen before, or nil.
     @inline(__always) mutating func slot(station: Int64, property: Int) -> Int? {
@@ -32,18 +30,11 @@ struct SeriesSlots {
 
     /// Numbers a series not seen before (after `slot` gave nil) and returns its slot.
     mutating func insert(station: Int64, property: Int) -> Int {
-        let slot = keys.count
-        let key = Key(station: station, property: property)
-        keys.append(key)
-        index[key] = slot
+        let slot = count
+        count += 1
+        index[Key(station: station, property: property)] = slot
         remember(station: station, property: property, slot: slot)
         return slot
-    }
-
-    mutating func removeAll() {
-        index = [:]
-        recent = []
-        keys = []
     }
 
     private mutating func remember(station: Int64, property: Int, slot: Int) {
