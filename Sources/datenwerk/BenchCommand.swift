@@ -293,7 +293,7 @@ final class Bench {
     /// WAL — is done now, so the step's time and the cluster's CPU around it are its own. Every step then starts
     /// from the steady state a database reaches some minutes after a load.
     func settle(_ run: Int, _ step: String) throws {
-        try psql(["-c", BenchSQL.settle[0], "-c", BenchSQL.settle[1]], log: log("settle-\(step)", run))
+        try psql(BenchSQL.settle.flatMap { ["-c", $0] }, log: log("settle-\(step)", run))
     }
 
     /// (b)/(c): the run's summary line must say `new` new and `changed` changed, nothing quarantined.
