@@ -269,7 +269,14 @@ final class Bench {
         progress("\(tag): (c) datenwerk run again (same input)")
         try settle(run, "c")
         let again = try timed(.rerun, cpu: cpu) { try datenwerk(["run", pipelinePath], log: log("c-run", run)) }
-        check(again.output, run: run, step: "(c) re-run", new: 0, changed: 0)
+        checkSkipped(again.output, run: run, step: "(c) re-run")
+
+        // The same re-run when the file is not known to be unchanged (another file with the same rows, or
+        // `--full`): every row is read, normalised and compared with the stored one.
+        progress("\(tag): (c′) datenwerk run --full (same input, every row compared)")
+        try settle(run, "c2")
+        let full = try timed(.rerunFull, cpu: cpu) { try datenwerk(["run", "--full", pipelinePath], log: log("c2-run", run)) }
+        check(full.output, run: run, step: "(c′) re-run --full", new: 0, changed: 0)
 
         progress("\(tag): (e) psql \\copy of the rows with ids into an empty copy of observations")
         let key = try query(BenchSQL.observationKey, log: log("e-key", run)).first?.first ?? ""
@@ -310,6 +317,17 @@ final class Bench {
         }
         if let quarantined = line.firstMatch(of: #/(\d+) quarantined/#), Int(quarantined.1) != 0 {
             problems.append("run \(run) \(step): \(quarantined.1) records quarantined (none expected): \(line)")
+        }
+    }
+
+    /// (c): the run must say the file is unchanged since the last successful run, and read nothing.
+    func checkSkipped(_ output: String, run: Int, step: String) {
+        let lines = output.split(separator: "\n")
+        guard lines.contains(where: { $0.contains("unchanged since the last successful run") }),
+              lines.contains(where: { $0.contains(" ok — 0 records read, 0 observations (0 new, 0 changed") })
+        else {
+            problems.append("run \(run) \(step): expected the unchanged file to be skipped, the run says:\n\(output)")
+            return
         }
     }
 
@@ -466,6 +484,7 @@ final class Bench {
             BenchTarget(name: "first load (b) vs plain \\copy (a)", required: 0.5, measured: ratio(.plainCopy, .firstLoad)),
             BenchTarget(name: "first load (b) vs \\copy with ids into observations (e)", required: 0.8, measured: ratio(.idsCopy, .firstLoad)),
             BenchTarget(name: "re-run (c) vs plain \\copy (a)", required: 0.8, measured: ratio(.plainCopy, .rerun)),
+            BenchTarget(name: "re-run with --full (c′) vs plain \\copy (a)", required: 0.8, measured: ratio(.plainCopy, .rerunFull)),
             BenchTarget(name: "CSV download vs \\copy (…) TO", required: 0.8, measured: ratio(.copyTo, .csvDownload)),
             BenchTarget(name: "GeoJSON download vs ogr2ogr", required: 5, measured: ratio(.ogr2ogr, .geojsonDownload)),
         ].map { t in

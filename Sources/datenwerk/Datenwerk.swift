@@ -190,6 +190,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "With --dry-run: how many items to print (0: all).")
     var show = 50
 
+    @Flag(help: "Read every source in full: files unchanged since the last successful run too, and HTTP without If-None-Match/If-Modified-Since. Rows are still compared, so nothing is loaded twice.")
+    var full = false
+
     @Flag(help: "Leave the embedded PostgreSQL running afterwards.")
     var keepDatabase = false
 
@@ -222,7 +225,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let report = try await DatabaseEnvironment(keepRunning: keepDatabase, logger: logger).with { opened in
             let runner = PipelineRunner(fetcher: fetcher, sink: PostgresObservationSink(database: opened.database, onStuckLoad: exitWhenLoadIsStuck), connectors: BuiltinConnectors.registry, logger: logger)
-            return try await runner.run(spec, trigger: "manual", progress: isTerminal ? printProgress : nil)
+            return try await runner.run(spec, context: RunContext(trigger: "manual", full: full), progress: isTerminal ? printProgress : nil)
         }
         try finish(report)
     }
@@ -240,6 +243,8 @@ struct RunCommand: AsyncParsableCommand {
                 """)
             throw Exit.runFailed
         }
+        // What the source noticed: files unchanged since the last run, 304 answers, a connector's remarks.
+        for event in t.events { print("\(report.pipeline): \(event)") }
         print("\(report.pipeline): run \(report.runID) ok — \(t.recordsRead) records read, \(t.observations) observations (\(report.load.inserted) new, \(report.load.updated) changed, \(report.load.unchanged) unchanged), \(t.quarantined) quarantined, \(t.skipped) skipped, \(String(format: "%.2f", report.seconds)) s")
         print(accountingLine(t))
     }

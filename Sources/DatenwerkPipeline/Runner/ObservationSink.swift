@@ -85,11 +85,16 @@ package struct RunContext: Sendable {
     /// the sink removes the ones that load from quarantine, and no checkpoint moves.
     package var replay: QuarantineReplay?
 
-    package init(trigger: String = "manual", jobID: Int64? = nil, window: Range<Int64>? = nil, replay: QuarantineReplay? = nil) {
+    /// Read every source in full (`datenwerk run --full`): no conditional HTTP requests, no file skipped as
+    /// unchanged (`FileMemory`). The load still compares rows, so nothing is written twice.
+    package var full: Bool
+
+    package init(trigger: String = "manual", jobID: Int64? = nil, window: Range<Int64>? = nil, replay: QuarantineReplay? = nil, full: Bool = false) {
         self.trigger = trigger
         self.jobID = jobID
         self.window = window
         self.replay = replay
+        self.full = full
     }
 
     /// The `checkpoints` row this run writes.

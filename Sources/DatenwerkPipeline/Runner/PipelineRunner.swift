@@ -43,9 +43,10 @@ package struct PipelineRunner: Sendable {
     }
 
     /// `session`: what the run fetches with (retries, validators, the `request:` block); nil: the fetcher alone.
-    package func makeSource(_ spec: SourceSpec, session: FetchSession? = nil) throws -> any RecordSource {
+    /// `files`: what a file source remembers of the last successful run's files (see `FileMemory`).
+    package func makeSource(_ spec: SourceSpec, session: FetchSession? = nil, files: FileMemory? = nil) throws -> any RecordSource {
         switch spec.kind {
-        case .file: return try FileRecordSource(path: spec.path ?? "", format: spec.format)
+        case .file: return try FileRecordSource(path: spec.path ?? "", format: spec.format, memory: files)
         case .http: return HTTPRecordSource(spec: spec, session: session ?? FetchSession(fetcher: fetcher))
         }
     }
@@ -66,7 +67,8 @@ package struct PipelineRunner: Sendable {
         }
         let placeholders = Self.placeholders(cursor: cursor, window: context.window)
         let resolved = spec.substituting(placeholders)
-        let conditional = ConditionalRequests(known: context.window == nil ? Self.validators(cursor) : [:])
+        // `--full` reads everything: no conditional requests, no skipped files (what it reads is remembered).
+        let conditional = ConditionalRequests(known: context.window == nil && !context.full ? Self.validators(cursor) : [:])
         let session = FetchSession(fetcher: fetcher, retries: retries, conditional: conditional)
         return try await run(resolved, context: context, pushed: pushed, progress: progress, session: session, checkpoint: cursor)
     }
@@ -94,6 +96,14 @@ package struct PipelineRunner: Sendable {
         return known
     }
 
+    /// What a live run's file source remembers (`FileMemory`): nil for a backfill window, a replay, or a spec not
+    /// read from YAML; empty under `--full` (every file is read, and remembered for the next run).
+    static func fileMemory(_ spec: PipelineSpec, cursor: JSONValue?, context: RunContext) -> FileMemory? {
+        guard context.window == nil, context.replay == nil, let reading = spec.readingDigest else { return nil }
+        if context.full { return FileMemory(reading: reading) }
+        return FileMemory(cursor: cursor, reading: reading) ?? FileMemory(reading: reading)
+    }
+
     private func run(_ spec: PipelineSpec, context: RunContext, pushed: [PushedDocument]?, progress: (@Sendable (RunProgress) -> Void)?, session: FetchSession,
                      checkpoint: JSONValue?) async throws -> RunReport {
         let clock = ContinuousClock.now
@@ -115,7 +125,8 @@ package struct PipelineRunner: Sendable {
         var load = LoadResult()
         var failure: PipelineError?
         do {
-            var extract = try context.replay.map { try makeReplay(spec, $0) } ?? makeExtractor(spec, pushed: pushed, session: session, checkpoint: checkpoint)
+            var extract = try context.replay.map { try makeReplay(spec, $0) }
+                ?? makeExtractor(spec, pushed: pushed, session: session, checkpoint: checkpoint, files: Self.fileMemory(spec, cursor: checkpoint, context: context))
             // (A connector whose records the pipeline's own observations block maps is checked there, with its `range:`.)
             let checkRanges = spec.connector != nil && spec.observations == nil
             // Push connectors (webhooks) carry live data: nothing before 1900; pulled sources keep historic series.
@@ -292,7 +303,8 @@ package struct PipelineRunner: Sendable {
     }
 
     /// A connector run, or a generic source + transform + mapper behind the same interface.
-    func makeExtractor(_ spec: PipelineSpec, pushed: [PushedDocument]? = nil, session: FetchSession? = nil, checkpoint: JSONValue? = nil) throws -> any ConnectorRun {
+    func makeExtractor(_ spec: PipelineSpec, pushed: [PushedDocument]? = nil, session: FetchSession? = nil, checkpoint: JSONValue? = nil,
+                       files: FileMemory? = nil) throws -> any ConnectorRun {
         var session = session ?? FetchSession(fetcher: fetcher)
         do {
             session = try session.with(spec.request)
@@ -325,7 +337,7 @@ package struct PipelineRunner: Sendable {
         }
         let source: any RecordSource
         do {
-            source = try makeSource(sourceSpec, session: session)
+            source = try makeSource(sourceSpec, session: session, files: files)
         } catch {
             throw PipelineError.wrapping(error, step: .extract, code: .source)
         }

@@ -1,3 +1,4 @@
+import Crypto
 import DatenwerkCore
 import DatenwerkFormats
 import DatenwerkHTTP
@@ -30,6 +31,10 @@ package struct ExtractError: Error, Sendable, CustomStringConvertible {
 }
 
 /// Reads one or more local files (a `*` in the last path component matches several, in name order).
+///
+/// With a `FileMemory` (a live run of a pipeline read from YAML) it skips a file the last successful run read
+/// and that has not changed since (same size, same SHA-256), and remembers what it read this time
+/// (`sourceState`): a scheduled run over a folder of daily files reads only the new ones.
 package struct FileRecordSource: RecordSource {
     private var files: [String]
     private let format: FormatSpec
@@ -37,12 +42,27 @@ package struct FileRecordSource: RecordSource {
     private var decoder: AnyRecordDecoder?
     private var finishedBytes = 0
     package private(set) var origins: [String] = []
+    package private(set) var events: [String] = []
+    /// What the last successful run read (nil: read everything, remember nothing).
+    private let known: FileMemory?
+    /// What this run read or skipped as unchanged: the next run's memory.
+    private var remembered: FileMemory?
+    private var hasher: SHA256?
+    private var currentPath = ""
 
     package var bytesRead: Int { finishedBytes + (reader?.bytesRead ?? 0) }
 
-    package init(path: String, format: FormatSpec) throws {
+    /// `memory`: what the last successful run read, with the reading digest of this run (`FileMemory`); nil
+    /// reads every file and remembers nothing.
+    package init(path: String, format: FormatSpec, memory: FileMemory? = nil) throws {
         self.format = format
         self.files = try Self.expand(path)
+        self.known = memory
+        self.remembered = memory.map { FileMemory(reading: $0.reading) }
+    }
+
+    package var sourceState: [JSONValue.Member] {
+        remembered.map { [$0.checkpointMember] } ?? []
     }
 
     static func expand(_ path: String) throws -> [String] {
@@ -67,23 +87,42 @@ package struct FileRecordSource: RecordSource {
         return matches.map { directory + "/" + $0 }
     }
 
+    /// Whether `path` is the file the last successful run read: the size first (no read when it differs),
+    /// then the SHA-256 of its bytes.
+    private func unchanged(_ path: String) throws -> FileMemory.Fingerprint? {
+        guard let before = known?.files[path], FileMemory.size(ofFile: path) == before.size else { return nil }
+        return try FileMemory.sha256(ofFile: path) == before.sha256 ? before : nil
+    }
+
     package mutating func next() async throws -> [DecodedRecord]? {
         while true {
             if reader == nil {
                 guard !files.isEmpty else { return nil }
                 let path = files.removeFirst()
+                if let same = try unchanged(path) {
+                    remembered?.files[path] = same
+                    events.append("\(displayPath(path)): unchanged since the last successful run (\(same.size) bytes, sha256 \(same.sha256.prefix(12))…), not read again")
+                    continue
+                }
                 let opened = try ChunkReader.openFile(path)
                 reader = opened
                 origins.append(path)
                 decoder = AnyRecordDecoder(format, origin: opened.origin)
+                hasher = remembered == nil ? nil : SHA256()
+                currentPath = path
             }
             let records: [DecodedRecord]
             if let chunk = try await reader!.next() {
+                hasher?.update(data: chunk)
                 records = try decoder!.feed(chunk)
             } else {
                 records = try decoder!.finish()
-                finishedBytes += reader!.bytesRead
+                let size = reader!.bytesRead
+                finishedBytes += size
                 reader = nil
+                if let done = hasher.take() {
+                    remembered?.files[currentPath] = FileMemory.Fingerprint(size: size, sha256: FileMemory.hex(done.finalize()))
+                }
             }
             if !records.isEmpty { return records }
         }

@@ -48,9 +48,22 @@ extension PipelineSpec {
         let warnings = reader.warnings.sorted(by: byPosition)
         if var spec, reader.diagnostics.isEmpty {
             spec.warnings = warnings
+            spec.readingDigest = readingDigest(node)
             return spec
         }
         throw DiagnosticError(reader.diagnostics.sorted(by: byPosition), warnings: warnings)
+    }
+
+    /// `readingDigest` of a pipeline's node (its template filled in): the keys that decide what a file becomes,
+    /// each as YAML text in a fixed order.
+    static func readingDigest(_ node: Node) -> String? {
+        var parts: [(String, String)] = []
+        for key in ["tenant", "source", "transform", "observations", "on_bad_record", "max_bad_records", TimeZoneKey.name] + TimeZoneKey.deprecated {
+            guard let value = node[key] else { continue }
+            guard let text = try? Yams.serialize(node: value) else { return nil }
+            parts.append((key, text))
+        }
+        return readingDigest(parts)
     }
 
     private static func decode(_ node: Node, reader r: YAMLReader, connectors: ConnectorRegistry) -> PipelineSpec? {

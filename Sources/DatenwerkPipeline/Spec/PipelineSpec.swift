@@ -11,7 +11,7 @@ package struct PipelineSpec: Sendable {
     package var file: String
     package var name: String
     /// Amtlicher Gemeindeschlüssel (8 digits) of the municipality that owns the data.
-    package var tenant: String
+    package var tenant: String { didSet { readingDigest = nil } }
     package var description: String?
     /// The `dataset:` block with its defaults resolved (see `decodeDataset`); nil when there is none.
     package var datasetMetadata: DatasetMetadata?
@@ -21,20 +21,26 @@ package struct PipelineSpec: Sendable {
     /// Each scheduled run starts up to this many seconds after its fire time (spreads load on shared sources).
     package var jitterSeconds: Int = 0
     /// A generic source (file/http + format); then `observations` says how records map to the model.
-    package var source: SourceSpec?
+    package var source: SourceSpec? { didSet { readingDigest = nil } }
     /// Or a connector that reads and maps by itself.
     package var connector: ConnectorConfig?
     /// The source's `request:` block (headers, timeout, `${env:NAME}` secrets) for every HTTP request of the run,
     /// generic http source and connectors alike.
     package var request: RequestOptions = .none
-    package var transform: [TransformStep]
-    package var observations: ObservationMapping?
+    package var transform: [TransformStep] { didSet { readingDigest = nil } }
+    package var observations: ObservationMapping? { didSet { readingDigest = nil } }
     package var sink: SinkSpec
-    package var onBadRecord: BadRecordPolicy
+    package var onBadRecord: BadRecordPolicy { didSet { readingDigest = nil } }
     /// The run fails when more records than this are bad (nil: no limit).
-    package var maxBadRecords: Int?
+    package var maxBadRecords: Int? { didSet { readingDigest = nil } }
     /// What the reader noticed without refusing the file (an old spelling of a key), by position.
     package var warnings: [Diagnostic] = []
+    /// SHA-256 of what decides how its source's files become observations (source, transform, observations,
+    /// tenant, bad-record rules; after a template is filled in): a file source skips a file that a successful run
+    /// read with the same digest and that has not changed since (`FileMemory`). Nil for a spec not read from
+    /// YAML, or changed in code after it was read (the properties it covers clear it): then every file is read
+    /// every time.
+    package var readingDigest: String?
 }
 
 package enum BadRecordPolicy: String, Sendable, CaseIterable {
@@ -189,6 +195,8 @@ extension PipelineSpec {
             }
             spec.connector = connector
         }
+        // Placeholders change where a source reads (URL, query, headers), not how; a file's path is not substituted.
+        spec.readingDigest = readingDigest
         return spec
     }
 }

@@ -18,6 +18,7 @@ enum BenchStep: String, CaseIterable, Codable {
     case plainCopy = "a"
     case firstLoad = "b"
     case rerun = "c"
+    case rerunFull = "c2"
     case idsCopy = "e"
     case csvDownload = "d1"
     case copyTo = "d2"
@@ -29,6 +30,7 @@ enum BenchStep: String, CaseIterable, Codable {
         case .plainCopy: "(a) psql \\copy normalised rows → plain table"
         case .firstLoad: "(b) datenwerk run, first load"
         case .rerun: "(c) datenwerk run, same input again"
+        case .rerunFull: "(c′) datenwerk run --full, same input"
         case .idsCopy: "(e) psql \\copy rows with ids → copy of observations"
         case .csvDownload: "(d) GET observations.csv (serve)"
         case .copyTo: "(d) psql \\copy (same query) TO, CSV"
@@ -37,7 +39,7 @@ enum BenchStep: String, CaseIterable, Codable {
         }
     }
 
-    var isLoad: Bool { [.plainCopy, .firstLoad, .rerun, .idsCopy].contains(self) }
+    var isLoad: Bool { [.plainCopy, .firstLoad, .rerun, .rerunFull, .idsCopy].contains(self) }
 }
 
 /// Median, minimum and maximum of a list of numbers.
@@ -139,7 +141,7 @@ extension BenchOutput {
         }
         out.append("")
         out.append("where the time went (median seconds; the machine has \(ProcessInfo.processInfo.activeProcessorCount) cores):")
-        for step in [BenchStep.firstLoad, .rerun, .csvDownload, .geojsonDownload] {
+        for step in [BenchStep.firstLoad, .rerun, .rerunFull, .csvDownload, .geojsonDownload] {
             guard let s = self.step(step) else { continue }
             let busy = s.clientCPU.median + s.postgresCPU.median
             let client = step.isLoad ? "datenwerk run" : "datenwerk serve"
@@ -154,7 +156,7 @@ extension BenchOutput {
         for note in notes { out.append("note: \(note)") }
         out.append("")
         if correct {
-            out.append("correctness: ok — every run loaded exactly the generated rows, and every re-run reported 0 new and 0 changed")
+            out.append("correctness: ok — every run loaded exactly the generated rows; every re-run found the file unchanged and read nothing, and every re-run with --full reported 0 new and 0 changed")
         } else {
             for problem in problems { out.append("MISMATCH: \(problem)") }
         }

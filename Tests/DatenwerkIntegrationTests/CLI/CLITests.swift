@@ -84,8 +84,14 @@ import Testing
             #expect(first.status == 0, "\(first.stderr)")
             #expect(first.stdout.contains("72 records read, 143 observations (143 new, 0 changed, 0 unchanged), 1 quarantined"))
             #expect(first.stderr.contains("warning: musterstadt-energie: SampleData/energie-api/page-2.json, $.items[3]: field 'energie_kwh': 'n/a' is not a number"))
+            // Unchanged files are not read again; `--full` reads them, and the load finds every row unchanged.
             let second = try await Self.datenwerk(["run", "musterstadt-energie"], environment: env)
-            #expect(second.stdout.contains("143 observations (0 new, 0 changed, 143 unchanged)"))
+            #expect(second.status == 0, "\(second.stderr)")
+            #expect(second.stdout.contains("musterstadt-energie: SampleData/energie-api/page-1.json: unchanged since the last successful run"), "\(second.stdout)")
+            #expect(second.stdout.contains("0 records read, 0 observations (0 new, 0 changed, 0 unchanged)"), "\(second.stdout)")
+            let full = try await Self.datenwerk(["run", "--full", "musterstadt-energie"], environment: env)
+            #expect(full.stdout.contains("72 records read, 143 observations (0 new, 0 changed, 143 unchanged)"), "\(full.stdout)")
+            #expect(!full.stdout.contains("not read again"), "\(full.stdout)")
             #expect(try await counts(db).observations == 143)
         }
     }

@@ -9,8 +9,9 @@ import Testing
 
 /// Loads into a real PostgreSQL + PostGIS (a fresh database per test).
 @Suite struct PostgresSinkTests {
-    static func run(_ spec: PipelineSpec, _ db: Database) async throws -> RunReport {
-        try await PipelineRunner(fetcher: testFetcher, sink: PostgresObservationSink(database: db)).run(spec, trigger: "test")
+    /// `full`: read the files even when they did not change since the last successful run (`--full`).
+    static func run(_ spec: PipelineSpec, _ db: Database, full: Bool = false) async throws -> RunReport {
+        try await PipelineRunner(fetcher: testFetcher, sink: PostgresObservationSink(database: db)).run(spec, context: RunContext(trigger: "test", full: full))
     }
 
     @Test func reRunningTheSameInputChangesNoRowCounts() async throws {
@@ -23,15 +24,24 @@ import Testing
             _ = try await Self.run(energie, db)
             let before = try await counts(db)
             #expect(before == Counts(observations: 1150 + 143, stations: 6, quarantine: 3))
-            let again = try await Self.run(klima, db)
+            // Read again in full (the files did not change: a plain re-run skips them, see below).
+            let again = try await Self.run(klima, db, full: true)
+            #expect(again.totals.recordsRead == 289)
             #expect(again.load.inserted == 0)
             #expect(again.load.updated == 0)
             #expect(again.load.unchanged == 1150)
-            _ = try await Self.run(energie, db)
+            _ = try await Self.run(energie, db, full: true)
             #expect(try await counts(db) == before)
             // The quarantine remembers how often it saw each bad record instead of duplicating it.
             let seen = try await db.client.query("SELECT seen_count FROM datenwerk.quarantine ORDER BY id", logger: db.logger).decode(Int.self).collect()
             #expect(seen == [2, 2, 2])
+            // A plain re-run reads nothing: the files are the ones the last successful runs read.
+            let skipped = try await Self.run(klima, db)
+            #expect(skipped.succeeded)
+            #expect(skipped.totals.recordsRead == 0)
+            #expect(skipped.totals.events.count == 1)
+            #expect(skipped.totals.events.first?.contains("klima-musterstadt.csv: unchanged since the last successful run") == true)
+            #expect(try await counts(db) == before)
         }
     }
 
