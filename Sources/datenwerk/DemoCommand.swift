@@ -58,7 +58,8 @@ struct DemoCommand: AsyncParsableCommand {
         for r in reports {
             rows.append([
                 r.pipeline, String(r.totals.recordsRead), String(r.totals.observations), String(r.load.inserted),
-                String(r.totals.quarantined + r.totals.skipped), String(format: "%.2f", r.seconds), r.succeeded ? "ok" : "FAILED",
+                String(r.totals.quarantined + r.totals.skipped), String(format: "%.2f", r.seconds),
+                !r.succeeded ? "FAILED" : r.totals.recordsRead == 0 && !r.totals.events.isEmpty ? "ok, nothing new" : "ok",
             ])
         }
         let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
