@@ -126,7 +126,8 @@ package struct PipelineRunner: Sendable {
         var failure: PipelineError?
         do {
             var extract = try context.replay.map { try makeReplay(spec, $0) }
-                ?? makeExtractor(spec, pushed: pushed, session: session, checkpoint: checkpoint, files: Self.fileMemory(spec, cursor: checkpoint, context: context))
+                ?? makeExtractor(spec, pushed: pushed, session: session, checkpoint: context.full ? nil : checkpoint,   // `--full`: a connector's memory too
+                                 files: Self.fileMemory(spec, cursor: checkpoint, context: context))
             // (A connector whose records the pipeline's own observations block maps is checked there, with its `range:`.)
             let checkRanges = spec.connector != nil && spec.observations == nil
             // Push connectors (webhooks) carry live data: nothing before 1900; pulled sources keep historic series.

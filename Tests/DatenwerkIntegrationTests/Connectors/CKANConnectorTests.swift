@@ -107,6 +107,14 @@ import Testing
             #expect(files.map(\.path) == ["/files/zaehlstellen-2024.csv", "/files/zaehlstellen-2024.csv"])
             // The portal's request headers go to the portal; the resource here is on the same host, so they go there too.
             #expect(portal.server.requests.first?.header("Authorization") == "portal-token-123")
+            // `--full`: the connector's memory is not handed over, so the unchanged resource is read (rows compared).
+            let full = try await runner.run(spec, context: RunContext(trigger: "test", full: true))
+            #expect(full.totals.recordsRead == 6)
+            #expect(full.load.unchanged == 5)
+            let downloads = portal.server.requests.filter { $0.path.hasPrefix("/files/") }
+            #expect(downloads.count == 3)
+            #expect(downloads.last?.header("If-None-Match") == nil)
+            #expect(downloads.last?.header("If-Modified-Since") == nil)
         }
     }
 
