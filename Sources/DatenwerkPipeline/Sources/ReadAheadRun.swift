@@ -61,7 +61,9 @@ final class ReadAheadRun: ConnectorRun {
         Task {
             let batch = try await box.run.next()
             let run = box.run
-            return Step(batch: batch, bytesRead: run.bytesRead, origins: run.origins, events: run.events, sourceState: run.sourceState)
+            // `sourceState` is read after the last batch only (it may be built on each call: a file source's
+            // memory of every file in its folder).
+            return Step(batch: batch, bytesRead: run.bytesRead, origins: run.origins, events: run.events, sourceState: batch == nil ? run.sourceState : [])
         }
     }
 }
