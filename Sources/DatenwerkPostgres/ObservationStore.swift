@@ -216,8 +216,9 @@ package final class ObservationStore: Sendable {
             while let page = pending {
                 let rows = try await page.value
                 pending = rows.count < pageRows ? nil : fetchPage()
-                for row in rows {
-                    var cells = try reader.read(row)
+                // By index: the rows are read in place (iterating made a copy of each, retained and released).
+                for index in rows.indices {
+                    var cells = try reader.read(rows[index])
                     if cells.stationID != lastStationID {
                         if let parts = stations[cells.stationID] {
                             lastStation = parts

@@ -16,6 +16,13 @@ package enum ByteWriting {
         text.withUTF8 { out.append(contentsOf: $0) }
     }
 
+    /// Bytes already encoded (a station's or property's parts of a row), copied through their buffer: appending
+    /// an array as a sequence retained and released it for every row of a download.
+    @inlinable
+    package static func append(bytes: [UInt8], to out: inout [UInt8]) {
+        bytes.withUnsafeBufferPointer { out.append(contentsOf: $0) }
+    }
+
     // MARK: Numbers
 
     /// Decimal digits of an integer.

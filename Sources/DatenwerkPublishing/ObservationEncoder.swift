@@ -214,8 +214,8 @@ package struct ObservationEncoder: Sendable {
         switch format {
         case .csv:
             let comma = UInt8(ascii: ",")
-            out.append(contentsOf: station.lead)
-            out.append(contentsOf: property.id)
+            ByteWriting.append(bytes: station.lead, to: &out)
+            ByteWriting.append(bytes: property.id, to: &out)
             lastStart.append(startMicros, to: &out)
             out.append(comma)
             if let endMicros { lastEnd.append(endMicros, to: &out) }
@@ -224,23 +224,23 @@ package struct ObservationEncoder: Sendable {
             out.append(comma)
             if let quality { ByteWriting.appendCSVField(quality, to: &out) }
             out.append(comma)
-            out.append(contentsOf: station.tail)
+            ByteWriting.append(bytes: station.tail, to: &out)
         case .geojson:
             if rowsWritten != 0 { ByteWriting.append(",\n", to: &out) }
-            out.append(contentsOf: station.lead)
-            out.append(contentsOf: property.id)
+            ByteWriting.append(bytes: station.lead, to: &out)
+            ByteWriting.append(bytes: property.id, to: &out)
             lastStart.append(startMicros, to: &out)
-            out.append(contentsOf: station.middle)
-            out.append(contentsOf: property.members)
+            ByteWriting.append(bytes: station.middle, to: &out)
+            ByteWriting.append(bytes: property.members, to: &out)
             lastStart.append(startMicros, to: &out)
             appendRowMembers(endMicros: endMicros, value: value, quality: quality, to: &out)
-            out.append(contentsOf: station.tail)
+            ByteWriting.append(bytes: station.tail, to: &out)
         case .ndjson:
-            out.append(contentsOf: station.lead)
-            out.append(contentsOf: property.members)
+            ByteWriting.append(bytes: station.lead, to: &out)
+            ByteWriting.append(bytes: property.members, to: &out)
             lastStart.append(startMicros, to: &out)
             appendRowMembers(endMicros: endMicros, value: value, quality: quality, to: &out)
-            out.append(contentsOf: station.tail)
+            ByteWriting.append(bytes: station.tail, to: &out)
         }
         rowsWritten += 1
     }
@@ -345,6 +345,6 @@ struct TimestampText: Sendable {
             text.removeAll(keepingCapacity: true)
             ByteWriting.appendTimestamp(micros: value, to: &text)
         }
-        out.append(contentsOf: text)
+        ByteWriting.append(bytes: text, to: &out)
     }
 }
