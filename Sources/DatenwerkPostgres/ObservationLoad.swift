@@ -61,6 +61,10 @@ final class ObservationLoad {
     private var lastStarts: [Int64] = []
     static let maxSeries = 1_000_000
     private(set) var mayRepeat = false
+    /// The series of the observation `takeIfReady` took last (slot nil: past `maxSeries`), for `KeyOrderedRows`.
+    private(set) var lastSeries: (slot: Int?, station: Int64, property: Int) = (nil, 0, 0)
+    /// The properties met so far; a row's property index points here.
+    var propertyKeys: [String] { checkedProperties }
 
     /// The rows of the fast path (replayed into staging if it gives way), quarantined records, provenance.
     var rowSpool: LoadSpool?
@@ -147,6 +151,7 @@ final class ObservationLoad {
             if start > maxStart { maxStart = start }
             if start < monthStart || start >= monthEnd { months.insert(month(start)) }
             let slot = seriesSlot(station: station, property: property, start: start)
+            lastSeries = (slot, station, property)
             if let aggregates {
                 try aggregates.add(slot: slot, station: station, name: o.property, start: start, end: o.phenomenonEnd,
                                    result: o.result, quality: o.quality)

@@ -15,6 +15,9 @@ package struct PostgresObservationSink: ObservationSink {
     package let database: Database
     /// Staged rows are sent to the server in COPY chunks of about this many bytes.
     package var copyChunkBytes = 512 * 1024
+    /// The fast path's groups of rows sent in key order (`KeyOrderedRows`): a group ends at the first station change
+    /// past this many bytes, or at twice it.
+    package var groupBytes = 4 * 1024 * 1024
     /// Station keys (new ones, and station items) one run may hold in memory: `ObservationLoad.maxStations`.
     package var maxStationsPerRun = 500_000
 
@@ -265,6 +268,7 @@ package struct PostgresObservationSink: ObservationSink {
     private func copy(_ load: ObservationLoad, fast: Bool, feed: inout ItemFeed, next: () async throws -> [StagedItem]?, on connection: GuardedConnection) async throws {
         let logger = database.logger
         let chunkBytes = copyChunkBytes
+        let groupBytes = self.groupBytes
         while true {
             var blocked: Int64?
             var current = feed
@@ -276,13 +280,30 @@ package struct PostgresObservationSink: ObservationSink {
                     try await replay.read { try await writer.write($0) }
                     load.rowSpool = nil
                 }
-                var rows = ByteBufferAllocator().buffer(capacity: chunkBytes + 64 * 1024)
-                func send() async throws {
+                // Sized for the largest group (twice `groupBytes`, plus one row), so neither buffer ever grows.
+                var rows = ByteBufferAllocator().buffer(capacity: (fast ? 2 * groupBytes : chunkBytes) + 64 * 1024)
+                // The fast path sends its rows in groups of whole stations, each in key order (KeyOrderedRows).
+                var order = KeyOrderedRows()
+                var spooled = 0
+                var ordered = ByteBufferAllocator().buffer(capacity: fast ? 2 * groupBytes + 64 * 1024 : 0)
+                /// Sends the buffered rows; `keepingLast`: all but the last one (the first of the next group).
+                func send(keepingLast: Bool = false) async throws {
                     guard rows.readableBytes > 0 else { return }
-                    // Spooled before it is sent: if the server refuses it, the spool has every row taken so far.
-                    try load.rowSpool?.append(rows)
-                    try await writer.write(rows)
-                    rows.clear()
+                    // Spooled (in the order they came) before they are sent: if the server refuses a row, the spool
+                    // has every row taken so far.
+                    if rows.readableBytes > spooled {
+                        try load.rowSpool?.append(rows.getSlice(at: rows.readerIndex + spooled, length: rows.readableBytes - spooled)!)
+                    }
+                    let count = keepingLast ? order.count - 1 : order.count
+                    let bytes = keepingLast ? order.endBeforeLast : rows.readableBytes
+                    if fast {
+                        try await writer.write(order.take(rows: count, bytes: bytes, of: rows, propertyRanks: KeyOrderedRows.ranks(load.propertyKeys), into: &ordered))
+                    } else {
+                        try await writer.write(rows.getSlice(at: rows.readerIndex, length: bytes)!)
+                    }
+                    rows.moveReaderIndex(forwardBy: bytes)
+                    rows.discardReadBytes()
+                    spooled = rows.readableBytes
                 }
                 feeding: while let batch = current.pending {
                     while current.index < batch.count {
@@ -291,14 +312,27 @@ package struct PostgresObservationSink: ObservationSink {
                             blocked = PostgresObservationSink.monthKey(o.phenomenonStart)
                             break feeding
                         }
+                        let before = rows.readableBytes
                         if let key = try load.takeIfReady(item, into: &rows) {
                             // A station key met for the first time: its id is reserved, then the item is taken.
                             try await load.reserveID(for: key)
                             continue
                         }
                         current.index += 1
+                        if fast, rows.readableBytes > before {
+                            let series = load.lastSeries
+                            let newStation = series.station != order.lastStation
+                            order.note(slot: series.slot, station: series.station, property: series.property, end: rows.readableBytes)
+                            if !order.ordering {
+                                if rows.readableBytes >= chunkBytes { try await send() }
+                            } else if rows.readableBytes >= 2 * groupBytes {
+                                try await send()
+                            } else if newStation, before >= groupBytes {
+                                try await send(keepingLast: true)
+                            }
+                        }
                     }
-                    if rows.readableBytes >= chunkBytes { try await send() }
+                    if !fast, rows.readableBytes >= chunkBytes { try await send() }
                     await load.aggregates?.flushSide()
                     current = ItemFeed(pending: try await next())
                 }
