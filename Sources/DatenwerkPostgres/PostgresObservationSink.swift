@@ -112,6 +112,7 @@ package struct PostgresObservationSink: ObservationSink {
                 if let aggregates = load.aggregates, !aggregates.overflow {
                     let database = database
                     aggregates.side = side
+                    aggregates.sideGroupBytes = max(1, groupBytes / 4)
                     aggregates.openSide = { HourlySideLoad(database: database, runID: runID) }
                 }
                 try await connection.query("SAVEPOINT datenwerk_fast", logger: logger)
@@ -121,7 +122,7 @@ package struct PostgresObservationSink: ObservationSink {
                     try await connection.query("RELEASE SAVEPOINT datenwerk_fast", logger: logger)
                     load.rowSpool = nil
                     try load.aggregates?.finish()
-                    sideHasNew = await load.aggregates?.finishSide() ?? false
+                    sideHasNew = try await load.aggregates?.finishSide() ?? false
                 } catch let error as PSQLError where ["23505", "23514"].contains(error.serverInfo?[.sqlState]) {
                     logger.info("\(pipeline.name): first-load fast path gave way after \(load.observations) observations (\(describeDatabaseError(error))); merging instead")
                     try await connection.query("ROLLBACK TO SAVEPOINT datenwerk_fast", logger: logger)
@@ -333,7 +334,7 @@ package struct PostgresObservationSink: ObservationSink {
                         }
                     }
                     if !fast, rows.readableBytes >= chunkBytes { try await send() }
-                    await load.aggregates?.flushSide()
+                    try await load.aggregates?.flushSide()
                     current = ItemFeed(pending: try await next())
                 }
                 try await send()

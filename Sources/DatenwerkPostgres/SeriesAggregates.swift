@@ -39,6 +39,9 @@ final class SeriesAggregates {
     struct State {
         var station: Int64
         var property: String
+        /// Its series number, and its property's number among the run's (`KeyOrderedRows` orders the side's buckets).
+        var slot = 0
+        var propertyIndex = 0
         var minStart: Int64
         var maxStart: Int64
         var lastEnd: Int64?
@@ -95,8 +98,21 @@ final class SeriesAggregates {
     /// A bucket of an hour this run had already written as new (rows going back in time): the load's transaction
     /// would add it to a row the side transaction holds, so the side must give way.
     private(set) var revisitsNew = false
-    /// `hourNew` rows not yet handed to `side`.
+    /// `hourNew` rows of the group being gathered for `side`: a group ends at the first station change past
+    /// `sideGroupBytes` (or at twice it) and goes in key order (`KeyOrderedRows`: the side's COPY into
+    /// `observations_hourly` then appends at its primary key's right edge — measured with `psql \copy` of the 1.67M
+    /// buckets of 10M 10-minute rows: 3.55 s in key order, 4.62 s in the order they close, properties alternating).
     private var sideChunk = ByteBuffer()
+    private var sideOrder = KeyOrderedRows()
+    private var sideScratch = ByteBuffer()
+    /// Groups closed (and spooled to `hourNew`) but not yet handed to `side`.
+    private var sideReady: [ByteBuffer] = []
+    /// The run's property keys by number (`State.propertyIndex`).
+    private var propertyNames: [String] = []
+    private var propertyIndices: [String: Int] = [:]
+    /// Set by the sink (a quarter of its `groupBytes`).
+    var sideGroupBytes = 1 << 20
+    /// A side connection is opened only for at least this many bytes of new buckets (small loads write them themselves).
     static let sideChunkBytes = 64 * 1024
     /// Buckets that cannot exist yet (straight into the tables) and the others (added in SQL).
     let hourNew: LoadSpool
@@ -169,6 +185,14 @@ final class SeriesAggregates {
             let known = stored[StoredKey(station: station, property: name)]
             var s = State(station: station, property: name, minStart: start, maxStart: start, lastEnd: end, lastResult: result,
                           lastQuality: quality, fine: known?.fine ?? false)
+            s.slot = slot
+            if let index = propertyIndices[name] {
+                s.propertyIndex = index
+            } else {
+                s.propertyIndex = propertyNames.count
+                propertyIndices[name] = propertyNames.count
+                propertyNames.append(name)
+            }
             if let known {
                 s.storedHour = CivilTime.floorDiv(known.lastStart, Self.hourMicros) * Self.hourMicros
                 s.storedDay = berlinDay(hour: s.storedHour)
@@ -221,36 +245,55 @@ final class SeriesAggregates {
         let fresh = s.hour.key > s.storedHour && s.hour.key > s.newHour && !s.storedRaw
         if fresh { s.newHour = s.hour.key } else if s.hour.key > s.storedHour, !s.storedRaw { revisitsNew = true }
         if fresh, openSide != nil {
-            // Encoded once: into the side's chunk, and the same bytes to the spool (the load's way if the side gives way).
-            if sideChunk.capacity == 0 { sideChunk = ByteBufferAllocator().buffer(capacity: Self.sideChunkBytes + 4096) }
-            let start = sideChunk.writerIndex
+            // Encoded once, into the side's group; a closed group goes to the spool too (the load's way if the side
+            // gives way).
+            if sideChunk.capacity == 0 { sideChunk = ByteBufferAllocator().buffer(capacity: 2 * sideGroupBytes + 4096) }
+            if station != sideOrder.lastStation, sideChunk.readableBytes >= sideGroupBytes { try closeSideGroup() }
             Self.row(s.hour, station: station, property: s.property, into: &sideChunk) { CopyText.timestamp($0, &$1) }
-            if let row = sideChunk.getSlice(at: start, length: sideChunk.writerIndex - start) {
-                try hourNew.write { out in out.writeImmutableBuffer(row) }
-            }
+            sideOrder.note(slot: s.slot, station: station, property: s.propertyIndex, end: sideChunk.readableBytes)
+            if sideChunk.readableBytes >= 2 * sideGroupBytes { try closeSideGroup() }
         } else {
             try emit(s.hour, station: station, property: s.property, into: fresh ? hourNew : hourMerge) { CopyText.timestamp($0, &$1) }
         }
     }
 
-    /// Hands the new hourly buckets closed so far to the side transaction (between batches of the load).
-    func flushSide(force: Bool = false) async {
-        guard let slot = side, let openSide else { return }
+    /// Ends the side's group: its buckets in key order, to `hourNew` and to the groups to send.
+    private func closeSideGroup() throws {
+        guard sideChunk.readableBytes > 0 else { return }
+        let group = sideOrder.take(rows: sideOrder.count, bytes: sideChunk.readableBytes, of: sideChunk,
+                                   propertyRanks: KeyOrderedRows.ranks(propertyNames), into: &sideScratch)
+        try hourNew.write { out in out.writeImmutableBuffer(group) }
+        sideReady.append(group)
+        sideChunk.clear()
+    }
+
+    /// Hands the groups of new hourly buckets closed so far to the side transaction (between batches of the load);
+    /// `force` (at the end) closes the last group first.
+    func flushSide(force: Bool = false) async throws {
+        if force { try closeSideGroup() }
+        guard let slot = side, let openSide else {
+            sideReady.removeAll()
+            return
+        }
+        guard !sideReady.isEmpty else { return }
         if slot.load == nil {
-            guard sideChunk.readableBytes >= Self.sideChunkBytes else { return }
+            // Every closed group is in `hourNew` already: a small load writes them itself.
+            guard sideReady.reduce(0, { $0 + $1.readableBytes }) >= Self.sideChunkBytes else {
+                if force { sideReady.removeAll() }
+                return
+            }
             slot.load = openSide()
         }
-        guard let load = slot.load, sideChunk.readableBytes >= (force ? 1 : Self.sideChunkBytes) else { return }
-        let chunk = sideChunk
-        sideChunk = ByteBufferAllocator().buffer(capacity: Self.sideChunkBytes + 4096)
-        await load.send(chunk)
+        guard let load = slot.load else { return }
+        for group in sideReady { await load.send(group) }
+        sideReady.removeAll()
     }
 
     /// After `finish`: the last buckets to the side transaction and the end of its COPY; true when it holds
     /// every bucket of `hourNew`.
-    func finishSide() async -> Bool {
+    func finishSide() async throws -> Bool {
+        try await flushSide(force: true)
         guard let load = side?.load else { return false }
-        await flushSide(force: true)
         return await load.finishCopy()
     }
 

@@ -44,12 +44,17 @@ import Testing
 
     /// Without a crash: the buckets are all there when the run returns, and no mark is left; a second first load
     /// continuing the same series (its first hour continues a stored one) stays consistent too.
-    @Test(.timeLimit(.minutes(3))) func firstLoadsOfTenMinuteDataCommitTheirHourlyBucketsBesideTheLoad() async throws {
+    /// `groupBytes`: the default, and groups of a few rows on both connections (the side's buckets then go in many
+    /// key-ordered groups, and its connection opens in the middle of the load).
+    @Test(.timeLimit(.minutes(3)), arguments: [4 << 20, 2048])
+    func firstLoadsOfTenMinuteDataCommitTheirHourlyBucketsBesideTheLoad(groupBytes: Int) async throws {
         try await TestDatabase.with { db in
             let dir = try Paths.temporaryDirectory()
             // 298 times: hours 0–48 whole, hour 49 four rows (its last two come with the next load).
             let file = try BigLoad.write(dir, name: "side-ok", rows: 2_980, stations: 10, step: 600)
-            let runner = PipelineRunner(fetcher: testFetcher, sink: PostgresObservationSink(database: db), connectors: BuiltinConnectors.registry)
+            var sink = PostgresObservationSink(database: db)
+            sink.groupBytes = groupBytes
+            let runner = PipelineRunner(fetcher: testFetcher, sink: sink, connectors: BuiltinConnectors.registry)
             #expect(try await runner.run(try PipelineSpec.load(file: file), trigger: "test").succeeded)
             #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations_hourly") == 1_500)
             #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.runs WHERE aggregates_pending IS NOT NULL") == 0)
