@@ -59,13 +59,22 @@ package struct KeyOrderedRows {
     /// The first `rows` rows of `buffer` (starting at its reader index, `bytes` long) in key order, written into
     /// `out` (cleared first; reused from group to group) or, when they are in order already, a slice of `buffer`.
     /// `propertyRanks` orders the property indices bytewise. The rows after them stay noted, their ends moved to
-    /// the new start.
+    /// the new start. (The sink writes a large group in pieces instead: `order`, `copy`, `forget`.)
     package mutating func take(rows: Int, bytes: Int, of buffer: ByteBuffer, propertyRanks: [Int32], into out: inout ByteBuffer) -> ByteBuffer {
-        let slice = buffer.getSlice(at: buffer.readerIndex, length: bytes)!
-        guard ordering, rows > 1 else {
+        guard let order = order(rows: rows, propertyRanks: propertyRanks) else {
             forget(rows: rows, bytes: bytes)
-            return slice
+            return buffer.getSlice(at: buffer.readerIndex, length: bytes)!
         }
+        out.clear()
+        _ = copy(order, from: 0, of: buffer, into: &out, maxBytes: bytes)
+        forget(rows: rows, bytes: bytes)
+        return out
+    }
+
+    /// The order to send the first `rows` rows in (row numbers), or nil when they go as they are (one series, or
+    /// no ordering). `propertyRanks` orders the property indices bytewise.
+    package mutating func order(rows: Int, propertyRanks: [Int32]) -> [Int32]? {
+        guard ordering, rows > 1 else { return nil }
         // Count the rows per series, and list the series in the order of their first row.
         var present: [Int32] = []
         for i in 0..<rows {
@@ -75,8 +84,7 @@ package struct KeyOrderedRows {
         }
         if present.count == 1 {
             counts[Int(present[0])] = 0
-            forget(rows: rows, bytes: bytes)
-            return slice
+            return nil
         }
         // The series in key order, and where each one's rows start in the output.
         present.sort { a, b in
@@ -96,26 +104,36 @@ package struct KeyOrderedRows {
             order[Int(positions[s])] = Int32(truncatingIfNeeded: i)
             positions[s] += 1
         }
-        out.clear()
-        slice.withUnsafeReadableBytes { source in
-            out.writeWithUnsafeMutableBytes(minimumWritableBytes: bytes) { target in
+        return order
+    }
+
+    /// Copies the rows `order[k...]` of `buffer` (counted from its reader index) into `out` until the next would
+    /// pass `maxBytes` (at least one); returns the next `k`.
+    package func copy(_ order: [Int32], from k: Int, of buffer: ByteBuffer, into out: inout ByteBuffer, maxBytes: Int) -> Int {
+        guard k < order.count else { return k }
+        var next = k
+        let first = Int(order[k])
+        let room = max(maxBytes, ends[first] - (first == 0 ? 0 : ends[first - 1]))   // one row longer than maxBytes goes alone
+        buffer.withUnsafeReadableBytes { source in
+            out.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { target in
                 var written = 0
-                for index in order {
-                    let i = Int(index)
+                while next < order.count {
+                    let i = Int(order[next])
                     let start = i == 0 ? 0 : ends[i - 1]
                     let length = ends[i] - start
+                    if written > 0, written + length > maxBytes { break }
                     target.baseAddress!.advanced(by: written).copyMemory(from: source.baseAddress!.advanced(by: start), byteCount: length)
                     written += length
+                    next += 1
                 }
                 return written
             }
         }
-        forget(rows: rows, bytes: bytes)
-        return out
+        return next
     }
 
     /// Drops the first `rows` rows; the ends of the rest move `bytes` back.
-    private mutating func forget(rows: Int, bytes: Int) {
+    package mutating func forget(rows: Int, bytes: Int) {
         guard ordering else { return }
         slots.removeFirst(rows)
         ends.removeFirst(rows)

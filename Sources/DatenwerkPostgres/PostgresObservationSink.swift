@@ -286,7 +286,7 @@ package struct PostgresObservationSink: ObservationSink {
                 // The fast path sends its rows in groups of whole stations, each in key order (KeyOrderedRows).
                 var order = KeyOrderedRows()
                 var spooled = 0
-                var ordered = ByteBufferAllocator().buffer(capacity: fast ? 2 * groupBytes + 64 * 1024 : 0)
+                var ordered = ByteBufferAllocator().buffer(capacity: fast ? chunkBytes + 64 * 1024 : 0)
                 /// Sends the buffered rows; `keepingLast`: all but the last one (the first of the next group).
                 func send(keepingLast: Bool = false) async throws {
                     guard rows.readableBytes > 0 else { return }
@@ -297,9 +297,17 @@ package struct PostgresObservationSink: ObservationSink {
                     }
                     let count = keepingLast ? order.count - 1 : order.count
                     let bytes = keepingLast ? order.endBeforeLast : rows.readableBytes
-                    if fast {
-                        try await writer.write(order.take(rows: count, bytes: bytes, of: rows, propertyRanks: KeyOrderedRows.ranks(load.propertyKeys), into: &ordered))
+                    if fast, let sequence = order.order(rows: count, propertyRanks: KeyOrderedRows.ranks(load.propertyKeys)) {
+                        // In pieces of `chunkBytes`: memory stays the group's buffer plus a piece or two.
+                        var k = 0
+                        while k < sequence.count {
+                            ordered.clear()
+                            k = order.copy(sequence, from: k, of: rows, into: &ordered, maxBytes: chunkBytes)
+                            try await writer.write(ordered)
+                        }
+                        order.forget(rows: count, bytes: bytes)
                     } else {
+                        if fast { order.forget(rows: count, bytes: bytes) }
                         try await writer.write(rows.getSlice(at: rows.readerIndex, length: bytes)!)
                     }
                     rows.moveReaderIndex(forwardBy: bytes)

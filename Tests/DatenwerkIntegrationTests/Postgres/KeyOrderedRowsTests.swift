@@ -49,6 +49,37 @@ import Testing
         #expect(order.count == 0)
     }
 
+    /// The sink writes a large group in pieces (`order`, then `copy` piece by piece): together they are the group
+    /// in key order, and no piece passes its limit unless one row does.
+    @Test(arguments: [1, 37, 200, 1 << 20])
+    func piecesTogetherAreTheGroupInKeyOrder(maxBytes: Int) throws {
+        let keys = ["wind_speed", "air_temperature", "relative_humidity"]
+        let ranks = KeyOrderedRows.ranks(keys)
+        let rows = Self.rows(500, stations: 7, properties: keys.count)
+        var order = KeyOrderedRows()
+        var buffer = ByteBuffer()
+        var slots: [String: Int] = [:]
+        Self.feed(rows, into: &order, buffer: &buffer, slots: &slots)
+        let computed = order.order(rows: order.count, propertyRanks: ranks)
+        let sequence = try #require(computed)
+        var pieces: [String] = []
+        var k = 0
+        while k < sequence.count {
+            var piece = ByteBuffer()
+            let next = order.copy(sequence, from: k, of: buffer, into: &piece, maxBytes: maxBytes)
+            #expect(next > k)
+            #expect(piece.readableBytes <= maxBytes || next == k + 1)
+            pieces.append(String(buffer: piece))
+            k = next
+        }
+        let expected = rows.enumerated().sorted { a, b in
+            (a.element.station, ranks[a.element.property], a.offset) < (b.element.station, ranks[b.element.property], b.offset)
+        }.map(\.element.text).joined()
+        #expect(pieces.joined() == expected)
+        order.forget(rows: order.count, bytes: buffer.readableBytes)
+        #expect(order.count == 0)
+    }
+
     @Test func keyOrderIsTheBytewiseOrderOfThePropertyKeys() {
         let ranks = KeyOrderedRows.ranks(["wind_speed", "air_temperature", "Zeta", "air_pressure", "ä"])
         // Bytewise: "Zeta" < "air_pressure" < "air_temperature" < "wind_speed" < "ä" (0xC3).
