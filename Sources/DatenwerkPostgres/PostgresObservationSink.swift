@@ -281,9 +281,10 @@ package struct PostgresObservationSink: ObservationSink {
                     try await replay.read { try await writer.write($0) }
                     load.rowSpool = nil
                 }
-                // Sized for the largest group (twice `groupBytes`, plus one row), so neither buffer ever grows.
+                // Sized for the largest group (twice `groupBytes`, plus a row).
                 var rows = ByteBufferAllocator().buffer(capacity: (fast ? 2 * groupBytes : chunkBytes) + 64 * 1024)
-                // The fast path sends its rows in groups of whole stations, each in key order (KeyOrderedRows).
+                // The fast path sends its rows in groups of whole stations, each in key order (KeyOrderedRows), in
+                // pieces of `chunkBytes` (`ordered`); `spooled`: bytes at the start of `rows` already in the spool.
                 var order = KeyOrderedRows()
                 var spooled = 0
                 var ordered = ByteBufferAllocator().buffer(capacity: fast ? chunkBytes + 64 * 1024 : 0)
