@@ -114,7 +114,7 @@ package struct KeyOrderedRows {
         var next = k
         let first = Int(order[k])
         let room = max(maxBytes, ends[first] - (first == 0 ? 0 : ends[first - 1]))   // one row longer than maxBytes goes alone
-        buffer.withUnsafeReadableBytes { source in
+        _ = buffer.withUnsafeReadableBytes { source in
             out.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { target in
                 var written = 0
                 while next < order.count {
