@@ -283,11 +283,11 @@ package struct PostgresObservationSink: ObservationSink {
                 }
                 // Sized for the largest group (twice `groupBytes`, plus a row).
                 var rows = ByteBufferAllocator().buffer(capacity: (fast ? 2 * groupBytes : chunkBytes) + 64 * 1024)
-                // The fast path sends its rows in groups of whole stations, each in key order (KeyOrderedRows), in
-                // pieces of `chunkBytes` (`ordered`); `spooled`: bytes at the start of `rows` already in the spool.
+                // The fast path sends its rows in groups of whole stations, each in key order (KeyOrderedRows) from
+                // `ordered`; `spooled`: bytes at the start of `rows` already in the spool.
                 var order = KeyOrderedRows()
                 var spooled = 0
-                var ordered = ByteBufferAllocator().buffer(capacity: fast ? chunkBytes + 64 * 1024 : 0)
+                var ordered = ByteBufferAllocator().buffer(capacity: fast ? 2 * groupBytes + 64 * 1024 : 0)
                 /// Sends the buffered rows; `keepingLast`: all but the last one (the first of the next group).
                 func send(keepingLast: Bool = false) async throws {
                     guard rows.readableBytes > 0 else { return }
@@ -298,17 +298,12 @@ package struct PostgresObservationSink: ObservationSink {
                     }
                     let count = keepingLast ? order.count - 1 : order.count
                     let bytes = keepingLast ? order.endBeforeLast : rows.readableBytes
-                    if fast, let sequence = order.order(rows: count, propertyRanks: KeyOrderedRows.ranks(load.propertyKeys)) {
-                        // In pieces of `chunkBytes`: memory stays the group's buffer plus a piece or two.
-                        var k = 0
-                        while k < sequence.count {
-                            ordered.clear()
-                            k = order.copy(sequence, from: k, of: rows, into: &ordered, maxBytes: chunkBytes)
-                            try await writer.write(ordered)
-                        }
-                        order.forget(rows: count, bytes: bytes)
+                    if fast {
+                        // One write per group. Sent in pieces of `chunkBytes` (less memory: the group's buffer plus a
+                        // piece), the load over the embedded server's Unix socket took 3.6 s instead of 2.8 s for 1M
+                        // rows (2 MB pieces: 3.2 s), with the same PostgreSQL CPU: the COPY waited between pieces.
+                        try await writer.write(order.take(rows: count, bytes: bytes, of: rows, propertyRanks: KeyOrderedRows.ranks(load.propertyKeys), into: &ordered))
                     } else {
-                        if fast { order.forget(rows: count, bytes: bytes) }
                         try await writer.write(rows.getSlice(at: rows.readerIndex, length: bytes)!)
                     }
                     rows.moveReaderIndex(forwardBy: bytes)
