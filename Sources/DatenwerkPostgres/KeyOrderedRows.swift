@@ -59,7 +59,7 @@ package struct KeyOrderedRows {
     /// The first `rows` rows of `buffer` (starting at its reader index, `bytes` long) in key order, written into
     /// `out` (cleared first; reused from group to group) or, when they are in order already, a slice of `buffer`.
     /// `propertyRanks` orders the property indices bytewise. The rows after them stay noted, their ends moved to
-    /// the new start. (The sink writes a large group in pieces instead: `order`, `copy`, `forget`.)
+    /// the new start.
     package mutating func take(rows: Int, bytes: Int, of buffer: ByteBuffer, propertyRanks: [Int32], into out: inout ByteBuffer) -> ByteBuffer {
         guard let order = order(rows: rows, propertyRanks: propertyRanks) else {
             forget(rows: rows, bytes: bytes)
