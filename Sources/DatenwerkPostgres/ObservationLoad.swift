@@ -153,7 +153,7 @@ final class ObservationLoad {
             let slot = seriesSlot(station: station, property: property, start: start)
             lastSeries = (slot, station, property)
             if let aggregates {
-                try aggregates.add(slot: slot, station: station, name: o.property, start: start, end: o.phenomenonEnd,
+                try aggregates.add(slot: slot, station: station, property: property, name: o.property, start: start, end: o.phenomenonEnd,
                                    result: o.result, quality: o.quality)
             }
             try note(o.provenance)

@@ -39,7 +39,7 @@ final class SeriesAggregates {
     struct State {
         var station: Int64
         var property: String
-        /// Its series number, and its property's number among the run's (`KeyOrderedRows` orders the side's buckets).
+        /// Its series number and its property's number in the load (`KeyOrderedRows` orders the side's buckets by them).
         var slot = 0
         var propertyIndex = 0
         var minStart: Int64
@@ -107,9 +107,8 @@ final class SeriesAggregates {
     private var sideScratch = ByteBuffer()
     /// Groups closed (and spooled to `hourNew`) but not yet handed to `side`.
     private var sideReady: [ByteBuffer] = []
-    /// The run's property keys by number (`State.propertyIndex`).
+    /// The run's property keys by the load's numbers (`State.propertyIndex`), for their bytewise order.
     private var propertyNames: [String] = []
-    private var propertyIndices: [String: Int] = [:]
     /// Set by the sink (a quarter of its `groupBytes`).
     var sideGroupBytes = 1 << 20
     /// A side connection is opened only for at least this many bytes of new buckets (small loads write them themselves).
@@ -167,7 +166,8 @@ final class SeriesAggregates {
 
     /// One observation the fast path sends, of the load's series number `slot` (nil: the load stopped numbering
     /// series; then, as past `maxSeries`, the run recomputes instead).
-    @inline(__always) func add(slot: Int?, station: Int64, name property: @autoclosure () -> String,
+    /// `property`: the load's number of the property (0, 1, 2, … as properties first come), `name` its key.
+    @inline(__always) func add(slot: Int?, station: Int64, property index: Int, name property: @autoclosure () -> String,
                                start: Int64, end: Int64?, result: Double, quality: String?) throws {
         guard !overflow else { return }
         let hour = CivilTime.floorDiv(start, Self.hourMicros) * Self.hourMicros
@@ -186,13 +186,9 @@ final class SeriesAggregates {
             var s = State(station: station, property: name, minStart: start, maxStart: start, lastEnd: end, lastResult: result,
                           lastQuality: quality, fine: known?.fine ?? false)
             s.slot = slot
-            if let index = propertyIndices[name] {
-                s.propertyIndex = index
-            } else {
-                s.propertyIndex = propertyNames.count
-                propertyIndices[name] = propertyNames.count
-                propertyNames.append(name)
-            }
+            s.propertyIndex = index
+            // A property's first series comes with its number (numbered in the same order), so the list grows in step.
+            while propertyNames.count <= index { propertyNames.append(name) }
             if let known {
                 s.storedHour = CivilTime.floorDiv(known.lastStart, Self.hourMicros) * Self.hourMicros
                 s.storedDay = berlinDay(hour: s.storedHour)

@@ -323,11 +323,9 @@ final class Bench {
     /// (c): the run must say the file is unchanged since the last successful run, and read nothing.
     func checkSkipped(_ output: String, run: Int, step: String) {
         let lines = output.split(separator: "\n")
-        guard lines.contains(where: { $0.contains("unchanged since the last successful run") }),
-              lines.contains(where: { $0.contains(" ok — 0 records read, 0 observations (0 new, 0 changed") })
-        else {
+        if !lines.contains(where: { $0.contains("unchanged since the last successful run") })
+            || !lines.contains(where: { $0.contains(" ok — 0 records read, 0 observations (0 new, 0 changed") }) {
             problems.append("run \(run) \(step): expected the unchanged file to be skipped, the run says:\n\(output)")
-            return
         }
     }
 

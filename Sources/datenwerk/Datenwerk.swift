@@ -190,7 +190,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "With --dry-run: how many items to print (0: all).")
     var show = 50
 
-    @Flag(help: "Read every source in full: files unchanged since the last successful run too, and HTTP without If-None-Match/If-Modified-Since. Rows are still compared, so nothing is loaded twice.")
+    @Flag(help: "Read every source in full: files unchanged since the last successful run too, HTTP without If-None-Match/If-Modified-Since, connectors without what they remembered (ckan: the resource's version). Rows are still compared, so nothing is loaded twice.")
     var full = false
 
     @Flag(help: "Leave the embedded PostgreSQL running afterwards.")

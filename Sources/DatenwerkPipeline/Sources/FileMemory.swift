@@ -11,8 +11,8 @@ import Foundation
 /// mapping, a failed last run (its checkpoint never moved) — reads the file in full, and the load compares its
 /// rows as always. `datenwerk run --full` (`RunContext.full`) reads every file regardless.
 ///
-/// Kept in the checkpoint's cursor as
-/// `"files": {"reading": "<digest>", "read": {"<path>": {"size": 123, "sha256": "…", "run_id": 7}}}`.
+/// Kept in the checkpoint's cursor as `"files": {"reading": "<digest>", "read": {"<path>": {"size": 123, "sha256": "…"}}}`.
+/// At most `maxFiles` files are remembered: a source matching more reads all of them, every run.
 package struct FileMemory: Sendable, Equatable {
     package struct Fingerprint: Sendable, Equatable {
         package var size: Int
@@ -24,6 +24,9 @@ package struct FileMemory: Sendable, Equatable {
             self.sha256 = sha256
         }
     }
+
+    /// More files than this in one source are not remembered (the checkpoint would hold an entry for each).
+    package static let maxFiles = 100_000
 
     /// The `PipelineSpec.readingDigest` the files were read with.
     package var reading: String
@@ -42,8 +45,10 @@ package struct FileMemory: Sendable, Equatable {
               case .object(let members) = memory["read"] ?? .null else { return nil }
         var files: [String: Fingerprint] = [:]
         for member in members {
-            guard let size = member.value["size"]?.numberValue, let sha = member.value["sha256"]?.stringValue else { continue }
-            files[member.key] = Fingerprint(size: Int(size), sha256: sha)
+            // A cursor edited by hand may hold anything: an entry that is not a size and a hash is not remembered.
+            guard let number = member.value["size"]?.numberValue, let size = Int(exactly: number), size >= 0,
+                  let sha = member.value["sha256"]?.stringValue else { continue }
+            files[member.key] = Fingerprint(size: size, sha256: sha)
         }
         self.init(reading: reading, files: files)
     }
@@ -73,20 +78,8 @@ package struct FileMemory: Sendable, Equatable {
             if data.isEmpty { break }
             hasher.update(data: data)
         }
-        return hex(hasher.finalize())
+        return hexString(hasher.finalize())
     }
-
-    static func hex(_ digest: SHA256.Digest) -> String {
-        var out = ""
-        out.reserveCapacity(64)
-        for byte in digest {
-            out.append(Self.digits[Int(byte >> 4)])
-            out.append(Self.digits[Int(byte & 0x0f)])
-        }
-        return out
-    }
-
-    private static let digits = Array("0123456789abcdef")
 
     /// The size of a regular file (nil when it cannot be read).
     static func size(ofFile path: String) -> Int? {
@@ -105,6 +98,6 @@ extension PipelineSpec {
         for (key, text) in parts {
             hasher.update(data: Data("\(key)\u{1F}\(text)\u{1E}".utf8))
         }
-        return FileMemory.hex(hasher.finalize())
+        return hexString(hasher.finalize())
     }
 }

@@ -42,7 +42,11 @@ package struct FileRecordSource: RecordSource {
     private var decoder: AnyRecordDecoder?
     private var finishedBytes = 0
     package private(set) var origins: [String] = []
-    package private(set) var events: [String] = []
+    /// The first files skipped as unchanged (at most `namedSkips`), and how many there were.
+    private var skipped: [String] = []
+    private var skippedCount = 0
+    private var notRemembered: String?
+    static let namedSkips = 20
     /// What the last successful run read (nil: read everything, remember nothing).
     private let known: FileMemory?
     /// What this run read or skipped as unchanged: the next run's memory.
@@ -54,11 +58,30 @@ package struct FileRecordSource: RecordSource {
 
     /// `memory`: what the last successful run read, with the reading digest of this run (`FileMemory`); nil
     /// reads every file and remembers nothing.
-    package init(path: String, format: FormatSpec, memory: FileMemory? = nil) throws {
+    /// `maxFiles`: `FileMemory.maxFiles` (smaller in tests).
+    package init(path: String, format: FormatSpec, memory: FileMemory? = nil, maxFiles: Int = FileMemory.maxFiles) throws {
         self.format = format
-        self.files = try Self.expand(path)
-        self.known = memory
-        self.remembered = memory.map { FileMemory(reading: $0.reading) }
+        let files = try Self.expand(path)
+        self.files = files
+        if memory != nil, files.count > maxFiles {
+            notRemembered = "\(files.count) files match \(displayPath(path)); more than \(maxFiles) are not remembered, so every one is read"
+            self.known = nil
+            self.remembered = nil
+        } else {
+            self.known = memory
+            self.remembered = memory.map { FileMemory(reading: $0.reading) }
+        }
+    }
+
+    /// Files skipped as unchanged (a folder of thousands names the first few, then counts), and a source with
+    /// too many files to remember.
+    package var events: [String] {
+        var events = notRemembered.map { [$0] } ?? []
+        events += skipped
+        if skippedCount > skipped.count {
+            events.append("… and \(skippedCount - skipped.count) more files unchanged since the last successful run, not read again")
+        }
+        return events
     }
 
     package var sourceState: [JSONValue.Member] {
@@ -101,7 +124,10 @@ package struct FileRecordSource: RecordSource {
                 let path = files.removeFirst()
                 if let same = try unchanged(path) {
                     remembered?.files[path] = same
-                    events.append("\(displayPath(path)): unchanged since the last successful run (\(same.size) bytes, sha256 \(same.sha256.prefix(12))…), not read again")
+                    skippedCount += 1
+                    if skipped.count < Self.namedSkips {
+                        skipped.append("\(displayPath(path)): unchanged since the last successful run (\(same.size) bytes, sha256 \(same.sha256.prefix(12))…), not read again")
+                    }
                     continue
                 }
                 let opened = try ChunkReader.openFile(path)
@@ -121,7 +147,7 @@ package struct FileRecordSource: RecordSource {
                 finishedBytes += size
                 reader = nil
                 if let done = hasher.take() {
-                    remembered?.files[currentPath] = FileMemory.Fingerprint(size: size, sha256: FileMemory.hex(done.finalize()))
+                    remembered?.files[currentPath] = FileMemory.Fingerprint(size: size, sha256: hexString(done.finalize()))
                 }
             }
             if !records.isEmpty { return records }

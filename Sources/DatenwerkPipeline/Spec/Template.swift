@@ -185,7 +185,19 @@ package func parentFolder(_ path: String) -> String {
 
 /// SHA-256 of bytes as lowercase hex (swift-crypto).
 package func sha256Hex(_ bytes: some DataProtocol) -> String {
-    SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    hexString(SHA256.hash(data: bytes))
+}
+
+/// A SHA-256 digest as lowercase hex (also of a digest computed piece by piece, `FileMemory`).
+package func hexString(_ digest: SHA256.Digest) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(64)
+    for byte in digest {
+        out.append(digits[Int(byte >> 4)])
+        out.append(digits[Int(byte & 0x0f)])
+    }
+    return String(decoding: out, as: UTF8.self)
 }
 
 /// Where templates are found: `templates/<name>.yaml` in the pipeline's folder or the nearest folder above it that has

@@ -52,6 +52,19 @@ import Testing
 
     static func names(_ paths: [String]) -> [String] { paths.map { ($0 as NSString).lastPathComponent } }
 
+    /// A folder with day 1, loaded once (48 new rows); its pipeline.
+    static func loadedFirstDay(_ db: Database) async throws -> (dir: String, spec: PipelineSpec) {
+        let dir = try Paths.temporaryDirectory()
+        try write(day(1), dir + "/tag-01.csv")
+        let s = try spec(yaml(), in: dir)
+        #expect(try await run(s, db).load.inserted == 48)
+        return (dir, s)
+    }
+
+    static func total(_ db: Database) async throws -> Double {
+        try await db.client.query("SELECT sum(result) FROM datenwerk.observations", logger: db.logger).decode(Double.self).collect().first ?? -1
+    }
+
     @Test func aFolderOfDailyFilesIsReadOnceEachAndAgainWhenAFileChanges() async throws {
         try await TestDatabase.with { db in
             let dir = try Paths.temporaryDirectory()
@@ -111,10 +124,7 @@ import Testing
     /// read again next time — unless it is back to what the last successful run read.
     @Test func aFailedRunRemembersNothing() async throws {
         try await TestDatabase.with { db in
-            let dir = try Paths.temporaryDirectory()
-            try Self.write(Self.day(1), dir + "/tag-01.csv")
-            let s = try spec(Self.yaml(), in: dir)
-            #expect(try await Self.run(s, db).load.inserted == 48)
+            let (dir, s) = try await Self.loadedFirstDay(db)
 
             try Self.write(Self.day(1) + "RAD-1;2024-05-01T23:00:00Z;viele\n", dir + "/tag-01.csv")
             let failed = try await Self.run(s, db)
@@ -135,10 +145,10 @@ import Testing
     /// `--full`; not when only the description changes.
     @Test func changedReadingRulesAndFullReadEverything() async throws {
         try await TestDatabase.with { db in
-            let dir = try Paths.temporaryDirectory()
-            try Self.write(Self.day(1), dir + "/tag-01.csv")
-            let s = try spec(Self.yaml(), in: dir)
-            #expect(try await Self.run(s, db).load.inserted == 48)
+            let (dir, s) = try await Self.loadedFirstDay(db)
+            // Hours 0…23 at two stations.
+            let once = Double(2 * (0..<24).reduce(0, +))
+            #expect(try await Self.total(db) == once)
 
             let described = try spec(Self.yaml().replacingOccurrences(of: "one file per day", with: "eine Datei je Tag"), in: dir)
             #expect(try await Self.run(described, db).totals.recordsRead == 0)
@@ -153,6 +163,7 @@ import Testing
             let rescaled = try await Self.run(scaled, db)
             #expect(rescaled.totals.recordsRead == 48)
             #expect(rescaled.load.updated == 46)   // both stations count 0 at hour 0, and twice 0 is 0
+            #expect(try await Self.total(db) == 2 * once)
 
             var inCode = scaled
             inCode.observations!.values[0].scale = 3
@@ -160,6 +171,7 @@ import Testing
             let tripled = try await Self.run(inCode, db)
             #expect(tripled.totals.recordsRead == 48)
             #expect(tripled.load.updated == 46)
+            #expect(try await Self.total(db) == 3 * once)
             // A spec without a digest remembers nothing: the YAML pipeline then finds no memory of its own rules.
             #expect(try await Self.run(scaled, db).totals.recordsRead == 48)
         }
