@@ -49,23 +49,28 @@ package struct GuardedConnection: Sendable {
         return try await watch.bounded { try await connection.query(query, logger: logger).get().rows }
     }
 
-    /// `COPY table (columns) FROM STDIN` in text format; every write is bounded by the connection's life.
+    /// `COPY table (columns) FROM STDIN` in text or binary format; every write is bounded by the connection's life.
+    /// For `.binary`, the stream's header and trailer are written here: `writeData` writes rows only.
     ///
     /// postgres-nio 1.33 traps (`preconditionFailure`) when a COPY write, `CopyDone` or `CopyFail` reaches its
     /// state machine after the connection closed but before its handler left the pipeline. So every call into
     /// the COPY runs on the connection's event loop, in the same job as a check that the channel is still
     /// open; after a close it first lets the event loop remove the handler (one hop through its queue), and the
     /// library then fails cleanly with "connection closed". `writeData` itself runs off the event loop.
-    package func copyFrom(table: String, columns: [String], logger: Logger, writeData: (Writer) async throws -> Void) async throws {
+    package func copyFrom(table: String, columns: [String], format: CopyFormat = .text, logger: Logger,
+                          writeData: (Writer) async throws -> Void) async throws {
         let (connection, watch) = (self.connection, self.watch)
         let loop = EventLoopExecutor(connection.eventLoop)
         try await withTaskExecutorPreference(loop) {
             // On the event loop: nothing can close the channel between this check and the COPY's first write.
             guard !connection.isClosed, !watch.isGone else { throw ConnectionLost() }
-            try await connection.copyFrom(table: table, columns: columns, logger: logger) { writer in
+            try await connection.copyFrom(table: table, columns: Self.copyColumns(columns, format: format), logger: logger) { writer in
                 do {
                     try await withTaskExecutorPreference(globalConcurrentExecutor) {
-                        try await writeData(Writer(writer: writer, watch: watch, loop: loop, connection: connection))
+                        let w = Writer(writer: writer, watch: watch, loop: loop, connection: connection)
+                        if format == .binary { try await w.write(ByteBuffer(bytes: CopyBinary.header)) }
+                        try await writeData(w)
+                        if format == .binary { try await w.write(ByteBuffer(bytes: CopyBinary.trailer)) }
                     }
                 } catch {
                     try await loop.settle(connection)
@@ -78,6 +83,20 @@ package struct GuardedConnection: Sendable {
                 }
             }
         }
+    }
+
+    /// The column list for postgres-nio's `copyFrom`, which offers the text format only. It puts each name
+    /// between double quotes as given and ends the statement with `FROM STDIN WITH (FORMAT text)`; for binary,
+    /// the last name closes the list itself, names the format and comments out the library's ending:
+    /// `COPY "t"("a","b") FROM STDIN WITH (FORMAT binary) --") FROM STDIN WITH (FORMAT text)`. The names are
+    /// our own constants. Should a later postgres-nio escape quotes in names, the statement names a column that
+    /// does not exist and the COPY fails at once (`CopyBinaryTests` would say so); no data could be misread.
+    static func copyColumns(_ columns: [String], format: CopyFormat) -> [String] {
+        guard format == .binary else { return columns }
+        precondition(!columns.isEmpty && columns.allSatisfy { !$0.contains("\"") && !$0.contains("-") }, "binary COPY needs plain column names")
+        var named = columns
+        named[named.count - 1] += "\") FROM STDIN WITH (FORMAT binary) --"
+        return named
     }
 
     package struct Writer: Sendable {

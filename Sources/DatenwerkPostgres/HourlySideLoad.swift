@@ -46,7 +46,7 @@ final class HourlySideLoad: Sendable {
                         try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockSpace), \(Int32(truncatingIfNeeded: runID)))", logger: logger)
                         // COPY names its table as one identifier.
                         try await connection.query("SET LOCAL search_path TO datenwerk, public", logger: logger)
-                        try await connection.copyFrom(table: "observations_hourly", columns: SeriesAggregates.hourColumns, logger: logger) { writer in
+                        try await connection.copyFrom(table: "observations_hourly", columns: SeriesAggregates.hourColumns, format: .binary, logger: logger) { writer in
                             while let chunk = await channel.next() { try await writer.write(chunk) }
                         }
                     } catch {
@@ -76,7 +76,7 @@ final class HourlySideLoad: Sendable {
         }
     }
 
-    /// A chunk of COPY rows (`SeriesAggregates.hourColumns`); waits while the channel is full. Dropped once the
+    /// A chunk of binary COPY rows (`SeriesAggregates.hourColumns`); waits while the channel is full. Dropped once the
     /// side transaction gave way.
     func send(_ chunk: ByteBuffer) async { await channel.send(chunk) }
 

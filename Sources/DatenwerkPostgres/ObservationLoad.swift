@@ -21,7 +21,6 @@ final class ObservationLoad {
     let runID: Int64
     let tenant: String
     let database: Database
-    private let runIDText: String
 
     /// The tenant's stations already stored (key → id), read at the start of the load.
     private var storedStations: [String: Int64]
@@ -79,7 +78,6 @@ final class ObservationLoad {
         self.runID = runID
         self.tenant = tenant
         self.database = database
-        self.runIDText = String(runID)
         self.storedStations = stored
         self.knownProperties = properties
         self.partitions = partitions
@@ -136,7 +134,7 @@ final class ObservationLoad {
         return key
     }
 
-    /// One item of the run: an observation is encoded into `rows`; a station is remembered; a quarantined
+    /// One item of the run: an observation is encoded into `rows` (a binary COPY row of `columns`); a station is remembered; a quarantined
     /// record goes to its spool.
     /// Takes `item` unless it names a station key without an id yet: then nothing is taken and the key is
     /// returned (`reserveID(for:)` it, then take the item again).
@@ -157,20 +155,17 @@ final class ObservationLoad {
                                    result: o.result, quality: o.quality)
             }
             try note(o.provenance)
-            let variable = o.property.utf8.count + (o.quality?.utf8.count ?? 0)
             let runID = self.runID
-            rows.writeWithUnsafeMutableBytes(minimumWritableBytes: 160 + 2 * variable) { raw in
-                var w = RawWriter(base: raw.baseAddress!.assumingMemoryBound(to: UInt8.self))
-                w.integer(station); w.byte(9)
-                w.text(o.property); w.byte(9)
-                w.timestamp(start); w.byte(9)
-                if let end = o.phenomenonEnd { w.timestamp(end) } else { w.byte(92); w.byte(78) }
-                w.byte(9)
-                w.double(o.result); w.byte(9)
-                if let q = o.quality { w.text(q) } else { w.byte(92); w.byte(78) }
-                w.byte(9)
-                w.integer(runID); w.byte(10)
-                return w.count
+            // A binary COPY row (`columns`): 2 + 5 × 12 + 2 × 4 bytes and the two texts.
+            rows.writeBinaryRow(maxBytes: 72 + o.property.utf8.count + (o.quality?.utf8.count ?? 0)) { w in
+                w.fields(7)
+                w.int8(station)
+                w.text(o.property)
+                w.timestamp(start)
+                if let end = o.phenomenonEnd { w.timestamp(end) } else { w.null() }
+                w.float8(o.result)
+                w.optional(o.quality)
+                w.int8(runID)
             }
         case .station(let s):
             if stations.updateValue(s, forKey: s.key) == nil {

@@ -275,7 +275,7 @@ package struct PostgresObservationSink: ObservationSink {
             var current = feed
             // Whatever happens, what was taken stays taken (a fast path that gives way goes on from here).
             defer { feed = current }
-            try await connection.copyFrom(table: fast ? "observations" : "datenwerk_staging", columns: ObservationLoad.columns, logger: logger) { writer in
+            try await connection.copyFrom(table: fast ? "observations" : "datenwerk_staging", columns: ObservationLoad.columns, format: .binary, logger: logger) { writer in
                 if !fast, let replay = load.rowSpool {
                     // The rows the fast path had sent, again, into staging (their order is the staging seq).
                     try await replay.read { try await writer.write($0) }

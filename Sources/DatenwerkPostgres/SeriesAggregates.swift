@@ -245,11 +245,11 @@ final class SeriesAggregates {
             // gives way).
             if sideChunk.capacity == 0 { sideChunk = ByteBufferAllocator().buffer(capacity: 2 * sideGroupBytes + 4096) }
             if station != sideOrder.lastStation, sideChunk.readableBytes >= sideGroupBytes { try closeSideGroup() }
-            Self.row(s.hour, station: station, property: s.property, into: &sideChunk) { CopyText.timestamp($0, &$1) }
+            Self.row(s.hour, station: station, property: s.property, into: &sideChunk) { $1.timestamp($0) }
             sideOrder.note(slot: s.slot, station: station, property: s.propertyIndex, end: sideChunk.readableBytes)
             if sideChunk.readableBytes >= 2 * sideGroupBytes { try closeSideGroup() }
         } else {
-            try emit(s.hour, station: station, property: s.property, into: fresh ? hourNew : hourMerge) { CopyText.timestamp($0, &$1) }
+            try emit(s.hour, station: station, property: s.property, into: fresh ? hourNew : hourMerge) { $1.timestamp($0) }
         }
     }
 
@@ -296,32 +296,26 @@ final class SeriesAggregates {
     private func emitDay(_ s: inout State, station: Int64) throws {
         let fresh = s.day.key > s.storedDay && s.day.key > s.newDay
         if fresh { s.newDay = s.day.key }
-        try emit(s.day, station: station, property: s.property, into: fresh ? dayNew : dayMerge) { day, out in
-            let (y, m, d) = CivilTime.date(days: day)
-            for (value, digits) in [(y, 4), (m, 2), (d, 2)] {
-                if digits == 2 { out.writeInteger(UInt8(ascii: "-")) }
-                var divisor = digits == 4 ? 1000 : 10
-                while divisor > 0 {
-                    out.writeInteger(UInt8(ascii: "0") + UInt8((value / divisor) % 10))
-                    divisor /= 10
-                }
-            }
-        }
+        try emit(s.day, station: station, property: s.property, into: fresh ? dayNew : dayMerge) { $1.date(days: $0) }
     }
 
-    private func emit(_ b: Bucket, station: Int64, property: String, into spool: LoadSpool, key: (Int64, inout ByteBuffer) -> Void) throws {
+    private func emit(_ b: Bucket, station: Int64, property: String, into spool: LoadSpool, key: (Int64, inout BinaryRowWriter) -> Void) throws {
         try spool.write { out in Self.row(b, station: station, property: property, into: &out, key: key) }
     }
 
-    @inline(__always) private static func row(_ b: Bucket, station: Int64, property: String, into out: inout ByteBuffer, key: (Int64, inout ByteBuffer) -> Void) {
-        CopyText.integer(station, &out); CopyText.tab(&out)
-        CopyText.text(property, &out); CopyText.tab(&out)
-        key(b.key, &out); CopyText.tab(&out)
-        CopyText.integer(Int64(b.n), &out); CopyText.tab(&out)
-        CopyText.double(b.total, &out); CopyText.tab(&out)
-        CopyText.double(b.minimum, &out); CopyText.tab(&out)
-        CopyText.double(b.maximum, &out)
-        out.writeInteger(UInt8(ascii: "\n"))
+    /// A bucket as a binary COPY row of `hourColumns` (`key` writes the hour) or `dayColumns` (the day).
+    @inline(__always) private static func row(_ b: Bucket, station: Int64, property: String, into out: inout ByteBuffer,
+                                              key: (Int64, inout BinaryRowWriter) -> Void) {
+        out.writeBinaryRow(maxBytes: 80 + property.utf8.count) { w in
+            w.fields(7)
+            w.int8(station)
+            w.text(property)
+            key(b.key, &w)
+            w.int4(b.n)
+            w.float8(b.total)
+            w.float8(b.minimum)
+            w.float8(b.maximum)
+        }
     }
 
     /// Closes the open buckets (end of the COPY).
@@ -385,7 +379,7 @@ final class SeriesAggregates {
             } else if direct {
                 try await connection.query("SAVEPOINT datenwerk_buckets", logger: logger)
                 do {
-                    try await connection.copyFrom(table: target.table, columns: target.columns, logger: logger) { writer in
+                    try await connection.copyFrom(table: target.table, columns: target.columns, format: .binary, logger: logger) { writer in
                         try await fresh.read { try await writer.write($0) }
                     }
                     try await connection.query("RELEASE SAVEPOINT datenwerk_buckets", logger: logger)
@@ -396,7 +390,7 @@ final class SeriesAggregates {
                 }
             }
             for spool in direct ? [merge] : [fresh, merge] where !spool.isEmpty {
-                try await connection.copyFrom(table: target.delta, columns: target.columns, logger: logger) { writer in
+                try await connection.copyFrom(table: target.delta, columns: target.columns, format: .binary, logger: logger) { writer in
                     try await spool.read { try await writer.write($0) }
                 }
             }
