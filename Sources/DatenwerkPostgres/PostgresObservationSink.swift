@@ -113,6 +113,7 @@ package struct PostgresObservationSink: ObservationSink {
                     let database = database
                     aggregates.side = side
                     aggregates.sideGroupBytes = max(1, groupBytes / 4)
+                    aggregates.dayGroupBytes = max(1, groupBytes / 4)
                     aggregates.openSide = { HourlySideLoad(database: database, runID: runID) }
                 }
                 try await connection.query("SAVEPOINT datenwerk_fast", logger: logger)

@@ -107,6 +107,13 @@ final class SeriesAggregates {
     private var sideScratch = ByteBuffer()
     /// Groups closed (and spooled to `hourNew`) but not yet handed to `side`.
     private var sideReady: [ByteBuffer] = []
+    /// Daily buckets that cannot exist yet, gathered up to `dayGroupBytes` and spooled to `dayNew` in key order (as
+    /// the side's hourly groups): they close in time order, series after series. `psql \copy` of the 41,860 daily
+    /// buckets of the bench's 1M-row load into `observations_daily`: 0.135 s in key order, 0.17 s as they close.
+    private var dayChunk = ByteBuffer()
+    private var dayOrder = KeyOrderedRows()
+    /// Set by the sink (a quarter of its `groupBytes`, as `sideGroupBytes`).
+    var dayGroupBytes = 1 << 20
     /// The run's property keys by the load's numbers (`State.propertyIndex`), for their bytewise order.
     private var propertyNames: [String] = []
     /// Set by the sink (a quarter of its `groupBytes`).
@@ -295,8 +302,31 @@ final class SeriesAggregates {
 
     private func emitDay(_ s: inout State, station: Int64) throws {
         let fresh = s.day.key > s.storedDay && s.day.key > s.newDay
-        if fresh { s.newDay = s.day.key }
-        try emit(s.day, station: station, property: s.property, into: fresh ? dayNew : dayMerge) { $1.date(days: $0) }
+        guard fresh else {
+            try emit(s.day, station: station, property: s.property, into: dayMerge) { $1.date(days: $0) }
+            return
+        }
+        s.newDay = s.day.key
+        if dayChunk.capacity == 0 { dayChunk = ByteBufferAllocator().buffer(capacity: dayGroupBytes + 4096) }
+        Self.row(s.day, station: station, property: s.property, into: &dayChunk) { $1.date(days: $0) }
+        dayOrder.note(slot: s.slot, station: station, property: s.propertyIndex, end: dayChunk.readableBytes)
+        if dayChunk.readableBytes >= dayGroupBytes { try closeDayGroup() }
+    }
+
+    /// Spools the gathered daily buckets to `dayNew`, in key order.
+    private func closeDayGroup() throws {
+        guard dayChunk.readableBytes > 0 else { return }
+        let rows = dayOrder.count, bytes = dayChunk.readableBytes
+        if let order = dayOrder.order(rows: rows, propertyRanks: KeyOrderedRows.ranks(propertyNames)) {
+            var k = 0
+            while k < order.count {
+                try dayNew.write { out in k = dayOrder.copy(order, from: k, of: dayChunk, into: &out, maxBytes: 256 * 1024) }
+            }
+        } else {
+            try dayNew.append(dayChunk)
+        }
+        dayOrder.forget(rows: rows, bytes: bytes)
+        dayChunk.clear()
     }
 
     private func emit(_ b: Bucket, station: Int64, property: String, into spool: LoadSpool, key: (Int64, inout BinaryRowWriter) -> Void) throws {
@@ -325,6 +355,7 @@ final class SeriesAggregates {
             if states[i].hour.n > 0 { try emitHour(&states[i], station: station) }
             if states[i].day.n > 0 { try emitDay(&states[i], station: station) }
         }
+        try closeDayGroup()
     }
 
     func seriesRows(_ body: (ByteBuffer) async throws -> Void) async throws {

@@ -20,6 +20,7 @@ enum BenchStep: String, CaseIterable, Codable {
     case rerun = "c"
     case rerunFull = "c2"
     case idsCopy = "e"
+    case idsCopyBinary = "e2"
     case csvDownload = "d1"
     case copyTo = "d2"
     case geojsonDownload = "d3"
@@ -32,6 +33,7 @@ enum BenchStep: String, CaseIterable, Codable {
         case .rerun: "(c) datenwerk run, same input again"
         case .rerunFull: "(c′) datenwerk run --full, same input"
         case .idsCopy: "(e) psql \\copy rows with ids → copy of observations"
+        case .idsCopyBinary: "(e′) the same in the binary COPY format (the loader's)"
         case .csvDownload: "(d) GET observations.csv (serve)"
         case .copyTo: "(d) psql \\copy (same query) TO, CSV"
         case .geojsonDownload: "(d) GET observations.geojson (serve)"
@@ -39,7 +41,7 @@ enum BenchStep: String, CaseIterable, Codable {
         }
     }
 
-    var isLoad: Bool { [.plainCopy, .firstLoad, .rerun, .rerunFull, .idsCopy].contains(self) }
+    var isLoad: Bool { [.plainCopy, .firstLoad, .rerun, .rerunFull, .idsCopy, .idsCopyBinary].contains(self) }
 }
 
 /// Median, minimum and maximum of a list of numbers.
