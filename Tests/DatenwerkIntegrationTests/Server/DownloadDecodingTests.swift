@@ -9,64 +9,108 @@ import NIOCore
 import PostgresNIO
 import Testing
 
-/// Downloads read their rows straight from one binary record cell per row (`DownloadRowReader`), without
-/// postgres-nio's generic decoding: the records of real statements, and whole downloads of loaded data written out.
+/// Downloads read their rows straight from binary arrays, one per column and series in a page (`DownloadRowReader`), without
+/// postgres-nio's generic decoding: the pages of real statements, and whole downloads of loaded data written out.
 @Suite(.serialized) struct DownloadDecodingTests {
-    @Test func readsTheCursorColumnsFromTheirBinaryCells() async throws {
+    @Test func readsThePageColumnsFromTheirBinaryArrays() async throws {
         try await TestDatabase.with { db in
             let connections = ServerConnections(database: db, limit: 1, acquireTimeout: .seconds(30))
-            let rows = try await connections.rows("""
-                SELECT ROW(station_id, property, phenomenon_start, phenomenon_end, result, quality) FROM (VALUES
-                  (7::int8, 'air_temperature'::text, '1969-12-31 23:59:59.999999+00'::timestamptz, NULL::timestamptz, -0.5::float8, NULL::text),
-                  (-3, 'relative_humidity', '1999-12-31 23:59:59.5+00', '2000-01-01 00:00:00+00', 1e-300, 'Prüfung 東京 🌡'),
-                  (9223372036854775807, 'air_temperature', '1750-06-01 12:00:00.000001+00', '1750-06-01 13:00:00+00', 'NaN', ''),
-                  (1, 'air_temperature', '2024-10-27 01:30:00+02', NULL, '-Infinity', 'x')
-                ) AS t(station_id, property, phenomenon_start, phenomenon_end, result, quality)
-                """)
+            let rows = try await connections.rows(PostgresQuery(unsafeSQL: """
+                \(DownloadRowReader.pageSQL(from: """
+                SELECT * FROM (VALUES
+                  (-3::int8, 'relative_humidity'::text, '1999-12-31 23:59:59.5+00'::timestamptz, '2000-01-01 00:00:00+00'::timestamptz, 1e-300::float8, 'Prüfung 東京 🌡'::text),
+                  (1, 'air_temperature', '2024-10-27 01:30:00+02', NULL, '-Infinity', 'x'),
+                  (7, 'air_temperature', '1969-12-31 23:59:59.999999+00', NULL, -0.5, NULL),
+                  (7, 'air_temperature', '1970-01-01 00:00:00+00', NULL, 0.25, 'y'),
+                  (7, 'relative_humidity', '1750-06-01 12:00:00.000001+00', '1750-06-01 13:00:00+00', 'NaN', ''),
+                  (9223372036854775807, 'air_temperature', '1750-06-01 12:00:00.000001+00', NULL, 0, NULL)
+                ) AS t(station_id, property, phenomenon_start, phenomenon_end, result, quality) ORDER BY 1, 2, 3
+                """))
+                """))
+            let empty = try await connections.rows(PostgresQuery(unsafeSQL: """
+                \(DownloadRowReader.pageSQL(from: "SELECT * FROM datenwerk.observations WHERE false"))
+                """))
             await connections.shutdown()
             var reader = DownloadRowReader()
             var read: [DownloadRowReader.Cells] = []
-            var newKeys: [String] = []
-            for row in rows {
-                var cells = try reader.read(row)
-                if cells.property < 0 {
-                    newKeys.append(reader.newPropertyKey)
-                    reader.addProperty(ObservationEncoder(format: .csv).property(key: reader.newPropertyKey, unit: "1"))
-                    cells = try reader.read(row)
-                }
-                read.append(cells)
-            }
-            #expect(newKeys == ["air_temperature", "relative_humidity"])
-            #expect(read.map(\.property) == [0, 1, 0, 0])
-            #expect(read.map(\.stationID) == [7, -3, Int64.max, 1])
-            #expect(read.map(\.startMicros) == [-1, 946_684_799_500_000, -6_929_409_599_999_999, 1_729_985_400_000_000])
-            #expect(read.map(\.endMicros) == [nil, 946_684_800_000_000, -6_929_406_000_000_000, nil])
-            #expect(read[0].value == -0.5 && read[1].value == 1e-300 && read[2].value.isNaN && read[3].value == -.infinity)
-            #expect(read.map(\.quality) == [nil, "Prüfung 東京 🌡", "", "x"])
-            #expect(ByteWriting.timestamp(micros: read[2].startMicros) == "1750-06-01T12:00:00.000001Z")
+            try reader.read(page: rows, into: &read)
+            #expect(reader.propertyKeys == ["relative_humidity", "air_temperature"])
+            #expect(read.map(\.property) == [0, 1, 1, 1, 0, 1])
+            #expect(read.map(\.stationID) == [-3, 1, 7, 7, 7, Int64.max])
+            #expect(read.map(\.startMicros) == [946_684_799_500_000, 1_729_985_400_000_000, -1, 0, -6_929_409_599_999_999, -6_929_409_599_999_999])
+            #expect(read.map(\.endMicros) == [946_684_800_000_000, nil, nil, nil, -6_929_406_000_000_000, nil])
+            #expect(read.map(\.value).dropLast(3) == [1e-300, -.infinity, -0.5] && read[3].value == 0.25 && read[4].value.isNaN && read[5].value == 0)
+            #expect(read.map(\.quality) == ["Prüfung 東京 🌡", "x", nil, "y", "", nil])
+            #expect(ByteWriting.timestamp(micros: read[4].startMicros) == "1750-06-01T12:00:00.000001Z")
+            // The next page starts empty and knows the properties already; an empty page is no rows.
+            try reader.read(page: rows, into: &read)
+            #expect(read.count == 6 && reader.propertyKeys.count == 2)
+            try reader.read(page: empty, into: &read)
+            #expect(read.isEmpty)
+            try reader.read(page: [], into: &read)
+            #expect(read.isEmpty)
         }
     }
 
-    @Test func rowsOfAnotherShapeAreAnErrorNotGarbage() async throws {
+    @Test func pagesOfAnotherShapeOrOrderAreAnErrorNotGarbage() async throws {
         try await TestDatabase.with { db in
             let connections = ServerConnections(database: db, limit: 1, acquireTimeout: .seconds(30))
-            let shapes: [(PostgresQuery, Int)] = [
-                ("SELECT ROW(7::int4, 'p'::text, now(), NULL::timestamptz, 1::float8, NULL::text)", 0),
-                ("SELECT ROW(7::int8, 'p'::text, now(), NULL::timestamptz, 1::float4, NULL::text)", 4),
-                ("SELECT ROW(7::int8, 'p'::text, 'infinity'::timestamptz, NULL::timestamptz, 1::float8, NULL::text)", 2),
-                ("SELECT ROW(7::int8, 'p'::text, now(), '-infinity'::timestamptz, 1::float8, NULL::text)", 3),
-                ("SELECT ROW(NULL::int8, 'p'::text, now(), NULL::timestamptz, 1::float8, NULL::text)", 0),
-                ("SELECT ROW(7::int8, NULL::text, now(), NULL::timestamptz, 1::float8, NULL::text)", 1),
-                ("SELECT ROW(7::int8, 'p'::text, now(), NULL::timestamptz, NULL::float8, NULL::text)", 4),
-                ("SELECT ROW(7::int8, 'p'::text, now(), NULL::timestamptz, 1::float8)", 5),
-                ("SELECT 7::int8, 'p'::text, now(), NULL::timestamptz, 1::float8, NULL::text", 0),
-                ("SELECT NULL::record", 0),
-            ]
-            for (query, column) in shapes {
-                let rows = try await connections.rows(query)
-                var reader = DownloadRowReader()
-                #expect(throws: DownloadRowShape(column: column)) { _ = try reader.read(rows[0]) }
+            let good = ["7::int8", "'p'::text", "ARRAY[now()]", "ARRAY[NULL::timestamptz]", "ARRAY[1::float8]", "ARRAY[NULL::text]"]
+            func row(_ replace: [Int: String]) -> String {
+                good.indices.map { replace[$0] ?? good[$0] }.joined(separator: ", ")
             }
+            let shapes: [(String, Int)] = [
+                ("SELECT \(row([0: "7::int4"]))", 0),
+                ("SELECT \(row([0: "NULL::int8"]))", 0),
+                ("SELECT \(row([1: "NULL::text"]))", 1),
+                ("SELECT \(row([1: "'p'::varchar"]))", 1),
+                ("SELECT \(row([2: "now()"]))", 2),
+                ("SELECT \(row([2: "ARRAY['infinity'::timestamptz]"]))", 2),
+                ("SELECT \(row([2: "ARRAY[NULL::timestamptz]"]))", 2),
+                ("SELECT \(row([2: "ARRAY[]::timestamptz[]", 3: "ARRAY[]::timestamptz[]", 4: "ARRAY[]::float8[]", 5: "ARRAY[]::text[]"]))", 2),
+                ("SELECT \(row([2: "ARRAY[ARRAY[now()]]"]))", 2),
+                ("SELECT \(row([3: "ARRAY['-infinity'::timestamptz]"]))", 3),
+                ("SELECT \(row([3: "ARRAY[NULL::timestamptz, NULL]"]))", 3),
+                ("SELECT \(row([4: "ARRAY[1::float4]"]))", 4),
+                ("SELECT \(row([4: "ARRAY[NULL::float8]"]))", 4),
+                ("SELECT \(row([5: "ARRAY[1::int8]"]))", 5),
+                ("SELECT \(row([5: "NULL::text[]"]))", 5),
+                ("SELECT \(row([:])), 1", 6),
+                ("SELECT \(good.dropLast().joined(separator: ", "))", 5),
+                ("SELECT ARRAY[ROW(\(good.joined(separator: ", ")))]", 0),
+            ]
+            for (sql, column) in shapes {
+                let rows = try await connections.rows(PostgresQuery(unsafeSQL: sql))
+                var reader = DownloadRowReader()
+                var cells: [DownloadRowReader.Cells] = []
+                #expect(throws: DownloadRowShape(column: column), "\(sql)") { try reader.read(page: rows, into: &cells) }
+            }
+            // Rows out of key order: the next page would start after the wrong key.
+            let disorder: [String] = [
+                "SELECT \(row([:])) UNION ALL SELECT \(row([0: "3::int8"]))",
+                "SELECT \(row([1: "'q'"])) UNION ALL SELECT \(row([:]))",
+                "SELECT \(row([:])) UNION ALL SELECT \(row([:]))",
+                "SELECT \(row([2: "ARRAY[now(), now()]", 3: "ARRAY[NULL::timestamptz, NULL]", 4: "ARRAY[1::float8, 2]", 5: "ARRAY[NULL::text, NULL]"]))",
+                "SELECT \(row([2: "ARRAY[now(), now() - interval '1 microsecond']", 3: "ARRAY[NULL::timestamptz, NULL]", 4: "ARRAY[1::float8, 2]", 5: "ARRAY[NULL::text, NULL]"]))",
+            ]
+            for sql in disorder {
+                let rows = try await connections.rows(PostgresQuery(unsafeSQL: sql))
+                var reader = DownloadRowReader()
+                var cells: [DownloadRowReader.Cells] = []
+                #expect(throws: DownloadPageOrder(), "\(sql)") { try reader.read(page: rows, into: &cells) }
+            }
+            // In order across stations and properties (bytes: 'P' < 'p' < 'pa'), and in time within a series: read.
+            let ordered = """
+                SELECT \(row([0: "3::int8", 1: "'q'"])) UNION ALL SELECT \(row([1: "'P'", 4: "ARRAY[2::float8]"]))
+                UNION ALL SELECT \(row([2: "ARRAY[now(), now() + interval '1 microsecond']", 3: "ARRAY[NULL::timestamptz, NULL]", 4: "ARRAY[3::float8, 4]", 5: "ARRAY[NULL::text, NULL]"]))
+                UNION ALL SELECT \(row([1: "'pa'", 4: "ARRAY[5::float8]"]))
+                """
+            let rows = try await connections.rows(PostgresQuery(unsafeSQL: ordered))
+            var reader = DownloadRowReader()
+            var cells: [DownloadRowReader.Cells] = []
+            try reader.read(page: rows, into: &cells)
+            #expect(cells.map(\.value) == [1, 2, 3, 4, 5])
+            #expect(reader.propertyKeys == ["q", "P", "p", "pa"])
             await connections.shutdown()
         }
     }
@@ -163,6 +207,76 @@ import Testing
                 "edges-span:B2/air_temperature/1850-03-01T00:00:00.000001Z", "edges-span:B2/air_temperature/1999-12-31T23:59:59.500Z",
                 "edges-span:B2/air_temperature/2024-06-30T22:00:00Z",
             ])
+        }
+    }
+
+    /// Pages of any size give the same download: rows of three stations and two properties in pages of 1, 3
+    /// and 4000, whole, limited and from a cursor up to a page end; the rows in key order, each once.
+    @Test func pagesOfAnySizeGiveTheSameDownload() async throws {
+        let dir = try Paths.temporaryDirectory()
+        var csv = "station,name,lon,lat,time,t,h\n"
+        for (station, lon) in [("S3", "7.1"), ("S1", "7.2"), ("S2", "7.3")] {
+            for hour in [5, 0, 3, 1, 4, 2, 6] {
+                csv += "\(station),\(station),\(lon),51.0,2024-03-01T0\(hour):00:00Z,\(hour).5,\(hour == 3 ? "" : "4\(hour)")\n"
+            }
+        }
+        let file = try PublishingSamples.write(csv, "pages.csv", in: dir)
+        let spec = try PipelineSpec.parse(yaml: """
+            version: 1
+            name: pages
+            tenant: "05515000"
+            dataset: { title: Pages, description: Rows in pages of any size., theme: ENVI }
+            source: { kind: file, path: \(file), format: { kind: csv } }
+            observations:
+              station: { id: station, prefix: pages, name: name, coordinates: { lon: lon, lat: lat } }
+              time: { field: time, format: iso8601 }
+              values:
+                - { field: t, property: air_temperature, unit: Cel }
+                - { field: h, property: relative_humidity, unit: "%" }
+            """, file: file + ".yaml", connectors: BuiltinConnectors.registry)
+        try await TestDatabase.with { db in
+            let runner = PipelineRunner(fetcher: testFetcher, sink: PostgresObservationSink(database: db), connectors: BuiltinConnectors.registry)
+            #expect(try await runner.run(spec, trigger: "test").succeeded)
+            let connections = ServerConnections(database: db, limit: 2, acquireTimeout: .seconds(30))
+            let keys = try await connections.rows("""
+                SELECT s.key || '/' || o.property || '/' || to_char(o.phenomenon_start AT TIME ZONE 'UTC', 'HH24')
+                FROM datenwerk.observations o JOIN datenwerk.stations s ON s.id = o.station_id
+                ORDER BY o.station_id, o.property, o.phenomenon_start
+                """).map { try $0.decode(String.self) }
+            #expect(keys.count == 3 * 13)
+            let dataset = try #require(spec.datasetMetadata)
+            var cut = ObservationFilter()
+            cut.limit = 12
+            var bodies: [Int: [String]] = [:]
+            for pageRows in [1, 3, 4000] {
+                let store = ObservationStore(connections: connections, pageRows: pageRows)
+                let snapshot = try await store.snapshot(dataset, state: try await store.state(pipeline: spec.name))
+                func download(_ filter: ObservationFilter, through: ObservationCursor? = nil) async throws -> [String] {
+                    var out: [UInt8] = []
+                    let count = try await store.writeObservations(dataset, snapshot: snapshot, filter: filter, through: through,
+                                                                  encoder: ObservationEncoder(format: .csv)) { out += Array($0.readableBytesView) }
+                    let lines = String(decoding: out, as: UTF8.self).split(separator: "\n").dropFirst().map { line in
+                        let f = line.split(separator: ",", omittingEmptySubsequences: false)
+                        return "\(f[0])/\(f[2])/\(f[4].dropFirst(11).prefix(2))"
+                    }
+                    #expect(lines.count == count)
+                    return lines
+                }
+                let whole = try await download(ObservationFilter())
+                #expect(whole == keys, "pageRows \(pageRows)")
+                let first = try await download(cut)
+                #expect(first == Array(keys.prefix(12)), "pageRows \(pageRows)")
+                // The second page of 12, as the server serves it: after the first page's end, through its own.
+                let firstEnd = try #require(try await store.pageEnd(pipeline: spec.name, filter: cut))
+                var second = cut
+                second.cursor = firstEnd
+                let secondEnd = try await store.pageEnd(pipeline: spec.name, filter: second)
+                let middle = try await download(second, through: secondEnd)
+                #expect(middle == Array(keys[12..<24]), "pageRows \(pageRows)")
+                bodies[pageRows] = whole + first + middle
+            }
+            #expect(bodies[1] == bodies[4000] && bodies[3] == bodies[4000])
+            await connections.shutdown()
         }
     }
 }
