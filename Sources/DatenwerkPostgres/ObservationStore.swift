@@ -53,13 +53,14 @@ package struct DatasetSnapshot: Sendable {
 /// `runs.pipeline`); no extra column or migration. Downloads come series by series — ordered by (station row,
 /// property, phenomenon start), the primary key's order — so PostgreSQL reads them from each monthly
 /// partition's primary key and merges the partitions (Merge Append) without sorting: no index beyond the one
-/// every load already maintains (docs/downloads.md). Time filters prune partitions and bound each index scan;
-/// the page cursor is a position in the same key. Rows travel as one binary `record` cell each and are read in
-/// place (`DownloadRowReader`).
+/// every load already maintains (docs/bench.md, "The download order"). Time filters prune partitions and bound
+/// each index scan; the page cursor is a position in the same key. Rows travel as a row per series and page
+/// with a binary array per column, read in place (`DownloadRowReader`).
 ///
 /// Every statement goes through `ServerConnections`: a bounded wait for a connection (503 when the database is
-/// away) and rows read whole per statement; downloads FETCH pages of `pageRows` rows from a cursor, so a backend
-/// that dies mid-download breaks the body off instead of trapping in postgres-nio's row stream.
+/// away) and rows read whole per statement; a download is a sequence of page statements in one read-only
+/// transaction, each starting after the previous page's last key, so a backend that dies mid-download breaks
+/// the body off instead of trapping in postgres-nio's row stream.
 package final class ObservationStore: Sendable {
     package let connections: ServerConnections
     private let cache = Mutex<[String: DatasetSnapshot]>([:])
@@ -290,6 +291,12 @@ package final class ObservationStore: Sendable {
         let firstLimit: Int
     }
 
+    /// The download transaction's settings. No JIT (see `open`). No sort: every page has a plan that reads the
+    /// partitions' primary keys in download order, and a page's `LIMIT` is a fraction of a large table, but when it
+    /// is not (a small dataset, a page of 65,536 rows out of 100,000) the planner prefers reading everything and
+    /// sorting it — for every page, each one reading the whole table again.
+    static let downloadSettings = ["SET LOCAL jit = off", "SET LOCAL enable_sort = off"]
+
     /// Opens a download's transaction and reads its first page before the answer is sent, so an unreachable
     /// database (or a statement it refuses) is a 503, not a body that breaks off. The pages are statements
     /// of their own in one REPEATABLE READ transaction (one snapshot for the whole download), each read whole
@@ -302,7 +309,7 @@ package final class ObservationStore: Sendable {
         do {
             let logger = connections.logger
             _ = try await lease.connection.collect("BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", logger: logger)
-            _ = try await lease.connection.collect("SET LOCAL jit = off", logger: logger)
+            for setting in Self.downloadSettings { _ = try await lease.connection.collect(PostgresQuery(unsafeSQL: setting), logger: logger) }
             var first = filter
             first.limit = min(pageRows, Self.firstPageRows, filter.limit ?? .max)
             let rows = try await lease.connection.collect(Self.page(pipeline: pipeline, filter: first, through: through).query, logger: logger)

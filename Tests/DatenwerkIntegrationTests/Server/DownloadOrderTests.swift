@@ -7,8 +7,9 @@ import PostgresNIO
 import Testing
 
 /// Downloads come in the primary key's order (station row, property, phenomenon start), so PostgreSQL merges
-/// the monthly partitions' primary key scans instead of sorting: the plan of the cursor the server declares has
-/// no Sort node — for a whole download, a from/to window, and a page between a cursor and a page end.
+/// the monthly partitions' primary key scans instead of sorting: the plan of a download's page (a row per series,
+/// grouped as the rows come) has no Sort node — for a whole download, a from/to window, and a page between a
+/// cursor and a page end.
 @Suite(.serialized) struct DownloadOrderTests {
     /// Three stations × two properties, hourly over three months (three partitions), plus rows of another pipeline.
     static func seed(_ connections: ServerConnections) async throws {
@@ -45,26 +46,33 @@ import Testing
         try await TestDatabase.with { db in
             let connections = ServerConnections(database: db, limit: 1, acquireTimeout: .seconds(30))
             try await Self.seed(connections)
+            var whole = ObservationFilter()
+            whole.limit = 65536
             var window = ObservationFilter()
+            window.limit = 4096
             window.from = 1_706_745_600_000_000   // 2024-02-01T00:00Z
             window.to = 1_707_264_000_000_000     // 2024-02-07T00:00Z
             var paged = ObservationFilter()
             paged.cursor = ObservationCursor(startMicros: 1_706_745_600_000_000, stationID: 1, property: "wind_speed")
             paged.limit = 1000
             let end = ObservationCursor(startMicros: 1_709_251_200_000_000, stationID: 2, property: "air_temperature")
-            let cases: [(String, ObservationFilter, ObservationCursor?)] = [("whole", ObservationFilter(), nil), ("from/to", window, nil),
+            let cases: [(String, ObservationFilter, ObservationCursor?)] = [("whole", whole, nil), ("from/to", window, nil),
                                                                             ("cursor to page end", paged, end)]
             for (name, filter, through) in cases {
-                var query = ObservationStore.selection(pipeline: "order-test", filter: filter, through: through, keysOnly: false).query
-                query.sql = "EXPLAIN (FORMAT JSON) DECLARE order_test NO SCROLL CURSOR FOR " + query.sql
+                var query = ObservationStore.page(pipeline: "order-test", filter: filter, through: through).query
+                query.sql = "EXPLAIN (FORMAT JSON) " + query.sql
                 let lease = try await connections.lease()
                 _ = try await lease.connection.collect("BEGIN READ ONLY", logger: db.logger)
+                for setting in ObservationStore.downloadSettings {
+                    _ = try await lease.connection.collect(PostgresQuery(unsafeSQL: setting), logger: db.logger)
+                }
                 let rows = try await lease.connection.collect(query, logger: db.logger)
                 _ = try await lease.connection.collect("ROLLBACK", logger: db.logger)
                 lease.release(reusable: true)
                 let types = try Self.nodeTypes(try #require(rows.first).decode(String.self))
                 #expect(!types.contains { $0.contains("Sort") }, "\(name): \(types)")
                 #expect(types.contains("Index Scan"), "\(name): \(types)")
+                #expect(types.first == "Aggregate", "\(name): \(types)")
             }
             // The whole download in that order, exactly the pipeline's rows.
             let keys = try await connections.rows(
