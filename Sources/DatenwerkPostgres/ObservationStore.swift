@@ -522,7 +522,11 @@ struct DownloadRowReader {
                 count = 0
                 offset = 12
             case 1:
-                guard raw.count >= 20, int32(raw, 12) >= 0 else { throw DownloadRowShape(column: column) }
+                // Every element takes at least its 4-byte length: a count beyond that is no array of these bytes
+                // (and must not size an allocation).
+                guard raw.count >= 20, int32(raw, 12) >= 0, Int(int32(raw, 12)) <= (raw.count - 20) / 4 else {
+                    throw DownloadRowShape(column: column)
+                }
                 count = Int(int32(raw, 12))
                 offset = 20
             default: throw DownloadRowShape(column: column)
