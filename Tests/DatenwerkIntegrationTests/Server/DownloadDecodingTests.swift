@@ -211,7 +211,8 @@ import Testing
     }
 
     /// Pages of any size give the same download: rows of three stations and two properties in pages of 1, 3
-    /// and 4000, whole, limited and from a cursor up to a page end; the rows in key order, each once.
+    /// and 4000, whole, limited and from a cursor up to a page end; the rows in key order, each once. Then random
+    /// filters in random page sizes, whole and paged through as the server pages.
     @Test func pagesOfAnySizeGiveTheSameDownload() async throws {
         let dir = try Paths.temporaryDirectory()
         var csv = "station,name,lon,lat,time,t,h\n"
@@ -276,6 +277,57 @@ import Testing
                 bodies[pageRows] = whole + first + middle
             }
             #expect(bodies[1] == bodies[4000] && bodies[3] == bodies[4000])
+
+            // Random filters (stations, properties, a time window, a bbox) in random page sizes, whole and paged
+            // through with `limit` as the server pages: exactly the whole download's rows that pass, in its order.
+            let longitudes = ["pages:S3": 7.1, "pages:S1": 7.2, "pages:S2": 7.3]
+            let base: Int64 = 1_709_251_200_000_000   // 2024-03-01T00:00Z
+            var random = SplitMix(seed: 0x5EED_D0_0D)
+            for round in 0..<40 {
+                var filter = ObservationFilter()
+                filter.stations = longitudes.keys.sorted().filter { _ in Bool.random(using: &random) }
+                filter.properties = ["air_temperature", "relative_humidity"].filter { _ in Bool.random(using: &random) }
+                if Bool.random(using: &random) {
+                    let from = Int64.random(in: 0...6, using: &random)
+                    filter.from = base + from * 3_600_000_000
+                    filter.to = base + Int64.random(in: (from + 1)...7, using: &random) * 3_600_000_000
+                }
+                if Bool.random(using: &random) {
+                    filter.bbox = BoundingBox(minLongitude: 7.15, minLatitude: 50, maxLongitude: 7.35, maxLatitude: 52)
+                }
+                let expected = keys.filter { key in
+                    let parts = key.split(separator: "/").map(String.init)
+                    let micros = base + Int64(parts[2])! * 3_600_000_000
+                    return (filter.stations.isEmpty || filter.stations.contains(parts[0]))
+                        && (filter.properties.isEmpty || filter.properties.contains(parts[1]))
+                        && filter.from.map { micros >= $0 } ?? true && filter.to.map { micros < $0 } ?? true
+                        && filter.bbox.map { (7.15...7.35).contains(longitudes[parts[0]]!) && $0.minLatitude <= 51 } ?? true
+                }
+                let pageRows = Int.random(in: 1...5, using: &random)
+                let store = ObservationStore(connections: connections, pageRows: pageRows)
+                let snapshot = try await store.snapshot(dataset, state: try await store.state(pipeline: spec.name))
+                func download(_ filter: ObservationFilter, through: ObservationCursor? = nil) async throws -> [String] {
+                    var out: [UInt8] = []
+                    _ = try await store.writeObservations(dataset, snapshot: snapshot, filter: filter, through: through,
+                                                          encoder: ObservationEncoder(format: .csv)) { out += Array($0.readableBytesView) }
+                    return String(decoding: out, as: UTF8.self).split(separator: "\n").dropFirst().map { line in
+                        let f = line.split(separator: ",", omittingEmptySubsequences: false)
+                        return "\(f[0])/\(f[2])/\(f[4].dropFirst(11).prefix(2))"
+                    }
+                }
+                #expect(try await download(filter) == expected, "round \(round), pages of \(pageRows): \(filter)")
+                var paged = filter
+                paged.limit = Int.random(in: 1...10, using: &random)
+                var joined: [String] = []
+                var pages = 0
+                repeat {
+                    let end = try await store.pageEnd(pipeline: spec.name, filter: paged)
+                    joined += try await download(paged, through: end)
+                    paged.cursor = end
+                    pages += 1
+                } while paged.cursor != nil && pages < 100
+                #expect(joined == expected, "round \(round), pages of \(pageRows), limit \(paged.limit!): \(filter)")
+            }
             await connections.shutdown()
         }
     }
