@@ -103,6 +103,14 @@ extension BenchOutput {
 
     static func number(_ value: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", value) }
 
+    /// A measured ratio beside its threshold: two digits, or more where two would round it across the threshold
+    /// (0.797 against 0.8 reads 0.797, not a failing "0.80").
+    static func number(_ value: Double, against threshold: Double) -> String {
+        var digits = 2
+        while digits < 4, let shown = Double(number(value, digits)), (shown >= threshold) != (value >= threshold) { digits += 1 }
+        return number(value, digits)
+    }
+
     static func rate(_ value: Double) -> String {
         value >= 1e6 ? String(format: "%.2f M", value / 1e6) : value >= 1e3 ? String(format: "%.1f k", value / 1e3) : String(format: "%.0f", value)
     }
@@ -153,7 +161,7 @@ extension BenchOutput {
         out.append("acceptance targets of issue 13 (information only; the bench fails only on wrong data):")
         for t in targets {
             let mark = t.met.map { $0 ? "✓" : "✗" } ?? "?"
-            out.append("  \(mark) \(t.name): \(t.measured.map { Self.number($0) } ?? "not measured") (needs ≥ \(Self.number(t.required, 1)))")
+            out.append("  \(mark) \(t.name): \(t.measured.map { Self.number($0, against: t.required) } ?? "not measured") (needs ≥ \(Self.number(t.required, 1)))")
         }
         for note in notes { out.append("note: \(note)") }
         out.append("")
