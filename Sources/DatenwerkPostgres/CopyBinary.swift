@@ -18,7 +18,8 @@ package enum CopyBinary {
     package static let header: [UInt8] = [0x50, 0x47, 0x43, 0x4F, 0x50, 0x59, 0x0A, 0xFF, 0x0D, 0x0A, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]
     /// A field count of -1.
     package static let trailer: [UInt8] = [0xFF, 0xFF]
-    /// PostgreSQL's epoch (2000-01-01 UTC) in µs since 1970-01-01: binary `timestamptz` counts from it.
+    /// PostgreSQL's epoch (2000-01-01 UTC) in µs since 1970-01-01: binary `timestamptz` counts from it (written
+    /// here, read by downloads: `UTCMicros`, `DownloadRowReader`).
     static let epochMicros: Int64 = 946_684_800_000_000
     /// And binary `date` in days.
     static let epochDays: Int64 = 10_957

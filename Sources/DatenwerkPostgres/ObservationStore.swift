@@ -195,7 +195,7 @@ package final class ObservationStore: Sendable {
     @discardableResult
     package func writeObservations(
         _ dataset: DatasetMetadata, snapshot: DatasetSnapshot, filter: ObservationFilter, through: ObservationCursor? = nil,
-        encoder: ObservationEncoder, next: String? = nil, chunkBytes: Int = 64 * 1024, opened: OpenCursor? = nil,
+        encoder: ObservationEncoder, next: String? = nil, chunkBytes: Int = 64 * 1024, opened: OpenDownload? = nil,
         write: (ByteBuffer) async throws -> Void
     ) async throws -> Int {
         let known = Dictionary(snapshot.stations.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
@@ -209,15 +209,15 @@ package final class ObservationStore: Sendable {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(chunkBytes + 4096)
         encoder.writeHeader(into: &bytes)
-        let cursor: OpenCursor
-        if let opened { cursor = opened } else { cursor = try await open(pipeline: dataset.pipeline, filter: filter, through: through) }
-        let connection = cursor.lease.connection
+        let download: OpenDownload
+        if let opened { download = opened } else { download = try await open(pipeline: dataset.pipeline, filter: filter, through: through) }
+        let connection = download.lease.connection
         let logger = connections.logger
         @Sendable func fetch(_ query: PostgresQuery) -> Task<[PostgresRow], any Error> {
             Task { try await connection.collect(query, logger: logger) }
         }
-        var pending: Task<[PostgresRow], any Error>? = Task { cursor.first }
-        var asked = cursor.firstLimit
+        var pending: Task<[PostgresRow], any Error>? = Task { download.first }
+        var asked = download.firstLimit
         var remaining = filter.limit.map { $0 - asked }
         var page: [DownloadRowReader.Cells] = []
         var count = 0
@@ -272,11 +272,11 @@ package final class ObservationStore: Sendable {
                 }
             }
             _ = try await connection.collect("COMMIT", logger: logger)
-            cursor.lease.release(reusable: true)
+            download.lease.release(reusable: true)
         } catch {
             // The transaction is left with its connection, which is closed (a client that went away mid-body).
             pending?.cancel()
-            cursor.lease.release(reusable: false)
+            download.lease.release(reusable: false)
             throw error
         }
         encoder.writeFooter(into: &bytes, next: next)
@@ -285,7 +285,7 @@ package final class ObservationStore: Sendable {
     }
 
     /// A download's read-only transaction on a leased connection, with its first page read.
-    package struct OpenCursor: Sendable {
+    package struct OpenDownload: Sendable {
         let lease: ServerConnections.Lease
         /// The first page's answer, and the number of rows it asked for.
         let first: [PostgresRow]
@@ -305,7 +305,7 @@ package final class ObservationStore: Sendable {
     /// partition's index scan starts there (`selection`). JIT is off for the download: its plan is a plain
     /// index scan per partition, and above `jit_optimize_above_cost` compiling it took longer than it saves
     /// (0.94 s of compiling measured on a 1M-row download that runs in 0.54 s without).
-    package func open(pipeline: String, filter: ObservationFilter, through: ObservationCursor?) async throws -> OpenCursor {
+    package func open(pipeline: String, filter: ObservationFilter, through: ObservationCursor?) async throws -> OpenDownload {
         let lease = try await connections.lease()
         do {
             let logger = connections.logger
@@ -314,7 +314,7 @@ package final class ObservationStore: Sendable {
             var first = filter
             first.limit = min(pageRows, Self.firstPageRows, filter.limit ?? .max)
             let rows = try await lease.connection.collect(Self.page(pipeline: pipeline, filter: first, through: through).query, logger: logger)
-            return OpenCursor(lease: lease, first: rows, firstLimit: first.limit!)
+            return OpenDownload(lease: lease, first: rows, firstLimit: first.limit!)
         } catch {
             lease.release(reusable: false)
             throw error
@@ -416,8 +416,6 @@ package final class ObservationStore: Sendable {
 struct UTCMicros: PostgresDecodable {
     var value: Int64
 
-    static let epoch2000: Int64 = 946_684_800_000_000
-
     init<JSONDecoder: PostgresJSONDecoder>(
         from buffer: inout ByteBuffer, type: PostgresDataType, format: PostgresFormat, context: PostgresDecodingContext<JSONDecoder>
     ) throws {
@@ -425,7 +423,7 @@ struct UTCMicros: PostgresDecodable {
         guard format == .binary, buffer.readableBytes == 8, let micros = buffer.readInteger(as: Int64.self) else {
             throw PostgresDecodingError.Code.failure
         }
-        value = micros + Self.epoch2000
+        value = micros + CopyBinary.epochMicros
     }
 }
 
@@ -603,7 +601,7 @@ struct DownloadRowReader {
     static func micros(_ since2000: Int64) -> Int64? {
         // ±infinity (Int64.max / .min) is no time to write; the loader never stores it.
         guard since2000 != .max, since2000 != .min else { return nil }
-        return since2000 + UTCMicros.epoch2000
+        return since2000 + CopyBinary.epochMicros
     }
 
     /// The index of the property with these bytes in `propertyKeys`, added when new.

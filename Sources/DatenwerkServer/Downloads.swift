@@ -51,8 +51,8 @@ struct Downloads {
         if gzip { headers[.contentEncoding] = "gzip" }
 
         if request.method == .head { return Response(status: .ok, headers: headers) }
-        // The cursor is open before the head is sent: a database that cannot be reached is a 503 here.
-        let cursor = try await store.open(pipeline: dataset.pipeline, filter: filter, through: pageEnd)
+        // The first page is read before the head is sent: a database that cannot be reached is a 503 here.
+        let opened = try await store.open(pipeline: dataset.pipeline, filter: filter, through: pageEnd)
         let encoder = ObservationEncoder(format: format, bbox: snapshot.facts.bbox)
         let logger = publishing.logger
         let body = ResponseBody { writer in
@@ -60,13 +60,13 @@ struct Downloads {
                 if gzip {
                     let stream = try GzipStream()
                     try await store.writeObservations(dataset, snapshot: snapshot, filter: filter, through: pageEnd, encoder: encoder, next: next,
-                                                      opened: cursor) { chunk in
+                                                      opened: opened) { chunk in
                         if let compressed = try stream.compress(chunk) { try await writer.write(compressed) }
                     }
                     try await writer.write(try stream.finish())
                 } else {
                     try await store.writeObservations(dataset, snapshot: snapshot, filter: filter, through: pageEnd, encoder: encoder, next: next,
-                                                      opened: cursor) { chunk in
+                                                      opened: opened) { chunk in
                         try await writer.write(chunk)
                     }
                 }

@@ -282,32 +282,31 @@ final class Bench {
         progress("\(tag): (e) psql \\copy of the rows with ids into an empty copy of observations")
         let key = try query(BenchSQL.observationKey, log: log("e-key", run)).first?.first ?? ""
         let columns = try query(BenchSQL.copyColumns, log: log("e-columns", run)).first?.first ?? ""
-        try psql(["-c", "\\copy (\(Self.oneLine(BenchSQL.dump(columns: columns, orderBy: key)))) TO '\(idsPath)'"], log: log("e-dump", run))
-        try psql(["-c", BenchSQL.createObservationsCopy], log: log("e-create", run))
-        try settle(run, "e")
-        try timed(.idsCopy, cpu: cpu) {
-            try psql(["-c", "\\copy \(BenchSQL.observationsCopy) (\(columns)) FROM '\(idsPath)'"], log: log("e-copy", run))
-        }
-        let copied = try query(BenchSQL.count(BenchSQL.observationsCopy), log: log("e-count", run)).first?.first.flatMap { Int($0) } ?? -1
-        if copied != dataset.rows {
-            problems.append("run \(run) (e): the copy of observations holds \(copied) rows, not \(dataset.rows)")
-        }
-
+        try measureCopyWithIDs(.idsCopy, run: run, cpu: cpu, columns: columns, key: key)
         // (e′): the loader sends its rows in the binary COPY format (docs/loading.md), so the limit for it is the
-        // same rows in that format: dumped from (e)'s table, into a fresh copy.
+        // same rows in that format.
         progress("\(tag): (e′) the same rows in the binary COPY format")
-        try psql(["-c", "\\copy (\(Self.oneLine(BenchSQL.dump(columns: columns, orderBy: key)))) TO '\(idsBinaryPath)' WITH (FORMAT binary)"], log: log("e2-dump", run))
-        try psql(["-c", BenchSQL.createObservationsCopy], log: log("e2-create", run))
-        try settle(run, "e2")
-        try timed(.idsCopyBinary, cpu: cpu) {
-            try psql(["-c", "\\copy \(BenchSQL.observationsCopy) (\(columns)) FROM '\(idsBinaryPath)' WITH (FORMAT binary)"], log: log("e2-copy", run))
-        }
-        let copiedBinary = try query(BenchSQL.count(BenchSQL.observationsCopy), log: log("e2-count", run)).first?.first.flatMap { Int($0) } ?? -1
-        if copiedBinary != dataset.rows {
-            problems.append("run \(run) (e′): the copy of observations holds \(copiedBinary) rows, not \(dataset.rows)")
-        }
+        try measureCopyWithIDs(.idsCopyBinary, run: run, cpu: cpu, columns: columns, key: key)
 
         try measureDownloads(run, cpu: cpu)
+    }
+
+    /// (e) and (e′): `observations` as (b) left it, dumped in key order with its ids resolved (text for (e),
+    /// binary for (e′)), and copied into a fresh empty copy of the table, which must then hold every row.
+    func measureCopyWithIDs(_ step: BenchStep, run: Int, cpu: ClusterCPU, columns: String, key: String) throws {
+        let binary = step == .idsCopyBinary
+        let (path, format, name) = binary ? (idsBinaryPath, " WITH (FORMAT binary)", "(e′)") : (idsPath, "", "(e)")
+        let tag = step.rawValue
+        try psql(["-c", "\\copy (\(Self.oneLine(BenchSQL.dump(columns: columns, orderBy: key)))) TO '\(path)'\(format)"], log: log("\(tag)-dump", run))
+        try psql(["-c", BenchSQL.createObservationsCopy], log: log("\(tag)-create", run))
+        try settle(run, tag)
+        try timed(step, cpu: cpu) {
+            try psql(["-c", "\\copy \(BenchSQL.observationsCopy) (\(columns)) FROM '\(path)'\(format)"], log: log("\(tag)-copy", run))
+        }
+        let copied = try query(BenchSQL.count(BenchSQL.observationsCopy), log: log("\(tag)-count", run)).first?.first.flatMap { Int($0) } ?? -1
+        if copied != dataset.rows {
+            problems.append("run \(run) \(name): the copy of observations holds \(copied) rows, not \(dataset.rows)")
+        }
     }
 
     /// Untimed, before each timed step: what the steps before left for the background — autovacuum of the rows
