@@ -43,9 +43,21 @@ final class ObservationLoad {
 
     /// Months (first µs of the UTC month) that have a partition, and the months of this run.
     var partitions: Set<Int64>
+    /// Months the fast path fills in fresh tables of this run's own (partitions of `freshParent`, without indexes
+    /// until `PostgresObservationSink.attachFresh` builds them and attaches the tables to `observations`).
+    var freshMonths: Set<Int64> = []
+    /// Fresh months whose indexes are built (or being built) already, while the rows come in time order
+    /// (`indexesAhead`: until a row comes back to one of them).
+    var indexedMonths: Set<Int64> = []
+    var indexesAhead = true
+    /// The target of the fast path's COPY now.
+    var copyTarget = RowTarget.observations
+    /// The run's own parent of its fresh tables: one COPY routes the rows of every fresh month.
+    var freshParent: String { "observations_load_\(runID)" }
     private(set) var months: Set<Int64> = []
     private var monthStart: Int64 = 1
     private var monthEnd: Int64 = 0
+    private var lastMonth: Int64?
 
     /// Observations taken so far (the staging table's `seq` of the last one).
     private(set) var observations = 0
@@ -119,10 +131,23 @@ final class ObservationLoad {
 
     // MARK: - Taking the items
 
-    /// True when `start` falls in a month without a partition (a COPY straight into `observations` must stop
-    /// before that row; a partition created during a statement is not seen by it).
-    func needsPartition(_ start: Int64) -> Bool {
-        !partitions.contains(month(start))
+    /// Where the fast path sends a row of `start`: into `observations`, into the run's fresh tables, or neither
+    /// yet (a month without a partition: the COPY must stop before that row, since a table created during a
+    /// statement is not seen by it).
+    /// `revisit`: a fresh month indexed ahead (`indexesAhead`) that rows come back to.
+    enum RowTarget: Equatable {
+        case observations, fresh
+        case newMonth(Int64)
+        case revisit(Int64)
+    }
+
+    func target(_ start: Int64) -> RowTarget {
+        let month = month(start)
+        if partitions.contains(month) { return .observations }
+        if freshMonths.contains(month) {
+            return indexesAhead && indexedMonths.contains(month) ? .revisit(month) : .fresh
+        }
+        return .newMonth(month)
     }
 
     private func month(_ start: Int64) -> Int64 {
@@ -147,7 +172,11 @@ final class ObservationLoad {
             let start = o.phenomenonStart
             if start < minStart { minStart = start }
             if start > maxStart { maxStart = start }
-            if start < monthStart || start >= monthEnd { months.insert(month(start)) }
+            let month = month(start)
+            if month != lastMonth {
+                months.insert(month)
+                lastMonth = month
+            }
             let slot = seriesSlot(station: station, property: property, start: start)
             lastSeries = (slot, station, property)
             if let aggregates {

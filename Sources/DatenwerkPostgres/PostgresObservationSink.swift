@@ -20,6 +20,10 @@ package struct PostgresObservationSink: ObservationSink {
     package var groupBytes = 4 * 1024 * 1024
     /// Station keys (new ones, and station items) one run may hold in memory: `ObservationLoad.maxStations`.
     package var maxStationsPerRun = 500_000
+    /// The fast path's COPY goes into `observations` (months that have a partition) or into the run's fresh tables
+    /// (months that had none), and starts a new COPY whenever the next row belongs to the other. A run whose rows
+    /// switch more often than this (a file station by station across old and new months) gives way to staging.
+    package var maxTargetSwitches = 64
 
     /// Called when the load's connection closed (server restart, network) and the load has not ended
     /// 60 s later. `GuardedConnection` ends every statement of the load 1 s after a close, so this is only a
@@ -79,7 +83,7 @@ package struct PostgresObservationSink: ObservationSink {
                       side: SideSlot) async throws -> LoadResult {
         let logger = database.logger
         return try await database.transaction { connection in
-            let ended = LoadEnded()
+            let ended = SetOnce()
             defer { ended.set() }
             if let onStuckLoad {
                 let pipelineName = pipeline.name
@@ -94,17 +98,21 @@ package struct PostgresObservationSink: ObservationSink {
             }
             // COPY names its table as one identifier: `observations` is found through the search path.
             try await connection.query("SET LOCAL search_path TO datenwerk, public", logger: logger)
-            // Sorting and hashing the run's rows in memory.
+            // Sorting and hashing the run's rows in memory, and the fresh tables' index builds (`attachFresh`).
             try await connection.query("SET LOCAL work_mem = '256MB'", logger: logger)
+            try await connection.query("SET LOCAL maintenance_work_mem = '256MB'", logger: logger)
             let tenant = pipeline.tenant
             let load = try await ObservationLoad.prepare(runID: runID, tenant: tenant, database: database, on: connection)
             load.maxStations = maxStationsPerRun
             var feed = ItemFeed(pending: try await next())
 
             // The first-load fast path: when none of the first batch's stored series has a row in the batch's time
-            // span, the rows are copied straight into `observations` (its primary key still refuses any repeat).
+            // span, the rows are copied straight into `observations` (its primary key still refuses any repeat),
+            // and rows of a month that has no partition yet into a fresh table of the run's own, whose indexes
+            // are built once at the end before it is attached (`attachFresh`: the key refuses a repeat there).
             // If a row is there after all (a later batch overlaps stored data, or the run repeats a key), the fast
-            // path gives way: back to the savepoint, and the rows sent so far, kept in a spool, go to staging.
+            // path gives way: back to the savepoint (the fresh tables go with it), and the rows sent so far, kept in
+            // a spool, go to staging.
             var fast = try await looksNew(feed.pending, load: load, on: connection)
             var sideHasNew = false
             if fast {
@@ -120,15 +128,20 @@ package struct PostgresObservationSink: ObservationSink {
                 load.rowSpool = try LoadSpool("rows")
                 do {
                     try await copy(load, fast: true, feed: &feed, next: next, on: connection)
+                    try await attachFresh(load, on: connection)
                     try await connection.query("RELEASE SAVEPOINT datenwerk_fast", logger: logger)
                     load.rowSpool = nil
                     try load.aggregates?.finish()
                     sideHasNew = try await load.aggregates?.finishSide() ?? false
-                } catch let error as PSQLError where ["23505", "23514"].contains(error.serverInfo?[.sqlState]) {
-                    logger.info("\(pipeline.name): first-load fast path gave way after \(load.observations) observations (\(describeDatabaseError(error))); merging instead")
+                } catch let error where FastPathGivesWay.reason(error) != nil {
+                    logger.info("\(pipeline.name): first-load fast path gave way after \(load.observations) observations (\(FastPathGivesWay.reason(error) ?? "")); merging instead")
                     try await connection.query("ROLLBACK TO SAVEPOINT datenwerk_fast", logger: logger)
                     fast = false
                     load.aggregates = nil
+                    load.freshMonths = []
+                    load.indexedMonths = []
+                    load.indexesAhead = true
+                    load.copyTarget = .observations
                 }
             }
             if !fast {
@@ -143,6 +156,13 @@ package struct PostgresObservationSink: ObservationSink {
             }
             FailPoint.hit("after-copy", pipeline: pipeline.name)
 
+            if !fast, load.observations > 0 {
+                // Partitions are created on a second connection in their own short transactions (ATTACH takes no
+                // lock that would block readers or other loads), before this transaction takes any lock another
+                // load could wait for (the station upsert): it may wait there for a load filling a fresh table
+                // of the same month to commit.
+                try await ensurePartitions(load.months.subtracting(load.partitions))
+            }
             var stationRows = 0
             var moved: [(Int64, Int64)] = []
             if load.hasStationRows {
@@ -153,9 +173,6 @@ package struct PostgresObservationSink: ObservationSink {
                 result.inserted = load.observations
             } else if load.observations > 0 {
                 try await connection.query("ANALYZE datenwerk_staging", logger: logger)
-                // Partitions are created on a second connection in their own short transactions (ATTACH takes no
-                // lock that would block readers or other loads).
-                try await ensurePartitions(load.months.subtracting(load.partitions))
                 if load.mayRepeat {
                     result = try await settleRepeats(runID: runID, pipeline: pipeline, load: load, on: connection)
                 }
@@ -264,90 +281,211 @@ package struct PostgresObservationSink: ObservationSink {
         return false
     }
 
-    /// Streams the run's items: observations as COPY rows into `observations` (fast) or the staging table,
-    /// the rest into the load's spools. The fast path ends its COPY before a row of a month that has no
-    /// partition yet, creates it, and goes on with a new COPY.
+    /// Streams the run's items: observations as COPY rows into `observations` or the run's fresh tables (fast), or
+    /// the staging table, the rest into the load's spools. The fast path ends its COPY before a row that belongs to
+    /// the other target, or to a month that has neither a partition nor a fresh table yet (it makes one:
+    /// `beginFresh`), and goes on with a new COPY.
+    ///
+    /// When the rows move on from fresh months to a new one, the months left behind are indexed right then
+    /// (`FreshIndexing`) while the rows go on: the connection is busy with the index build, so the rows, in the
+    /// same key-ordered groups, go to a backlog file until the build is done, and the next COPY sends the backlog
+    /// first. Rows in time order (a backfill, a feed) so have their months indexed beside the parsing, not after it.
     private func copy(_ load: ObservationLoad, fast: Bool, feed: inout ItemFeed, next: () async throws -> [StagedItem]?, on connection: GuardedConnection) async throws {
         let logger = database.logger
+        var switches = 0
+        var indexing: FreshIndexing?
+        do {
+            while true {
+                var current = feed
+                // Whatever happens, what was taken stays taken (a fast path that gives way goes on from here).
+                defer { feed = current }
+                var stop = FeedStop.end
+                let table = !fast ? "datenwerk_staging" : load.copyTarget == .fresh ? load.freshParent : "observations"
+                if let running = indexing {
+                    stop = try await feedRows(load, fast: fast, current: &current, next: next, until: running.done) { try running.backlog.append($0) }
+                    try await running.task.value
+                    indexing = nil
+                    try await connection.copyFrom(table: table, columns: ObservationLoad.columns, format: .binary, logger: logger) { writer in
+                        try await running.backlog.read { try await writer.write($0) }
+                        if case .indexed = stop {
+                            stop = try await feedRows(load, fast: fast, current: &current, next: next, until: nil) { try await writer.write($0) }
+                        }
+                    }
+                } else {
+                    try await connection.copyFrom(table: table, columns: ObservationLoad.columns, format: .binary, logger: logger) { writer in
+                        if !fast, let replay = load.rowSpool {
+                            // The rows the fast path had sent, again, into staging (their order is the staging seq).
+                            try await replay.read { try await writer.write($0) }
+                            load.rowSpool = nil
+                        }
+                        stop = try await feedRows(load, fast: fast, current: &current, next: next, until: nil) { try await writer.write($0) }
+                    }
+                }
+                switch stop {
+                case .end:
+                    return
+                case .indexed:
+                    continue
+                case .target(.newMonth(let month)):
+                    // The fresh months the rows leave behind, not indexed yet.
+                    let left = load.indexesAhead ? load.freshMonths.subtracting(load.indexedMonths).filter { $0 < month } : []
+                    load.copyTarget = try await beginFresh(month, load, on: connection)
+                    if !left.isEmpty {
+                        indexing = try FreshIndexing(names: left.sorted().map(Self.partitionName), on: connection, logger: logger)
+                        load.indexedMonths.formUnion(left)
+                    }
+                case .target(.revisit):
+                    // Not in time order after all (a file station by station): the months indexed ahead lose their
+                    // indexes again and get them at the end with the others.
+                    for month in load.indexedMonths.sorted() {
+                        _ = try await connection.collect("SELECT datenwerk.unindex_fresh_partition(\(Self.partitionName(month)))", logger: logger)
+                    }
+                    load.indexedMonths = []
+                    load.indexesAhead = false
+                case .target(let target):
+                    switches += 1
+                    if switches > maxTargetSwitches {
+                        throw FastPathGivesWay(description: "its rows went back and forth between months with and without a partition more than \(maxTargetSwitches) times")
+                    }
+                    load.copyTarget = target
+                }
+            }
+        } catch {
+            // Nothing else may use the connection while an index build is on it.
+            if let running = indexing { _ = try? await running.task.value }
+            throw error
+        }
+    }
+
+    /// Why `feedRows` stopped: the items ended, the next row belongs to another target (it is not taken), or the
+    /// index build it fed a backlog beside is done.
+    enum FeedStop {
+        case end, indexed
+        case target(ObservationLoad.RowTarget)
+    }
+
+    /// Takes items into COPY rows and hands them to `output` until the items end, a row belongs to another target
+    /// than `into`, or `until` is set (checked between items).
+    private func feedRows(_ load: ObservationLoad, fast: Bool, current: inout ItemFeed, next: () async throws -> [StagedItem]?,
+                          until done: SetOnce?, output: (ByteBuffer) async throws -> Void) async throws -> FeedStop {
         let chunkBytes = copyChunkBytes
         let groupBytes = self.groupBytes
-        while true {
-            var blocked: Int64?
-            var current = feed
-            // Whatever happens, what was taken stays taken (a fast path that gives way goes on from here).
-            defer { feed = current }
-            try await connection.copyFrom(table: fast ? "observations" : "datenwerk_staging", columns: ObservationLoad.columns, format: .binary, logger: logger) { writer in
-                if !fast, let replay = load.rowSpool {
-                    // The rows the fast path had sent, again, into staging (their order is the staging seq).
-                    try await replay.read { try await writer.write($0) }
-                    load.rowSpool = nil
-                }
-                // Sized for the largest group (twice `groupBytes`, plus a row).
-                var rows = ByteBufferAllocator().buffer(capacity: (fast ? 2 * groupBytes : chunkBytes) + 64 * 1024)
-                // The fast path sends its rows in groups of whole stations, each in key order (KeyOrderedRows) from
-                // `ordered`; `spooled`: bytes at the start of `rows` already in the spool.
-                var order = KeyOrderedRows()
-                var spooled = 0
-                var ordered = ByteBufferAllocator().buffer(capacity: fast ? 2 * groupBytes + 64 * 1024 : 0)
-                /// Sends the buffered rows; `keepingLast`: all but the last one (the first of the next group).
-                func send(keepingLast: Bool = false) async throws {
-                    guard rows.readableBytes > 0 else { return }
-                    // Spooled (in the order they came) before they are sent: if the server refuses a row, the spool
-                    // has every row taken so far.
-                    if rows.readableBytes > spooled {
-                        try load.rowSpool?.append(rows.getSlice(at: rows.readerIndex + spooled, length: rows.readableBytes - spooled)!)
-                    }
-                    let count = keepingLast ? order.count - 1 : order.count
-                    let bytes = keepingLast ? order.endBeforeLast : rows.readableBytes
-                    if fast {
-                        // One write per group. Sent in pieces of `chunkBytes` (less memory: the group's buffer plus a
-                        // piece), the load over the embedded server's Unix socket took 3.6 s instead of 2.8 s for 1M
-                        // rows (2 MB pieces: 3.2 s), with the same PostgreSQL CPU: the COPY waited between pieces.
-                        try await writer.write(order.take(rows: count, bytes: bytes, of: rows, propertyRanks: KeyOrderedRows.ranks(load.propertyKeys), into: &ordered))
-                    } else {
-                        try await writer.write(rows.getSlice(at: rows.readerIndex, length: bytes)!)
-                    }
-                    rows.moveReaderIndex(forwardBy: bytes)
-                    rows.discardReadBytes()
-                    spooled = rows.readableBytes
-                }
-                feeding: while let batch = current.pending {
-                    while current.index < batch.count {
-                        let item = batch[current.index]
-                        if fast, case .observation(let o) = item, load.needsPartition(o.phenomenonStart) {
-                            blocked = PostgresObservationSink.monthKey(o.phenomenonStart)
-                            break feeding
-                        }
-                        let before = rows.readableBytes
-                        if let key = try load.takeIfReady(item, into: &rows) {
-                            // A station key met for the first time: its id is reserved, then the item is taken.
-                            try await load.reserveID(for: key)
-                            continue
-                        }
-                        current.index += 1
-                        if fast, rows.readableBytes > before {
-                            let series = load.lastSeries
-                            let newStation = series.station != order.lastStation
-                            order.note(slot: series.slot, station: series.station, property: series.property, end: rows.readableBytes)
-                            if !order.ordering {
-                                if rows.readableBytes >= chunkBytes { try await send() }
-                            } else if rows.readableBytes >= 2 * groupBytes {
-                                try await send()
-                            } else if newStation, before >= groupBytes {
-                                try await send(keepingLast: true)
-                            }
-                        }
-                    }
-                    if !fast, rows.readableBytes >= chunkBytes { try await send() }
-                    try await load.aggregates?.flushSide()
-                    current = ItemFeed(pending: try await next())
-                }
-                try await send()
+        let into = load.copyTarget
+        // Sized for the largest group (twice `groupBytes`, plus a row).
+        var rows = ByteBufferAllocator().buffer(capacity: (fast ? 2 * groupBytes : chunkBytes) + 64 * 1024)
+        // The fast path sends its rows in groups of whole stations, each in key order (KeyOrderedRows) from
+        // `ordered`; `spooled`: bytes at the start of `rows` already in the spool.
+        var order = KeyOrderedRows()
+        var spooled = 0
+        var ordered = ByteBufferAllocator().buffer(capacity: fast ? 2 * groupBytes + 64 * 1024 : 0)
+        /// Sends the buffered rows; `keepingLast`: all but the last one (the first of the next group).
+        func send(keepingLast: Bool = false) async throws {
+            guard rows.readableBytes > 0 else { return }
+            // Spooled (in the order they came) before they are sent: if the server refuses a row, the spool
+            // has every row taken so far.
+            if rows.readableBytes > spooled {
+                try load.rowSpool?.append(rows.getSlice(at: rows.readerIndex + spooled, length: rows.readableBytes - spooled)!)
             }
-            guard let month = blocked else { return }
-            try await ensurePartitions([month])
-            load.partitions.insert(month)
+            let count = keepingLast ? order.count - 1 : order.count
+            let bytes = keepingLast ? order.endBeforeLast : rows.readableBytes
+            if fast {
+                // One write per group. Sent in pieces of `chunkBytes` (less memory: the group's buffer plus a
+                // piece), the load over the embedded server's Unix socket took 3.6 s instead of 2.8 s for 1M
+                // rows (2 MB pieces: 3.2 s), with the same PostgreSQL CPU: the COPY waited between pieces.
+                try await output(order.take(rows: count, bytes: bytes, of: rows, propertyRanks: KeyOrderedRows.ranks(load.propertyKeys), into: &ordered))
+            } else {
+                try await output(rows.getSlice(at: rows.readerIndex, length: bytes)!)
+            }
+            rows.moveReaderIndex(forwardBy: bytes)
+            rows.discardReadBytes()
+            spooled = rows.readableBytes
         }
+        var stop = FeedStop.end
+        feeding: while let batch = current.pending {
+            while current.index < batch.count {
+                if let done, done.isSet {
+                    stop = .indexed
+                    break feeding
+                }
+                let item = batch[current.index]
+                if fast, case .observation(let o) = item {
+                    let target = load.target(o.phenomenonStart)
+                    if target != into {
+                        stop = .target(target)
+                        break feeding
+                    }
+                }
+                let before = rows.readableBytes
+                if let key = try load.takeIfReady(item, into: &rows) {
+                    // A station key met for the first time: its id is reserved, then the item is taken.
+                    try await load.reserveID(for: key)
+                    continue
+                }
+                current.index += 1
+                if fast, rows.readableBytes > before {
+                    let series = load.lastSeries
+                    let newStation = series.station != order.lastStation
+                    order.note(slot: series.slot, station: series.station, property: series.property, end: rows.readableBytes)
+                    if !order.ordering {
+                        if rows.readableBytes >= chunkBytes { try await send() }
+                    } else if rows.readableBytes >= 2 * groupBytes {
+                        try await send()
+                    } else if newStation, before >= groupBytes {
+                        try await send(keepingLast: true)
+                    }
+                }
+            }
+            if !fast, rows.readableBytes >= chunkBytes { try await send() }
+            try await load.aggregates?.flushSide()
+            current = ItemFeed(pending: try await next())
+        }
+        try await send()
+        return stop
+    }
+
+    /// `observations_y2024m03` for the first µs of March 2024 (UTC), as `datenwerk.observation_partition_name`.
+    static func partitionName(_ month: Int64) -> String {
+        let (y, m, _) = CivilTime.date(days: CivilTime.floorDiv(month, 86_400_000_000))
+        return "observations_y\(y)m\(m < 10 ? "0" : "")\(m)"
+    }
+
+    /// A month the fast path meets that had no partition when the load began: a fresh table of this run's own
+    /// (`datenwerk.begin_fresh_partition`, migration 0014) unless its partition was made since (then its rows go
+    /// into `observations`). Another load filling that month's fresh table right now holds it until it commits:
+    /// the fast path gives way rather than wait for it while holding fresh tables of its own (two such loads
+    /// could each wait for the other on their second connections, where the server sees no deadlock).
+    private func beginFresh(_ month: Int64, _ load: ObservationLoad, on connection: GuardedConnection) async throws -> ObservationLoad.RowTarget {
+        let rows = try await connection.collect("""
+            SELECT datenwerk.begin_fresh_partition(\(load.freshParent), 'epoch'::timestamptz + \(month) * interval '1 microsecond')
+            """, logger: database.logger)
+        switch try rows.first?.decode(String.self) {
+        case "fresh":
+            load.freshMonths.insert(month)
+            return .fresh
+        case "exists":
+            load.partitions.insert(month)
+            return .observations
+        default:
+            throw FastPathGivesWay(description: "another load is filling the partition of \(Self.monthName(month)) and has not committed")
+        }
+    }
+
+    /// Builds the indexes of the run's fresh tables (a key the run repeated fails here, 23505: the fast path gives
+    /// way) and attaches them to `observations` as its partitions (`datenwerk.attach_fresh_partitions`). Measured
+    /// with `psql` on the bench's 1M rows in 7 months: COPY into the indexed partitions 1.84 s; COPY into fresh
+    /// tables 0.62 s, then their indexes and attaching 0.45 s.
+    private func attachFresh(_ load: ObservationLoad, on connection: GuardedConnection) async throws {
+        guard !load.freshMonths.isEmpty else { return }
+        // The function's error (23505) comes with its row: the row is read.
+        _ = try await connection.collect("SELECT datenwerk.attach_fresh_partitions(\(load.freshParent))", logger: database.logger)
+        load.partitions.formUnion(load.freshMonths)
+        load.freshMonths = []
+    }
+
+    /// `2024-03` for the first µs of March 2024 (UTC).
+    static func monthName(_ month: Int64) -> String {
+        let (y, m, _) = CivilTime.date(days: CivilTime.floorDiv(month, 86_400_000_000))
+        return "\(y)-\(m < 10 ? "0" : "")\(m)"
     }
 
     /// Upserts the run's stations (explicit ids: stored ones, or those reserved for new keys). If another run
@@ -636,11 +774,21 @@ package struct PostgresObservationSink: ObservationSink {
             """, logger: database.logger)
     }
 
+    /// How long creating a partition may wait for another load that is filling that month's fresh table (it
+    /// holds the month until it commits). A load waits here on its second connection, where the server cannot
+    /// see a deadlock through this process; past this it fails (and is retried) instead of hanging.
+    package var partitionWait = "10min"
+
     private func ensurePartitions(_ months: Set<Int64>) async throws {
-        guard !months.isEmpty else { return }
-        try await database.withConnection { connection in
-            for month in months.sorted() {
-                try await connection.query("SELECT datenwerk.ensure_observation_partition('epoch'::timestamptz + \(month) * interval '1 microsecond')", logger: database.logger)
+        for month in months.sorted() {
+            do {
+                try await database.transaction { connection in
+                    try await connection.query(PostgresQuery(unsafeSQL: "SET LOCAL lock_timeout = '\(partitionWait)'"), logger: database.logger)
+                    _ = try await connection.collect("SELECT datenwerk.ensure_observation_partition('epoch'::timestamptz + \(month) * interval '1 microsecond')", logger: database.logger)
+                }
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "55P03" {
+                throw PipelineError(step: .load, code: .database, message: "waited \(partitionWait) for the partition of \(Self.monthName(month)) of datenwerk.observations: another load holds it (a first load of that month has not committed yet)",
+                                    underlying: error, sqlState: "55P03")
             }
         }
     }
@@ -702,8 +850,39 @@ package struct PostgresObservationSink: ObservationSink {
     }
 }
 
-final class LoadEnded: Sendable {
+/// A flag set once, read from any task (a load that ended, an index build that is done).
+final class SetOnce: Sendable {
     private let value = Atomic(false)
     var isSet: Bool { value.load(ordering: .acquiring) }
     func set() { value.store(true, ordering: .releasing) }
+}
+
+/// Why the first-load fast path hands its rows to the staged merge (the run goes on): a row it cannot write
+/// straight (23505: the run repeats a key, or a stored row is there after all; 23514), or one of its own reasons.
+struct FastPathGivesWay: Error, CustomStringConvertible {
+    let description: String
+
+    static func reason(_ error: any Error) -> String? {
+        if let error = error as? FastPathGivesWay { return error.description }
+        if let error = error as? PSQLError, ["23505", "23514"].contains(error.serverInfo?[.sqlState]) { return describeDatabaseError(error) }
+        return nil
+    }
+}
+
+/// Indexes fresh tables on the load's connection while the load goes on into a backlog file (`copy`).
+final class FreshIndexing {
+    let done = SetOnce()
+    let task: Task<Void, any Error>
+    let backlog: LoadSpool
+
+    init(names: [String], on connection: GuardedConnection, logger: Logger) throws {
+        backlog = try LoadSpool("backlog")
+        let done = self.done
+        task = Task {
+            defer { done.set() }
+            for name in names {
+                _ = try await connection.collect("SELECT datenwerk.index_fresh_partition(\(name))", logger: logger)
+            }
+        }
+    }
 }

@@ -31,10 +31,12 @@ import Testing
 
     /// One run of the sink over `batches`; `beforeBatch(i)` runs before batch i is handed over (during the COPY).
     static func load(_ db: Database, _ batches: [[StagedItem]], maxStations: Int = 500_000, groupBytes: Int? = nil,
+                     configure: (inout PostgresObservationSink) -> Void = { _ in },
                      beforeBatch: @escaping @Sendable (Int) async throws -> Void = { _ in }) async throws -> LoadResult {
         var sink = PostgresObservationSink(database: db)
         sink.maxStationsPerRun = maxStations
         if let groupBytes { sink.groupBytes = groupBytes }
+        configure(&sink)
         let runID = try await sink.beginRun(pipeline: spec, context: RunContext(trigger: "test"))
         let feed = Feed(batches)
         var totals = RunTotals()
