@@ -167,8 +167,8 @@ final class Bench {
             }
         }
         csvBytes = Int((try? FileManager.default.attributesOfItem(atPath: csvPath)[.size] as? NSNumber)??.intValue ?? 0)
-        try dataset.pipelineYAML(csvPath: csvPath).write(toFile: pipelinePath, atomically: true, encoding: .utf8)
-        try Self.catalog.write(toFile: directory + "/catalog.yaml", atomically: true, encoding: .utf8)
+        try dataset.pipelineYAML(csvPath: csvPath).write(toFile: pipelinePath, atomically: false, encoding: .utf8)
+        try Self.catalog.write(toFile: directory + "/catalog.yaml", atomically: false, encoding: .utf8)
     }
 
     func write(path: String, _ body: ((([UInt8]) -> Void)) -> Void) throws {

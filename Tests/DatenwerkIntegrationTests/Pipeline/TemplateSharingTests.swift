@@ -103,7 +103,7 @@ struct TemplateSharingTests {
         // A wrong pin: nothing is cached, the problem is at the pipeline's sha256 line, and reading the pipeline says why.
         let wrong = String(right.reversed())
         let wrongFile = dir + "/klima-wrong.yaml"
-        try Self.pipeline("klima-wrong", tenant: "05515000", url: "https://example.org/k.csv", uses: url, pin: wrong).write(toFile: wrongFile, atomically: true, encoding: .utf8)
+        try Self.pipeline("klima-wrong", tenant: "05515000", url: "https://example.org/k.csv", uses: url, pin: wrong).write(toFile: wrongFile, atomically: false, encoding: .utf8)
         let refused = await RemoteTemplates.fetchMissing(files: [wrongFile], library: library, fetcher: testFetcher)
         #expect(refused.fetched.isEmpty)
         #expect(refused.problems.map(\.description) == [
@@ -115,7 +115,7 @@ struct TemplateSharingTests {
 
         // The right pin: fetched once, then read from the cache (no second request).
         let rightFile = dir + "/klima-right.yaml"
-        try Self.pipeline("klima-right", tenant: "05515000", url: "https://example.org/k.csv", uses: url, pin: right).write(toFile: rightFile, atomically: true, encoding: .utf8)
+        try Self.pipeline("klima-right", tenant: "05515000", url: "https://example.org/k.csv", uses: url, pin: right).write(toFile: rightFile, atomically: false, encoding: .utf8)
         let fetched = await RemoteTemplates.fetchMissing(files: [rightFile], library: library, fetcher: testFetcher)
         #expect(fetched.problems.isEmpty, "\(fetched.problems)")
         #expect(fetched.fetched.map(\.url) == [url])
@@ -130,7 +130,7 @@ struct TemplateSharingTests {
         // A value that the body cannot take is reported at the pipeline's `with:` entry (a parameter replaced whole).
         let badValue = dir + "/klima-bad-value.yaml"
         try Self.pipeline("klima-bad-value", tenant: "05515000", url: "https://example.org/k.csv", uses: url, pin: right)
-            .replacingOccurrences(of: "skip_rows: 2", with: "timezone: Europe/Nirgendwo").write(toFile: badValue, atomically: true, encoding: .utf8)
+            .replacingOccurrences(of: "skip_rows: 2", with: "timezone: Europe/Nirgendwo").write(toFile: badValue, atomically: false, encoding: .utf8)
         let valueError = try #require(throws: DiagnosticError.self) { try PipelineSpec.load(file: badValue, connectors: BuiltinConnectors.registry, templates: library) }
         #expect(valueError.diagnostics.first?.description.hasPrefix("\(badValue):10:13: error: unknown time zone 'Europe/Nirgendwo'") == true, "\(valueError)")
     }
@@ -160,7 +160,7 @@ struct TemplateSharingTests {
         let url = server.baseURL + "/templates/zaehler.yaml"
         let file = dir + "/zaehler-a.yaml"
         try "version: 1\nname: zaehler-a\ntenant: \"05515000\"\nuses: \(url)\nsha256: \(sha256Hex(broken))\nwith: { url: \"https://example.org/a.csv\" }\n"
-            .write(toFile: file, atomically: true, encoding: .utf8)
+            .write(toFile: file, atomically: false, encoding: .utf8)
         let fetched = await RemoteTemplates.fetchMissing(files: [file], library: library, fetcher: testFetcher)
         #expect(fetched.problems.isEmpty, "\(fetched.problems)")
         let error = try #require(throws: DiagnosticError.self) { try PipelineSpec.load(file: file, connectors: BuiltinConnectors.registry, templates: library) }
@@ -206,7 +206,7 @@ struct TemplateSharingTests {
             let dir = try Paths.temporaryDirectory()
             let library = TemplateLibrary(cacheDirectory: dir + "/cache")
             let pipelineFile = dir + "/klima-nachbar.yaml"
-            try Self.pipeline("klima-nachbar", tenant: "03404000", url: "https://example.org/k.csv", uses: url, pin: hash).write(toFile: pipelineFile, atomically: true, encoding: .utf8)
+            try Self.pipeline("klima-nachbar", tenant: "03404000", url: "https://example.org/k.csv", uses: url, pin: hash).write(toFile: pipelineFile, atomically: false, encoding: .utf8)
             let fetched = await RemoteTemplates.fetchMissing(files: [pipelineFile], library: library, fetcher: testFetcher)
             #expect(fetched.problems.isEmpty, "\(fetched.problems)")
             let spec = try PipelineSpec.load(file: pipelineFile, connectors: BuiltinConnectors.registry, templates: library)
@@ -242,7 +242,7 @@ struct TemplateSharingTests {
               bbox: [7.77, 51.84, 7.47, 52.06]
               title: Feinstaub Münster
               publisher: Stadt Münster
-            """.write(toFile: dir + "/feinstaub-muenster.yaml", atomically: true, encoding: .utf8)
+            """.write(toFile: dir + "/feinstaub-muenster.yaml", atomically: false, encoding: .utf8)
         let validate = try await CLITests.datenwerk(["validate", "."], in: dir)
         #expect(validate.status == 64)
         let declared = try #require(try String(contentsOfFile: Self.templates + "/sensor-community.yaml", encoding: .utf8)

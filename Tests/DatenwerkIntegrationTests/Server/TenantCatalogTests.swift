@@ -30,14 +30,14 @@ import Testing
             .filter { !$0.hasPrefix("  publisher:") && !$0.hasPrefix("  contact:") }
             .joined(separator: "\n")
         let file = dir + "/Pipelines/\(name).yaml"
-        try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+        try yaml.write(toFile: file, atomically: false, encoding: .utf8)
         return try PipelineSpec.load(file: file, connectors: BuiltinConnectors.registry)
     }
 
     @Test func eachTenantsCatalogListsOnlyItsDatasetsAndPassesTheValidator() async throws {
         let dir = try Paths.temporaryDirectory()
         try FileManager.default.createDirectory(atPath: dir + "/Pipelines", withIntermediateDirectories: true)
-        try Self.tenantsYAML.write(toFile: dir + "/tenants.yaml", atomically: true, encoding: .utf8)
+        try Self.tenantsYAML.write(toFile: dir + "/tenants.yaml", atomically: false, encoding: .utf8)
         let specs = [
             try Self.pipeline("musterstadt-klima", name: "muenchen-klima", tenant: "09162000", in: dir),
             try Self.pipeline("musterstadt-energie", name: "verband-energie", tenant: "99000001", in: dir),

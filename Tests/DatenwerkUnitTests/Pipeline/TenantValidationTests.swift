@@ -26,10 +26,10 @@ import DatenwerkTesting
     /// A folder of its own with the pipeline (and `tenants.yaml` when given); returns the pipeline's path.
     static func folder(tenant: String, tenantsYAML: String? = nil) throws -> String {
         let dir = try Paths.temporaryDirectory()
-        if let tenantsYAML { try tenantsYAML.write(toFile: dir + "/tenants.yaml", atomically: true, encoding: .utf8) }
+        if let tenantsYAML { try tenantsYAML.write(toFile: dir + "/tenants.yaml", atomically: false, encoding: .utf8) }
         try FileManager.default.createDirectory(atPath: dir + "/Pipelines", withIntermediateDirectories: true)
         let file = dir + "/Pipelines/tenant-check.yaml"
-        try pipeline(tenant: tenant).write(toFile: file, atomically: true, encoding: .utf8)
+        try pipeline(tenant: tenant).write(toFile: file, atomically: false, encoding: .utf8)
         return file
     }
 
