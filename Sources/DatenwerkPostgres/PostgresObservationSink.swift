@@ -444,9 +444,9 @@ package struct PostgresObservationSink: ObservationSink {
     }
 
     /// `observations_y2024m03` for the first µs of March 2024 (UTC), as `datenwerk.observation_partition_name`.
-    static func partitionName(_ month: Int64) -> String {
-        let (y, m, _) = CivilTime.date(days: CivilTime.floorDiv(month, 86_400_000_000))
-        return "observations_y\(y)m\(m < 10 ? "0" : "")\(m)"
+    package static func partitionName(_ month: Int64) -> String {
+        let (year, month) = yearAndMonth(month)
+        return "observations_y\(year)m\(month)"
     }
 
     /// A month the fast path meets that had no partition when the load began: a fresh table of this run's own
@@ -482,10 +482,16 @@ package struct PostgresObservationSink: ObservationSink {
         load.freshMonths = []
     }
 
-    /// `2024-03` for the first µs of March 2024 (UTC).
+    /// `2024-03` for the first µs of March 2024 (UTC); the year has at least four digits, as `to_char(…, 'YYYY')`.
     static func monthName(_ month: Int64) -> String {
+        let (year, month) = yearAndMonth(month)
+        return "\(year)-\(month)"
+    }
+
+    private static func yearAndMonth(_ month: Int64) -> (String, String) {
         let (y, m, _) = CivilTime.date(days: CivilTime.floorDiv(month, 86_400_000_000))
-        return "\(y)-\(m < 10 ? "0" : "")\(m)"
+        let year = String(y)
+        return (y >= 0 && year.count < 4 ? String(repeating: "0", count: 4 - year.count) + year : year, m < 10 ? "0\(m)" : "\(m)")
     }
 
     /// Upserts the run's stations (explicit ids: stored ones, or those reserved for new keys). If another run

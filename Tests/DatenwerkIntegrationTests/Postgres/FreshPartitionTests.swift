@@ -2,6 +2,7 @@ import DatenwerkCore
 import DatenwerkPipeline
 import DatenwerkPostgres
 import DatenwerkTesting
+import DatenwerkTransforms
 import Foundation
 import PostgresNIO
 import Testing
@@ -161,6 +162,20 @@ import Testing
             #expect(shape.partitions == ["observations_y2024m01", "observations_y2024m02"])
             #expect(shape.indexes == Self.expectedIndexes(shape.partitions))
             #expect(shape.leftovers == 0)
+        }
+    }
+
+    /// The loader names a month's table as `datenwerk.observation_partition_name` does, years below 1000 and past
+    /// 9999 included (it indexes and unindexes fresh tables by that name).
+    @Test func theLoaderNamesAMonthLikeTheDatabase() async throws {
+        try await TestDatabase.with { db in
+            for (year, month) in [(2024, 1), (2024, 12), (999, 3), (1, 1), (10000, 7)] {
+                let micros = Int64(CivilTime.days(year: year, month: month, day: 1)) * 86_400_000_000
+                let sql = try await db.client.query("""
+                    SELECT datenwerk.observation_partition_name('epoch'::timestamptz + \(micros) * interval '1 microsecond')
+                    """, logger: db.logger).decode(String.self).collect()
+                #expect(sql == [PostgresObservationSink.partitionName(micros)], "\(year)-\(month)")
+            }
         }
     }
 }
