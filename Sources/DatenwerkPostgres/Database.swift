@@ -12,6 +12,11 @@ package struct Database: Sendable {
     /// The current pool. `resetPool()` replaces it (after an outage); take it anew for each use.
     package var client: PostgresClient { pools.current }
 
+    /// The same pools, logging to `logger` (a test reads what a load logged).
+    package func logging(to logger: Logger) -> Database {
+        Database(pools: pools, location: location, logger: logger)
+    }
+
     /// Runs `body` with a pool whose background task lives exactly as long as `body`.
     package static func with<T: Sendable>(
         _ location: DatabaseLocation,

@@ -24,6 +24,10 @@ package struct PostgresObservationSink: ObservationSink {
     /// (months that had none), and starts a new COPY whenever the next row belongs to the other. A run whose rows
     /// switch more often than this (a file station by station across old and new months) gives way to staging.
     package var maxTargetSwitches = 64
+    /// At most this many months one run fills as fresh tables (each holds a few locks until the commit, from the
+    /// server's shared lock table: `max_locks_per_transaction` × connections); a run over more months (a
+    /// backfill of decades) gives way to staging, whose partitions are made and committed one by one.
+    package var maxFreshMonths = 120
 
     /// Called when the load's connection closed (server restart, network) and the load has not ended
     /// 60 s later. `GuardedConnection` ends every statement of the load 1 s after a close, so this is only a
@@ -133,8 +137,9 @@ package struct PostgresObservationSink: ObservationSink {
                     load.rowSpool = nil
                     try load.aggregates?.finish()
                     sideHasNew = try await load.aggregates?.finishSide() ?? false
-                } catch let error where FastPathGivesWay.reason(error) != nil {
-                    logger.info("\(pipeline.name): first-load fast path gave way after \(load.observations) observations (\(FastPathGivesWay.reason(error) ?? "")); merging instead")
+                } catch {
+                    guard let reason = FastPathGivesWay.reason(error) else { throw error }
+                    logger.info("\(pipeline.name): first-load fast path gave way after \(load.observations) observations (\(reason)); merging instead")
                     try await connection.query("ROLLBACK TO SAVEPOINT datenwerk_fast", logger: logger)
                     fast = false
                     load.aggregates = nil
@@ -331,14 +336,14 @@ package struct PostgresObservationSink: ObservationSink {
                     let left = load.indexesAhead ? load.freshMonths.subtracting(load.indexedMonths).filter { $0 < month } : []
                     load.copyTarget = try await beginFresh(month, load, on: connection)
                     if !left.isEmpty {
-                        indexing = try FreshIndexing(names: left.sorted().map(Self.partitionName), on: connection, logger: logger)
+                        indexing = try FreshIndexing(months: left.sorted(), on: connection, logger: logger)
                         load.indexedMonths.formUnion(left)
                     }
                 case .target(.revisit):
                     // Not in time order after all (a file station by station): the months indexed ahead lose their
                     // indexes again and get them at the end with the others.
                     for month in load.indexedMonths.sorted() {
-                        _ = try await connection.collect("SELECT datenwerk.unindex_fresh_partition(\(Self.partitionName(month)))", logger: logger)
+                        _ = try await connection.collect("SELECT datenwerk.unindex_fresh_partition(\(unescaped: Self.partition(month)))", logger: logger)
                     }
                     load.indexedMonths = []
                     load.indexesAhead = false
@@ -443,10 +448,9 @@ package struct PostgresObservationSink: ObservationSink {
         return stop
     }
 
-    /// `observations_y2024m03` for the first µs of March 2024 (UTC), as `datenwerk.observation_partition_name`.
-    package static func partitionName(_ month: Int64) -> String {
-        let (year, month) = yearAndMonth(month)
-        return "observations_y\(year)m\(month)"
+    /// The name of the partition of `month` (its first µs), as SQL: the database names it (`observation_partition_name`).
+    static func partition(_ month: Int64) -> String {
+        "datenwerk.observation_partition_name('epoch'::timestamptz + \(month) * interval '1 microsecond')"
     }
 
     /// A month the fast path meets that had no partition when the load began: a fresh table of this run's own
@@ -455,6 +459,9 @@ package struct PostgresObservationSink: ObservationSink {
     /// the fast path gives way rather than wait for it while holding fresh tables of its own (two such loads
     /// could each wait for the other on their second connections, where the server sees no deadlock).
     private func beginFresh(_ month: Int64, _ load: ObservationLoad, on connection: GuardedConnection) async throws -> ObservationLoad.RowTarget {
+        if load.freshMonths.count >= maxFreshMonths {
+            throw FastPathGivesWay(description: "its rows span more than \(maxFreshMonths) months without a partition")
+        }
         let rows = try await connection.collect("""
             SELECT datenwerk.begin_fresh_partition(\(load.freshParent), 'epoch'::timestamptz + \(month) * interval '1 microsecond')
             """, logger: database.logger)
@@ -482,16 +489,10 @@ package struct PostgresObservationSink: ObservationSink {
         load.freshMonths = []
     }
 
-    /// `2024-03` for the first µs of March 2024 (UTC); the year has at least four digits, as `to_char(…, 'YYYY')`.
+    /// `2024-03` for the first µs of March 2024 (UTC), for messages.
     static func monthName(_ month: Int64) -> String {
-        let (year, month) = yearAndMonth(month)
-        return "\(year)-\(month)"
-    }
-
-    private static func yearAndMonth(_ month: Int64) -> (String, String) {
         let (y, m, _) = CivilTime.date(days: CivilTime.floorDiv(month, 86_400_000_000))
-        let year = String(y)
-        return (y >= 0 && year.count < 4 ? String(repeating: "0", count: 4 - year.count) + year : year, m < 10 ? "0\(m)" : "\(m)")
+        return "\(y)-\(m < 10 ? "0" : "")\(m)"
     }
 
     /// Upserts the run's stations (explicit ids: stored ones, or those reserved for new keys). If another run
@@ -881,13 +882,13 @@ final class FreshIndexing {
     let task: Task<Void, any Error>
     let backlog: LoadSpool
 
-    init(names: [String], on connection: GuardedConnection, logger: Logger) throws {
+    init(months: [Int64], on connection: GuardedConnection, logger: Logger) throws {
         backlog = try LoadSpool("backlog")
         let done = self.done
         task = Task {
             defer { done.set() }
-            for name in names {
-                _ = try await connection.collect("SELECT datenwerk.index_fresh_partition(\(name))", logger: logger)
+            for month in months {
+                _ = try await connection.collect("SELECT datenwerk.index_fresh_partition(\(unescaped: PostgresObservationSink.partition(month)))", logger: logger)
             }
         }
     }

@@ -2,8 +2,8 @@ import DatenwerkCore
 import DatenwerkPipeline
 import DatenwerkPostgres
 import DatenwerkTesting
-import DatenwerkTransforms
 import Foundation
+import Logging
 import PostgresNIO
 import Testing
 
@@ -46,6 +46,14 @@ import Testing
         return (partitions, indexes, leftovers)
     }
 
+    /// One load through `LoadPathTests.load`, and whether its fast path gave way (from its log).
+    static func load(_ db: Database, _ batches: [[StagedItem]], groupBytes: Int? = nil,
+                     configure: (inout PostgresObservationSink) -> Void = { _ in }) async throws -> (LoadResult, gaveWay: Bool) {
+        let log = AccessControlTests.LogCapture()
+        let result = try await LoadPathTests.load(db.logging(to: Logger(label: "fresh") { _ in log }), batches, groupBytes: groupBytes, configure: configure)
+        return (result, log.text.contains("first-load fast path gave way"))
+    }
+
     static func expectedIndexes(_ partitions: [String]) -> [String] {
         partitions.flatMap { ["\($0) observations_pkey primary", "\($0) observations_time_brin"] }.sorted()
     }
@@ -85,7 +93,8 @@ import Testing
                 for s in stations { for h in hours { items += Self.line(s, h) } }
             }
             let batches = smallBatches ? stride(from: 0, to: items.count, by: 5).map { Array(items[$0..<min($0 + 5, items.count)]) } : [items]
-            let result = try await LoadPathTests.load(db, batches, groupBytes: 200)
+            let (result, gaveWay) = try await Self.load(db, batches, groupBytes: 200)
+            #expect(!gaveWay)
             #expect(result.inserted == stations.count * hours.count * 2)
             #expect(try await Self.stored(db) == Self.expected(stations, hours))
             let shape = try await Self.shape(db)
@@ -108,7 +117,8 @@ import Testing
             var items: [StagedItem] = [.station(Station(key: "fresh:R"))]
             for h in Self.january + Self.february { items += Self.line("fresh:R", h) }
             items += Self.line("fresh:R", repeated)
-            let result = try await LoadPathTests.load(db, [items])
+            let (result, gaveWay) = try await Self.load(db, [items])
+            #expect(gaveWay)
             #expect(result.inserted == (Self.january.count + Self.february.count) * 2)
             #expect(try await Self.stored(db) == Self.expected(["fresh:R"], Self.january + Self.february))
             let shape = try await Self.shape(db)
@@ -153,7 +163,9 @@ import Testing
             let stations = (0..<5).map { "fresh:S\($0)" }
             var items: [StagedItem] = stations.map { .station(Station(key: $0)) }
             for s in stations { for h in Self.january + Self.february { items += Self.line(s, h) } }
-            let result = try await LoadPathTests.load(db, [items], configure: { $0.maxTargetSwitches = maxSwitches })
+            let (result, gaveWay) = try await Self.load(db, [items], configure: { $0.maxTargetSwitches = maxSwitches })
+            // 5 stations, 2 switches each (the first row of the run starts in January's partition).
+            #expect(gaveWay == (maxSwitches < 8))
             #expect(result.inserted == stations.count * (Self.january.count + Self.february.count) * 2)
             var expected = Self.expected(stations, Self.january + Self.february)
             expected.merge(Self.expected(["fresh:old"], [1])) { a, _ in a }
@@ -165,17 +177,22 @@ import Testing
         }
     }
 
-    /// The loader names a month's table as `datenwerk.observation_partition_name` does, years below 1000 and past
-    /// 9999 included (it indexes and unindexes fresh tables by that name).
-    @Test func theLoaderNamesAMonthLikeTheDatabase() async throws {
+    /// A run over more months without a partition than `maxFreshMonths` gives way (its fresh tables would each hold
+    /// locks to the commit); the staged merge makes the partitions one by one, and every row lands once.
+    @Test(arguments: [120, 2])
+    func aRunOverMoreNewMonthsThanTheLimitLandsOnce(maxFreshMonths: Int) async throws {
         try await TestDatabase.with { db in
-            for (year, month) in [(2024, 1), (2024, 12), (999, 3), (1, 1), (10000, 7)] {
-                let micros = Int64(CivilTime.days(year: year, month: month, day: 1)) * 86_400_000_000
-                let sql = try await db.client.query("""
-                    SELECT datenwerk.observation_partition_name('epoch'::timestamptz + \(micros) * interval '1 microsecond')
-                    """, logger: db.logger).decode(String.self).collect()
-                #expect(sql == [PostgresObservationSink.partitionName(micros)], "\(year)-\(month)")
-            }
+            let hours = Self.january + Self.february + Self.march
+            var items: [StagedItem] = [.station(Station(key: "fresh:L"))]
+            for h in hours { items += Self.line("fresh:L", h) }
+            let (result, gaveWay) = try await Self.load(db, [items], configure: { $0.maxFreshMonths = maxFreshMonths })
+            #expect(gaveWay == (maxFreshMonths < 3))
+            #expect(result.inserted == hours.count * 2)
+            #expect(try await Self.stored(db) == Self.expected(["fresh:L"], hours))
+            let shape = try await Self.shape(db)
+            #expect(shape.partitions == ["observations_y2024m01", "observations_y2024m02", "observations_y2024m03"])
+            #expect(shape.indexes == Self.expectedIndexes(shape.partitions))
+            #expect(shape.leftovers == 0)
         }
     }
 }
