@@ -166,8 +166,17 @@ package struct PipelineRunner: Sendable {
                     state.totals.recordsRead += batch.recordsRead
                     if let values = batch.valuesRead { state.totals.valuesRead += values } else { state.totals.valuesUncounted = true }
                     state.totals.skips.merge(batch.skipped)
+                    // The batch goes on as it came unless an item is left out or replaced: only then is a new list
+                    // built (the items before the first such one copied into it), not a copy of every batch.
+                    let batchItems = batch.items
                     var items: [StagedItem] = []
-                    items.reserveCapacity(batch.items.count)
+                    var rebuilt = false
+                    func rebuild(before index: Int) {
+                        guard !rebuilt else { return }
+                        rebuilt = true
+                        items.reserveCapacity(batchItems.count)
+                        items.append(contentsOf: batchItems[..<index])
+                    }
                     // Every item meets the same plausibility rules, whatever made it (the generic mapper and the
                     // ttn connector check them per record already, naming the source field; this is the net for
                     // all connectors): nothing implausible reaches the sink, so it can neither fail the load
@@ -175,16 +184,19 @@ package struct PipelineRunner: Sendable {
                     let plausibility = isPush ? Plausibility.live() : Plausibility.historic()
                     /// Where a rejected observation came from (built only for one).
                     func origin() -> SourceLocation { SourceLocation(origin: extract.origins.last ?? spec.name) }
-                    for item in batch.items {
-                        switch item {
+                    for index in batchItems.indices {
+                        switch batchItems[index] {
                         case .quarantined(let bad):
+                            rebuild(before: index)
                             try state.reject(bad, into: &items)
                         case .observation(let o):
                             if let window = context.window, !window.contains(o.phenomenonStart) {
+                                rebuild(before: index)
                                 state.totals.skips.add(.outsideWindow)
                                 continue
                             }
                             if !state.rejectedStations.isEmpty, let rejected = state.rejectedStations[o.stationKey] {
+                                rebuild(before: index)
                                 let error = RecordError(origin(), field: "station", "its station was rejected: \(rejected)")
                                 try state.reject(QuarantinedRecord(error: error, raw: Self.describe(o)), into: &items)
                                 continue
@@ -193,6 +205,7 @@ package struct PipelineRunner: Sendable {
                             // with a pipeline's own `range:`).
                             let range = checkRanges ? Vocabulary.property(o.property)?.range : nil
                             if let problem = plausibility.check(o, range: range) {
+                                rebuild(before: index)
                                 let field = problem.part == .result ? o.property : problem.part.rawValue
                                 let error = RecordError(origin(), field: field, "\(problem.reason) (station \(o.stationKey))")
                                 try state.reject(QuarantinedRecord(error: error, raw: Self.describe(o)), into: &items)
@@ -200,18 +213,20 @@ package struct PipelineRunner: Sendable {
                             }
                             state.totals.observations += 1
                             if o.phenomenonStart > state.totals.maxPhenomenonStart ?? .min { state.totals.maxPhenomenonStart = o.phenomenonStart }
-                            items.append(item)
+                            if rebuilt { items.append(batchItems[index]) }
                         case .station(let s):
                             if let problem = plausibility.check(s) {
+                                rebuild(before: index)
                                 state.rejectedStations[s.key] = problem.reason
                                 let error = RecordError(SourceLocation(origin: extract.origins.last ?? spec.name), field: "station \(problem.part.rawValue)", problem.reason)
                                 // A station is not a value: its observations are quarantined one by one below.
                                 try state.reject(QuarantinedRecord(error: error, raw: Self.describe(s), values: 0), into: &items)
                                 continue
                             }
-                            items.append(item)
+                            if rebuilt { items.append(batchItems[index]) }
                         }
                     }
+                    if !rebuilt { items = batchItems }
                     if let progress, ContinuousClock.now - lastProgress > .milliseconds(250) {
                         lastProgress = .now
                         progress(RunProgress(pipeline: spec.name, totals: state.totals, seconds: (ContinuousClock.now - clock).seconds))
@@ -389,7 +404,9 @@ struct MappedSource: ConnectorRun {
     mutating func next() async throws -> ConnectorBatch? {
         guard let decoded = try await source.next() else { return nil }
         var items: [StagedItem] = []
-        items.reserveCapacity(decoded.count * 2)
+        // One item per value and record (the usual case: a station item now and then grows it once). Reserved too
+        // small, the array was grown, copied and freed once per batch.
+        items.reserveCapacity(decoded.count * max(1, mapper.valuesPerRecord) + 16)
         var records: [Record] = []
         var unreadable = 0
         for entry in decoded {
