@@ -25,6 +25,13 @@ import Synchronization
 /// way — rolls this transaction back and the load writes the buckets itself from its spool, as before.
 final class HourlySideLoad: Sendable {
     private let channel = ChunkChannel(capacity: 16)
+    /// What the side COPYs from the load's spools once the channel ends: the hourly buckets held back (`hours`)
+    /// and the new daily buckets (`days`). Nil: nothing (the load gave way, or writes them itself).
+    private let tail = OneShot<Tail?>()
+    struct Tail: Sendable {
+        var hours: SpoolSegment?
+        var days: SpoolSegment?
+    }
     private let copied = OneShot<Bool>()
     private let decision = OneShot<Bool>()
     private let committed = OneShot<Bool>()
@@ -37,7 +44,7 @@ final class HourlySideLoad: Sendable {
     init(database: Database, runID: Int64) {
         self.runID = runID
         let logger = database.logger
-        let channel = channel, copied = copied, decision = decision, committed = committed
+        let channel = channel, tail = tail, copied = copied, decision = decision, committed = committed
         Task {
             do {
                 try await database.withConnection { connection in
@@ -48,6 +55,12 @@ final class HourlySideLoad: Sendable {
                         try await connection.query("SET LOCAL search_path TO datenwerk, public", logger: logger)
                         try await connection.copyFrom(table: "observations_hourly", columns: SeriesAggregates.hourColumns, format: .binary, logger: logger) { writer in
                             while let chunk = await channel.next() { try await writer.write(chunk) }
+                            if let hours = await tail.value?.hours { try await hours.read { try await writer.write($0) } }
+                        }
+                        if let days = await tail.value?.days, !days.isEmpty {
+                            try await connection.copyFrom(table: "observations_daily", columns: SeriesAggregates.dayColumns, format: .binary, logger: logger) { writer in
+                                try await days.read { try await writer.write($0) }
+                            }
                         }
                     } catch {
                         channel.abandon()
@@ -80,11 +93,15 @@ final class HourlySideLoad: Sendable {
     /// side transaction gave way.
     func send(_ chunk: ByteBuffer) async { await channel.send(chunk) }
 
-    /// Ends the COPY; true when every bucket sent is in the side transaction.
-    func finishCopy() async -> Bool {
+    /// Ends the channel; the side then COPYs `tail` (read from the spools in its own task, while the load's
+    /// connection goes on: the fresh tables' index builds) and reports through `copiedAll`.
+    func finish(tail: Tail?) {
+        self.tail.set(tail)
         channel.finish()
-        return await copied.value
     }
+
+    /// True when everything sent and the tail are in the side transaction.
+    func copiedAll() async -> Bool { await copied.value }
 
     /// The load's transaction committed (with the run's `aggregates_pending` mark): the side commits too.
     /// False when it could not (the mark stays for `repairPending`).
@@ -95,6 +112,7 @@ final class HourlySideLoad: Sendable {
 
     /// The load did not commit, or wrote the buckets itself after all.
     func rollBack() async {
+        tail.set(nil)
         channel.abandon()
         decision.set(false)
         _ = await committed.value

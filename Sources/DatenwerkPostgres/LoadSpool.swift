@@ -46,7 +46,7 @@ package final class LoadSpool {
         if buffer.readableBytes >= Self.flushBytes { try flush() }
     }
 
-    private func flush() throws {
+    fileprivate func flush() throws {
         try buffer.withUnsafeReadableBytes { raw in
             var offset = 0
             while offset < raw.count {
@@ -77,6 +77,51 @@ package final class LoadSpool {
             }
             if n == 0 { break }
             offset += off_t(n)
+            try await body(chunk)
+        }
+    }
+}
+
+extension LoadSpool {
+    /// What was written from byte `offset` on, to be read by another task (a side transaction) while this spool
+    /// is not written any more: flushed first, read through its own descriptor.
+    package func segment(from offset: Int) throws -> SpoolSegment {
+        try flush()
+        let copy = dup(fd)
+        guard copy >= 0 else { throw LoadSpoolError(message: "cannot reopen a spool file (\(String(cString: strerror(errno))))") }
+        return SpoolSegment(fd: copy, range: offset..<bytes)
+    }
+}
+
+/// Bytes of a `LoadSpool` (its own descriptor, closed when the last copy is released).
+package final class SpoolSegment: Sendable {
+    private let fd: Int32
+    package let range: Range<Int>
+
+    init(fd: Int32, range: Range<Int>) {
+        self.fd = fd
+        self.range = range
+    }
+
+    deinit { Glibc.close(fd) }
+
+    package var isEmpty: Bool { range.isEmpty }
+
+    /// The bytes in chunks of about `chunkBytes`.
+    package func read(chunkBytes: Int = 512 * 1024, _ body: (ByteBuffer) async throws -> Void) async throws {
+        var offset = range.lowerBound
+        while offset < range.upperBound {
+            let want = min(chunkBytes, range.upperBound - offset)
+            var chunk = ByteBufferAllocator().buffer(capacity: want)
+            let n = try chunk.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { raw in
+                while true {
+                    let n = pread(fd, raw.baseAddress!, want, off_t(offset))
+                    if n >= 0 { return n }
+                    if errno != EINTR { throw LoadSpoolError(message: "cannot read back a spool file (\(String(cString: strerror(errno))))") }
+                }
+            }
+            guard n > 0 else { throw LoadSpoolError(message: "a spool file ended \(range.upperBound - offset) bytes early") }
+            offset += n
             try await body(chunk)
         }
     }

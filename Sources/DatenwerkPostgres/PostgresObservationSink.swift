@@ -127,16 +127,22 @@ package struct PostgresObservationSink: ObservationSink {
                     aggregates.sideGroupBytes = max(1, groupBytes / 4)
                     aggregates.dayGroupBytes = max(1, groupBytes / 4)
                     aggregates.openSide = { HourlySideLoad(database: database, runID: runID) }
+                    // Rows into fresh tables whose indexes are all built after the COPY: the side's buckets wait
+                    // for that, when the client leaves a core free.
+                    aggregates.holdSide = { [unowned load] in !load.indexesAhead && !load.freshMonths.isEmpty }
                 }
                 try await connection.query("SAVEPOINT datenwerk_fast", logger: logger)
                 load.rowSpool = try LoadSpool("rows")
                 do {
                     try await copy(load, fast: true, feed: &feed, next: next, on: connection)
+                    // The last buckets close; what the side transaction still has to COPY (hourly buckets held
+                    // back, the new days) goes in beside the index builds of `attachFresh`.
+                    try load.aggregates?.finish()
+                    try await load.aggregates?.startSideTail()
                     try await attachFresh(load, on: connection)
                     try await connection.query("RELEASE SAVEPOINT datenwerk_fast", logger: logger)
                     load.rowSpool = nil
-                    try load.aggregates?.finish()
-                    sideHasNew = try await load.aggregates?.finishSide() ?? false
+                    sideHasNew = await load.aggregates?.sideCopiedAll() ?? false
                 } catch {
                     guard let reason = FastPathGivesWay.reason(error) else { throw error }
                     logger.info("\(pipeline.name): first-load fast path gave way after \(load.observations) observations (\(reason)); merging instead")
@@ -206,7 +212,7 @@ package struct PostgresObservationSink: ObservationSink {
             if let aggregates = load.aggregates, !aggregates.overflow {
                 if load.observations > 0 {
                     try await aggregates.applyDeltas(moved: moved, sideHasNew: sideHasNew, on: connection, logger: logger)
-                    logger.info("\(pipeline.name): dashboard aggregates added (\(aggregates.seriesCount) series\(sideHasNew ? ", new hours beside the load" : "")) in \(ContinuousClock.now - aggregatesStarted)")
+                    logger.info("\(pipeline.name): dashboard aggregates added (\(aggregates.seriesCount) series\(sideHasNew ? ", new hours and days beside the load\(aggregates.heldBack ? ", after the rows" : "")" : "")) in \(ContinuousClock.now - aggregatesStarted)")
                 }
             } else if result.inserted + result.updated > 0 {
                 var from = ByteBufferAllocator().buffer(capacity: 40), to = ByteBufferAllocator().buffer(capacity: 40)

@@ -95,9 +95,17 @@ final class SeriesAggregates {
     /// COPYs them itself after the observations.
     var side: SideSlot?
     var openSide: (() -> HourlySideLoad)?
-    /// A bucket of an hour this run had already written as new (rows going back in time): the load's transaction
-    /// would add it to a row the side transaction holds, so the side must give way.
+    /// A bucket of an hour or day this run had already written as new (rows going back in time): the load's
+    /// transaction would add it to a row the side transaction holds, so the side must give way.
     private(set) var revisitsNew = false
+    /// Whether the side's groups are held back for now (in `hourNew` only) and COPYed after the rows, beside the
+    /// fresh tables' index builds (`startSideTail`). Asked between batches, until it says no more.
+    var holdSide: (() -> Bool)?
+    private var holding = false
+    /// The side's hourly buckets were held back (`holdSide`) at some point of the load.
+    var heldBack: Bool { holding }
+    /// Bytes of `hourNew` handed to the side (the groups are spooled in the order they are handed).
+    private var sentBytes = 0
     /// `hourNew` rows of the group being gathered for `side`: a group ends at the first station change past
     /// `sideGroupBytes` (or at twice it) and goes in key order (`KeyOrderedRows`: the side's COPY into
     /// `observations_hourly` then appends at its primary key's right edge — measured with `psql \copy` of the 1.67M
@@ -273,6 +281,11 @@ final class SeriesAggregates {
 
     /// Hands the groups of new hourly buckets closed so far to the side transaction (between batches of the load);
     /// `force` (at the end) closes the last group first.
+    ///
+    /// While `holdSide` says so — the rows go into fresh tables whose indexes are all built after the COPY (a file
+    /// station by station) — the groups stay in `hourNew` only: the side COPYs them after the rows, on the core the
+    /// client leaves free while the load's connection builds those indexes, instead of competing with the COPY for
+    /// both cores (measured, 10M 10-minute rows: see docs/dashboards.md).
     func flushSide(force: Bool = false) async throws {
         if force { try closeSideGroup() }
         guard let slot = side, let openSide else {
@@ -280,6 +293,12 @@ final class SeriesAggregates {
             return
         }
         guard !sideReady.isEmpty else { return }
+        if !holding, let holdSide, holdSide() { holding = true }
+        if holding {
+            // Spooled already; COPYed from the spool by `startSideTail`.
+            sideReady.removeAll()
+            return
+        }
         if slot.load == nil {
             // Every closed group is in `hourNew` already: a small load writes them itself.
             guard sideReady.reduce(0, { $0 + $1.readableBytes }) >= Self.sideChunkBytes else {
@@ -289,21 +308,44 @@ final class SeriesAggregates {
             slot.load = openSide()
         }
         guard let load = slot.load else { return }
-        for group in sideReady { await load.send(group) }
+        for group in sideReady {
+            sentBytes += group.readableBytes
+            await load.send(group)
+        }
         sideReady.removeAll()
     }
 
-    /// After `finish`: the last buckets to the side transaction and the end of its COPY; true when it holds
-    /// every bucket of `hourNew`.
-    func finishSide() async throws -> Bool {
+    /// After `finish`, before the fresh tables' indexes are built: ends the side's channel and lets it COPY what
+    /// is left — the hourly buckets held back and the new daily buckets — from the spools, in its own task. A side
+    /// is opened for them if there is none yet and they are worth it (`sideChunkBytes`). Nothing goes to the side
+    /// when the run revisited a bucket it wrote as new: that side is rolled back, the load writes them itself.
+    func startSideTail() async throws {
         try await flushSide(force: true)
-        guard let load = side?.load else { return false }
-        return await load.finishCopy()
+        guard let slot = side, let openSide else { return }
+        var tail: HourlySideLoad.Tail?
+        if !revisitsNew {
+            let hours = try hourNew.segment(from: sentBytes)
+            let days = try dayNew.segment(from: 0)
+            if slot.load == nil, hours.range.count + days.range.count >= Self.sideChunkBytes {
+                slot.load = openSide()
+            }
+            tail = HourlySideLoad.Tail(hours: hours, days: days)
+        }
+        slot.load?.finish(tail: tail)
+    }
+
+    /// After `startSideTail`: true when the side transaction holds every bucket of `hourNew` and `dayNew`.
+    func sideCopiedAll() async -> Bool {
+        guard !revisitsNew, let load = side?.load else { return false }
+        return await load.copiedAll()
     }
 
     private func emitDay(_ s: inout State, station: Int64) throws {
         let fresh = s.day.key > s.storedDay && s.day.key > s.newDay
         guard fresh else {
+            // A day this run wrote as new already (rows going back in time): added to it in the load's transaction,
+            // so the new days cannot go to the side transaction.
+            if s.day.key > s.storedDay { revisitsNew = true }
             try emit(s.day, station: station, property: s.property, into: dayMerge) { $1.date(days: $0) }
             return
         }
@@ -378,7 +420,7 @@ final class SeriesAggregates {
 
     /// The fast path's deltas into the stored aggregates. `moved`: station ids reserved by this run whose key
     /// another run stored first (the rows moved to the stored id; so do the deltas). `sideHasNew`: the side
-    /// transaction holds `hourNew`'s buckets (then `moved` is empty).
+    /// transaction holds the buckets of `hourNew` and `dayNew` (then `moved` is empty).
     func applyDeltas(moved: [(Int64, Int64)], sideHasNew: Bool, on connection: GuardedConnection, logger: Logger) async throws {
         try await connection.query("""
             CREATE TEMP TABLE datenwerk_run_series (
@@ -399,7 +441,7 @@ final class SeriesAggregates {
         let day = (table: "observations_daily", delta: "datenwerk_day_delta", columns: Self.dayColumns)
         for (target, fresh, merge) in [(hour, hourNew, hourMerge), (day, dayNew, dayMerge)] {
             var direct = moved.isEmpty && !fresh.isEmpty
-            if direct, sideHasNew, fresh === hourNew {
+            if direct, sideHasNew {
                 // Already COPYed beside the load (HourlySideLoad).
             } else if direct {
                 try await connection.query("SAVEPOINT datenwerk_buckets", logger: logger)

@@ -29,13 +29,14 @@ struct Datenwerk: AsyncParsableCommand {
     }
 }
 
-/// Buffers of 256 KiB and more (a load's COPY groups and spool buffers, a download's pages) get their own
-/// mappings, given back when freed. glibc's default raises that threshold to the size of the largest buffer
-/// freed so far (up to 32 MiB), after which such buffers come from the heap and stay in the process when
-/// freed; a load's peak RSS then grew with how many of its large buffers had come and gone. Measured,
-/// `datenwerk run` of the bench's first load: 1M hourly rows 104–116 → 82–84 MB, 10M 10-minute rows
-/// 129 → 97 MB, the same time (a few hundred ms more system CPU at 10M). `MALLOC_MMAP_THRESHOLD_` in the
-/// environment still wins.
+/// Buffers of 4 MiB and more (a load's COPY groups, 16 MiB) get their own mappings, given back when freed.
+/// glibc's default raises that threshold to the size of the largest buffer freed so far (up to 32 MiB), after
+/// which such buffers come from the heap and stay in the process when freed; a load's peak RSS then grew with how
+/// many of its large buffers had come and gone (1M hourly rows 104–116 MB, 10M 10-minute rows 129 MB). With the
+/// threshold at 256 KiB, every batch's arrays (staged items, decoded records: 0.3–2 MB each) were mapped, faulted
+/// in page by page and unmapped again: 15 % of a first load's client CPU. At 4 MiB they are reused from the heap:
+/// `datenwerk run` of the bench's first load, client CPU 1M 1.10–1.17 → 0.99–1.13 s, 10M 10.9 → 10.2 s; peak
+/// RSS 75 → 80 MB and 87 → 92 MB. `MALLOC_MMAP_THRESHOLD_` in the environment still wins.
 /// (`mallopt` is looked up at run time: Swift's Glibc module does not import `malloc.h`.)
 func returnLargeBuffersToTheSystem() {
     #if canImport(Glibc)
@@ -43,7 +44,7 @@ func returnLargeBuffersToTheSystem() {
     let mmapThreshold: Int32 = -3   // M_MMAP_THRESHOLD
     guard ProcessInfo.processInfo.environment["MALLOC_MMAP_THRESHOLD_"] == nil,
           let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
-    _ = unsafeBitCast(symbol, to: Mallopt.self)(mmapThreshold, 256 * 1024)
+    _ = unsafeBitCast(symbol, to: Mallopt.self)(mmapThreshold, 4 * 1024 * 1024)
     #endif
 }
 

@@ -4,6 +4,7 @@ import DatenwerkPipeline
 import DatenwerkPostgres
 import DatenwerkTesting
 import Foundation
+import Logging
 import NIOCore
 import Testing
 
@@ -23,13 +24,16 @@ import Testing
 
             #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations") == 18_000)
             #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.runs WHERE status = 'succeeded' AND aggregates_pending IS NOT NULL") == 1)
-            // The daily buckets and series came with the load, and the first hour of each of the 30 series (a new
-            // series starts on the full hour, so its first hour is computed from `observations` by the load when
-            // its second row is off the hour); the 99 hours after it, beside the load, died with the process.
+            // The series came with the load, and the first hour of each of the 30 series (a new series starts on
+            // the full hour, so its first hour is computed from `observations` by the load when its second row is
+            // off the hour); the 99 hours after it and the new days (5 days a series, all new), beside the load,
+            // died with the process.
             let broken = try await DashboardAggregatesTests.differences(db)
-            #expect(broken["daily"] == 0 && broken["series"] == 0, "\(broken)")
+            #expect(broken["series"] == 0, "\(broken)")
             #expect(broken["hourly"] == 2_970, "\(broken)")
+            #expect(broken["daily"] == 150, "\(broken)")
             #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations_hourly") == 30)
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations_daily") == 0)
 
             // The same input again: nothing new to write, but the run first repairs the aggregates.
             let spec = try PipelineSpec.load(file: file)
@@ -71,6 +75,52 @@ import Testing
             #expect(second.succeeded && second.load.inserted == 9_000, "\(second.load)")
             try await DashboardAggregatesTests.expectConsistent(db, "second first load")
             #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations_hourly") == 3_000)
+        }
+    }
+
+    /// A file station by station across two months: every fresh month gets its indexes after the COPY, so the
+    /// side holds its hourly buckets back and COPYs them, with the new days, beside those index builds. The log
+    /// says which way each load went; the aggregates equal a GROUP BY from scratch either way, and no mark is left.
+    /// A second file continuing the series (days and hours after the stored ones) goes the same way.
+    @Test(.timeLimit(.minutes(3))) func bucketsOfAFileStationByStationGoInBesideTheIndexBuilds() async throws {
+        try await TestDatabase.with { db in
+            let dir = try Paths.temporaryDirectory()
+            let file = try BigLoad.write(dir, name: "side-held", rows: 1, stations: 1, step: 600)
+            /// Station by station, 10-minute steps: `count` times from `first` (steps after 2024-01-25T00:00Z).
+            func write(first: Int, count: Int) throws {
+                var csv = "station,time,t,h,p\n"
+                for station in 0..<4 {
+                    for step in first..<(first + count) {
+                        let t = 1_706_140_800 + step * 600
+                        csv += "s\(station),\(Date(timeIntervalSince1970: TimeInterval(t)).formatted(.iso8601)),\(Double((step * 7 + station) % 300) / 10 - 5),\((step + station) % 100),\(960 + step % 60)\n"
+                    }
+                }
+                try Data(csv.utf8).write(to: URL(fileURLWithPath: "\(dir)/side-held.csv"))
+            }
+            let log = AccessControlTests.LogCapture()
+            var sink = PostgresObservationSink(database: db.logging(to: Logger(label: "side-held") { _ in log }))
+            sink.groupBytes = 4096
+            let runner = PipelineRunner(fetcher: testFetcher, sink: sink, connectors: BuiltinConnectors.registry)
+
+            // 12 days from 25 January: two months, 288 hours and 13 Berlin days a series.
+            try write(first: 0, count: 12 * 144)
+            let first = try await runner.run(try PipelineSpec.load(file: file), trigger: "test")
+            #expect(first.succeeded && first.load.inserted == 4 * 3 * 12 * 144, "\(first.load) \(first.failure.map { "\($0)" } ?? "")")
+            #expect(log.text.contains("new hours and days beside the load, after the rows"), "\(log.text)")
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations_hourly") == 12 * 288)
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.runs WHERE aggregates_pending IS NOT NULL") == 0)
+            try await DashboardAggregatesTests.expectConsistent(db, "first load, station by station")
+
+            // The next 10 days (February only, its partition exists): no fresh table, so the buckets go as they close.
+            try write(first: 12 * 144, count: 10 * 144)
+            let lines = log.lines.withLock { $0.count }
+            let second = try await runner.run(try PipelineSpec.load(file: file), trigger: "test")
+            #expect(second.succeeded && second.load.inserted == 4 * 3 * 10 * 144, "\(second.load)")
+            let secondLog = log.lines.withLock { $0[lines...].joined(separator: "\n") }
+            #expect(secondLog.contains("new hours and days beside the load") && !secondLog.contains("after the rows"), "\(secondLog)")
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations_hourly") == 12 * 22 * 24)
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.runs WHERE aggregates_pending IS NOT NULL") == 0)
+            try await DashboardAggregatesTests.expectConsistent(db, "second load")
         }
     }
 
