@@ -105,6 +105,11 @@ package struct PostgresObservationSink: ObservationSink {
             // Sorting and hashing the run's rows in memory, and the fresh tables' index builds (`attachFresh`).
             try await connection.query("SET LOCAL work_mem = '256MB'", logger: logger)
             try await connection.query("SET LOCAL maintenance_work_mem = '256MB'", logger: logger)
+            // The fresh tables' indexes are built by this backend alone: PostgreSQL's parallel build sorts through
+            // temporary files and merges, more CPU for about the same time (psql, 1M rows: 0.35 s either way), and
+            // its workers took the core that the dashboard buckets' side transaction COPYs on meanwhile. Measured,
+            // `datenwerk run` of 10M 10-minute rows: PostgreSQL CPU 14.4 → 12.7 s, wall 15.1 → 13.8 s.
+            try await connection.query("SET LOCAL max_parallel_maintenance_workers = 0", logger: logger)
             let tenant = pipeline.tenant
             let load = try await ObservationLoad.prepare(runID: runID, tenant: tenant, database: database, on: connection)
             load.maxStations = maxStationsPerRun
