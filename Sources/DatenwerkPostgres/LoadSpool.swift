@@ -33,6 +33,13 @@ package final class LoadSpool {
 
     /// Appends the readable bytes of `b` (not consumed).
     package func append(_ b: ByteBuffer) throws {
+        if b.readableBytes >= Self.flushBytes / 4 {
+            // A load's group of rows (megabytes): written from where it is, not copied into the buffer first.
+            try flush()
+            try b.withUnsafeReadableBytes { try writeAll($0) }
+            bytes += b.readableBytes
+            return
+        }
         buffer.writeImmutableBuffer(b)
         bytes += b.readableBytes
         if buffer.readableBytes >= Self.flushBytes { try flush() }
@@ -47,18 +54,20 @@ package final class LoadSpool {
     }
 
     fileprivate func flush() throws {
-        try buffer.withUnsafeReadableBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw LoadSpoolError(message: "cannot write a spool file (\(String(cString: strerror(errno)))); is the temporary directory full? (TMPDIR)")
-                }
-                offset += n
-            }
-        }
+        try buffer.withUnsafeReadableBytes { try writeAll($0) }
         buffer.clear()
+    }
+
+    private func writeAll(_ raw: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < raw.count {
+            let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw LoadSpoolError(message: "cannot write a spool file (\(String(cString: strerror(errno)))); is the temporary directory full? (TMPDIR)")
+            }
+            offset += n
+        }
     }
 
     /// Everything written, in chunks of about `chunkBytes`, from the start.

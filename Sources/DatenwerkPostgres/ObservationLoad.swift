@@ -83,8 +83,11 @@ final class ObservationLoad {
     var aggregates: SeriesAggregates?
     let quarantineSpool: LoadSpool
     let provenanceSpool: LoadSpool
-    private var lastProvenance: ObjectIdentifier?
+    /// The provenance noted last (held, so that a new record's cannot be taken for it), and its origin as
+    /// escaped COPY text (a run's records share few origins).
+    private var lastProvenance: Provenance?
     private var provenanceEntries = 0
+    private var lastOrigin: (text: String, escaped: [UInt8])?
 
     private init(runID: Int64, tenant: String, database: Database, stored: [String: Int64], properties: Set<String>, partitions: Set<Int64>) throws {
         self.runID = runID
@@ -166,36 +169,7 @@ final class ObservationLoad {
     func takeIfReady(_ item: StagedItem, into rows: inout ByteBuffer) throws -> String? {
         switch item {
         case .observation(let o):
-            guard let station = knownID(o.stationKey) else { return o.stationKey }
-            let property = try propertyIndex(o.property)
-            observations += 1
-            let start = o.phenomenonStart
-            if start < minStart { minStart = start }
-            if start > maxStart { maxStart = start }
-            let month = month(start)
-            if month != lastMonth {
-                months.insert(month)
-                lastMonth = month
-            }
-            let slot = seriesSlot(station: station, property: property, start: start)
-            lastSeries = (slot, station, property)
-            if let aggregates {
-                try aggregates.add(slot: slot, station: station, property: property, name: o.property, start: start, end: o.phenomenonEnd,
-                                   result: o.result, quality: o.quality)
-            }
-            try note(o.provenance)
-            let runID = self.runID
-            // A binary COPY row (`columns`): 2 + 5 × 12 + 2 × 4 bytes and the two texts.
-            rows.writeBinaryRow(maxBytes: 72 + o.property.utf8.count + (o.quality?.utf8.count ?? 0)) { w in
-                w.fields(7)
-                w.int8(station)
-                w.text(o.property)
-                w.timestamp(start)
-                if let end = o.phenomenonEnd { w.timestamp(end) } else { w.null() }
-                w.float8(o.result)
-                w.optional(o.quality)
-                w.int8(runID)
-            }
+            return try take(o, into: &rows)
         case .station(let s):
             if stations.updateValue(s, forKey: s.key) == nil {
                 stationOrder.append(s.key)
@@ -204,6 +178,41 @@ final class ObservationLoad {
             if knownID(s.key) == nil { return s.key }
         case .quarantined(let q):
             try quarantineSpool.write { PostgresObservationSink.encodeQuarantined(q, into: &$0) }
+        }
+        return nil
+    }
+
+    /// `takeIfReady` of an observation.
+    func take(_ o: Observation, into rows: inout ByteBuffer) throws -> String? {
+        guard let station = knownID(o.stationKey) else { return o.stationKey }
+        let property = try propertyIndex(o.property)
+        observations += 1
+        let start = o.phenomenonStart
+        if start < minStart { minStart = start }
+        if start > maxStart { maxStart = start }
+        let month = month(start)
+        if month != lastMonth {
+            months.insert(month)
+            lastMonth = month
+        }
+        let slot = seriesSlot(station: station, property: property, start: start)
+        lastSeries = (slot, station, property)
+        if let aggregates {
+            try aggregates.add(slot: slot, station: station, property: property, name: o.property, start: start, end: o.phenomenonEnd,
+                               result: o.result, quality: o.quality)
+        }
+        try note(o.provenance)
+        let runID = self.runID
+        // A binary COPY row (`columns`): 2 + 5 × 12 + 2 × 4 bytes and the two texts.
+        rows.writeBinaryRow(maxBytes: 72 + o.property.utf8.count + (o.quality?.utf8.count ?? 0)) { w in
+            w.fields(7)
+            w.int8(station)
+            w.text(o.property)
+            w.timestamp(start)
+            if let end = o.phenomenonEnd { w.timestamp(end) } else { w.null() }
+            w.float8(o.result)
+            w.optional(o.quality)
+            w.int8(runID)
         }
         return nil
     }
@@ -233,15 +242,25 @@ final class ObservationLoad {
     /// A provenance entry (first observation seq, origin, line, record, path, raw) whenever the record behind
     /// the observations changes: the observations of one record share one.
     private func note(_ provenance: Provenance?) throws {
-        let identity = provenance.map { ObjectIdentifier($0) }
-        guard identity != lastProvenance else { return }
-        lastProvenance = identity
+        if provenance === lastProvenance { return }
+        lastProvenance = provenance
         provenanceEntries += 1
         let seq = observations
+        var origin: [UInt8] = []
+        if let p = provenance {
+            if let last = lastOrigin, last.text == p.location.origin {
+                origin = last.escaped
+            } else {
+                var b = ByteBuffer()
+                CopyText.text(p.location.origin, &b)
+                origin = Array(b.readableBytesView)
+                lastOrigin = (p.location.origin, origin)
+            }
+        }
         try provenanceSpool.write { b in
             CopyText.integer(Int64(seq), &b); CopyText.tab(&b)
             if let p = provenance {
-                CopyText.text(p.location.origin, &b); CopyText.tab(&b)
+                b.writeBytes(origin); CopyText.tab(&b)
                 CopyText.optionalInteger(p.location.line, &b); CopyText.tab(&b)
                 CopyText.optionalInteger(p.location.record, &b); CopyText.tab(&b)
                 CopyText.optional(p.location.path, &b); CopyText.tab(&b)
@@ -441,18 +460,29 @@ struct RawWriter {
     /// Escaped as COPY text wants it (see `CopyText.text`); needs up to twice the UTF-8 length.
     mutating func text(_ s: String) {
         var s = s
-        s.withUTF8 { bytes in
-            for b in bytes {
-                switch b {
-                case 92: byte(92); byte(92)
-                case 9: byte(92); byte(116)
-                case 10: byte(92); byte(110)
-                case 13: byte(92); byte(114)
-                case 0: continue
-                default: byte(b)
-                }
+        s.withUTF8 { bytes(escaping: $0) }
+    }
+
+    /// `text`'s escaping of UTF-8 bytes: copied as they are up to the first byte that needs it.
+    mutating func bytes(escaping bytes: UnsafeBufferPointer<UInt8>) {
+        var start = 0
+        for (i, b) in bytes.enumerated() where b == 92 || b < 14 && (b == 9 || b == 10 || b == 13 || b == 0) {
+            if i > start { copy(UnsafeBufferPointer(rebasing: bytes[start..<i])) }
+            switch b {
+            case 92: byte(92); byte(92)
+            case 9: byte(92); byte(116)
+            case 10: byte(92); byte(110)
+            case 13: byte(92); byte(114)
+            default: break   // NUL is dropped
             }
+            start = i + 1
         }
+        if bytes.count > start { copy(UnsafeBufferPointer(rebasing: bytes[start...])) }
+    }
+
+    @inline(__always) mutating func copy(_ bytes: UnsafeBufferPointer<UInt8>) {
+        (base + count).update(from: bytes.baseAddress!, count: bytes.count)
+        count += bytes.count
     }
 
     /// See `CopyText.timestamp`; at most 36 bytes.

@@ -423,16 +423,22 @@ package struct PostgresObservationSink: ObservationSink {
                     stop = .indexed
                     break feeding
                 }
-                let item = batch[current.index]
-                if fast, case .observation(let o) = item {
-                    let target = load.target(o.phenomenonStart)
-                    if target != into {
-                        stop = .target(target)
-                        break feeding
-                    }
-                }
                 let before = rows.readableBytes
-                if let key = try load.takeIfReady(item, into: &rows) {
+                let missing: String?
+                // The item is read in place (an observation is not copied out of its batch to be taken).
+                if case .observation(let o) = batch[current.index] {
+                    if fast {
+                        let target = load.target(o.phenomenonStart)
+                        if target != into {
+                            stop = .target(target)
+                            break feeding
+                        }
+                    }
+                    missing = try load.take(o, into: &rows)
+                } else {
+                    missing = try load.takeIfReady(batch[current.index], into: &rows)
+                }
+                if let key = missing {
                     // A station key met for the first time: its id is reserved, then the item is taken.
                     try await load.reserveID(for: key)
                     continue

@@ -46,6 +46,11 @@ import Testing
         #expect(Self.text { CopyText.double(21.5, &$0) } == "21.5")
         #expect(Self.text { CopyText.double(-3, &$0) } == "-3")
         #expect(Self.text { CopyText.text("a\tb\nc\\d\re\u{0}f", &$0) } == "a\\tb\\nc\\\\d\\re" + "f")
+        // Runs without an escape are copied whole: at the start, between, at the end, or none at all.
+        for (plain, escaped) in [("", ""), ("Hauptstraße 1;7,4", "Hauptstraße 1;7,4"), ("\\", "\\\\"), ("\t\t", "\\t\\t"),
+                                 ("\nmitten\r", "\\nmitten\\r"), ("ä\u{0}\u{0}ö", "äö"), (String(repeating: "x", count: 300) + "\t", String(repeating: "x", count: 300) + "\\t")] {
+            #expect(Self.text { CopyText.text(plain, &$0) } == escaped, "\(plain.debugDescription)")
+        }
         let doubles: [Double] = [0.1, 1e-300, 1.7976931348623157e308, -0.000123456789, 123456789012345678, 0.30000000000000004, 5e-324]
         try await TestDatabase.with { db in
             for d in doubles {
@@ -96,5 +101,26 @@ import Testing
             back += chunk.readableBytesView
         }
         #expect(back == expected)
+    }
+
+    /// Groups of a quarter MiB and more are written from where they are; a segment reads back from an offset.
+    @Test func aSpoolKeepsTheOrderOfLargeAndSmallPiecesAndReadsASegmentFromAnOffset() async throws {
+        let spool = try LoadSpool("test")
+        var expected: [UInt8] = []
+        for i in 0..<12 {
+            let size = i % 3 == 0 ? 300_000 + i : 1000 + i
+            let piece = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ i) }
+            expected += piece
+            try spool.append(ByteBuffer(bytes: piece))
+        }
+        #expect(spool.bytes == expected.count)
+        let segment = try spool.segment(from: 123_456)
+        #expect(segment.range == 123_456..<expected.count)
+        var back: [UInt8] = []
+        try await segment.read(chunkBytes: 100_000) { back += $0.readableBytesView }
+        #expect(back == Array(expected[123_456...]))
+        var all: [UInt8] = []
+        try await spool.read { all += $0.readableBytesView }
+        #expect(all == expected)
     }
 }
