@@ -34,6 +34,9 @@ final class ReadAheadRun: ConnectorRun {
         box = Box(run)
         bytesRead = run.bytesRead
         origins = run.origins
+        // The first batch is read and mapped while the sink gets ready (its transaction, the tenant's stations,
+        // partitions and series: ~20 ms of round trips before it asks for the first batch).
+        pending = Self.start(box)
     }
 
     deinit { pending?.cancel() }
