@@ -19,7 +19,8 @@ struct Subprocess {
     }
 
     /// Runs `arguments[0]` with the rest as arguments, optionally as another system user (via `runuser`).
-    static func run(_ arguments: [String], asUser user: String? = nil) throws -> Result {
+    /// `environment`: variables added to (or replacing) this process's own for the command.
+    static func run(_ arguments: [String], asUser user: String? = nil, environment: [String: String] = [:]) throws -> Result {
         var argv = arguments
         if let user { argv = ["/usr/sbin/runuser", "-u", user, "--"] + argv }
         let outputPath = NSTemporaryDirectory() + "datenwerk-\(getpid())-\(UUID().uuidString).out"
@@ -45,7 +46,17 @@ struct Subprocess {
         let cArguments = argv.map { strdup($0) } + [nil]
         defer { for pointer in cArguments { free(pointer) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, argv[0], &actions, nil, cArguments, environ)
+        var inherited: [String] = []
+        var p = environ
+        while let entry = p.pointee {
+            let text = String(cString: entry)
+            let name = text.split(separator: "=", maxSplits: 1).first.map(String.init) ?? text
+            if environment[name] == nil { inherited.append(text) }
+            p += 1
+        }
+        let cEnvironment = (inherited + environment.map { "\($0.key)=\($0.value)" }).map { strdup($0) } + [nil]
+        defer { for pointer in cEnvironment { free(pointer) } }
+        let spawned = posix_spawn(&pid, argv[0], &actions, nil, cArguments, cEnvironment)
         guard spawned == 0 else {
             throw EmbeddedPostgres.Failure(description: "cannot run \(argv[0]): \(String(cString: strerror(spawned)))")
         }

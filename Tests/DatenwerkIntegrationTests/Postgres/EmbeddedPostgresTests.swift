@@ -20,6 +20,13 @@ import DatenwerkTesting
         #expect(first.startedServer)
         #expect(try first.isRunning())
         let pid = try #require(Self.postmasterPID(first))
+        // The server's processes keep freed memory (glibc's settings in their environment, unless ours has them).
+        let serverEnvironment = try String(contentsOfFile: "/proc/\(pid)/environ", encoding: .utf8).split(separator: "\0").map(String.init)
+        for (name, value) in EmbeddedPostgres.serverMalloc {
+            #expect(serverEnvironment.contains("\(name)=\(value)"), "\(name) not in the server's environment")
+        }
+        let own = ProcessInfo.processInfo.environment
+        #expect(EmbeddedPostgres.serverMalloc.count == ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"].filter { own[$0] == nil }.count)
 
         // A second user reuses the same server instead of starting (and corrupting) another.
         let second = EmbeddedPostgres(.init(root: root, port: port))

@@ -17,4 +17,13 @@ import DatenwerkTesting
         #expect(inherited.contains(0) && inherited.contains(1))
         #expect(!inherited.contains(fd), "the child inherited descriptor \(fd): \(inherited)")
     }
+
+    @Test func theChildGetsOurEnvironmentWithTheGivenVariablesAddedOrReplaced() throws {
+        let result = try Subprocess.run(["/usr/bin/env"], environment: ["DATENWERK_SUBPROCESS_TEST": "eins", "PATH": "/usr/bin:/bin"])
+        #expect(result.status == 0, "\(result.output)")
+        let lines = result.output.split(separator: "\n").map(String.init)
+        #expect(lines.contains("DATENWERK_SUBPROCESS_TEST=eins"), "\(lines)")
+        #expect(lines.filter { $0.hasPrefix("PATH=") } == ["PATH=/usr/bin:/bin"])
+        if let home = ProcessInfo.processInfo.environment["HOME"] { #expect(lines.contains("HOME=\(home)")) }
+    }
 }
