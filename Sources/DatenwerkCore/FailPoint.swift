@@ -19,7 +19,7 @@ import Synchronization
 /// | `after-copy` | every batch is copied (into `observations` on a first load, else into staging), stations and quarantine not yet written, nothing committed |
 /// | `after-merge` | observations merged in the load transaction, not committed |
 /// | `before-commit` | run row and checkpoint written, the transaction not yet committed |
-/// | `after-commit` | a first load committed, its new hourly dashboard buckets' second transaction not yet (HourlySideLoad) |
+/// | `after-commit` | a first load committed, its new hourly and daily dashboard buckets' second transaction not yet (HourlySideLoad) |
 ///
 /// Every point passed is also reported, when `DATENWERK_PROGRESS_FD` names a descriptor (a job's child process,
 /// see `JobProcess`), as one line `<point>\n`, so the worker can say where a crashed job's process was.

@@ -4,8 +4,11 @@ import NIOCore
 import PostgresNIO
 import Synchronization
 
-/// The new hourly dashboard buckets of a first load, COPYed into `observations_hourly` on a second connection
-/// *while* the observations are still being COPYed on the load's own (docs/dashboards.md, "What keeping them costs").
+/// The new hourly and daily dashboard buckets of a first load, COPYed into `observations_hourly` and
+/// `observations_daily` on a second connection beside the load's own (docs/dashboards.md, "What keeping them costs"):
+/// the hourly ones *while* the observations are still being COPYed, or — when the load's fresh months get all their
+/// indexes after the COPY — held back and COPYed from the load's spools while those indexes are built (`Tail`), and
+/// the daily ones then too.
 ///
 /// On a first load of 10-minute data there is one hourly bucket for every six rows, and writing them after the
 /// observations made the run ~20 % longer. The load keeps one core busy in PostgreSQL and not quite one in the
@@ -18,9 +21,10 @@ import Synchronization
 /// 2. the load's transaction marks its run row `aggregates_pending` (the span of its rows) and commits;
 /// 3. this transaction clears the mark and commits.
 /// If the process dies between 2 and 3, the run row keeps the mark and the next load of the tenant (or
-/// `datenwerk db refresh-aggregates`) recomputes that run's hours from `observations`: `repairPending`. The
-/// buckets only ever go to keys the load's own transaction does not write (fresh hours after the series' stored
-/// latest, of series that were not stored as hourly), so the two transactions never wait for each other.
+/// `datenwerk db refresh-aggregates`) recomputes that run's hours and days from `observations`: `repairPending`.
+/// The buckets only ever go to keys the load's own transaction does not write (fresh hours and days after the
+/// series' stored latest, hours only of series that were not stored as hourly; a run that comes back to a bucket it
+/// wrote as new sends nothing), so the two transactions never wait for each other.
 /// Anything unexpected — a bucket that exists after all (23505), a station id that moved, the fast path giving
 /// way — rolls this transaction back and the load writes the buckets itself from its spool, as before.
 final class HourlySideLoad: Sendable {
