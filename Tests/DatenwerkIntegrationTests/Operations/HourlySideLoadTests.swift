@@ -124,6 +124,41 @@ import Testing
         }
     }
 
+    /// The same file with one line twice in a row (its hour still open, so no bucket is revisited): the buckets are
+    /// held back and handed to the side, which COPYs them while the fresh months' primary keys are built — and that
+    /// build fails on the repeated key. The fast path gives way (back to its savepoint, the rows merged from
+    /// staging), the side is rolled back, the aggregates are recomputed: they equal a GROUP BY, no mark is left,
+    /// the repeat is counted once as a duplicate.
+    @Test(.timeLimit(.minutes(3))) func aFastPathThatGivesWayAtItsIndexBuildsRollsTheHeldBackSideBack() async throws {
+        try await TestDatabase.with { db in
+            let dir = try Paths.temporaryDirectory()
+            let file = try BigLoad.write(dir, name: "side-repeat", rows: 1, stations: 1, step: 600)
+            var csv = "station,time,t,h,p\n"
+            for station in 0..<4 {
+                for step in 0..<(12 * 144) {
+                    let t = 1_706_140_800 + step * 600
+                    let line = "s\(station),\(Date(timeIntervalSince1970: TimeInterval(t)).formatted(.iso8601)),\(Double((step * 7 + station) % 300) / 10 - 5),\((step + station) % 100),\(960 + step % 60)\n"
+                    csv += line
+                    if station == 2, step == 1000 { csv += line }
+                }
+            }
+            try Data(csv.utf8).write(to: URL(fileURLWithPath: "\(dir)/side-repeat.csv"))
+            let log = AccessControlTests.LogCapture()
+            var sink = PostgresObservationSink(database: db.logging(to: Logger(label: "side-repeat") { _ in log }))
+            sink.groupBytes = 4096
+            let runner = PipelineRunner(fetcher: testFetcher, sink: sink, connectors: BuiltinConnectors.registry)
+            let report = try await runner.run(try PipelineSpec.load(file: file), trigger: "test")
+            #expect(report.succeeded && report.load.inserted == 4 * 3 * 12 * 144 && report.load.duplicates == 3,
+                    "\(report.load) \(report.failure.map { "\($0)" } ?? "")")
+            #expect(log.text.contains("first-load fast path gave way"), "\(log.text)")
+            #expect(!log.text.contains("beside the load"), "\(log.text)")
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations") == 4 * 3 * 12 * 144)
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.observations_hourly") == 12 * 288)
+            #expect(try await scalar(db, "SELECT count(*) FROM datenwerk.runs WHERE aggregates_pending IS NOT NULL") == 0)
+            try await DashboardAggregatesTests.expectConsistent(db, "after the fast path gave way")
+        }
+    }
+
     @Test func theChunkChannelKeepsTheOrderAndLetsItsProducerGoWhenAbandoned() async {
         let channel = ChunkChannel(capacity: 2)
         let consumer = Task {
