@@ -42,14 +42,17 @@ final class ObservationLoad {
     private var checkedProperties: [String] = []
 
     /// Months (first µs of the UTC month) that have a partition, and the months of this run.
-    var partitions: Set<Int64>
+    var partitions: Set<Int64> { didSet { lastTarget = nil } }
     /// Months the fast path fills in fresh tables of this run's own (partitions of `freshParent`, without indexes
     /// until `PostgresObservationSink.attachFresh` builds them and attaches the tables to `observations`).
-    var freshMonths: Set<Int64> = []
+    var freshMonths: Set<Int64> = [] { didSet { lastTarget = nil } }
     /// Fresh months whose indexes are built (or being built) already, while the rows come in time order
     /// (`indexesAhead`: until a row comes back to one of them).
-    var indexedMonths: Set<Int64> = []
-    var indexesAhead = true
+    var indexedMonths: Set<Int64> = [] { didSet { lastTarget = nil } }
+    var indexesAhead = true { didSet { lastTarget = nil } }
+    /// `target` of the last row's month, until one of the four above changes (rows come month by month: the sets
+    /// are not looked up per row).
+    private var lastTarget: (month: Int64, target: RowTarget)?
     /// The target of the fast path's COPY now.
     var copyTarget = RowTarget.observations
     /// The run's own parent of its fresh tables: one COPY routes the rows of every fresh month.
@@ -86,7 +89,6 @@ final class ObservationLoad {
     /// The provenance noted last (held, so that a new record's cannot be taken for it), and its origin as
     /// escaped COPY text (a run's records share few origins).
     private var lastProvenance: Provenance?
-    private var provenanceEntries = 0
     private var lastOrigin: (text: String, escaped: [UInt8])?
 
     private init(runID: Int64, tenant: String, database: Database, stored: [String: Int64], properties: Set<String>, partitions: Set<Int64>) throws {
@@ -146,11 +148,17 @@ final class ObservationLoad {
 
     func target(_ start: Int64) -> RowTarget {
         let month = month(start)
-        if partitions.contains(month) { return .observations }
-        if freshMonths.contains(month) {
-            return indexesAhead && indexedMonths.contains(month) ? .revisit(month) : .fresh
+        if let last = lastTarget, last.month == month { return last.target }
+        let target: RowTarget
+        if partitions.contains(month) {
+            target = .observations
+        } else if freshMonths.contains(month) {
+            target = indexesAhead && indexedMonths.contains(month) ? .revisit(month) : .fresh
+        } else {
+            target = .newMonth(month)
         }
-        return .newMonth(month)
+        lastTarget = (month, target)
+        return target
     }
 
     private func month(_ start: Int64) -> Int64 {
@@ -244,7 +252,6 @@ final class ObservationLoad {
     private func note(_ provenance: Provenance?) throws {
         if provenance === lastProvenance { return }
         lastProvenance = provenance
-        provenanceEntries += 1
         let seq = observations
         var origin: [UInt8] = []
         if let p = provenance {
