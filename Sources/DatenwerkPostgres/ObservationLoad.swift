@@ -75,6 +75,12 @@ final class ObservationLoad {
     private var lastStarts: [Int64] = []
     static let maxSeries = 1_000_000
     private(set) var mayRepeat = false
+    /// Whether the rows came in time order: none started more than `timeOrderSlack` before the latest start
+    /// seen. Decides whether the fresh tables get the BRIN index on the start (migration 0015): it narrows a
+    /// time filter only where rows lie in time order; after a file station by station, every block range spans
+    /// the whole month.
+    private(set) var inTimeOrder = true
+    static let timeOrderSlack: Int64 = 86_400_000_000
     /// The series of the observation `takeIfReady` took last (slot nil: past `maxSeries`), for `KeyOrderedRows`.
     private(set) var lastSeries: (slot: Int?, station: Int64, property: Int) = (nil, 0, 0)
     /// The properties met so far; a row's property index points here.
@@ -161,6 +167,34 @@ final class ObservationLoad {
         return target
     }
 
+    /// The target of the next observation of `feed`, if its batch has one.
+    func nextTarget(_ feed: PostgresObservationSink.ItemFeed) -> RowTarget? {
+        guard let batch = feed.pending else { return nil }
+        for i in feed.index..<batch.count {
+            if case .observation(let o) = batch[i] { return target(o.phenomenonStart) }
+        }
+        return nil
+    }
+
+    /// The months of the observations of `feed`'s batch from its position on, and whether they go back to an
+    /// earlier month on the way (the rows are not in time order).
+    func months(after feed: PostgresObservationSink.ItemFeed) -> (months: Set<Int64>, goesBack: Bool) {
+        guard let batch = feed.pending else { return ([], false) }
+        var found = Set<Int64>()
+        var last = Int64.min
+        var goesBack = false
+        for i in feed.index..<batch.count {
+            guard case .observation(let o) = batch[i] else { continue }
+            let month = month(o.phenomenonStart)
+            if month != last {
+                if month < last { goesBack = true }
+                found.insert(month)
+                last = month
+            }
+        }
+        return (found, goesBack)
+    }
+
     private func month(_ start: Int64) -> Int64 {
         if start >= monthStart && start < monthEnd { return monthStart }
         let key = PostgresObservationSink.monthKey(start)
@@ -197,7 +231,11 @@ final class ObservationLoad {
         observations += 1
         let start = o.phenomenonStart
         if start < minStart { minStart = start }
-        if start > maxStart { maxStart = start }
+        if start > maxStart {
+            maxStart = start
+        } else if inTimeOrder, start < maxStart - Self.timeOrderSlack {
+            inTimeOrder = false
+        }
         let month = month(start)
         if month != lastMonth {
             months.insert(month)

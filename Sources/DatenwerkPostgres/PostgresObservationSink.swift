@@ -327,6 +327,9 @@ package struct PostgresObservationSink: ObservationSink {
                             stop = try await feedRows(load, fast: fast, current: &current, next: next, until: nil) { try await writer.write($0) }
                         }
                     }
+                } else if fast, let first = load.nextTarget(current), first != load.copyTarget {
+                    // The next row goes elsewhere: no COPY is opened for nothing.
+                    stop = .target(first)
                 } else {
                     try await connection.copyFrom(table: table, columns: ObservationLoad.columns, format: .binary, logger: logger) { writer in
                         if !fast, let replay = load.rowSpool {
@@ -343,21 +346,27 @@ package struct PostgresObservationSink: ObservationSink {
                 case .indexed:
                     continue
                 case .target(.newMonth(let month)):
+                    // The months the rest of the batch in hand has rows of. Those without a table yet begin now
+                    // with this one, so that the rows go on in one COPY (a file station by station: its first
+                    // station runs through every month); a fresh month among them is not left behind.
+                    let (ahead, goesBack) = load.months(after: current)
+                    if goesBack && load.indexesAhead {
+                        // The batch comes back to an earlier month: not in time order, as at a revisit.
+                        try await stopIndexingAhead(load, on: connection)
+                    }
                     // The fresh months the rows leave behind, not indexed yet.
-                    let left = load.indexesAhead ? load.freshMonths.subtracting(load.indexedMonths).filter { $0 < month } : []
+                    let left = load.indexesAhead ? load.freshMonths.subtracting(load.indexedMonths).filter { $0 < month && !ahead.contains($0) } : []
                     load.copyTarget = try await beginFresh(month, load, on: connection)
+                    for other in ahead.sorted() where other != month && !load.freshMonths.contains(other) && !load.partitions.contains(other) {
+                        _ = try await beginFresh(other, load, on: connection)
+                    }
                     if !left.isEmpty {
-                        indexing = try FreshIndexing(months: left.sorted(), on: connection, logger: logger)
+                        indexing = try FreshIndexing(months: left.sorted(), timeIndex: load.inTimeOrder, on: connection, logger: logger)
                         load.indexedMonths.formUnion(left)
                     }
                 case .target(.revisit):
-                    // Not in time order after all (a file station by station): the months indexed ahead lose their
-                    // indexes again and get them at the end with the others.
-                    for month in load.indexedMonths.sorted() {
-                        _ = try await connection.collect("SELECT datenwerk.unindex_fresh_partition(\(unescaped: Self.partition(month)))", logger: logger)
-                    }
-                    load.indexedMonths = []
-                    load.indexesAhead = false
+                    // Not in time order after all (a file station by station).
+                    try await stopIndexingAhead(load, on: connection)
                 case .target(let target):
                     switches += 1
                     if switches > maxTargetSwitches {
@@ -371,6 +380,16 @@ package struct PostgresObservationSink: ObservationSink {
             if let running = indexing { _ = try? await running.task.value }
             throw error
         }
+    }
+
+    /// The rows are not in time order after all: the months indexed ahead lose their indexes again and get them at
+    /// the end with the others; every fresh month is indexed then (and the side's buckets wait for those builds).
+    private func stopIndexingAhead(_ load: ObservationLoad, on connection: GuardedConnection) async throws {
+        for month in load.indexedMonths.sorted() {
+            _ = try await connection.collect("SELECT datenwerk.unindex_fresh_partition(\(unescaped: Self.partition(month)))", logger: database.logger)
+        }
+        load.indexedMonths = []
+        load.indexesAhead = false
     }
 
     /// Why `feedRows` stopped: the items ended, the next row belongs to another target (it is not taken), or the
@@ -497,11 +516,12 @@ package struct PostgresObservationSink: ObservationSink {
     /// Builds the indexes of the run's fresh tables (a key the run repeated fails here, 23505: the fast path gives
     /// way) and attaches them to `observations` as its partitions (`datenwerk.attach_fresh_partitions`). Measured
     /// with `psql` on the bench's 1M rows in 7 months: COPY into the indexed partitions 1.84 s; COPY into fresh
-    /// tables 0.62 s, then their indexes and attaching 0.45 s.
+    /// tables 0.62 s, then their indexes and attaching 0.45 s. The BRIN index on the start only when the rows came
+    /// in time order (`inTimeOrder`, migration 0015).
     private func attachFresh(_ load: ObservationLoad, on connection: GuardedConnection) async throws {
         guard !load.freshMonths.isEmpty else { return }
         // The function's error (23505) comes with its row: the row is read.
-        _ = try await connection.collect("SELECT datenwerk.attach_fresh_partitions(\(load.freshParent))", logger: database.logger)
+        _ = try await connection.collect("SELECT datenwerk.attach_fresh_partitions(\(load.freshParent), \(load.inTimeOrder))", logger: database.logger)
         load.partitions.formUnion(load.freshMonths)
         load.freshMonths = []
     }
@@ -899,13 +919,13 @@ final class FreshIndexing {
     let task: Task<Void, any Error>
     let backlog: LoadSpool
 
-    init(months: [Int64], on connection: GuardedConnection, logger: Logger) throws {
+    init(months: [Int64], timeIndex: Bool, on connection: GuardedConnection, logger: Logger) throws {
         backlog = try LoadSpool("backlog")
         let done = self.done
         task = Task {
             defer { done.set() }
             for month in months {
-                _ = try await connection.collect("SELECT datenwerk.index_fresh_partition(\(unescaped: PostgresObservationSink.partition(month)))", logger: logger)
+                _ = try await connection.collect("SELECT datenwerk.index_fresh_partition(\(unescaped: PostgresObservationSink.partition(month)), \(timeIndex))", logger: logger)
             }
         }
     }

@@ -80,6 +80,21 @@ import DatenwerkTesting
         try later.start()
         later.stop()
         #expect(try !later.isRunning())
+
+        // A server that died leaves its pid file behind: a pid that no process has is not a running server, and
+        // the next start starts one.
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        try "\(gone.processIdentifier)\n\(later.dataDirectory)\n".write(toFile: later.dataDirectory + "/postmaster.pid", atomically: false, encoding: .utf8)
+        #expect(try !later.isRunning())
+        let afterCrash = EmbeddedPostgres(.init(root: root, port: port))
+        try afterCrash.start()
+        #expect(afterCrash.startedServer)
+        #expect(try afterCrash.isRunning())
+        afterCrash.stop()
+        #expect(try !afterCrash.isRunning())
     }
 
     @Test func loadSettingsScaleWithTheMachineWithinBounds() {

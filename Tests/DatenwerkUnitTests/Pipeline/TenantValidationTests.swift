@@ -48,6 +48,16 @@ import DatenwerkTesting
         #expect(levels[.state] == 14)
     }
 
+    @Test func theListParserSkipsCommentsBadLevelsAndOtherShapes() {
+        let text = "# Gebietsstand\n05515000;G;Münster, Stadt\r\n05515001;X;bad level\n0551;G;too short\n05515002;GG;two letters\n\n05000000;L;Nordrhein-Westfalen;with a ;\n05515003;K\n08136000;K;"
+        let entries = MunicipalityKeys.parse(text)
+        #expect(entries == [
+            "05515000": .init(level: .municipality, name: "Münster, Stadt"),
+            "05000000": .init(level: .state, name: "Nordrhein-Westfalen;with a ;"),
+            "08136000": .init(level: .district, name: ""),
+        ])
+    }
+
     @Test func realMunicipalityKeysAreAccepted() throws {
         for ags in ["05515000", "09162000"] {
             let spec = try PipelineSpec.load(file: try Self.folder(tenant: ags))
