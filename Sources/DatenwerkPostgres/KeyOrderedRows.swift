@@ -1,7 +1,10 @@
 import NIOCore
 
-/// The first-load fast path's COPY rows, sent series by series in the primary key's order (station id, property
-/// bytewise, then the order they came in) instead of the order of the file.
+/// The load's COPY rows, sent series by series in the primary key's order (station id, property bytewise, then
+/// the order they came in) instead of the order of the file: into fresh tables and partitions (the first-load
+/// fast path) and into the staging table of the merge, whose join sorts them by the key (a file station by
+/// station then arrives in order and the sort is one pass: the merge of an unchanged 1M-row file 1.36 → 0.75 s
+/// in `psql`).
 ///
 /// Why: a municipal file carries several properties per line, so its rows alternate between the series of one
 /// station. Each row then lands left of the index's largest key and PostgreSQL walks the primary key's b-tree

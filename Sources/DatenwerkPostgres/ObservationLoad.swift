@@ -17,6 +17,11 @@ import PostgresNIO
 /// files (`LoadSpool`) and reach the database after the observations, in the same transaction.
 final class ObservationLoad {
     static let columns = ["station_id", "property", "phenomenon_start", "phenomenon_end", "result", "quality", "run_id"]
+    /// Rows into the staging table: `columns` and the observation's number in the run (`seq`: 1, 2, … in the
+    /// order taken; the provenance notes and "the later of two equal repeats" go by it).
+    static let stagingColumns = columns + ["seq"]
+    /// Whether `take` writes rows of `stagingColumns` (else of `columns`).
+    var rowsCarrySeq = false
 
     let runID: Int64
     let tenant: String
@@ -249,9 +254,10 @@ final class ObservationLoad {
         }
         try note(o.provenance)
         let runID = self.runID
-        // A binary COPY row (`columns`): 2 + 5 × 12 + 2 × 4 bytes and the two texts.
-        rows.writeBinaryRow(maxBytes: 72 + o.property.utf8.count + (o.quality?.utf8.count ?? 0)) { w in
-            w.fields(7)
+        // A binary COPY row (`columns`, or `stagingColumns`): 2 + 6 × 12 + 2 × 4 bytes at most and the two texts.
+        let seq = rowsCarrySeq ? Int64(observations) : nil
+        rows.writeBinaryRow(maxBytes: 84 + o.property.utf8.count + (o.quality?.utf8.count ?? 0)) { w in
+            w.fields(seq == nil ? 7 : 8)
             w.int8(station)
             w.text(o.property)
             w.timestamp(start)
@@ -259,6 +265,7 @@ final class ObservationLoad {
             w.float8(o.result)
             w.optional(o.quality)
             w.int8(runID)
+            if let seq { w.int8(seq) }
         }
         return nil
     }

@@ -3,6 +3,7 @@ import DatenwerkPipeline
 import DatenwerkPostgres
 import DatenwerkTesting
 import Foundation
+import Logging
 import PostgresNIO
 import Testing
 
@@ -82,6 +83,53 @@ import Testing
     }
 
     /// A replay would load whichever of the two records it maps alone: conflicting duplicates are not replayable.
+    /// The merge path (the first batch meets a stored row of B, at 02:00): staging rows go in key order, group by group, so
+    /// B's rows and A's no longer alternate as in the file. Each carries its number in the run, so the conflicting
+    /// pair of A is still quarantined with its own two lines and its values listed in the file's order, and the
+    /// equal repeat still loads once.
+    @Test(arguments: [4 << 20, 100])
+    func conflictsFoundByTheMergeKeepTheirLinesWhileStagingRowsGoInKeyOrder(groupBytes: Int) async throws {
+        try await TestDatabase.with { db in
+            let spec = try Self.pipeline(onBadRecord: "quarantine")
+            let file = URL(fileURLWithPath: spec.file).deletingLastPathComponent().appendingPathComponent("counts.csv")
+            let log = AccessControlTests.LogCapture()
+            var postgres = PostgresObservationSink(database: db.logging(to: Logger(label: "merge") { _ in log }))
+            postgres.groupBytes = groupBytes
+            let runner = PipelineRunner(fetcher: testFetcher, sink: postgres)
+            try Data("id;zeit;wert\nB;2024-05-01T02:00:00Z;2\n".utf8).write(to: file)
+            #expect(try await runner.run(spec, trigger: "test").load.inserted == 1)
+            let lines = [
+                "id;zeit;wert",
+                "B;2024-05-01T01:00:00Z;1",
+                "A;2024-05-01T01:00:00Z;5",
+                "B;2024-05-01T02:00:00Z;2",
+                "A;2024-05-01T02:00:00Z;7",
+                "B;2024-05-01T03:00:00Z;3",
+                "A;2024-05-01T01:00:00Z;5",
+                "A;2024-05-01T02:00:00Z;9",
+            ]
+            try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: file)
+            let before = log.lines.withLock { $0.count }
+            let report = try await runner.run(spec, trigger: "test")
+            #expect(report.succeeded)
+            #expect(report.load.inserted == 3)
+            #expect(report.load.unchanged == 1)
+            #expect(report.totals.skips[.duplicate] == 1)
+            #expect(report.totals.quarantined == 2)
+            let second = log.lines.withLock { $0[before...].joined(separator: "\n") }
+            #expect(second.contains("dashboard aggregates recomputed") && !second.contains("fast path gave way"), "not the merge from the start: \(second)")
+            let stored = try await db.client.query("""
+                SELECT s.key, o.result FROM datenwerk.observations o JOIN datenwerk.stations s ON s.id = o.station_id ORDER BY 1, o.phenomenon_start
+                """, logger: db.logger).decode((String, Double).self).collect()
+            #expect(stored.map(\.1) == [5, 1, 2, 3])
+            let bad = try await db.client.query("SELECT line, raw, reason FROM datenwerk.quarantine ORDER BY line", logger: db.logger)
+                .decode((Int?, String, String).self).collect()
+            #expect(bad.map(\.0) == [5, 8])
+            #expect(bad.map(\.1) == [lines[4], lines[7]])
+            #expect(bad.allSatisfy { $0.2.contains("(7 (counts.csv:5), 9 (counts.csv:8))") }, "\(bad.map(\.2))")
+        }
+    }
+
     @Test func conflictingDuplicatesAreNotReplayed() async throws {
         try await TestDatabase.with { db in
             let runner = PipelineRunner(fetcher: testFetcher, sink: PostgresObservationSink(database: db))
