@@ -254,10 +254,25 @@ final class ObservationLoad {
         }
         try note(o.provenance)
         let runID = self.runID
-        // A binary COPY row (`columns`, or `stagingColumns`): 2 + 6 × 12 + 2 × 4 bytes at most and the two texts.
-        let seq = rowsCarrySeq ? Int64(observations) : nil
-        rows.writeBinaryRow(maxBytes: 84 + o.property.utf8.count + (o.quality?.utf8.count ?? 0)) { w in
-            w.fields(seq == nil ? 7 : 8)
+        // A binary COPY row (`columns`): 2 + 5 × 12 + 2 × 4 bytes and the two texts; into staging (`stagingColumns`)
+        // 12 more for the observation's number.
+        if rowsCarrySeq {
+            let seq = Int64(observations)
+            rows.writeBinaryRow(maxBytes: 84 + o.property.utf8.count + (o.quality?.utf8.count ?? 0)) { w in
+                w.fields(8)
+                w.int8(station)
+                w.text(o.property)
+                w.timestamp(start)
+                if let end = o.phenomenonEnd { w.timestamp(end) } else { w.null() }
+                w.float8(o.result)
+                w.optional(o.quality)
+                w.int8(runID)
+                w.int8(seq)
+            }
+            return nil
+        }
+        rows.writeBinaryRow(maxBytes: 72 + o.property.utf8.count + (o.quality?.utf8.count ?? 0)) { w in
+            w.fields(7)
             w.int8(station)
             w.text(o.property)
             w.timestamp(start)
@@ -265,7 +280,6 @@ final class ObservationLoad {
             w.float8(o.result)
             w.optional(o.quality)
             w.int8(runID)
-            if let seq { w.int8(seq) }
         }
         return nil
     }
