@@ -323,18 +323,29 @@ final class ObservationLoad {
                 lastOrigin = (p.location.origin, origin)
             }
         }
+        // One reservation for the whole line (a note per record: ~10 % of a first load's client CPU when each
+        // field reserved its own).
+        let raw = provenance?.raw
+        let path = provenance?.location.path
+        let maxBytes = 20 + origin.count + 2 * 20 + 2 * (path?.utf8.count ?? 0) + 2 * (raw?.utf8.count ?? 0) + 16
         try provenanceSpool.write { b in
-            CopyText.integer(Int64(seq), &b); CopyText.tab(&b)
-            if let p = provenance {
-                b.writeBytes(origin); CopyText.tab(&b)
-                CopyText.optionalInteger(p.location.line, &b); CopyText.tab(&b)
-                CopyText.optionalInteger(p.location.record, &b); CopyText.tab(&b)
-                CopyText.optional(p.location.path, &b); CopyText.tab(&b)
-                CopyText.text(p.raw, &b)
-            } else {
-                b.writeStaticString("\\N\t\\N\t\\N\t\\N\t\\N")
+            CopyText.raw(&b, maxBytes: maxBytes) { w in
+                w.integer(Int64(seq)); w.byte(9)
+                guard let p = provenance else {
+                    w.null(); w.byte(9); w.null(); w.byte(9); w.null(); w.byte(9); w.null(); w.byte(9); w.null(); w.byte(10)
+                    return
+                }
+                if !origin.isEmpty { origin.withUnsafeBufferPointer { w.copy($0) } }
+                w.byte(9)
+                if let line = p.location.line { w.integer(Int64(line)) } else { w.null() }
+                w.byte(9)
+                if let record = p.location.record { w.integer(Int64(record)) } else { w.null() }
+                w.byte(9)
+                if let path { w.text(path) } else { w.null() }
+                w.byte(9)
+                w.text(p.raw)
+                w.byte(10)
             }
-            b.writeInteger(UInt8(ascii: "\n"))
         }
     }
 
@@ -440,7 +451,7 @@ package enum CopyText {
     }
 
     /// One value written by `RawWriter` (the same code the observation rows use) into at most `maxBytes`.
-    @inline(__always) private static func raw(_ b: inout ByteBuffer, maxBytes: Int, _ body: (inout RawWriter) -> Void) {
+    @inline(__always) static func raw(_ b: inout ByteBuffer, maxBytes: Int, _ body: (inout RawWriter) -> Void) {
         b.writeWithUnsafeMutableBytes(minimumWritableBytes: maxBytes) { raw in
             var w = RawWriter(base: raw.baseAddress!.assumingMemoryBound(to: UInt8.self))
             body(&w)
@@ -469,6 +480,13 @@ struct RawWriter {
     @inline(__always) mutating func byte(_ b: UInt8) {
         base[count] = b
         count += 1
+    }
+
+    /// `\N`, COPY text's NULL.
+    @inline(__always) mutating func null() {
+        base[count] = 92
+        base[count + 1] = 78
+        count += 2
     }
 
     @inline(__always) mutating func two(_ v: Int) {
