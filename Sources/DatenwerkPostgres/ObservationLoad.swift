@@ -238,8 +238,9 @@ final class ObservationLoad {
         if start < minStart { minStart = start }
         if start > maxStart {
             maxStart = start
-        } else if inTimeOrder, start < maxStart - Self.timeOrderSlack {
-            inTimeOrder = false
+        } else if inTimeOrder {
+            let (back, overflow) = maxStart.subtractingReportingOverflow(start)
+            if overflow || back > Self.timeOrderSlack { inTimeOrder = false }
         }
         let month = month(start)
         if month != lastMonth {
