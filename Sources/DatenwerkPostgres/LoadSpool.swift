@@ -73,21 +73,27 @@ package final class LoadSpool {
     /// Everything written, in chunks of about `chunkBytes`, from the start.
     package func read(chunkBytes: Int = 512 * 1024, _ body: (ByteBuffer) async throws -> Void) async throws {
         try flush()
-        var offset: off_t = 0
-        var chunk = ByteBufferAllocator().buffer(capacity: chunkBytes)
-        while true {
-            chunk.clear()
-            let n = try chunk.writeWithUnsafeMutableBytes(minimumWritableBytes: chunkBytes) { raw in
-                while true {
-                    let n = pread(fd, raw.baseAddress!, chunkBytes, offset)
-                    if n >= 0 { return n }
-                    if errno != EINTR { throw LoadSpoolError(message: "cannot read back a spool file (\(String(cString: strerror(errno))))") }
-                }
+        try await readSpool(fd, 0..<bytes, chunkBytes: chunkBytes, body)
+    }
+}
+
+/// The bytes `range` of a spool file, in chunks of about `chunkBytes` (one buffer, reused).
+private func readSpool(_ fd: Int32, _ range: Range<Int>, chunkBytes: Int, _ body: (ByteBuffer) async throws -> Void) async throws {
+    var offset = range.lowerBound
+    var chunk = ByteBufferAllocator().buffer(capacity: min(chunkBytes, range.count))
+    while offset < range.upperBound {
+        let want = min(chunkBytes, range.upperBound - offset)
+        chunk.clear()
+        let n = try chunk.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { raw in
+            while true {
+                let n = pread(fd, raw.baseAddress!, want, off_t(offset))
+                if n >= 0 { return n }
+                if errno != EINTR { throw LoadSpoolError(message: "cannot read back a spool file (\(String(cString: strerror(errno))))") }
             }
-            if n == 0 { break }
-            offset += off_t(n)
-            try await body(chunk)
         }
+        guard n > 0 else { throw LoadSpoolError(message: "a spool file ended \(range.upperBound - offset) bytes early") }
+        offset += n
+        try await body(chunk)
     }
 }
 
@@ -118,21 +124,7 @@ package final class SpoolSegment: Sendable {
 
     /// The bytes in chunks of about `chunkBytes`.
     package func read(chunkBytes: Int = 512 * 1024, _ body: (ByteBuffer) async throws -> Void) async throws {
-        var offset = range.lowerBound
-        while offset < range.upperBound {
-            let want = min(chunkBytes, range.upperBound - offset)
-            var chunk = ByteBufferAllocator().buffer(capacity: want)
-            let n = try chunk.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { raw in
-                while true {
-                    let n = pread(fd, raw.baseAddress!, want, off_t(offset))
-                    if n >= 0 { return n }
-                    if errno != EINTR { throw LoadSpoolError(message: "cannot read back a spool file (\(String(cString: strerror(errno))))") }
-                }
-            }
-            guard n > 0 else { throw LoadSpoolError(message: "a spool file ended \(range.upperBound - offset) bytes early") }
-            offset += n
-            try await body(chunk)
-        }
+        try await readSpool(fd, range, chunkBytes: chunkBytes, body)
     }
 }
 
